@@ -1,0 +1,1 @@
+//! The ZooKeeper data model as a deterministic state machine.

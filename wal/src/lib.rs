@@ -1,0 +1,1 @@
+//! Durable storage for ferrokeeper (see DESIGN.md, "Storage").
