@@ -1,1 +1,3 @@
 //! The ZooKeeper data model as a deterministic state machine.
+
+pub mod watch;

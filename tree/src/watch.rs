@@ -1,0 +1,1 @@
+//! Watch registrations and the events a change triggers.
