@@ -1,0 +1,333 @@
+//! Server configuration: an Apache ZooKeeper `zoo.cfg` read as it is, plus
+//! ferrokeeper's own keys beside it.
+//!
+//! The file is Java-properties style: `key=value` lines, `#` or `!` comments,
+//! surrounding white space ignored. Keys ZooKeeper knows are parsed into typed
+//! fields; keys it would turn into `zookeeper.<key>` system properties and keys
+//! nobody knows are kept in `unknown` and warned about once at start-up, never
+//! fatal. Values that are present but malformed are errors that name the line.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {reason}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// Everything the standalone server needs to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub tick_time_ms: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    /// Connections allowed from one IP address; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    pub snap_count: u64,
+    pub snap_size_limit_kb: u64,
+    pub pre_alloc_size_kb: u64,
+    pub force_sync: bool,
+    pub fsync_warning_threshold_ms: u64,
+    pub autopurge_snap_retain_count: u32,
+    pub autopurge_purge_interval_hours: u32,
+    /// `None` means every four-letter word is disabled except `srvr` and
+    /// ZooKeeper's default; `Some(set)` lists the enabled ones (`*` = all).
+    pub four_letter_words: Vec<String>,
+    pub global_outstanding_limit: u32,
+    pub jute_max_buffer: usize,
+    pub extended_types_enabled: bool,
+    /// `user:base64(sha1(user:password))` of the super user, if configured
+    /// (`DigestAuthenticationProvider.superDigest`).
+    pub super_digest: Option<String>,
+    /// How often the container/TTL reaper runs (`znode.container.checkIntervalMs`).
+    pub container_check_interval_ms: u64,
+    /// ferrokeeper's own: how many glommio executors serve client connections.
+    pub cores: usize,
+    /// ferrokeeper's own: io_uring registered-buffer memory per executor.
+    pub io_memory_bytes: usize,
+    /// `server.N` lines; kept for the replication work, unused standalone.
+    pub servers: BTreeMap<u32, String>,
+    /// Keys this version does not act on (warned at start-up).
+    pub unknown: BTreeMap<String, String>,
+}
+
+/// Four-letter words ZooKeeper enables when `4lw.commands.whitelist` is absent.
+const FOUR_LETTER_WORDS_DEFAULT: &[&str] = &["srvr"];
+
+impl Default for Config {
+    fn default() -> Self {
+        let tick = 2000;
+        Self {
+            tick_time_ms: tick,
+            init_limit: 10,
+            sync_limit: 5,
+            data_dir: PathBuf::from("ferrokeeper-data"),
+            data_log_dir: PathBuf::from("ferrokeeper-data"),
+            client_port: 2181,
+            client_port_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            max_client_cnxns: 60,
+            min_session_timeout_ms: 2 * tick,
+            max_session_timeout_ms: 20 * tick,
+            snap_count: 100_000,
+            snap_size_limit_kb: 4 * 1024 * 1024,
+            pre_alloc_size_kb: 64 * 1024,
+            force_sync: true,
+            fsync_warning_threshold_ms: 1000,
+            autopurge_snap_retain_count: 3,
+            autopurge_purge_interval_hours: 0,
+            four_letter_words: FOUR_LETTER_WORDS_DEFAULT.iter().map(|s| s.to_string()).collect(),
+            global_outstanding_limit: 1000,
+            jute_max_buffer: proto::JUTE_MAXBUFFER_DEFAULT,
+            extended_types_enabled: false,
+            super_digest: None,
+            container_check_interval_ms: 60_000,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            io_memory_bytes: 512 * 1024,
+            servers: BTreeMap::new(),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    pub fn client_address(&self) -> SocketAddr {
+        SocketAddr::new(self.client_port_address, self.client_port)
+    }
+
+    /// Whether a four-letter word may run (`4lw.commands.whitelist`).
+    pub fn four_letter_word_enabled(&self, word: &str) -> bool {
+        self.four_letter_words.iter().any(|w| w == "*" || w == word)
+    }
+
+    /// Clamps a requested session timeout into [min, max], as ZooKeeper does.
+    pub fn negotiate_session_timeout(&self, requested_ms: i32) -> i32 {
+        let min = self.min_session_timeout_ms as i32;
+        let max = self.max_session_timeout_ms as i32;
+        requested_ms.clamp(min, max.max(min))
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        let mut min_timeout_set = false;
+        let mut max_timeout_set = false;
+        let mut data_log_dir_set = false;
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once(['=', ':']) else {
+                return Err(invalid(path, index, line, "expected key=value"));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let bad = |reason: &str| invalid(path, index, key, reason);
+            match key {
+                "tickTime" => config.tick_time_ms = number(value).ok_or_else(|| bad("not a number"))?,
+                "initLimit" => config.init_limit = number(value).ok_or_else(|| bad("not a number"))?,
+                "syncLimit" => config.sync_limit = number(value).ok_or_else(|| bad("not a number"))?,
+                "dataDir" => config.data_dir = PathBuf::from(value),
+                "dataLogDir" => {
+                    config.data_log_dir = PathBuf::from(value);
+                    data_log_dir_set = true;
+                }
+                "clientPort" => config.client_port = number(value).ok_or_else(|| bad("not a port"))?,
+                "clientPortAddress" => {
+                    config.client_port_address = resolve(value).ok_or_else(|| bad("not an address"))?
+                }
+                "maxClientCnxns" => config.max_client_cnxns = number(value).ok_or_else(|| bad("not a number"))?,
+                "minSessionTimeout" => {
+                    config.min_session_timeout_ms = number(value).ok_or_else(|| bad("not a number"))?;
+                    min_timeout_set = true;
+                }
+                "maxSessionTimeout" => {
+                    config.max_session_timeout_ms = number(value).ok_or_else(|| bad("not a number"))?;
+                    max_timeout_set = true;
+                }
+                "snapCount" => config.snap_count = number(value).ok_or_else(|| bad("not a number"))?,
+                "snapSizeLimitInKb" => {
+                    config.snap_size_limit_kb = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "preAllocSize" => config.pre_alloc_size_kb = number(value).ok_or_else(|| bad("not a number"))?,
+                "forceSync" => config.force_sync = yes_no(value).ok_or_else(|| bad("expected yes or no"))?,
+                "fsync.warningthresholdms" => {
+                    config.fsync_warning_threshold_ms = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "autopurge.snapRetainCount" => {
+                    config.autopurge_snap_retain_count = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "autopurge.purgeInterval" => {
+                    config.autopurge_purge_interval_hours = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "4lw.commands.whitelist" => {
+                    config.four_letter_words = value
+                        .split(',')
+                        .map(|w| w.trim().to_string())
+                        .filter(|w| !w.is_empty())
+                        .collect();
+                }
+                "globalOutstandingLimit" => {
+                    config.global_outstanding_limit = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "jute.maxbuffer" => config.jute_max_buffer = number(value).ok_or_else(|| bad("not a number"))?,
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                    config.extended_types_enabled = value.eq_ignore_ascii_case("true")
+                }
+                "DigestAuthenticationProvider.superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    config.super_digest = Some(value.to_string())
+                }
+                "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
+                    config.container_check_interval_ms = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "ferrokeeper.cores" => {
+                    config.cores = number(value).filter(|n: &usize| *n >= 1).ok_or_else(|| bad("expected a count >= 1"))?
+                }
+                "ferrokeeper.ioMemory" => {
+                    config.io_memory_bytes = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                _ if key.starts_with("server.") => {
+                    let id = key["server.".len()..]
+                        .parse()
+                        .map_err(|_| bad("server id must be a number"))?;
+                    config.servers.insert(id, value.to_string());
+                }
+                _ => {
+                    config.unknown.insert(key.to_string(), value.to_string());
+                }
+            }
+        }
+        if !data_log_dir_set {
+            config.data_log_dir = config.data_dir.clone();
+        }
+        if !min_timeout_set {
+            config.min_session_timeout_ms = 2 * config.tick_time_ms;
+        }
+        if !max_timeout_set {
+            config.max_session_timeout_ms = 20 * config.tick_time_ms;
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.tick_time_ms == 0 {
+            return Err(ConfigError::Inconsistent("tickTime must be positive".into()));
+        }
+        if self.min_session_timeout_ms > self.max_session_timeout_ms {
+            return Err(ConfigError::Inconsistent(format!(
+                "minSessionTimeout {} is larger than maxSessionTimeout {}",
+                self.min_session_timeout_ms, self.max_session_timeout_ms
+            )));
+        }
+        if self.jute_max_buffer < 1024 {
+            return Err(ConfigError::Inconsistent("jute.maxbuffer must be at least 1024".into()));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(path: &Path, index: usize, key: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line: index + 1,
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn number<T: std::str::FromStr>(value: &str) -> Option<T> {
+    value.parse().ok()
+}
+
+fn yes_no(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Some(true),
+        "no" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn resolve(value: &str) -> Option<IpAddr> {
+    if value == "localhost" {
+        return Some(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    value.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("zoo.cfg"), text)
+    }
+
+    #[test]
+    fn a_stock_zookeeper_config_is_accepted_as_it_is() {
+        let config = parse(
+            "# The number of milliseconds of each tick\ntickTime=2000\ninitLimit=10\nsyncLimit=5\n\
+             dataDir=/var/lib/zookeeper\nclientPort=2181\nmaxClientCnxns=60\n\
+             autopurge.snapRetainCount=3\nautopurge.purgeInterval=1\n\
+             server.1=zk1:2888:3888\nmetricsProvider.className=org.Foo\n",
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/zookeeper"));
+        assert_eq!(config.data_log_dir, config.data_dir);
+        assert_eq!(config.max_session_timeout_ms, 40_000);
+        assert_eq!(config.servers[&1], "zk1:2888:3888");
+        assert_eq!(config.unknown["metricsProvider.className"], "org.Foo");
+    }
+
+    #[test]
+    fn session_timeouts_follow_tick_time_unless_set() {
+        let config = parse("tickTime=500\nmaxSessionTimeout=9000\n").unwrap();
+        assert_eq!(config.min_session_timeout_ms, 1000);
+        assert_eq!(config.max_session_timeout_ms, 9000);
+        assert_eq!(config.negotiate_session_timeout(100), 1000);
+        assert_eq!(config.negotiate_session_timeout(60_000), 9000);
+    }
+
+    #[test]
+    fn a_malformed_value_names_its_line() {
+        let err = parse("tickTime=2000\nclientPort=twenty\n").unwrap_err().to_string();
+        assert!(err.contains("zoo.cfg:2: clientPort"), "{err}");
+    }
+
+    #[test]
+    fn four_letter_word_whitelist() {
+        let config = parse("4lw.commands.whitelist=stat, ruok\n").unwrap();
+        assert!(config.four_letter_word_enabled("ruok"));
+        assert!(!config.four_letter_word_enabled("dump"));
+        let all = parse("4lw.commands.whitelist=*\n").unwrap();
+        assert!(all.four_letter_word_enabled("dump"));
+    }
+}

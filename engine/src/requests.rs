@@ -1,0 +1,296 @@
+//! Turning decoded requests into sequencer work, and results into replies.
+//!
+//! [`on_request`] decides, at arrival, what each request is: a write (prepared
+//! at once, so later requests are validated against it), a read or `sync`
+//! (answered when it reaches the front of its connection's queue), or a
+//! connection-level packet (auth, an undecodable frame). [`answer_read`] and
+//! [`write_reply`] build the reply frames.
+
+use std::time::Instant;
+
+use proto::ops::{
+    encode_reply, ClientInfo, Create2Response, CreateResponse, ExistsResponse, GetAclResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
+    GetEphemeralsResponse, MultiOp, MultiResult, Request, Response, SetAclResponse,
+    SetDataResponse, WhoAmIResponse,
+};
+use proto::{xid, AddWatchMode, CreateMode, DecodeError, ErrorCode, Id, OpCode, WatcherType};
+use tracing::{info, warn};
+use tree::{Caller, MultiOpResult, PrepareError, TxnResult, WriteOp};
+
+use crate::messages::ConnId;
+use crate::sequencer::{Pending, Sequencer};
+
+/// What the arrival of one request asks of the sequencer.
+pub enum Action {}
+
+pub fn on_request(seq: &mut Sequencer, conn: ConnId, xid: i32, op: i32, body: Result<Request, DecodeError>) {
+    let Some(c) = seq.conns.get(&conn) else { return };
+    if c.closing {
+        return;
+    }
+    let session_id = c.session_id;
+    let peer = c.peer;
+    if let Some(session) = seq.sessions.get_mut(&session_id) {
+        session.last_active = Instant::now();
+    }
+    let received = Instant::now();
+    let request = match body {
+        Ok(request) => request,
+        Err(DecodeError::UnknownOpCode(code)) => {
+            warn!(%peer, session = format!("0x{session_id:x}"), op = code, "unknown opcode: answering UNIMPLEMENTED and closing");
+            push_error(seq, conn, xid, ErrorCode::Unimplemented);
+            push(seq, conn, Pending::Close);
+            return;
+        }
+        Err(err) => {
+            warn!(%peer, session = format!("0x{session_id:x}"), op, %err, "undecodable request: answering MARSHALLINGERROR");
+            push_error(seq, conn, xid, ErrorCode::MarshallingError);
+            return;
+        }
+    };
+    let op = request.op_code();
+    match request {
+        Request::Auth(packet) => on_auth(seq, conn, packet),
+        Request::Sync(sync) => seq.register_sync(conn, xid, sync.path, received),
+        Request::Reconfig(_) => push_error(seq, conn, xid, ErrorCode::Unimplemented),
+        request => match write_op(&request) {
+            Some(Ok(write)) => on_write(seq, conn, xid, op, write, received),
+            Some(Err(code)) => push_error(seq, conn, xid, code),
+            None => push(seq, conn, Pending::Read { xid, op, request, received }),
+        },
+    }
+}
+
+fn push(seq: &mut Sequencer, conn: ConnId, pending: Pending) {
+    if let Some(c) = seq.conns.get_mut(&conn) {
+        c.queue.push_back(pending);
+    }
+}
+
+fn push_error(seq: &mut Sequencer, conn: ConnId, xid: i32, code: ErrorCode) {
+    let frame = encode_reply(xid, seq.zxid_applied(), code, None);
+    push(seq, conn, Pending::Ready(frame));
+}
+
+/// `auth` packets change the connection's identities at once, so that every
+/// later request is checked with them.
+fn on_auth(seq: &mut Sequencer, conn: ConnId, packet: proto::ops::AuthPacket) {
+    let super_digest = seq.config.super_digest.clone();
+    let Some(c) = seq.conns.get_mut(&conn) else { return };
+    let identity = match packet.scheme.as_str() {
+        "digest" => std::str::from_utf8(&packet.auth).ok().filter(|s| s.contains(':')).map(tree::acl::digest_id),
+        _ => None,
+    };
+    match identity {
+        Some(id) => {
+            if super_digest.as_deref() == Some(id.as_str()) {
+                c.auth.push(Id::new("super", ""));
+            }
+            if !c.auth.iter().any(|a| a.scheme == "digest" && a.id == id) {
+                c.auth.push(Id::new("digest", id));
+            }
+            let frame = encode_reply(xid::AUTH, 0, ErrorCode::Ok, None);
+            c.queue.push_back(Pending::Ready(frame));
+        }
+        None => {
+            info!(peer = %c.peer, scheme = packet.scheme, "authentication failed: closing connection");
+            let frame = encode_reply(xid::AUTH, 0, ErrorCode::AuthFailed, None);
+            c.queue.push_back(Pending::Ready(frame));
+            c.queue.push_back(Pending::Close);
+        }
+    }
+}
+
+fn on_write(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, write: WriteOp, received: Instant) {
+    let Some(c) = seq.conns.get(&conn) else { return };
+    let session_id = c.session_id;
+    let auth = c.auth.clone();
+    if seq.sessions.get(&session_id).is_some_and(|s| s.closing) {
+        push_error(seq, conn, xid, ErrorCode::SessionExpired);
+        return;
+    }
+    match seq.prepare(session_id, xid, &auth, &write) {
+        Ok(zxid) => {
+            seq.attach_client(conn, xid, op, zxid, received);
+            if write == WriteOp::CloseSession {
+                if let Some(session) = seq.sessions.get_mut(&session_id) {
+                    session.closing = true;
+                }
+            }
+            push(seq, conn, Pending::Write { zxid });
+        }
+        Err(PrepareError::Op(code)) => push_error(seq, conn, xid, code),
+        Err(PrepareError::Multi(codes)) => {
+            let results = codes.into_iter().map(|code| MultiResult::Error(code.code())).collect();
+            let frame = encode_reply(xid, seq.zxid_applied(), ErrorCode::Ok, Some(&Response::Multi(results)));
+            push(seq, conn, Pending::Ready(frame));
+        }
+    }
+}
+
+/// The tree operation a write request asks for; `None` for reads; an error
+/// code for a request that is malformed in a way the codec cannot see.
+fn write_op(request: &Request) -> Option<Result<WriteOp, ErrorCode>> {
+    let op = match request {
+        Request::Create(r) | Request::Create2(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, false),
+        Request::CreateContainer(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, true),
+        Request::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, false),
+        Request::Delete(r) => Ok(WriteOp::Delete { path: r.path.clone(), version: r.version }),
+        Request::SetData(r) => Ok(WriteOp::SetData { path: r.path.clone(), data: r.data.clone(), version: r.version }),
+        Request::SetAcl(r) => Ok(WriteOp::SetAcl { path: r.path.clone(), acl: r.acl.clone(), version: r.version }),
+        Request::Check(r) => Ok(WriteOp::Check { path: r.path.clone(), version: r.version }),
+        Request::CloseSession => Ok(WriteOp::CloseSession),
+        Request::Multi(ops) => ops.iter().map(multi_op).collect::<Result<Vec<_>, _>>().map(WriteOp::Multi),
+        _ => return None,
+    };
+    Some(op)
+}
+
+fn multi_op(op: &MultiOp) -> Result<WriteOp, ErrorCode> {
+    match op {
+        MultiOp::Create(r) | MultiOp::Create2(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, false),
+        MultiOp::CreateContainer(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, true),
+        MultiOp::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, false),
+        MultiOp::Delete(r) => Ok(WriteOp::Delete { path: r.path.clone(), version: r.version }),
+        MultiOp::SetData(r) => Ok(WriteOp::SetData { path: r.path.clone(), data: r.data.clone(), version: r.version }),
+        MultiOp::Check(r) => Ok(WriteOp::Check { path: r.path.clone(), version: r.version }),
+        MultiOp::GetData(_) | MultiOp::GetChildren(_) => Err(ErrorCode::BadArguments),
+    }
+}
+
+/// ZooKeeper ties create modes to opcodes: containers only through
+/// createContainer, TTL modes only through createTTL.
+fn create(path: &str, data: &[u8], acl: &[proto::Acl], flags: i32, ttl_ms: i64, container: bool) -> Result<WriteOp, ErrorCode> {
+    let mode = CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)?;
+    let is_ttl_op = ttl_ms >= 0;
+    if mode.is_container() != container || mode.is_ttl() != is_ttl_op {
+        return Err(ErrorCode::BadArguments);
+    }
+    Ok(WriteOp::Create { path: path.to_string(), data: data.to_vec(), acl: acl.to_vec(), mode, ttl_ms })
+}
+
+/// The reply frame of an applied write.
+pub fn write_reply(xid: i32, zxid: i64, op: OpCode, result: &Result<TxnResult, ErrorCode>) -> Vec<u8> {
+    let result = match result {
+        Ok(result) => result,
+        Err(code) => return encode_reply(xid, zxid, *code, None),
+    };
+    let response = match (op, result) {
+        (OpCode::Create, TxnResult::Created { path, .. }) => Response::Create(CreateResponse { path: path.clone() }),
+        (_, TxnResult::Created { path, stat }) => Response::Create2(Create2Response { path: path.clone(), stat: *stat }),
+        (_, TxnResult::DataSet { stat }) => Response::SetData(SetDataResponse { stat: *stat }),
+        (_, TxnResult::AclSet { stat }) => Response::SetAcl(SetAclResponse { stat: *stat }),
+        (_, TxnResult::Multi(results)) => Response::Multi(results.iter().map(multi_result).collect()),
+        _ => Response::Empty,
+    };
+    encode_reply(xid, zxid, ErrorCode::Ok, Some(&response))
+}
+
+fn multi_result(result: &MultiOpResult) -> MultiResult {
+    match result {
+        MultiOpResult::Created { path, stat, op } if *op == OpCode::Create => {
+            let _ = stat;
+            MultiResult::Create { path: path.clone() }
+        }
+        MultiOpResult::Created { path, stat, .. } => MultiResult::Create2 { path: path.clone(), stat: *stat },
+        MultiOpResult::Deleted => MultiResult::Delete,
+        MultiOpResult::DataSet { stat } => MultiResult::SetData { stat: *stat },
+        MultiOpResult::Checked => MultiResult::Check,
+        MultiOpResult::Error(code) => MultiResult::Error(code.code()),
+    }
+}
+
+/// Answers a read (or a watch-management request) from the applied tree.
+pub fn answer_read(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, request: Request) -> Vec<u8> {
+    let zxid = seq.zxid_applied();
+    let (session_id, auth) = match seq.conns.get(&conn) {
+        Some(c) => (c.session_id, c.auth.clone()),
+        None => return Vec::new(),
+    };
+    let caller = Caller { session_id, auth: &auth };
+    let tree = &mut seq.tree;
+    let result: Result<Response, ErrorCode> = match request {
+        Request::Ping => return encode_reply(xid::PING, zxid, ErrorCode::Ok, None),
+        Request::Exists(r) => tree.exists(&caller, &r.path, r.watch).map(|stat| Response::Exists(ExistsResponse { stat })),
+        Request::GetData(r) => tree
+            .get_data(&caller, &r.path, r.watch)
+            .map(|(data, stat)| Response::GetData(GetDataResponse { data, stat })),
+        Request::GetChildren(r) => tree
+            .get_children(&caller, &r.path, r.watch)
+            .map(|(children, _)| Response::GetChildren(GetChildrenResponse { children })),
+        Request::GetChildren2(r) => tree
+            .get_children(&caller, &r.path, r.watch)
+            .map(|(children, stat)| Response::GetChildren2(GetChildren2Response { children, stat })),
+        Request::GetAcl(r) => tree.get_acl(&caller, &r.path).map(|(acl, stat)| Response::GetAcl(GetAclResponse { acl, stat })),
+        Request::GetAllChildrenNumber(r) => tree
+            .get_all_children_number(&caller, &r.path)
+            .map(|total_number| Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number })),
+        Request::GetEphemerals(r) => Ok(Response::GetEphemerals(GetEphemeralsResponse {
+            ephemerals: tree.get_ephemerals(session_id, &r.prefix_path),
+        })),
+        Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
+            client_info: auth
+                .iter()
+                .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: id.id.clone() })
+                .collect(),
+        })),
+        Request::AddWatch(r) => match AddWatchMode::from_code(r.mode) {
+            Some(mode) => tree.add_watch(&caller, &r.path, mode).map(|()| Response::Empty),
+            None => Err(ErrorCode::BadArguments),
+        },
+        Request::CheckWatches(r) | Request::RemoveWatches(r) => {
+            let check_only = op == OpCode::CheckWatches;
+            match WatcherType::from_code(r.watcher_type) {
+                Some(wtype) => match tree.remove_watches(&caller, &r.path, wtype, check_only) {
+                    Ok(events) => {
+                        seq.deliver(&events);
+                        Ok(Response::Empty)
+                    }
+                    Err(code) => Err(code),
+                },
+                None => Err(ErrorCode::BadArguments),
+            }
+        }
+        Request::SetWatches(r) => {
+            let events = tree.set_watches(session_id, r.relative_zxid, &r.data_watches, &r.exist_watches, &r.child_watches, &[], &[]);
+            seq.deliver(&events);
+            return encode_reply(xid::SET_WATCHES, zxid, ErrorCode::Ok, None);
+        }
+        Request::SetWatches2(r) => {
+            let events = tree.set_watches(
+                session_id,
+                r.relative_zxid,
+                &r.data_watches,
+                &r.exist_watches,
+                &r.child_watches,
+                &r.persistent_watches,
+                &r.persistent_recursive_watches,
+            );
+            seq.deliver(&events);
+            return encode_reply(xid::SET_WATCHES, zxid, ErrorCode::Ok, None);
+        }
+        Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|op| multi_read(tree, &caller, op)).collect())),
+        other => {
+            warn!(op = ?other.op_code(), "request reached the read path by mistake");
+            Err(ErrorCode::SystemError)
+        }
+    };
+    match result {
+        Ok(response) => encode_reply(xid, zxid, ErrorCode::Ok, Some(&response)),
+        Err(code) => encode_reply(xid, zxid, code, None),
+    }
+}
+
+fn multi_read(tree: &mut tree::DataTree, caller: &Caller<'_>, op: &MultiOp) -> MultiResult {
+    let result = match op {
+        MultiOp::GetData(r) => tree
+            .get_data(caller, &r.path, false)
+            .map(|(data, stat)| MultiResult::GetData { data, stat }),
+        MultiOp::GetChildren(r) => tree
+            .get_children(caller, &r.path, false)
+            .map(|(children, _)| MultiResult::GetChildren { children }),
+        _ => Err(ErrorCode::BadArguments),
+    };
+    result.unwrap_or_else(|code| MultiResult::Error(code.code()))
+}

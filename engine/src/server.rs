@@ -1,0 +1,192 @@
+//! Starting the standalone server: one glommio executor per configured core,
+//! each accepting client connections on the shared client port
+//! (SO_REUSEPORT spreads them), and the sequencer on executor 0.
+//!
+//! ```text
+//! executor 0: listener, connections ─┐
+//!             sequencer (tree, log) ◀┤ ToSequencer (bounded)
+//! executor 1: listener, connections ─┘
+//! ```
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use thiserror::Error;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::connection::{self, ConnectionSettings};
+use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
+use crate::sequencer::Sequencer;
+
+#[derive(Debug, Error)]
+pub enum ServerError {
+    #[error("cannot start executor {index}: {reason}")]
+    Executor { index: usize, reason: String },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("executor {index} stopped: {reason}")]
+    Stopped { index: usize, reason: String },
+}
+
+/// Open connections per client IP, shared by every executor's listener.
+#[derive(Debug, Default)]
+struct ConnectionCounts {
+    by_ip: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl ConnectionCounts {
+    /// Counts a new connection unless `max` (0 = unlimited) is reached.
+    fn admit(&self, ip: IpAddr, max: u32) -> bool {
+        let mut by_ip = self.by_ip.lock().expect("connection counts poisoned");
+        let count = by_ip.entry(ip).or_insert(0);
+        if max != 0 && *count >= max {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn release(&self, ip: IpAddr) {
+        let mut by_ip = self.by_ip.lock().expect("connection counts poisoned");
+        if let Some(count) = by_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                by_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Runs the server until it fails. Returns only on error.
+pub fn run(config: Config) -> Result<(), ServerError> {
+    let config = Arc::new(config);
+    let (to_sequencer, inbox) = async_channel::bounded::<ToSequencer>(INBOX_MESSAGES_MAX);
+    let counts = Arc::new(ConnectionCounts::default());
+    let next_conn = Arc::new(AtomicU64::new(1));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Whether every listener is bound, reported once by each executor.
+    let (bound_sender, bound) = std::sync::mpsc::channel::<Result<usize, ServerError>>();
+    let mut handles = Vec::new();
+    for index in 0..config.cores {
+        let placement = if config.cores <= cpus { Placement::Fixed(index) } else { Placement::Unbound };
+        let config = Arc::clone(&config);
+        let to_sequencer = to_sequencer.clone();
+        let inbox = inbox.clone();
+        let counts = Arc::clone(&counts);
+        let next_conn = Arc::clone(&next_conn);
+        let bound_sender = bound_sender.clone();
+        let handle = LocalExecutorBuilder::new(placement)
+            .name(&format!("fk-core-{index}"))
+            .io_memory(config.io_memory_bytes)
+            .spawn(move || async move {
+                if index == 0 {
+                    start_sequencer(&config, inbox);
+                }
+                drop(inbox);
+                let listener = match TcpListener::bind(config.client_address()) {
+                    Ok(listener) => listener,
+                    Err(source) => {
+                        let address = config.client_address();
+                        let _ = bound_sender.send(Err(ServerError::Listen { address, source: source.into() }));
+                        return;
+                    }
+                };
+                let _ = bound_sender.send(Ok(index));
+                accept_loop(listener, config, to_sequencer, counts, next_conn).await;
+            })
+            .map_err(|err| ServerError::Executor { index, reason: err.to_string() })?;
+        handles.push(handle);
+    }
+    drop(bound_sender);
+    drop(to_sequencer);
+    for _ in 0..config.cores {
+        match bound.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => return Err(err),
+            Err(_) => break,
+        }
+    }
+    info!(address = %config.client_address(), cores = config.cores, "ferrokeeper serving clients");
+    for (index, handle) in handles.into_iter().enumerate() {
+        handle.join().map_err(|err| ServerError::Stopped { index, reason: err.to_string() })?;
+    }
+    Err(ServerError::Stopped { index: 0, reason: "all executors returned".into() })
+}
+
+fn start_sequencer(config: &Arc<Config>, inbox: async_channel::Receiver<ToSequencer>) {
+    let mut tree = tree::DataTree::new();
+    tree.set_extended_types_enabled(config.extended_types_enabled);
+    let log = crate::log_stage::spawn_memory_log();
+    let sequencer = Sequencer::new(Rc::new(Config::clone(config)), tree, log);
+    glommio::spawn_local(async move {
+        sequencer.run(inbox).await;
+        error!("sequencer stopped");
+    })
+    .detach();
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    config: Arc<Config>,
+    to_sequencer: async_channel::Sender<ToSequencer>,
+    counts: Arc<ConnectionCounts>,
+    next_conn: Arc<AtomicU64>,
+) {
+    let settings = ConnectionSettings {
+        frame_bytes_max: config.jute_max_buffer,
+        outstanding_max: config.global_outstanding_limit.max(1) as usize,
+    };
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(err) => {
+                warn!(%err, "accept failed");
+                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else { continue };
+        if !counts.admit(peer.ip(), config.max_client_cnxns) {
+            warn!(%peer, max = config.max_client_cnxns, "too many connections from this address: closing");
+            continue;
+        }
+        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
+        let settings = settings.clone();
+        let to_sequencer = to_sequencer.clone();
+        let counts = Arc::clone(&counts);
+        glommio::spawn_local(async move {
+            connection::serve(conn, stream, settings, to_sequencer).await;
+            counts.release(peer.ip());
+        })
+        .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_limit_admits_up_to_max_and_frees_on_release() {
+        let counts = ConnectionCounts::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(counts.admit(ip, 2));
+        assert!(counts.admit(ip, 2));
+        assert!(!counts.admit(ip, 2));
+        counts.release(ip);
+        assert!(counts.admit(ip, 2));
+        assert!(counts.admit("10.0.0.1".parse().unwrap(), 2));
+        for _ in 0..100 {
+            assert!(counts.admit(ip, 0), "0 means unlimited");
+        }
+    }
+}
