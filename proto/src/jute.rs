@@ -112,7 +112,10 @@ impl<'a> Reader<'a> {
 
     /// A buffer; null decodes as empty, as the Java server treats it.
     pub fn read_buffer(&mut self) -> Result<Vec<u8>, DecodeError> {
-        Ok(self.read_buffer_opt()?.map(<[u8]>::to_vec).unwrap_or_default())
+        Ok(self
+            .read_buffer_opt()?
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default())
     }
 
     pub fn read_ustring_opt(&mut self) -> Result<Option<String>, DecodeError> {
@@ -317,6 +320,12 @@ mod tests {
     fn negative_lengths_other_than_null_are_errors() {
         let bytes = (-2i32).to_be_bytes();
         let err = Reader::new(&bytes).read_buffer().unwrap_err();
-        assert_eq!(err, DecodeError::NegativeLength { offset: 0, length: -2 });
+        assert_eq!(
+            err,
+            DecodeError::NegativeLength {
+                offset: 0,
+                length: -2
+            }
+        );
     }
 }

@@ -12,9 +12,12 @@
 
 pub mod codes;
 pub mod jute;
+pub mod ops;
 pub mod records;
 
-pub use codes::{perms, AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType};
+pub use codes::{
+    perms, AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType,
+};
 pub use jute::{DecodeError, Reader, Record, Writer};
 pub use records::*;
 
