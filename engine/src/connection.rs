@@ -175,6 +175,8 @@ impl Connection {
         let (outbox_sender, outbox) = async_channel::bounded(OUTBOX_FRAMES_MAX);
         self.outbox = Some(outbox);
         self.handshake_done = true;
+        // The ConnectResponse is this request's reply.
+        self.outstanding += 1;
         Some(ToSequencer::Connect {
             conn: self.conn,
             peer: self.peer,

@@ -21,9 +21,6 @@ use tree::{Caller, MultiOpResult, PrepareError, TxnResult, WriteOp};
 use crate::messages::ConnId;
 use crate::sequencer::{Pending, Sequencer};
 
-/// What the arrival of one request asks of the sequencer.
-pub enum Action {}
-
 pub fn on_request(seq: &mut Sequencer, conn: ConnId, xid: i32, op: i32, body: Result<Request, DecodeError>) {
     let Some(c) = seq.conns.get(&conn) else { return };
     if c.closing {

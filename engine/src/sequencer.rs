@@ -33,7 +33,7 @@ use tree::{DataTree, Txn, TxnHeader};
 use crate::config::Config;
 use crate::log_stage::{LogHandle, LogRecord, LogReport, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
 use crate::messages::{ConnId, OutFrame, ToSequencer};
-use crate::requests::{self, Action};
+use crate::requests;
 use crate::session::{initial_session_id, session_password, PASSWORD_LENGTH};
 use crate::stats::Stats;
 
@@ -286,7 +286,7 @@ impl Sequencer {
         match self.prepare(session_id, 0, &auth, &op) {
             Ok(zxid) => {
                 info!(%peer, session = format!("0x{session_id:x}"), timeout_ms, "new session");
-                self.attach(conn, zxid, Origin::Connect { conn });
+                self.attach(zxid, Origin::Connect { conn });
                 self.conns.get_mut(&conn).expect("inserted above").queue.push_back(Pending::Connecting { zxid });
             }
             Err(err) => {
@@ -373,8 +373,6 @@ impl Sequencer {
             }
             if let Err(err) = self.prepare(session_id, 0, &[], &tree::WriteOp::CloseSession) {
                 warn!(session = format!("0x{session_id:x}"), ?err, "could not expire session");
-            } else {
-                self.attach_server();
             }
         }
         self.reap(now);
@@ -391,7 +389,6 @@ impl Sequencer {
             let op = tree::WriteOp::DeleteContainer { path: path.clone() };
             if self.prepare(0, 0, &[Id::new("super", "")], &op).is_ok() {
                 info!(path, "reaping empty container or expired TTL node");
-                self.attach_server();
             }
         }
     }
@@ -418,18 +415,16 @@ impl Sequencer {
         Ok(zxid)
     }
 
-    fn attach(&mut self, _conn: ConnId, zxid: i64, origin: Origin) {
+    /// Names who waits for the txn just prepared (prepared txns start as
+    /// `Origin::Server`: nobody waits).
+    fn attach(&mut self, zxid: i64, origin: Origin) {
         let last = self.in_flight.back_mut().expect("attach right after prepare");
-        assert_eq!(last.header.zxid, zxid);
+        assert_eq!(last.header.zxid, zxid, "attach must follow its own prepare");
         last.origin = origin;
     }
 
-    fn attach_server(&mut self) {
-        // Prepared txns start with Origin::Server; nothing to attach.
-    }
-
     pub(crate) fn attach_client(&mut self, conn: ConnId, xid: i32, op: OpCode, zxid: i64, received: Instant) {
-        self.attach(conn, zxid, Origin::Client { conn, xid, op, received });
+        self.attach(zxid, Origin::Client { conn, xid, op, received });
     }
 
     pub(crate) fn register_sync(&mut self, conn: ConnId, xid: i32, path: String, received: Instant) {
@@ -500,10 +495,6 @@ impl Sequencer {
                 self.complete(conn, header.zxid, frame);
                 if op == OpCode::CloseSession {
                     self.finish_session(header.session_id);
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        c.queue.push_back(Pending::Close);
-                    }
-                    self.drain(conn);
                 }
             }
             Origin::Connect { conn } => {
@@ -521,19 +512,20 @@ impl Sequencer {
                 self.drain(conn);
             }
             Origin::Server => {
-                if matches!(txn, Txn::CloseSession { .. }) || applied_closes_session(&txn) {
+                if matches!(txn, Txn::CloseSession { .. }) {
                     self.finish_session(header.session_id);
                 }
             }
         }
     }
 
+    /// Forgets a closed session; its connection closes after what it has queued.
     fn finish_session(&mut self, session_id: i64) {
-        if let Some(session) = self.sessions.remove(&session_id) {
-            if let Some(conn) = session.conn {
-                self.close_conn(conn);
-            }
+        let Some(conn) = self.sessions.remove(&session_id).and_then(|s| s.conn) else { return };
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_back(Pending::Close);
         }
+        self.drain(conn);
     }
 
     /// Sends watch events to the connections of the sessions they belong to.
@@ -624,10 +616,6 @@ impl Sequencer {
             Err(async_channel::TrySendError::Closed(_)) => {}
         }
     }
-}
-
-fn applied_closes_session(txn: &Txn) -> bool {
-    matches!(txn, Txn::CloseSession { .. })
 }
 
 /// A whole frame holding one record (used for the handshake reply).

@@ -1,0 +1,164 @@
+//! One znode and how its Stat is reported.
+
+use std::collections::BTreeSet;
+
+use proto::{Acl, Stat};
+
+/// `ephemeralOwner` of a container node.
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// High byte of a TTL node's `ephemeralOwner`; the TTL is in the low 40 bits.
+const EXTENDED_MASK: i64 = 0xFF00_0000_0000_0000_u64 as i64;
+/// Largest TTL a node may have (40 bits of milliseconds).
+pub const TTL_MAX_MS: i64 = (1 << 40) - 1;
+
+/// What `ephemeralOwner` says a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKind {
+    Persistent,
+    Container,
+    Ttl(i64),
+    Session(i64),
+}
+
+pub fn owner_kind(owner: i64) -> OwnerKind {
+    if owner == 0 {
+        OwnerKind::Persistent
+    } else if owner == CONTAINER_OWNER {
+        OwnerKind::Container
+    } else if owner & EXTENDED_MASK == EXTENDED_MASK {
+        OwnerKind::Ttl(owner & TTL_MAX_MS)
+    } else {
+        OwnerKind::Session(owner)
+    }
+}
+
+/// The `ephemeralOwner` of a TTL node.
+pub fn ttl_owner(ttl_ms: i64) -> i64 {
+    assert!(ttl_ms > 0 && ttl_ms <= TTL_MAX_MS, "ttl checked before encoding");
+    EXTENDED_MASK | ttl_ms
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub data: Vec<u8>,
+    pub acl: Vec<Acl>,
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    /// Child creates, as ZooKeeper stores it. Reported as
+    /// `2 * cversion - numChildren`, which counts deletes too (DataNode.copyStat),
+    /// while sequential names use the stored count.
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+    pub children: BTreeSet<String>,
+}
+
+impl Node {
+    pub fn new(data: Vec<u8>, acl: Vec<Acl>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
+        Node {
+            data,
+            acl,
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: time_ms,
+            mtime: time_ms,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner,
+            pzxid: zxid,
+            children: BTreeSet::new(),
+        }
+    }
+
+    pub fn stat(&self) -> Stat {
+        let num_children = self.children.len() as i32;
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: self.data.len() as i32,
+            num_children,
+            pzxid: self.pzxid,
+        }
+    }
+
+    /// A 64-bit FNV-1a digest of the node's path, data, ACL and stored stat
+    /// (children are covered by their own digests). The tree digest is the
+    /// wrapping sum of these, so it can be kept up to date change by change.
+    pub fn digest(&self, path: &str) -> u64 {
+        let mut hash = Fnv::new();
+        hash.bytes(path.as_bytes());
+        hash.bytes(&[0]);
+        hash.bytes(&self.data);
+        for entry in &self.acl {
+            hash.bytes(&entry.perms.to_be_bytes());
+            hash.bytes(entry.id.scheme.as_bytes());
+            hash.bytes(&[0]);
+            hash.bytes(entry.id.id.as_bytes());
+            hash.bytes(&[0]);
+        }
+        for value in [self.czxid, self.mzxid, self.ctime, self.mtime, self.ephemeral_owner, self.pzxid] {
+            hash.bytes(&value.to_be_bytes());
+        }
+        for value in [self.version, self.cversion, self.aversion] {
+            hash.bytes(&value.to_be_bytes());
+        }
+        hash.finish()
+    }
+}
+
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_cversion_counts_creates_and_deletes() {
+        // ZooKeeper: /zookeeper (two children created at start-up, stored cversion 0) reports -2.
+        let mut node = Node::new(vec![], vec![], 0, 0, 0);
+        node.children.insert("config".into());
+        node.children.insert("quota".into());
+        assert_eq!(node.stat().cversion, -2);
+        // One child created then deleted: stored 1, reported 2.
+        let mut node = Node::new(vec![], vec![], 0, 0, 0);
+        node.cversion = 1;
+        assert_eq!(node.stat().cversion, 2);
+    }
+
+    #[test]
+    fn owner_kinds_decode() {
+        assert_eq!(owner_kind(0), OwnerKind::Persistent);
+        assert_eq!(owner_kind(CONTAINER_OWNER), OwnerKind::Container);
+        assert_eq!(owner_kind(ttl_owner(1)), OwnerKind::Ttl(1));
+        assert_eq!(ttl_owner(1), 0xff00_0000_0000_0001_u64 as i64);
+        assert_eq!(owner_kind(0x0100_0000_0000_0001), OwnerKind::Session(0x0100_0000_0000_0001));
+    }
+}

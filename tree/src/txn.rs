@@ -1,0 +1,207 @@
+//! Transactions: what a prepared write does to the tree, fully resolved.
+//!
+//! A txn carries everything `apply` needs (the final sequential name, the
+//! parent's new cversion, the ephemeral owner), so applying it is a pure
+//! function of the tree and the txn — the same on replay as live.
+//!
+//! On-disk / on-wire form (jute encoding, see `proto::jute`):
+//!
+//! ```text
+//! TxnHeader = long session_id, int cxid, long zxid, long time_ms      (28 bytes)
+//! Txn       = int tag, then by tag:
+//!   1 CreateSession  int timeout_ms
+//!   2 CloseSession   (nothing: the session's ephemerals at apply time go)
+//!   3 Create         ustring path, buffer data, vector<ACL> acl,
+//!                    long ephemeral_owner, int parent_cversion
+//!   4 Delete         ustring path
+//!   5 SetData        ustring path, buffer data, int version
+//!   6 SetAcl         ustring path, vector<ACL> acl, int aversion
+//!   7 Check          ustring path
+//!   8 Multi          int count, then count Txns (no nesting)
+//! ```
+
+use proto::{read_records, write_records, Acl, DecodeError, Reader, Writer};
+
+/// Who wrote a txn, when, and its place in history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnHeader {
+    pub session_id: i64,
+    pub cxid: i32,
+    pub zxid: i64,
+    pub time_ms: i64,
+}
+
+impl TxnHeader {
+    pub const ENCODED_LEN: usize = 28;
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(Self::ENCODED_LEN);
+        w.write_i64(self.session_id);
+        w.write_i32(self.cxid);
+        w.write_i64(self.zxid);
+        w.write_i64(self.time_ms);
+        w.into_inner()
+    }
+
+    pub fn decode(r: &mut Reader<'_>) -> Result<TxnHeader, DecodeError> {
+        Ok(TxnHeader { session_id: r.read_i64()?, cxid: r.read_i32()?, zxid: r.read_i64()?, time_ms: r.read_i64()? })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Txn {
+    CreateSession { timeout_ms: i32 },
+    CloseSession,
+    Create { path: String, data: Vec<u8>, acl: Vec<Acl>, ephemeral_owner: i64, parent_cversion: i32 },
+    Delete { path: String },
+    SetData { path: String, data: Vec<u8>, version: i32 },
+    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
+    Check { path: String },
+    Multi(Vec<Txn>),
+}
+
+impl Txn {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        self.encode_into(&mut w);
+        w.into_inner()
+    }
+
+    fn encode_into(&self, w: &mut Writer) {
+        match self {
+            Txn::CreateSession { timeout_ms } => {
+                w.write_i32(1);
+                w.write_i32(*timeout_ms);
+            }
+            Txn::CloseSession => w.write_i32(2),
+            Txn::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
+                w.write_i32(3);
+                w.write_ustring(path);
+                w.write_buffer(data);
+                write_records(w, acl);
+                w.write_i64(*ephemeral_owner);
+                w.write_i32(*parent_cversion);
+            }
+            Txn::Delete { path } => {
+                w.write_i32(4);
+                w.write_ustring(path);
+            }
+            Txn::SetData { path, data, version } => {
+                w.write_i32(5);
+                w.write_ustring(path);
+                w.write_buffer(data);
+                w.write_i32(*version);
+            }
+            Txn::SetAcl { path, acl, version } => {
+                w.write_i32(6);
+                w.write_ustring(path);
+                write_records(w, acl);
+                w.write_i32(*version);
+            }
+            Txn::Check { path } => {
+                w.write_i32(7);
+                w.write_ustring(path);
+            }
+            Txn::Multi(txns) => {
+                w.write_i32(8);
+                w.write_i32(i32::try_from(txns.len()).expect("multi over i32::MAX ops"));
+                for txn in txns {
+                    assert!(!matches!(txn, Txn::Multi(_)), "multi txns do not nest");
+                    txn.encode_into(w);
+                }
+            }
+        }
+    }
+
+    /// Decodes a whole buffer written by [`Txn::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let txn = Self::decode_from(&mut r, true)?;
+        r.finish()?;
+        Ok(txn)
+    }
+
+    fn decode_from(r: &mut Reader<'_>, top_level: bool) -> Result<Txn, DecodeError> {
+        let tag = r.read_i32()?;
+        Ok(match tag {
+            1 => Txn::CreateSession { timeout_ms: r.read_i32()? },
+            2 => Txn::CloseSession,
+            3 => Txn::Create {
+                path: r.read_ustring()?,
+                data: r.read_buffer()?,
+                acl: read_records(r)?,
+                ephemeral_owner: r.read_i64()?,
+                parent_cversion: r.read_i32()?,
+            },
+            4 => Txn::Delete { path: r.read_ustring()? },
+            5 => Txn::SetData { path: r.read_ustring()?, data: r.read_buffer()?, version: r.read_i32()? },
+            6 => Txn::SetAcl { path: r.read_ustring()?, acl: read_records(r)?, version: r.read_i32()? },
+            7 => Txn::Check { path: r.read_ustring()? },
+            8 if top_level => {
+                let count = r.read_i32()?;
+                if count < 0 || count as usize > r.remaining() {
+                    return Err(DecodeError::InvalidValue { field: "multi txn count", value: i64::from(count) });
+                }
+                let mut txns = Vec::with_capacity(count as usize);
+                for _ in 0..count {
+                    txns.push(Self::decode_from(r, false)?);
+                }
+                Txn::Multi(txns)
+            }
+            _ => return Err(DecodeError::InvalidValue { field: "txn tag", value: i64::from(tag) }),
+        })
+    }
+}
+
+/// A header and txn in one buffer, as the log stores them.
+pub fn encode_record(header: &TxnHeader, txn: &Txn) -> Vec<u8> {
+    let mut bytes = header.encode();
+    bytes.extend_from_slice(&txn.encode());
+    bytes
+}
+
+/// Splits a log record back into header and txn.
+pub fn decode_record(bytes: &[u8]) -> Result<(TxnHeader, Txn), DecodeError> {
+    let mut r = Reader::new(bytes);
+    let header = TxnHeader::decode(&mut r)?;
+    let rest = &bytes[r.offset()..];
+    Ok((header, Txn::decode(rest)?))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_txn_round_trips() {
+        let create = Txn::Create {
+            path: "/a".into(),
+            data: b"x".to_vec(),
+            acl: Acl::open_unsafe(),
+            ephemeral_owner: 7,
+            parent_cversion: 3,
+        };
+        let txns = vec![
+            Txn::CreateSession { timeout_ms: 4000 },
+            Txn::CloseSession,
+            create.clone(),
+            Txn::Delete { path: "/a".into() },
+            Txn::SetData { path: "/a".into(), data: vec![], version: 2 },
+            Txn::SetAcl { path: "/a".into(), acl: Acl::open_unsafe(), version: 1 },
+            Txn::Check { path: "/a".into() },
+            Txn::Multi(vec![create, Txn::Delete { path: "/b".into() }]),
+        ];
+        let header = TxnHeader { session_id: 1, cxid: 2, zxid: 3, time_ms: 4 };
+        for txn in txns {
+            assert_eq!(decode_record(&encode_record(&header, &txn)).unwrap(), (header, txn));
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(Txn::decode(&[0, 0, 0, 99]).is_err());
+        assert!(Txn::decode(&[0, 0, 0, 8, 0x7f, 0, 0, 0]).is_err());
+        assert!(Txn::decode(&[]).is_err());
+    }
+}
