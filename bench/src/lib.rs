@@ -1,0 +1,1 @@
+//! Measuring instruments for ferrokeeper (DESIGN.md, "Measured, always").

@@ -1,0 +1,1 @@
+//! Operator tools for ferrokeeper's data directories.
