@@ -159,13 +159,26 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{TARGET} exited with {self.proc.returncode}; log:\n{self.log_tail()}")
             try:
-                if zkwire.four_letter_word(self.port, "ruok", timeout=1.0) == "imok":
+                if zkwire.four_letter_word(self.port, "ruok", timeout=1.0) == "imok" and self._session_works():
                     return self
-            except OSError:
+            except (OSError, zkwire.ConnectionClosed, TimeoutError):
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{TARGET} did not answer ruok within {START_TIMEOUT_S}s; log:\n{self.log_tail()}")
+
+    def _session_works(self):
+        """ZooKeeper answers ruok before its ZooKeeperServer runs (connections
+        are then closed with "ZooKeeperServer not running"), so readiness also
+        needs one session to open and close."""
+        client = zkwire.WireClient(self.port, timeout=1.0)
+        try:
+            if client.connect(timeout_ms=4000).session_id == 0:
+                return False
+            client.close_session()
+            return True
+        finally:
+            client.close()
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
