@@ -97,7 +97,10 @@ impl Default for Config {
             fsync_warning_threshold_ms: 1000,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
-            four_letter_words: FOUR_LETTER_WORDS_DEFAULT.iter().map(|s| s.to_string()).collect(),
+            four_letter_words: FOUR_LETTER_WORDS_DEFAULT
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             global_outstanding_limit: 1000,
             jute_max_buffer: proto::JUTE_MAXBUFFER_DEFAULT,
             extended_types_enabled: false,
@@ -152,41 +155,63 @@ impl Config {
             let (key, value) = (key.trim(), value.trim());
             let bad = |reason: &str| invalid(path, index, key, reason);
             match key {
-                "tickTime" => config.tick_time_ms = number(value).ok_or_else(|| bad("not a number"))?,
-                "initLimit" => config.init_limit = number(value).ok_or_else(|| bad("not a number"))?,
-                "syncLimit" => config.sync_limit = number(value).ok_or_else(|| bad("not a number"))?,
+                "tickTime" => {
+                    config.tick_time_ms = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "initLimit" => {
+                    config.init_limit = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "syncLimit" => {
+                    config.sync_limit = number(value).ok_or_else(|| bad("not a number"))?
+                }
                 "dataDir" => config.data_dir = PathBuf::from(value),
                 "dataLogDir" => {
                     config.data_log_dir = PathBuf::from(value);
                     data_log_dir_set = true;
                 }
-                "clientPort" => config.client_port = number(value).ok_or_else(|| bad("not a port"))?,
-                "clientPortAddress" => {
-                    config.client_port_address = resolve(value).ok_or_else(|| bad("not an address"))?
+                "clientPort" => {
+                    config.client_port = number(value).ok_or_else(|| bad("not a port"))?
                 }
-                "maxClientCnxns" => config.max_client_cnxns = number(value).ok_or_else(|| bad("not a number"))?,
+                "clientPortAddress" => {
+                    config.client_port_address =
+                        resolve(value).ok_or_else(|| bad("not an address"))?
+                }
+                "maxClientCnxns" => {
+                    config.max_client_cnxns = number(value).ok_or_else(|| bad("not a number"))?
+                }
                 "minSessionTimeout" => {
-                    config.min_session_timeout_ms = number(value).ok_or_else(|| bad("not a number"))?;
+                    config.min_session_timeout_ms =
+                        number(value).ok_or_else(|| bad("not a number"))?;
                     min_timeout_set = true;
                 }
                 "maxSessionTimeout" => {
-                    config.max_session_timeout_ms = number(value).ok_or_else(|| bad("not a number"))?;
+                    config.max_session_timeout_ms =
+                        number(value).ok_or_else(|| bad("not a number"))?;
                     max_timeout_set = true;
                 }
-                "snapCount" => config.snap_count = number(value).ok_or_else(|| bad("not a number"))?,
+                "snapCount" => {
+                    config.snap_count = number(value).ok_or_else(|| bad("not a number"))?
+                }
                 "snapSizeLimitInKb" => {
                     config.snap_size_limit_kb = number(value).ok_or_else(|| bad("not a number"))?
                 }
-                "preAllocSize" => config.pre_alloc_size_kb = number(value).ok_or_else(|| bad("not a number"))?,
-                "forceSync" => config.force_sync = yes_no(value).ok_or_else(|| bad("expected yes or no"))?,
+                "preAllocSize" => {
+                    config.pre_alloc_size_kb = number(value).ok_or_else(|| bad("not a number"))?
+                }
+                "forceSync" => {
+                    config.force_sync = yes_no(value).ok_or_else(|| bad("expected yes or no"))?
+                }
                 "fsync.warningthresholdms" => {
-                    config.fsync_warning_threshold_ms = number(value).ok_or_else(|| bad("not a number"))?
+                    config.fsync_warning_threshold_ms =
+                        number(value).ok_or_else(|| bad("not a number"))?
                 }
                 "autopurge.snapRetainCount" => {
-                    config.autopurge_snap_retain_count = number(value).ok_or_else(|| bad("not a number"))?
+                    config.autopurge_snap_retain_count =
+                        number(value).ok_or_else(|| bad("not a number"))?
                 }
                 "autopurge.purgeInterval" => {
-                    config.autopurge_purge_interval_hours = number(value).ok_or_else(|| bad("not a number"))?
+                    config.autopurge_purge_interval_hours =
+                        number(value).ok_or_else(|| bad("not a number"))?
                 }
                 "4lw.commands.whitelist" => {
                     config.four_letter_words = value
@@ -196,20 +221,27 @@ impl Config {
                         .collect();
                 }
                 "globalOutstandingLimit" => {
-                    config.global_outstanding_limit = number(value).ok_or_else(|| bad("not a number"))?
+                    config.global_outstanding_limit =
+                        number(value).ok_or_else(|| bad("not a number"))?
                 }
-                "jute.maxbuffer" => config.jute_max_buffer = number(value).ok_or_else(|| bad("not a number"))?,
+                "jute.maxbuffer" => {
+                    config.jute_max_buffer = number(value).ok_or_else(|| bad("not a number"))?
+                }
                 "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                     config.extended_types_enabled = value.eq_ignore_ascii_case("true")
                 }
-                "DigestAuthenticationProvider.superDigest" | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                "DigestAuthenticationProvider.superDigest"
+                | "zookeeper.DigestAuthenticationProvider.superDigest" => {
                     config.super_digest = Some(value.to_string())
                 }
                 "znode.container.checkIntervalMs" | "zookeeper.znode.container.checkIntervalMs" => {
-                    config.container_check_interval_ms = number(value).ok_or_else(|| bad("not a number"))?
+                    config.container_check_interval_ms =
+                        number(value).ok_or_else(|| bad("not a number"))?
                 }
                 "ferrokeeper.cores" => {
-                    config.cores = number(value).filter(|n: &usize| *n >= 1).ok_or_else(|| bad("expected a count >= 1"))?
+                    config.cores = number(value)
+                        .filter(|n: &usize| *n >= 1)
+                        .ok_or_else(|| bad("expected a count >= 1"))?
                 }
                 "ferrokeeper.ioMemory" => {
                     config.io_memory_bytes = number(value).ok_or_else(|| bad("not a number"))?
@@ -240,7 +272,9 @@ impl Config {
 
     fn check(&self) -> Result<(), ConfigError> {
         if self.tick_time_ms == 0 {
-            return Err(ConfigError::Inconsistent("tickTime must be positive".into()));
+            return Err(ConfigError::Inconsistent(
+                "tickTime must be positive".into(),
+            ));
         }
         if self.min_session_timeout_ms > self.max_session_timeout_ms {
             return Err(ConfigError::Inconsistent(format!(
@@ -249,7 +283,9 @@ impl Config {
             )));
         }
         if self.jute_max_buffer < 1024 {
-            return Err(ConfigError::Inconsistent("jute.maxbuffer must be at least 1024".into()));
+            return Err(ConfigError::Inconsistent(
+                "jute.maxbuffer must be at least 1024".into(),
+            ));
         }
         Ok(())
     }
@@ -318,7 +354,9 @@ mod tests {
 
     #[test]
     fn a_malformed_value_names_its_line() {
-        let err = parse("tickTime=2000\nclientPort=twenty\n").unwrap_err().to_string();
+        let err = parse("tickTime=2000\nclientPort=twenty\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("zoo.cfg:2: clientPort"), "{err}");
     }
 

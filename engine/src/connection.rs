@@ -13,6 +13,7 @@
 //! (`globalOutstandingLimit`, applied per connection), which bounds what one
 //! client can queue in the server.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -60,7 +61,8 @@ struct Connection {
     /// Bytes queued for the socket; `write_offset` is how far they are written.
     write_buffer: Vec<u8>,
     write_offset: usize,
-    outbox: Option<async_channel::Receiver<OutFrame>>,
+    /// Boxed because async-channel's receiver is not `Unpin`.
+    outbox: Option<Pin<Box<async_channel::Receiver<OutFrame>>>>,
     /// Requests sent to the sequencer whose replies are not yet written.
     outstanding: usize,
     close_requested: bool,
@@ -145,7 +147,11 @@ impl Connection {
 
     /// Sends to the sequencer, keeping the socket's writes moving while the
     /// sequencer's inbox is full. Returns false if the sequencer is gone.
-    async fn send(&mut self, to_sequencer: &async_channel::Sender<ToSequencer>, message: ToSequencer) -> bool {
+    async fn send(
+        &mut self,
+        to_sequencer: &async_channel::Sender<ToSequencer>,
+        message: ToSequencer,
+    ) -> bool {
         let message = match to_sequencer.try_send(message) {
             Ok(()) => return true,
             Err(async_channel::TrySendError::Closed(_)) => return false,
@@ -173,7 +179,7 @@ impl Connection {
             }
         };
         let (outbox_sender, outbox) = async_channel::bounded(OUTBOX_FRAMES_MAX);
-        self.outbox = Some(outbox);
+        self.outbox = Some(Box::pin(outbox));
         self.handshake_done = true;
         // The ConnectResponse is this request's reply.
         self.outstanding += 1;
@@ -210,9 +216,17 @@ impl Connection {
         })
     }
 
-    async fn four_letter_word(&mut self, word: String, to_sequencer: &async_channel::Sender<ToSequencer>) {
+    async fn four_letter_word(
+        &mut self,
+        word: String,
+        to_sequencer: &async_channel::Sender<ToSequencer>,
+    ) {
         let (reply, answer) = async_channel::bounded(1);
-        let message = ToSequencer::FourLetterWord { word, peer: self.peer, reply };
+        let message = ToSequencer::FourLetterWord {
+            word,
+            peer: self.peer,
+            reply,
+        };
         let text = if to_sequencer.send(message).await.is_ok() {
             answer.recv().await.unwrap_or_default()
         } else {
@@ -272,7 +286,12 @@ impl Connection {
         if self.read_buffer.len() < 4 {
             return None;
         }
-        let prefix = [self.read_buffer[0], self.read_buffer[1], self.read_buffer[2], self.read_buffer[3]];
+        let prefix = [
+            self.read_buffer[0],
+            self.read_buffer[1],
+            self.read_buffer[2],
+            self.read_buffer[3],
+        ];
         if !self.handshake_done {
             if let Some(word) = fourlw::recognise(prefix) {
                 return Some(Input::FourLetterWord(word.to_string()));
@@ -319,7 +338,7 @@ impl Connection {
             return false;
         };
         while self.write_buffer.len() < GATHER_BYTES_MAX {
-            match Pin::new(&mut *outbox).poll_next(cx) {
+            match outbox.as_mut().poll_next(cx) {
                 Poll::Ready(Some(OutFrame::Reply(frame))) => {
                     self.outstanding = self.outstanding.saturating_sub(1);
                     self.write_buffer.extend_from_slice(&frame);

@@ -11,8 +11,8 @@ use std::fmt::Write;
 /// Every word ZooKeeper 3.9 knows. Only some are answered; the rest are
 /// recognised so that they are refused cleanly instead of read as a frame.
 const KNOWN: &[&str] = &[
-    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump",
-    "isro", "crst", "srst", "dirs", "gtmk", "stmk", "hash", "rqst",
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump", "isro",
+    "crst", "srst", "dirs", "gtmk", "stmk", "hash", "rqst",
 ];
 
 /// The word spelled by the first four bytes of a connection, if any.
@@ -82,7 +82,11 @@ pub fn render(word: &str, enabled: bool, s: &Snapshot) -> String {
             "{} connections watching {} paths\nTotal watches:{}\n",
             s.watching_connections, s.watched_paths, s.watch_count
         ),
-        "wchc" => grouped(&s.watches_by_session, |id| format!("0x{id:x}"), |p| p.clone()),
+        "wchc" => grouped(
+            &s.watches_by_session,
+            |id| format!("0x{id:x}"),
+            |p| p.clone(),
+        ),
         "wchp" => grouped(&s.watches_by_path, |p| p.clone(), |id| format!("0x{id:x}")),
         "dump" => dump(s),
         "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
@@ -97,7 +101,11 @@ fn server_stats(s: &Snapshot, with_clients: bool) -> String {
     if with_clients {
         out.push_str("Clients:\n");
         for c in &s.connections {
-            let _ = writeln!(out, " /{}[1](queued={},recved={},sent={})", c.peer, c.queued, c.received, c.sent);
+            let _ = writeln!(
+                out,
+                " /{}[1](queued={},recved={},sent={})",
+                c.peer, c.queued, c.received, c.sent
+            );
         }
         out.push('\n');
     }
@@ -128,17 +136,34 @@ fn monitor(s: &Snapshot) -> String {
         ("zk_packets_received", s.packets_received.to_string()),
         ("zk_packets_sent", s.packets_sent.to_string()),
         ("zk_num_alive_connections", s.connections.len().to_string()),
-        ("zk_outstanding_requests", s.outstanding_requests.to_string()),
+        (
+            "zk_outstanding_requests",
+            s.outstanding_requests.to_string(),
+        ),
         ("zk_znode_count", s.node_count.to_string()),
         ("zk_watch_count", s.watch_count.to_string()),
         ("zk_ephemerals_count", s.ephemerals_count.to_string()),
-        ("zk_approximate_data_size", s.approximate_data_size.to_string()),
-        ("zk_open_file_descriptor_count", s.open_file_descriptors.to_string()),
-        ("zk_max_file_descriptor_count", s.max_file_descriptors.to_string()),
-        ("zk_fsync_threshold_exceed_count", s.fsync_threshold_exceeded.to_string()),
+        (
+            "zk_approximate_data_size",
+            s.approximate_data_size.to_string(),
+        ),
+        (
+            "zk_open_file_descriptor_count",
+            s.open_file_descriptors.to_string(),
+        ),
+        (
+            "zk_max_file_descriptor_count",
+            s.max_file_descriptors.to_string(),
+        ),
+        (
+            "zk_fsync_threshold_exceed_count",
+            s.fsync_threshold_exceeded.to_string(),
+        ),
         ("zk_last_zxid", format!("0x{:x}", s.last_zxid)),
     ];
-    rows.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+    rows.into_iter()
+        .map(|(k, v)| format!("{k}\t{v}\n"))
+        .collect()
 }
 
 fn key_values(rows: &[(String, String)]) -> String {
@@ -158,7 +183,11 @@ fn connections(s: &Snapshot) -> String {
     out
 }
 
-fn grouped<K, V>(rows: &[(K, Vec<V>)], key: impl Fn(&K) -> String, value: impl Fn(&V) -> String) -> String {
+fn grouped<K, V>(
+    rows: &[(K, Vec<V>)],
+    key: impl Fn(&K) -> String,
+    value: impl Fn(&V) -> String,
+) -> String {
     let mut out = String::new();
     for (k, values) in rows {
         let _ = writeln!(out, "{}", key(k));
@@ -176,8 +205,16 @@ fn dump(s: &Snapshot) -> String {
         let _ = writeln!(out, "\t0x{id:x}\t{timeout}ms");
     }
     out.push_str("ephemeral nodes dump:\n");
-    let _ = writeln!(out, "Sessions with Ephemerals ({}):", s.ephemerals_by_session.len());
-    out.push_str(&grouped(&s.ephemerals_by_session, |id| format!("0x{id:x}:"), |p| p.clone()));
+    let _ = writeln!(
+        out,
+        "Sessions with Ephemerals ({}):",
+        s.ephemerals_by_session.len()
+    );
+    out.push_str(&grouped(
+        &s.ephemerals_by_session,
+        |id| format!("0x{id:x}:"),
+        |p| p.clone(),
+    ));
     out
 }
 
@@ -196,13 +233,20 @@ mod tests {
     #[test]
     fn words_outside_the_whitelist_are_refused_by_name() {
         let text = render("dump", false, &Snapshot::default());
-        assert_eq!(text, "dump is not executed because it is not in the whitelist.\n");
+        assert_eq!(
+            text,
+            "dump is not executed because it is not in the whitelist.\n"
+        );
         assert_eq!(render("ruok", true, &Snapshot::default()), "imok");
     }
 
     #[test]
     fn mntr_is_tab_separated_key_values() {
-        let s = Snapshot { node_count: 4, last_zxid: 0x1f, ..Snapshot::default() };
+        let s = Snapshot {
+            node_count: 4,
+            last_zxid: 0x1f,
+            ..Snapshot::default()
+        };
         let text = render("mntr", true, &s);
         assert!(text.contains("zk_znode_count\t4\n"), "{text}");
         assert!(text.contains("zk_server_state\tstandalone\n"));

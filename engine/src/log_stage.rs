@@ -48,7 +48,11 @@ pub fn spawn_memory_log() -> LogHandle {
     glommio::spawn_local(async move {
         while let Ok(batch) = batches.recv().await {
             let Some(last) = batch.last() else { continue };
-            if report_sender.send(LogReport::Durable { zxid: last.zxid }).await.is_err() {
+            if report_sender
+                .send(LogReport::Durable { zxid: last.zxid })
+                .await
+                .is_err()
+            {
                 error!("log stage: sequencer gone");
                 return;
             }

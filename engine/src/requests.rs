@@ -14,15 +14,23 @@ use proto::ops::{
     GetEphemeralsResponse, MultiOp, MultiResult, Request, Response, SetAclResponse,
     SetDataResponse, WhoAmIResponse,
 };
-use proto::{xid, AddWatchMode, CreateMode, DecodeError, ErrorCode, Id, OpCode, WatcherType};
+use proto::{AddWatchMode, CreateMode, DecodeError, ErrorCode, Id, OpCode, WatcherType};
 use tracing::{info, warn};
-use tree::{Caller, MultiOpResult, PrepareError, TxnResult, WriteOp};
+use tree::{Caller, MultiOpResult, PrepareError, TxnResult, WatchLists, WriteOp};
 
 use crate::messages::ConnId;
 use crate::sequencer::{Pending, Sequencer};
 
-pub fn on_request(seq: &mut Sequencer, conn: ConnId, xid: i32, op: i32, body: Result<Request, DecodeError>) {
-    let Some(c) = seq.conns.get(&conn) else { return };
+pub fn on_request(
+    seq: &mut Sequencer,
+    conn: ConnId,
+    xid: i32,
+    op: i32,
+    body: Result<Request, DecodeError>,
+) {
+    let Some(c) = seq.conns.get(&conn) else {
+        return;
+    };
     if c.closing {
         return;
     }
@@ -48,13 +56,22 @@ pub fn on_request(seq: &mut Sequencer, conn: ConnId, xid: i32, op: i32, body: Re
     };
     let op = request.op_code();
     match request {
-        Request::Auth(packet) => on_auth(seq, conn, packet),
+        Request::Auth(packet) => on_auth(seq, conn, xid, packet),
         Request::Sync(sync) => seq.register_sync(conn, xid, sync.path, received),
         Request::Reconfig(_) => push_error(seq, conn, xid, ErrorCode::Unimplemented),
         request => match write_op(&request) {
-            Some(Ok(write)) => on_write(seq, conn, xid, op, write, received),
+            Some(Ok(write)) => on_write(seq, conn, xid, ReplyShape::of(&request), write, received),
             Some(Err(code)) => push_error(seq, conn, xid, code),
-            None => push(seq, conn, Pending::Read { xid, op, request, received }),
+            None => push(
+                seq,
+                conn,
+                Pending::Read {
+                    xid,
+                    op,
+                    request,
+                    received,
+                },
+            ),
         },
     }
 }
@@ -71,12 +88,18 @@ fn push_error(seq: &mut Sequencer, conn: ConnId, xid: i32, code: ErrorCode) {
 }
 
 /// `auth` packets change the connection's identities at once, so that every
-/// later request is checked with them.
-fn on_auth(seq: &mut Sequencer, conn: ConnId, packet: proto::ops::AuthPacket) {
+/// later request is checked with them. Clients send them with xid -4 (the
+/// Java client) or a counted xid (others); the reply echoes it, as ZooKeeper's.
+fn on_auth(seq: &mut Sequencer, conn: ConnId, xid: i32, packet: proto::ops::AuthPacket) {
     let super_digest = seq.config.super_digest.clone();
-    let Some(c) = seq.conns.get_mut(&conn) else { return };
+    let Some(c) = seq.conns.get_mut(&conn) else {
+        return;
+    };
     let identity = match packet.scheme.as_str() {
-        "digest" => std::str::from_utf8(&packet.auth).ok().filter(|s| s.contains(':')).map(tree::acl::digest_id),
+        "digest" => std::str::from_utf8(&packet.auth)
+            .ok()
+            .filter(|s| s.contains(':'))
+            .map(tree::acl::digest_id),
         _ => None,
     };
     match identity {
@@ -87,20 +110,50 @@ fn on_auth(seq: &mut Sequencer, conn: ConnId, packet: proto::ops::AuthPacket) {
             if !c.auth.iter().any(|a| a.scheme == "digest" && a.id == id) {
                 c.auth.push(Id::new("digest", id));
             }
-            let frame = encode_reply(xid::AUTH, 0, ErrorCode::Ok, None);
+            let frame = encode_reply(xid, 0, ErrorCode::Ok, None);
             c.queue.push_back(Pending::Ready(frame));
         }
         None => {
             info!(peer = %c.peer, scheme = packet.scheme, "authentication failed: closing connection");
-            let frame = encode_reply(xid::AUTH, 0, ErrorCode::AuthFailed, None);
+            let frame = encode_reply(xid, 0, ErrorCode::AuthFailed, None);
             c.queue.push_back(Pending::Ready(frame));
             c.queue.push_back(Pending::Close);
         }
     }
 }
 
-fn on_write(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, write: WriteOp, received: Instant) {
-    let Some(c) = seq.conns.get(&conn) else { return };
+/// What a write's reply looks like: its opcode and, for multi, each op's
+/// (`create` answers with a path only, the other creates with a stat too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyShape {
+    pub op: OpCode,
+    pub multi_ops: Vec<OpCode>,
+}
+
+impl ReplyShape {
+    fn of(request: &Request) -> ReplyShape {
+        let multi_ops = match request {
+            Request::Multi(ops) => ops.iter().map(MultiOp::op_code).collect(),
+            _ => Vec::new(),
+        };
+        ReplyShape {
+            op: request.op_code(),
+            multi_ops,
+        }
+    }
+}
+
+fn on_write(
+    seq: &mut Sequencer,
+    conn: ConnId,
+    xid: i32,
+    shape: ReplyShape,
+    write: WriteOp,
+    received: Instant,
+) {
+    let Some(c) = seq.conns.get(&conn) else {
+        return;
+    };
     let session_id = c.session_id;
     let auth = c.auth.clone();
     if seq.sessions.get(&session_id).is_some_and(|s| s.closing) {
@@ -109,7 +162,7 @@ fn on_write(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, write: Writ
     }
     match seq.prepare(session_id, xid, &auth, &write) {
         Ok(zxid) => {
-            seq.attach_client(conn, xid, op, zxid, received);
+            seq.attach_client(conn, xid, shape, zxid, received);
             if write == WriteOp::CloseSession {
                 if let Some(session) = seq.sessions.get_mut(&session_id) {
                     session.closing = true;
@@ -119,8 +172,16 @@ fn on_write(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, write: Writ
         }
         Err(PrepareError::Op(code)) => push_error(seq, conn, xid, code),
         Err(PrepareError::Multi(codes)) => {
-            let results = codes.into_iter().map(|code| MultiResult::Error(code.code())).collect();
-            let frame = encode_reply(xid, seq.zxid_applied(), ErrorCode::Ok, Some(&Response::Multi(results)));
+            let results = codes
+                .into_iter()
+                .map(|code| MultiResult::Error(code.code()))
+                .collect();
+            let frame = encode_reply(
+                xid,
+                seq.zxid_applied(),
+                ErrorCode::Ok,
+                Some(&Response::Multi(results)),
+            );
             push(seq, conn, Pending::Ready(frame));
         }
     }
@@ -130,15 +191,35 @@ fn on_write(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, write: Writ
 /// code for a request that is malformed in a way the codec cannot see.
 fn write_op(request: &Request) -> Option<Result<WriteOp, ErrorCode>> {
     let op = match request {
-        Request::Create(r) | Request::Create2(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, false),
+        Request::Create(r) | Request::Create2(r) => {
+            create(&r.path, &r.data, &r.acl, r.flags, -1, false)
+        }
         Request::CreateContainer(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, true),
         Request::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, false),
-        Request::Delete(r) => Ok(WriteOp::Delete { path: r.path.clone(), version: r.version }),
-        Request::SetData(r) => Ok(WriteOp::SetData { path: r.path.clone(), data: r.data.clone(), version: r.version }),
-        Request::SetAcl(r) => Ok(WriteOp::SetAcl { path: r.path.clone(), acl: r.acl.clone(), version: r.version }),
-        Request::Check(r) => Ok(WriteOp::Check { path: r.path.clone(), version: r.version }),
+        Request::Delete(r) => Ok(WriteOp::Delete {
+            path: r.path.clone(),
+            version: r.version,
+        }),
+        Request::SetData(r) => Ok(WriteOp::SetData {
+            path: r.path.clone(),
+            data: r.data.clone(),
+            version: r.version,
+        }),
+        Request::SetAcl(r) => Ok(WriteOp::SetAcl {
+            path: r.path.clone(),
+            acl: r.acl.clone(),
+            version: r.version,
+        }),
+        Request::Check(r) => Ok(WriteOp::Check {
+            path: r.path.clone(),
+            version: r.version,
+        }),
         Request::CloseSession => Ok(WriteOp::CloseSession),
-        Request::Multi(ops) => ops.iter().map(multi_op).collect::<Result<Vec<_>, _>>().map(WriteOp::Multi),
+        Request::Multi(ops) => ops
+            .iter()
+            .map(multi_op)
+            .collect::<Result<Vec<_>, _>>()
+            .map(WriteOp::Multi),
         _ => return None,
     };
     Some(op)
@@ -146,51 +227,94 @@ fn write_op(request: &Request) -> Option<Result<WriteOp, ErrorCode>> {
 
 fn multi_op(op: &MultiOp) -> Result<WriteOp, ErrorCode> {
     match op {
-        MultiOp::Create(r) | MultiOp::Create2(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, false),
+        MultiOp::Create(r) | MultiOp::Create2(r) => {
+            create(&r.path, &r.data, &r.acl, r.flags, -1, false)
+        }
         MultiOp::CreateContainer(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, true),
         MultiOp::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, false),
-        MultiOp::Delete(r) => Ok(WriteOp::Delete { path: r.path.clone(), version: r.version }),
-        MultiOp::SetData(r) => Ok(WriteOp::SetData { path: r.path.clone(), data: r.data.clone(), version: r.version }),
-        MultiOp::Check(r) => Ok(WriteOp::Check { path: r.path.clone(), version: r.version }),
+        MultiOp::Delete(r) => Ok(WriteOp::Delete {
+            path: r.path.clone(),
+            version: r.version,
+        }),
+        MultiOp::SetData(r) => Ok(WriteOp::SetData {
+            path: r.path.clone(),
+            data: r.data.clone(),
+            version: r.version,
+        }),
+        MultiOp::Check(r) => Ok(WriteOp::Check {
+            path: r.path.clone(),
+            version: r.version,
+        }),
         MultiOp::GetData(_) | MultiOp::GetChildren(_) => Err(ErrorCode::BadArguments),
     }
 }
 
 /// ZooKeeper ties create modes to opcodes: containers only through
 /// createContainer, TTL modes only through createTTL.
-fn create(path: &str, data: &[u8], acl: &[proto::Acl], flags: i32, ttl_ms: i64, container: bool) -> Result<WriteOp, ErrorCode> {
+fn create(
+    path: &str,
+    data: &[u8],
+    acl: &[proto::Acl],
+    flags: i32,
+    ttl_ms: i64,
+    container: bool,
+) -> Result<WriteOp, ErrorCode> {
     let mode = CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)?;
     let is_ttl_op = ttl_ms >= 0;
     if mode.is_container() != container || mode.is_ttl() != is_ttl_op {
         return Err(ErrorCode::BadArguments);
     }
-    Ok(WriteOp::Create { path: path.to_string(), data: data.to_vec(), acl: acl.to_vec(), mode, ttl_ms })
+    Ok(WriteOp::Create {
+        path: path.to_string(),
+        data: data.to_vec(),
+        acl: acl.to_vec(),
+        mode,
+        ttl_ms,
+    })
 }
 
 /// The reply frame of an applied write.
-pub fn write_reply(xid: i32, zxid: i64, op: OpCode, result: &Result<TxnResult, ErrorCode>) -> Vec<u8> {
+pub fn write_reply(
+    xid: i32,
+    zxid: i64,
+    shape: &ReplyShape,
+    result: &Result<TxnResult, ErrorCode>,
+) -> Vec<u8> {
     let result = match result {
         Ok(result) => result,
         Err(code) => return encode_reply(xid, zxid, *code, None),
     };
-    let response = match (op, result) {
-        (OpCode::Create, TxnResult::Created { path, .. }) => Response::Create(CreateResponse { path: path.clone() }),
-        (_, TxnResult::Created { path, stat }) => Response::Create2(Create2Response { path: path.clone(), stat: *stat }),
+    let response = match (shape.op, result) {
+        (OpCode::Create, TxnResult::Created { path, .. }) => {
+            Response::Create(CreateResponse { path: path.clone() })
+        }
+        (_, TxnResult::Created { path, stat }) => Response::Create2(Create2Response {
+            path: path.clone(),
+            stat: *stat,
+        }),
         (_, TxnResult::DataSet { stat }) => Response::SetData(SetDataResponse { stat: *stat }),
         (_, TxnResult::AclSet { stat }) => Response::SetAcl(SetAclResponse { stat: *stat }),
-        (_, TxnResult::Multi(results)) => Response::Multi(results.iter().map(multi_result).collect()),
+        (_, TxnResult::Multi(results)) => Response::Multi(
+            results
+                .iter()
+                .zip(&shape.multi_ops)
+                .map(|(result, op)| multi_result(result, *op))
+                .collect(),
+        ),
         _ => Response::Empty,
     };
     encode_reply(xid, zxid, ErrorCode::Ok, Some(&response))
 }
 
-fn multi_result(result: &MultiOpResult) -> MultiResult {
+fn multi_result(result: &MultiOpResult, op: OpCode) -> MultiResult {
     match result {
-        MultiOpResult::Created { path, stat, op } if *op == OpCode::Create => {
-            let _ = stat;
+        MultiOpResult::Created { path, .. } if op == OpCode::Create => {
             MultiResult::Create { path: path.clone() }
         }
-        MultiOpResult::Created { path, stat, .. } => MultiResult::Create2 { path: path.clone(), stat: *stat },
+        MultiOpResult::Created { path, stat } => MultiResult::Create2 {
+            path: path.clone(),
+            stat: *stat,
+        },
         MultiOpResult::Deleted => MultiResult::Delete,
         MultiOpResult::DataSet { stat } => MultiResult::SetData { stat: *stat },
         MultiOpResult::Checked => MultiResult::Check,
@@ -199,41 +323,65 @@ fn multi_result(result: &MultiOpResult) -> MultiResult {
 }
 
 /// Answers a read (or a watch-management request) from the applied tree.
-pub fn answer_read(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, request: Request) -> Vec<u8> {
+pub fn answer_read(
+    seq: &mut Sequencer,
+    conn: ConnId,
+    xid: i32,
+    op: OpCode,
+    request: Request,
+) -> Vec<u8> {
     let zxid = seq.zxid_applied();
     let (session_id, auth) = match seq.conns.get(&conn) {
         Some(c) => (c.session_id, c.auth.clone()),
         None => return Vec::new(),
     };
-    let caller = Caller { session_id, auth: &auth };
+    let caller = Caller {
+        session_id,
+        auth: &auth,
+    };
     let tree = &mut seq.tree;
     let result: Result<Response, ErrorCode> = match request {
-        Request::Ping => return encode_reply(xid::PING, zxid, ErrorCode::Ok, None),
-        Request::Exists(r) => tree.exists(&caller, &r.path, r.watch).map(|stat| Response::Exists(ExistsResponse { stat })),
+        Request::Ping => return encode_reply(xid, zxid, ErrorCode::Ok, None),
+        Request::Exists(r) => tree
+            .exists(&caller, &r.path, r.watch)
+            .map(|stat| Response::Exists(ExistsResponse { stat })),
         Request::GetData(r) => tree
             .get_data(&caller, &r.path, r.watch)
             .map(|(data, stat)| Response::GetData(GetDataResponse { data, stat })),
         Request::GetChildren(r) => tree
             .get_children(&caller, &r.path, r.watch)
             .map(|(children, _)| Response::GetChildren(GetChildrenResponse { children })),
-        Request::GetChildren2(r) => tree
-            .get_children(&caller, &r.path, r.watch)
-            .map(|(children, stat)| Response::GetChildren2(GetChildren2Response { children, stat })),
-        Request::GetAcl(r) => tree.get_acl(&caller, &r.path).map(|(acl, stat)| Response::GetAcl(GetAclResponse { acl, stat })),
-        Request::GetAllChildrenNumber(r) => tree
-            .get_all_children_number(&caller, &r.path)
-            .map(|total_number| Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number })),
+        Request::GetChildren2(r) => {
+            tree.get_children(&caller, &r.path, r.watch)
+                .map(|(children, stat)| {
+                    Response::GetChildren2(GetChildren2Response { children, stat })
+                })
+        }
+        Request::GetAcl(r) => tree
+            .get_acl(&caller, &r.path)
+            .map(|(acl, stat)| Response::GetAcl(GetAclResponse { acl, stat })),
+        Request::GetAllChildrenNumber(r) => {
+            tree.get_all_children_number(&caller, &r.path)
+                .map(|total_number| {
+                    Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number })
+                })
+        }
         Request::GetEphemerals(r) => Ok(Response::GetEphemerals(GetEphemeralsResponse {
             ephemerals: tree.get_ephemerals(session_id, &r.prefix_path),
         })),
         Request::WhoAmI => Ok(Response::WhoAmI(WhoAmIResponse {
             client_info: auth
                 .iter()
-                .map(|id| ClientInfo { auth_scheme: id.scheme.clone(), user: id.id.clone() })
+                .map(|id| ClientInfo {
+                    auth_scheme: id.scheme.clone(),
+                    user: id.id.clone(),
+                })
                 .collect(),
         })),
         Request::AddWatch(r) => match AddWatchMode::from_code(r.mode) {
-            Some(mode) => tree.add_watch(&caller, &r.path, mode).map(|()| Response::Empty),
+            Some(mode) => tree
+                .add_watch(&caller, &r.path, mode)
+                .map(|()| Response::Empty),
             None => Err(ErrorCode::BadArguments),
         },
         Request::CheckWatches(r) | Request::RemoveWatches(r) => {
@@ -250,24 +398,31 @@ pub fn answer_read(seq: &mut Sequencer, conn: ConnId, xid: i32, op: OpCode, requ
             }
         }
         Request::SetWatches(r) => {
-            let events = tree.set_watches(session_id, r.relative_zxid, &r.data_watches, &r.exist_watches, &r.child_watches, &[], &[]);
+            let lists = WatchLists {
+                data: &r.data_watches,
+                exist: &r.exist_watches,
+                child: &r.child_watches,
+                ..WatchLists::default()
+            };
+            let events = tree.set_watches(session_id, r.relative_zxid, &lists);
             seq.deliver(&events);
-            return encode_reply(xid::SET_WATCHES, zxid, ErrorCode::Ok, None);
+            return encode_reply(xid, zxid, ErrorCode::Ok, None);
         }
         Request::SetWatches2(r) => {
-            let events = tree.set_watches(
-                session_id,
-                r.relative_zxid,
-                &r.data_watches,
-                &r.exist_watches,
-                &r.child_watches,
-                &r.persistent_watches,
-                &r.persistent_recursive_watches,
-            );
+            let lists = WatchLists {
+                data: &r.data_watches,
+                exist: &r.exist_watches,
+                child: &r.child_watches,
+                persistent: &r.persistent_watches,
+                persistent_recursive: &r.persistent_recursive_watches,
+            };
+            let events = tree.set_watches(session_id, r.relative_zxid, &lists);
             seq.deliver(&events);
-            return encode_reply(xid::SET_WATCHES, zxid, ErrorCode::Ok, None);
+            return encode_reply(xid, zxid, ErrorCode::Ok, None);
         }
-        Request::MultiRead(ops) => Ok(Response::Multi(ops.iter().map(|op| multi_read(tree, &caller, op)).collect())),
+        Request::MultiRead(ops) => Ok(Response::Multi(
+            ops.iter().map(|op| multi_read(tree, &caller, op)).collect(),
+        )),
         other => {
             warn!(op = ?other.op_code(), "request reached the read path by mistake");
             Err(ErrorCode::SystemError)

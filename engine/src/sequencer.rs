@@ -33,7 +33,7 @@ use tree::{DataTree, Txn, TxnHeader};
 use crate::config::Config;
 use crate::log_stage::{LogHandle, LogRecord, LogReport, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
 use crate::messages::{ConnId, OutFrame, ToSequencer};
-use crate::requests;
+use crate::requests::{self, ReplyShape};
 use crate::session::{initial_session_id, session_password, PASSWORD_LENGTH};
 use crate::stats::Stats;
 
@@ -47,11 +47,21 @@ pub enum Pending {
     /// The reply is built; it leaves when it reaches the front.
     Ready(Vec<u8>),
     /// A read, answered from the tree when it reaches the front.
-    Read { xid: i32, op: OpCode, request: Request, received: Instant },
+    Read {
+        xid: i32,
+        op: OpCode,
+        request: Request,
+        received: Instant,
+    },
     /// A write in flight; becomes `Ready` when its txn is applied.
     Write { zxid: i64 },
     /// `sync`: answered once everything prepared before it is applied.
-    Sync { xid: i32, path: String, zxid: i64, received: Instant },
+    Sync {
+        xid: i32,
+        path: String,
+        zxid: i64,
+        received: Instant,
+    },
     /// The handshake of a new session, answered when its CreateSession txn is applied.
     Connecting { zxid: i64 },
     /// Close the connection once everything before this is written.
@@ -90,8 +100,15 @@ pub struct Session {
 /// Where a txn came from, so its reply can find its way back.
 #[derive(Debug)]
 enum Origin {
-    Client { conn: ConnId, xid: i32, op: OpCode, received: Instant },
-    Connect { conn: ConnId },
+    Client {
+        conn: ConnId,
+        xid: i32,
+        shape: ReplyShape,
+        received: Instant,
+    },
+    Connect {
+        conn: ConnId,
+    },
     /// Session expiry, the container reaper: nobody waits for a reply.
     Server,
 }
@@ -135,7 +152,9 @@ impl std::fmt::Debug for Sequencer {
 }
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Sequencer {
@@ -146,7 +165,15 @@ impl Sequencer {
         let sessions = tree
             .sessions()
             .map(|(id, timeout_ms)| {
-                (id, Session { timeout_ms, last_active: now, conn: None, closing: false })
+                (
+                    id,
+                    Session {
+                        timeout_ms,
+                        last_active: now,
+                        conn: None,
+                        closing: false,
+                    },
+                )
             })
             .collect();
         Self {
@@ -207,7 +234,9 @@ impl Sequencer {
                     for _ in 0..INBOX_DRAIN_MAX {
                         let Ok(message) = inbox.try_recv() else { break };
                         self.on_message(message);
-                        if self.batch.len() >= BATCH_RECORDS_MAX || self.batch_bytes >= BATCH_BYTES_MAX {
+                        if self.batch.len() >= BATCH_RECORDS_MAX
+                            || self.batch_bytes >= BATCH_BYTES_MAX
+                        {
                             break;
                         }
                     }
@@ -221,8 +250,18 @@ impl Sequencer {
 
     fn on_message(&mut self, message: ToSequencer) {
         match message {
-            ToSequencer::Connect { conn, peer, request, outbox } => self.on_connect(conn, peer, request, outbox),
-            ToSequencer::Request { conn, xid, op, body } => {
+            ToSequencer::Connect {
+                conn,
+                peer,
+                request,
+                outbox,
+            } => self.on_connect(conn, peer, request, outbox),
+            ToSequencer::Request {
+                conn,
+                xid,
+                op,
+                body,
+            } => {
                 self.stats.packets_received += 1;
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.received += 1;
@@ -242,7 +281,13 @@ impl Sequencer {
 
     // ----- sessions and connections -------------------------------------------------
 
-    fn on_connect(&mut self, conn: ConnId, peer: SocketAddr, request: ConnectRequest, outbox: async_channel::Sender<OutFrame>) {
+    fn on_connect(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        request: ConnectRequest,
+        outbox: async_channel::Sender<OutFrame>,
+    ) {
         let timeout_ms = self.config.negotiate_session_timeout(request.timeout_ms);
         let mut connection = Connection {
             peer,
@@ -278,7 +323,12 @@ impl Sequencer {
         connection.session_id = session_id;
         self.sessions.insert(
             session_id,
-            Session { timeout_ms, last_active: Instant::now(), conn: Some(conn), closing: false },
+            Session {
+                timeout_ms,
+                last_active: Instant::now(),
+                conn: Some(conn),
+                closing: false,
+            },
         );
         let op = tree::WriteOp::CreateSession { timeout_ms };
         let auth = connection.auth.clone();
@@ -287,7 +337,11 @@ impl Sequencer {
             Ok(zxid) => {
                 info!(%peer, session = format!("0x{session_id:x}"), timeout_ms, "new session");
                 self.attach(zxid, Origin::Connect { conn });
-                self.conns.get_mut(&conn).expect("inserted above").queue.push_back(Pending::Connecting { zxid });
+                self.conns
+                    .get_mut(&conn)
+                    .expect("inserted above")
+                    .queue
+                    .push_back(Pending::Connecting { zxid });
             }
             Err(err) => {
                 warn!(%peer, ?err, "could not create a session");
@@ -312,16 +366,24 @@ impl Sequencer {
                 password: vec![0; PASSWORD_LENGTH],
                 read_only: request.read_only.map(|_| false),
             };
-            let _ = connection.outbox.try_send(OutFrame::Notification(frame_of(&response)));
+            let _ = connection
+                .outbox
+                .try_send(OutFrame::Notification(frame_of(&response)));
             let _ = connection.outbox.try_send(OutFrame::Close);
             return;
         }
-        let session = self.sessions.get_mut(&session_id).expect("checked live above");
+        let session = self
+            .sessions
+            .get_mut(&session_id)
+            .expect("checked live above");
         session.last_active = Instant::now();
         session.timeout_ms = connection.timeout_ms;
         let previous = session.conn.replace(conn);
         if let Some(old) = previous {
-            info!(session = format!("0x{session_id:x}"), "closing the session's previous connection");
+            info!(
+                session = format!("0x{session_id:x}"),
+                "closing the session's previous connection"
+            );
             self.close_conn(old);
         }
         connection.session_id = session_id;
@@ -333,13 +395,17 @@ impl Sequencer {
             read_only: request.read_only.map(|_| false),
         };
         info!(%peer, session = format!("0x{session_id:x}"), "session reconnected");
-        connection.queue.push_back(Pending::Ready(frame_of(&response)));
+        connection
+            .queue
+            .push_back(Pending::Ready(frame_of(&response)));
         self.conns.insert(conn, connection);
         self.drain(conn);
     }
 
     fn on_closed(&mut self, conn: ConnId) {
-        let Some(connection) = self.conns.remove(&conn) else { return };
+        let Some(connection) = self.conns.remove(&conn) else {
+            return;
+        };
         if let Some(session) = self.sessions.get_mut(&connection.session_id) {
             if session.conn == Some(conn) {
                 session.conn = None;
@@ -361,18 +427,30 @@ impl Sequencer {
         let expired: Vec<i64> = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.closing && now.duration_since(s.last_active) > Duration::from_millis(s.timeout_ms as u64))
+            .filter(|(_, s)| {
+                !s.closing
+                    && now.duration_since(s.last_active)
+                        > Duration::from_millis(s.timeout_ms as u64)
+            })
             .map(|(id, _)| *id)
             .collect();
         for session_id in expired {
             let session = self.sessions.get_mut(&session_id).expect("listed above");
-            info!(session = format!("0x{session_id:x}"), timeout_ms = session.timeout_ms, "expiring session: timeout exceeded");
+            info!(
+                session = format!("0x{session_id:x}"),
+                timeout_ms = session.timeout_ms,
+                "expiring session: timeout exceeded"
+            );
             session.closing = true;
             if let Some(conn) = session.conn.take() {
                 self.close_conn(conn);
             }
             if let Err(err) = self.prepare(session_id, 0, &[], &tree::WriteOp::CloseSession) {
-                warn!(session = format!("0x{session_id:x}"), ?err, "could not expire session");
+                warn!(
+                    session = format!("0x{session_id:x}"),
+                    ?err,
+                    "could not expire session"
+                );
             }
         }
         self.reap(now);
@@ -381,7 +459,9 @@ impl Sequencer {
     /// Deletes empty containers and expired TTL nodes (ZooKeeper's ContainerManager).
     fn reap(&mut self, now: Instant) {
         const REAP_PER_PASS_MAX: usize = 1000;
-        if now.duration_since(self.last_reap) < Duration::from_millis(self.config.container_check_interval_ms) {
+        if now.duration_since(self.last_reap)
+            < Duration::from_millis(self.config.container_check_interval_ms)
+        {
             return;
         }
         self.last_reap = now;
@@ -397,40 +477,84 @@ impl Sequencer {
 
     /// Prepares a write as the next txn; on success it is the last entry of
     /// the current batch and must be attached to an origin at once.
-    pub(crate) fn prepare(&mut self, session_id: i64, cxid: i32, auth: &[Id], op: &tree::WriteOp) -> Result<i64, tree::PrepareError> {
+    pub(crate) fn prepare(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        auth: &[Id],
+        op: &tree::WriteOp,
+    ) -> Result<i64, tree::PrepareError> {
         if self.log_failed {
             return Err(tree::PrepareError::Op(ErrorCode::SystemError));
         }
         let zxid = self.zxid_prepared + 1;
         let time_ms = now_ms();
         let caller = tree::Caller { session_id, auth };
-        let txn = self.tree.prepare(&caller, op, zxid, time_ms)?;
+        let txn = self.tree.prepare(&caller, op, zxid)?;
         self.zxid_prepared = zxid;
-        let header = TxnHeader { session_id, cxid, zxid, time_ms };
+        let header = TxnHeader {
+            session_id,
+            cxid,
+            zxid,
+            time_ms,
+        };
         let mut payload = header.encode();
         payload.extend_from_slice(&txn.encode());
         self.batch_bytes += payload.len();
         self.batch.push(LogRecord { zxid, payload });
-        self.in_flight.push_back(InFlight { header, txn, origin: Origin::Server });
+        self.in_flight.push_back(InFlight {
+            header,
+            txn,
+            origin: Origin::Server,
+        });
         Ok(zxid)
     }
 
     /// Names who waits for the txn just prepared (prepared txns start as
     /// `Origin::Server`: nobody waits).
     fn attach(&mut self, zxid: i64, origin: Origin) {
-        let last = self.in_flight.back_mut().expect("attach right after prepare");
+        let last = self
+            .in_flight
+            .back_mut()
+            .expect("attach right after prepare");
         assert_eq!(last.header.zxid, zxid, "attach must follow its own prepare");
         last.origin = origin;
     }
 
-    pub(crate) fn attach_client(&mut self, conn: ConnId, xid: i32, op: OpCode, zxid: i64, received: Instant) {
-        self.attach(zxid, Origin::Client { conn, xid, op, received });
+    pub(crate) fn attach_client(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        shape: ReplyShape,
+        zxid: i64,
+        received: Instant,
+    ) {
+        self.attach(
+            zxid,
+            Origin::Client {
+                conn,
+                xid,
+                shape,
+                received,
+            },
+        );
     }
 
-    pub(crate) fn register_sync(&mut self, conn: ConnId, xid: i32, path: String, received: Instant) {
+    pub(crate) fn register_sync(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        path: String,
+        received: Instant,
+    ) {
         let zxid = self.zxid_prepared;
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.queue.push_back(Pending::Sync { xid, path, zxid, received });
+            c.queue.push_back(Pending::Sync {
+                xid,
+                path,
+                zxid,
+                received,
+            });
             self.sync_waiters.push(conn);
         }
     }
@@ -447,7 +571,9 @@ impl Sequencer {
                 // The log takes one batch at a time and is idle here, so a full or
                 // closed channel means the log task is gone.
                 self.batch = err.into_inner();
-                self.on_log_report(LogReport::Failed { reason: "log stage stopped".into() });
+                self.on_log_report(LogReport::Failed {
+                    reason: "log stage stopped".into(),
+                });
             }
         }
     }
@@ -456,9 +582,16 @@ impl Sequencer {
         self.log_busy = false;
         match report {
             LogReport::Durable { zxid } => {
-                assert!(zxid > self.zxid_durable && zxid <= self.zxid_prepared, "durable zxid out of order");
+                assert!(
+                    zxid > self.zxid_durable && zxid <= self.zxid_prepared,
+                    "durable zxid out of order"
+                );
                 self.zxid_durable = zxid;
-                while self.in_flight.front().is_some_and(|t| t.header.zxid <= zxid) {
+                while self
+                    .in_flight
+                    .front()
+                    .is_some_and(|t| t.header.zxid <= zxid)
+                {
                     let txn = self.in_flight.pop_front().expect("checked non-empty");
                     self.apply(txn);
                 }
@@ -476,7 +609,8 @@ impl Sequencer {
                 self.zxid_prepared = self.zxid_applied();
                 for txn in failed {
                     if let Origin::Client { conn, xid, .. } = txn.origin {
-                        let frame = encode_reply(xid, self.zxid_applied(), ErrorCode::SystemError, None);
+                        let frame =
+                            encode_reply(xid, self.zxid_applied(), ErrorCode::SystemError, None);
                         self.complete(conn, txn.header.zxid, frame);
                     }
                 }
@@ -485,20 +619,31 @@ impl Sequencer {
     }
 
     fn apply(&mut self, in_flight: InFlight) {
-        let InFlight { header, txn, origin } = in_flight;
+        let InFlight {
+            header,
+            txn,
+            origin,
+        } = in_flight;
         let applied = self.tree.apply(&header, &txn);
         self.deliver(&applied.events);
         match origin {
-            Origin::Client { conn, xid, op, received } => {
-                let frame = requests::write_reply(xid, header.zxid, op, &applied.result);
+            Origin::Client {
+                conn,
+                xid,
+                shape,
+                received,
+            } => {
+                let frame = requests::write_reply(xid, header.zxid, &shape, &applied.result);
                 self.stats.record_latency(received.elapsed());
                 self.complete(conn, header.zxid, frame);
-                if op == OpCode::CloseSession {
+                if shape.op == OpCode::CloseSession {
                     self.finish_session(header.session_id);
                 }
             }
             Origin::Connect { conn } => {
-                let Some(c) = self.conns.get_mut(&conn) else { return };
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return;
+                };
                 let response = ConnectResponse {
                     protocol_version: 0,
                     timeout_ms: c.timeout_ms,
@@ -506,7 +651,11 @@ impl Sequencer {
                     password: session_password(header.session_id).to_vec(),
                     read_only: c.read_only_flag.map(|_| false),
                 };
-                if let Some(slot) = c.queue.iter_mut().find(|p| matches!(p, Pending::Connecting { zxid } if *zxid == header.zxid)) {
+                if let Some(slot) = c
+                    .queue
+                    .iter_mut()
+                    .find(|p| matches!(p, Pending::Connecting { zxid } if *zxid == header.zxid))
+                {
                     *slot = Pending::Ready(frame_of(&response));
                 }
                 self.drain(conn);
@@ -521,7 +670,9 @@ impl Sequencer {
 
     /// Forgets a closed session; its connection closes after what it has queued.
     fn finish_session(&mut self, session_id: i64) {
-        let Some(conn) = self.sessions.remove(&session_id).and_then(|s| s.conn) else { return };
+        let Some(conn) = self.sessions.remove(&session_id).and_then(|s| s.conn) else {
+            return;
+        };
         if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_back(Pending::Close);
         }
@@ -531,7 +682,9 @@ impl Sequencer {
     /// Sends watch events to the connections of the sessions they belong to.
     pub(crate) fn deliver(&mut self, events: &[WatchEvent]) {
         for event in events {
-            let Some(conn) = self.sessions.get(&event.session_id).and_then(|s| s.conn) else { continue };
+            let Some(conn) = self.sessions.get(&event.session_id).and_then(|s| s.conn) else {
+                continue;
+            };
             let notification = WatcherEvent {
                 event_type: event.event_type.code(),
                 state: proto::KeeperState::SyncConnected.code(),
@@ -544,8 +697,14 @@ impl Sequencer {
 
     /// Fills in the reply of an in-flight write and sends what is now ready.
     fn complete(&mut self, conn: ConnId, zxid: i64, frame: Vec<u8>) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
-        if let Some(slot) = c.queue.iter_mut().find(|p| matches!(p, Pending::Write { zxid: z } if *z == zxid)) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Some(slot) = c
+            .queue
+            .iter_mut()
+            .find(|p| matches!(p, Pending::Write { zxid: z } if *z == zxid))
+        {
             *slot = Pending::Ready(frame);
         }
         self.drain(conn);
@@ -555,7 +714,10 @@ impl Sequencer {
         let waiters = std::mem::take(&mut self.sync_waiters);
         for conn in waiters {
             self.drain(conn);
-            let waiting = self.conns.get(&conn).is_some_and(|c| c.queue.iter().any(|p| matches!(p, Pending::Sync { .. })));
+            let waiting = self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.queue.iter().any(|p| matches!(p, Pending::Sync { .. })));
             if waiting && !self.sync_waiters.contains(&conn) {
                 self.sync_waiters.push(conn);
             }
@@ -566,23 +728,38 @@ impl Sequencer {
     /// it reaches a request that must still wait.
     pub(crate) fn drain(&mut self, conn: ConnId) {
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             let ready = match c.queue.front() {
                 None => return,
                 Some(Pending::Write { .. }) | Some(Pending::Connecting { .. }) => return,
-                Some(Pending::Sync { zxid, .. }) if *zxid > self.tree.last_processed_zxid() => return,
+                Some(Pending::Sync { zxid, .. }) if *zxid > self.tree.last_processed_zxid() => {
+                    return
+                }
                 Some(_) => c.queue.pop_front().expect("front exists"),
             };
             match ready {
                 Pending::Ready(frame) => self.send(conn, OutFrame::Reply(frame)),
-                Pending::Read { xid, op, request, received } => {
+                Pending::Read {
+                    xid,
+                    op,
+                    request,
+                    received,
+                } => {
                     let frame = requests::answer_read(self, conn, xid, op, request);
                     self.stats.record_latency(received.elapsed());
                     self.send(conn, OutFrame::Reply(frame));
                 }
-                Pending::Sync { xid, path, received, .. } => {
+                Pending::Sync {
+                    xid,
+                    path,
+                    received,
+                    ..
+                } => {
                     let response = Response::Sync(proto::ops::SyncResponse { path });
-                    let frame = encode_reply(xid, self.zxid_applied(), ErrorCode::Ok, Some(&response));
+                    let frame =
+                        encode_reply(xid, self.zxid_applied(), ErrorCode::Ok, Some(&response));
                     self.stats.record_latency(received.elapsed());
                     self.send(conn, OutFrame::Reply(frame));
                 }
@@ -598,7 +775,9 @@ impl Sequencer {
     /// Queues a frame for a connection; a connection that cannot take it is not
     /// reading its replies and is closed.
     pub(crate) fn send(&mut self, conn: ConnId, frame: OutFrame) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         let is_reply = matches!(frame, OutFrame::Reply(_));
         match c.outbox.try_send(frame) {
             Ok(()) => {
@@ -670,29 +849,54 @@ impl Sequencer {
                     .collect()
             },
             sessions: {
-                let mut sessions: Vec<(i64, i32)> = self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms)).collect();
+                let mut sessions: Vec<(i64, i32)> = self
+                    .sessions
+                    .iter()
+                    .map(|(id, s)| (*id, s.timeout_ms))
+                    .collect();
                 sessions.sort_unstable();
                 sessions
             },
             config: vec![
                 ("clientPort".into(), config.client_port.to_string()),
-                ("clientPortAddress".into(), config.client_address().to_string()),
+                (
+                    "clientPortAddress".into(),
+                    config.client_address().to_string(),
+                ),
                 ("dataDir".into(), config.data_dir.display().to_string()),
-                ("dataLogDir".into(), config.data_log_dir.display().to_string()),
+                (
+                    "dataLogDir".into(),
+                    config.data_log_dir.display().to_string(),
+                ),
                 ("tickTime".into(), config.tick_time_ms.to_string()),
                 ("maxClientCnxns".into(), config.max_client_cnxns.to_string()),
-                ("minSessionTimeout".into(), config.min_session_timeout_ms.to_string()),
-                ("maxSessionTimeout".into(), config.max_session_timeout_ms.to_string()),
+                (
+                    "minSessionTimeout".into(),
+                    config.min_session_timeout_ms.to_string(),
+                ),
+                (
+                    "maxSessionTimeout".into(),
+                    config.max_session_timeout_ms.to_string(),
+                ),
                 ("serverId".into(), "0".into()),
             ],
             environment: vec![
                 ("zookeeper.version".into(), crate::VERSION.to_string()),
-                ("host.name".into(), std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())),
+                (
+                    "host.name".into(),
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+                ),
                 ("os.name".into(), std::env::consts::OS.into()),
                 ("os.arch".into(), std::env::consts::ARCH.into()),
-                ("user.dir".into(), std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default()),
+                (
+                    "user.dir".into(),
+                    std::env::current_dir()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default(),
+                ),
             ],
-            open_file_descriptors: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
+            open_file_descriptors: std::fs::read_dir("/proc/self/fd")
+                .map_or(0, |d| d.count() as u64),
             max_file_descriptors: max_open_files(),
             fsync_threshold_exceeded: self.stats.fsync_threshold_exceeded,
         }

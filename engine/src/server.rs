@@ -77,7 +77,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let (bound_sender, bound) = std::sync::mpsc::channel::<Result<usize, ServerError>>();
     let mut handles = Vec::new();
     for index in 0..config.cores {
-        let placement = if config.cores <= cpus { Placement::Fixed(index) } else { Placement::Unbound };
+        let placement = if config.cores <= cpus {
+            Placement::Fixed(index)
+        } else {
+            Placement::Unbound
+        };
         let config = Arc::clone(&config);
         let to_sequencer = to_sequencer.clone();
         let inbox = inbox.clone();
@@ -90,20 +94,27 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             .spawn(move || async move {
                 if index == 0 {
                     start_sequencer(&config, inbox);
+                } else {
+                    drop(inbox);
                 }
-                drop(inbox);
                 let listener = match TcpListener::bind(config.client_address()) {
                     Ok(listener) => listener,
                     Err(source) => {
                         let address = config.client_address();
-                        let _ = bound_sender.send(Err(ServerError::Listen { address, source: source.into() }));
+                        let _ = bound_sender.send(Err(ServerError::Listen {
+                            address,
+                            source: source.into(),
+                        }));
                         return;
                     }
                 };
                 let _ = bound_sender.send(Ok(index));
                 accept_loop(listener, config, to_sequencer, counts, next_conn).await;
             })
-            .map_err(|err| ServerError::Executor { index, reason: err.to_string() })?;
+            .map_err(|err| ServerError::Executor {
+                index,
+                reason: err.to_string(),
+            })?;
         handles.push(handle);
     }
     drop(bound_sender);
@@ -117,9 +128,15 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
     info!(address = %config.client_address(), cores = config.cores, "ferrokeeper serving clients");
     for (index, handle) in handles.into_iter().enumerate() {
-        handle.join().map_err(|err| ServerError::Stopped { index, reason: err.to_string() })?;
+        handle.join().map_err(|err| ServerError::Stopped {
+            index,
+            reason: err.to_string(),
+        })?;
     }
-    Err(ServerError::Stopped { index: 0, reason: "all executors returned".into() })
+    Err(ServerError::Stopped {
+        index: 0,
+        reason: "all executors returned".into(),
+    })
 }
 
 fn start_sequencer(config: &Arc<Config>, inbox: async_channel::Receiver<ToSequencer>) {
@@ -154,7 +171,9 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(peer) = stream.peer_addr() else { continue };
+        let Ok(peer) = stream.peer_addr() else {
+            continue;
+        };
         if !counts.admit(peer.ip(), config.max_client_cnxns) {
             warn!(%peer, max = config.max_client_cnxns, "too many connections from this address: closing");
             continue;

@@ -81,7 +81,10 @@ mod tests {
     fn session_ids_carry_the_server_id_and_time() {
         let id = initial_session_id(3, 0x0123_4567_89AB);
         assert_eq!(id >> 56, 3);
-        assert_eq!((id >> 16) & 0xFF_FFFF_FFFF, 0x0123_4567_89AB & 0xFF_FFFF_FFFF);
+        assert_eq!(
+            (id >> 16) & 0xFF_FFFF_FFFF,
+            0x0123_4567_89AB & 0xFF_FFFF_FFFF
+        );
         assert_eq!(id & 0xFFFF, 0);
     }
 
@@ -94,7 +97,9 @@ mod tests {
     #[test]
     fn password_matches_what_java_computes() {
         // new java.util.Random(7L ^ 0xB3415C00L).nextBytes(b), printed by a JDK 17.
-        let java: [i8; 16] = [43, -114, -69, 74, 119, -55, 59, 60, 0, 109, -47, 56, -77, -124, 25, -96];
+        let java: [i8; 16] = [
+            43, -114, -69, 74, 119, -55, 59, 60, 0, 109, -47, 56, -77, -124, 25, -96,
+        ];
         assert_eq!(session_password(7), java.map(|b| b as u8));
     }
 }

@@ -13,7 +13,10 @@ use sha1::{Digest, Sha1};
 pub fn digest_id(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or_default();
     let hash = Sha1::digest(user_password.as_bytes());
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 /// Whether `auth` grants any of the `perm` bits on a node with `acl`
@@ -22,15 +25,18 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
     if auth.iter().any(|id| id.scheme == "super") || acl.is_empty() {
         return Ok(());
     }
-    let granted = acl.iter().filter(|entry| entry.perms & perm != 0).any(|entry| {
-        let id = &entry.id;
-        if id.scheme == "world" && id.id == "anyone" {
-            return true;
-        }
-        auth.iter()
-            .filter(|proven| proven.scheme == id.scheme)
-            .any(|proven| matches(&id.scheme, &proven.id, &id.id))
-    });
+    let granted = acl
+        .iter()
+        .filter(|entry| entry.perms & perm != 0)
+        .any(|entry| {
+            let id = &entry.id;
+            if id.scheme == "world" && id.id == "anyone" {
+                return true;
+            }
+            auth.iter()
+                .filter(|proven| proven.scheme == id.scheme)
+                .any(|proven| matches(&id.scheme, &proven.id, &id.id))
+        });
     if granted {
         Ok(())
     } else {
@@ -70,7 +76,10 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             let mut any = false;
             for proven in auth.iter().filter(|p| p.scheme == "digest") {
                 any = true;
-                fixed.push(Acl { perms: entry.perms, id: proven.clone() });
+                fixed.push(Acl {
+                    perms: entry.perms,
+                    id: proven.clone(),
+                });
             }
             if !any {
                 return Err(ErrorCode::InvalidAcl);
@@ -104,7 +113,10 @@ pub fn visible_to(acl: &[Acl], auth: &[Id]) -> Vec<Acl> {
                 return entry.clone();
             }
             let user = entry.id.id.split(':').next().unwrap_or_default();
-            Acl { perms: entry.perms, id: Id::new("digest", format!("{user}:x")) }
+            Acl {
+                perms: entry.perms,
+                id: Id::new("digest", format!("{user}:x")),
+            }
         })
         .collect()
 }
@@ -125,7 +137,9 @@ fn parse_ip_mask(id: &str) -> Option<(Vec<u8>, u32)> {
 }
 
 fn ip_matches(proven: &str, acl_id: &str) -> bool {
-    let (Some((address, _)), Some((network, bits))) = (parse_ip_mask(proven), parse_ip_mask(acl_id)) else {
+    let (Some((address, _)), Some((network, bits))) =
+        (parse_ip_mask(proven), parse_ip_mask(acl_id))
+    else {
         return false;
     };
     if address.len() != network.len() {
@@ -142,23 +156,44 @@ mod tests {
     use super::*;
 
     fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
-        Acl { perms, id: Id::new(scheme, id) }
+        Acl {
+            perms,
+            id: Id::new(scheme, id),
+        }
     }
 
     #[test]
     fn digest_id_matches_zookeeper() {
         // DigestAuthenticationProvider.generateDigest("super:test"), from ZooKeeper's docs.
-        assert_eq!(digest_id("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(
+            digest_id("super:test"),
+            "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
+        );
     }
 
     #[test]
     fn world_digest_ip_and_super_are_checked() {
         let alice = Id::new("digest", digest_id("alice:pw"));
-        let list = vec![acl(perms::READ, "digest", &alice.id), acl(perms::WRITE, "ip", "10.0.0.0/8")];
-        assert_eq!(check(&list, perms::READ, std::slice::from_ref(&alice)), Ok(()));
-        assert_eq!(check(&list, perms::WRITE, std::slice::from_ref(&alice)), Err(ErrorCode::NoAuth));
-        assert_eq!(check(&list, perms::WRITE, &[Id::new("ip", "10.1.2.3")]), Ok(()));
-        assert_eq!(check(&list, perms::WRITE, &[Id::new("ip", "11.1.2.3")]), Err(ErrorCode::NoAuth));
+        let list = vec![
+            acl(perms::READ, "digest", &alice.id),
+            acl(perms::WRITE, "ip", "10.0.0.0/8"),
+        ];
+        assert_eq!(
+            check(&list, perms::READ, std::slice::from_ref(&alice)),
+            Ok(())
+        );
+        assert_eq!(
+            check(&list, perms::WRITE, std::slice::from_ref(&alice)),
+            Err(ErrorCode::NoAuth)
+        );
+        assert_eq!(
+            check(&list, perms::WRITE, &[Id::new("ip", "10.1.2.3")]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&list, perms::WRITE, &[Id::new("ip", "11.1.2.3")]),
+            Err(ErrorCode::NoAuth)
+        );
         assert_eq!(check(&list, perms::ADMIN, &[Id::new("super", "")]), Ok(()));
         assert_eq!(check(&Acl::open_unsafe(), perms::ADMIN, &[]), Ok(()));
     }
@@ -168,17 +203,38 @@ mod tests {
         let alice = Id::new("digest", digest_id("alice:pw"));
         let ip = Id::new("ip", "127.0.0.1");
         let fixed = fixup(&[acl(perms::ALL, "auth", "")], &[ip.clone(), alice.clone()]).unwrap();
-        assert_eq!(fixed, vec![Acl { perms: perms::ALL, id: alice }]);
-        assert_eq!(fixup(&[acl(perms::ALL, "auth", "")], &[ip]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixed,
+            vec![Acl {
+                perms: perms::ALL,
+                id: alice
+            }]
+        );
+        assert_eq!(
+            fixup(&[acl(perms::ALL, "auth", "")], &[ip]),
+            Err(ErrorCode::InvalidAcl)
+        );
         assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "digest", "nocolon")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "ip", "300.1.1.1")], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[acl(1, "madeup", "x")], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fixup(&[acl(1, "digest", "nocolon")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(1, "ip", "300.1.1.1")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&[acl(1, "madeup", "x")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
     }
 
     #[test]
     fn get_acl_hides_digests_without_admin() {
-        let list = vec![acl(perms::READ, "digest", "alice:hash"), acl(perms::READ, "world", "anyone")];
+        let list = vec![
+            acl(perms::READ, "digest", "alice:hash"),
+            acl(perms::READ, "world", "anyone"),
+        ];
         let seen = visible_to(&list, &[]);
         assert_eq!(seen[0].id.id, "alice:x");
         assert_eq!(seen[1], list[1]);

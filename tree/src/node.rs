@@ -34,7 +34,10 @@ pub fn owner_kind(owner: i64) -> OwnerKind {
 
 /// The `ephemeralOwner` of a TTL node.
 pub fn ttl_owner(ttl_ms: i64) -> i64 {
-    assert!(ttl_ms > 0 && ttl_ms <= TTL_MAX_MS, "ttl checked before encoding");
+    assert!(
+        ttl_ms > 0 && ttl_ms <= TTL_MAX_MS,
+        "ttl checked before encoding"
+    );
     EXTENDED_MASK | ttl_ms
 }
 
@@ -58,7 +61,13 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(data: Vec<u8>, acl: Vec<Acl>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
+    pub fn new(
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        zxid: i64,
+        time_ms: i64,
+        ephemeral_owner: i64,
+    ) -> Node {
         Node {
             data,
             acl,
@@ -85,10 +94,19 @@ impl Node {
             version: self.version,
             cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
+            ephemeral_owner: self.client_ephemeral_owner(),
             data_length: self.data.len() as i32,
             num_children,
             pzxid: self.pzxid,
+        }
+    }
+
+    /// What clients see as `ephemeralOwner`: the owning session, or 0 for
+    /// persistent, container and TTL nodes (DataNode.getClientEphemeralOwner).
+    pub fn client_ephemeral_owner(&self) -> i64 {
+        match owner_kind(self.ephemeral_owner) {
+            OwnerKind::Session(session_id) => session_id,
+            OwnerKind::Persistent | OwnerKind::Container | OwnerKind::Ttl(_) => 0,
         }
     }
 
@@ -107,7 +125,14 @@ impl Node {
             hash.bytes(entry.id.id.as_bytes());
             hash.bytes(&[0]);
         }
-        for value in [self.czxid, self.mzxid, self.ctime, self.mtime, self.ephemeral_owner, self.pzxid] {
+        for value in [
+            self.czxid,
+            self.mzxid,
+            self.ctime,
+            self.mtime,
+            self.ephemeral_owner,
+            self.pzxid,
+        ] {
             hash.bytes(&value.to_be_bytes());
         }
         for value in [self.version, self.cversion, self.aversion] {
@@ -159,6 +184,9 @@ mod tests {
         assert_eq!(owner_kind(CONTAINER_OWNER), OwnerKind::Container);
         assert_eq!(owner_kind(ttl_owner(1)), OwnerKind::Ttl(1));
         assert_eq!(ttl_owner(1), 0xff00_0000_0000_0001_u64 as i64);
-        assert_eq!(owner_kind(0x0100_0000_0000_0001), OwnerKind::Session(0x0100_0000_0000_0001));
+        assert_eq!(
+            owner_kind(0x0100_0000_0000_0001),
+            OwnerKind::Session(0x0100_0000_0000_0001)
+        );
     }
 }

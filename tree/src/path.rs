@@ -58,7 +58,10 @@ pub fn join(parent: &str, child: &str) -> String {
 
 /// Nodes the server owns: they can be neither deleted nor replaced.
 pub fn is_special(path: &str) -> bool {
-    matches!(path, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
 }
 
 #[cfg(test)]
@@ -74,7 +77,20 @@ mod tests {
 
     #[test]
     fn invalid_paths_are_bad_arguments() {
-        for path in ["", "a", "/a/", "/a//b", "/a/./b", "/a/../b", "/.", "/..", "/a\0b", "/a\u{1}", "/\u{e000}", "/\u{fffd}"] {
+        for path in [
+            "",
+            "a",
+            "/a/",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/.",
+            "/..",
+            "/a\0b",
+            "/a\u{1}",
+            "/\u{e000}",
+            "/\u{fffd}",
+        ] {
             assert_eq!(validate(path), Err(ErrorCode::BadArguments), "{path:?}");
         }
     }

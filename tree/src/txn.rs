@@ -10,7 +10,9 @@
 //! TxnHeader = long session_id, int cxid, long zxid, long time_ms      (28 bytes)
 //! Txn       = int tag, then by tag:
 //!   1 CreateSession  int timeout_ms
-//!   2 CloseSession   (nothing: the session's ephemerals at apply time go)
+//!   2 CloseSession   vector<ustring> paths   (the session's ephemerals, fixed at
+//!                    prepare time so that replay over a fuzzy snapshot deletes
+//!                    exactly them and moves their parents' pzxid: ZOOKEEPER-3145)
 //!   3 Create         ustring path, buffer data, vector<ACL> acl,
 //!                    long ephemeral_owner, int parent_cversion
 //!   4 Delete         ustring path
@@ -44,19 +46,46 @@ impl TxnHeader {
     }
 
     pub fn decode(r: &mut Reader<'_>) -> Result<TxnHeader, DecodeError> {
-        Ok(TxnHeader { session_id: r.read_i64()?, cxid: r.read_i32()?, zxid: r.read_i64()?, time_ms: r.read_i64()? })
+        Ok(TxnHeader {
+            session_id: r.read_i64()?,
+            cxid: r.read_i32()?,
+            zxid: r.read_i64()?,
+            time_ms: r.read_i64()?,
+        })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Txn {
-    CreateSession { timeout_ms: i32 },
-    CloseSession,
-    Create { path: String, data: Vec<u8>, acl: Vec<Acl>, ephemeral_owner: i64, parent_cversion: i32 },
-    Delete { path: String },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    Check { path: String },
+    CreateSession {
+        timeout_ms: i32,
+    },
+    CloseSession {
+        paths: Vec<String>,
+    },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+    },
+    Delete {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+    },
     Multi(Vec<Txn>),
 }
 
@@ -73,8 +102,17 @@ impl Txn {
                 w.write_i32(1);
                 w.write_i32(*timeout_ms);
             }
-            Txn::CloseSession => w.write_i32(2),
-            Txn::Create { path, data, acl, ephemeral_owner, parent_cversion } => {
+            Txn::CloseSession { paths } => {
+                w.write_i32(2);
+                proto::write_strings(w, paths);
+            }
+            Txn::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+            } => {
                 w.write_i32(3);
                 w.write_ustring(path);
                 w.write_buffer(data);
@@ -86,7 +124,11 @@ impl Txn {
                 w.write_i32(4);
                 w.write_ustring(path);
             }
-            Txn::SetData { path, data, version } => {
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => {
                 w.write_i32(5);
                 w.write_ustring(path);
                 w.write_buffer(data);
@@ -124,8 +166,12 @@ impl Txn {
     fn decode_from(r: &mut Reader<'_>, top_level: bool) -> Result<Txn, DecodeError> {
         let tag = r.read_i32()?;
         Ok(match tag {
-            1 => Txn::CreateSession { timeout_ms: r.read_i32()? },
-            2 => Txn::CloseSession,
+            1 => Txn::CreateSession {
+                timeout_ms: r.read_i32()?,
+            },
+            2 => Txn::CloseSession {
+                paths: proto::read_strings(r)?,
+            },
             3 => Txn::Create {
                 path: r.read_ustring()?,
                 data: r.read_buffer()?,
@@ -133,14 +179,29 @@ impl Txn {
                 ephemeral_owner: r.read_i64()?,
                 parent_cversion: r.read_i32()?,
             },
-            4 => Txn::Delete { path: r.read_ustring()? },
-            5 => Txn::SetData { path: r.read_ustring()?, data: r.read_buffer()?, version: r.read_i32()? },
-            6 => Txn::SetAcl { path: r.read_ustring()?, acl: read_records(r)?, version: r.read_i32()? },
-            7 => Txn::Check { path: r.read_ustring()? },
+            4 => Txn::Delete {
+                path: r.read_ustring()?,
+            },
+            5 => Txn::SetData {
+                path: r.read_ustring()?,
+                data: r.read_buffer()?,
+                version: r.read_i32()?,
+            },
+            6 => Txn::SetAcl {
+                path: r.read_ustring()?,
+                acl: read_records(r)?,
+                version: r.read_i32()?,
+            },
+            7 => Txn::Check {
+                path: r.read_ustring()?,
+            },
             8 if top_level => {
                 let count = r.read_i32()?;
                 if count < 0 || count as usize > r.remaining() {
-                    return Err(DecodeError::InvalidValue { field: "multi txn count", value: i64::from(count) });
+                    return Err(DecodeError::InvalidValue {
+                        field: "multi txn count",
+                        value: i64::from(count),
+                    });
                 }
                 let mut txns = Vec::with_capacity(count as usize);
                 for _ in 0..count {
@@ -148,7 +209,12 @@ impl Txn {
                 }
                 Txn::Multi(txns)
             }
-            _ => return Err(DecodeError::InvalidValue { field: "txn tag", value: i64::from(tag) }),
+            _ => {
+                return Err(DecodeError::InvalidValue {
+                    field: "txn tag",
+                    value: i64::from(tag),
+                })
+            }
         })
     }
 }
@@ -168,7 +234,6 @@ pub fn decode_record(bytes: &[u8]) -> Result<(TxnHeader, Txn), DecodeError> {
     Ok((header, Txn::decode(rest)?))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,17 +249,35 @@ mod tests {
         };
         let txns = vec![
             Txn::CreateSession { timeout_ms: 4000 },
-            Txn::CloseSession,
+            Txn::CloseSession {
+                paths: vec!["/e1".into(), "/a/e2".into()],
+            },
             create.clone(),
             Txn::Delete { path: "/a".into() },
-            Txn::SetData { path: "/a".into(), data: vec![], version: 2 },
-            Txn::SetAcl { path: "/a".into(), acl: Acl::open_unsafe(), version: 1 },
+            Txn::SetData {
+                path: "/a".into(),
+                data: vec![],
+                version: 2,
+            },
+            Txn::SetAcl {
+                path: "/a".into(),
+                acl: Acl::open_unsafe(),
+                version: 1,
+            },
             Txn::Check { path: "/a".into() },
             Txn::Multi(vec![create, Txn::Delete { path: "/b".into() }]),
         ];
-        let header = TxnHeader { session_id: 1, cxid: 2, zxid: 3, time_ms: 4 };
+        let header = TxnHeader {
+            session_id: 1,
+            cxid: 2,
+            zxid: 3,
+            time_ms: 4,
+        };
         for txn in txns {
-            assert_eq!(decode_record(&encode_record(&header, &txn)).unwrap(), (header, txn));
+            assert_eq!(
+                decode_record(&encode_record(&header, &txn)).unwrap(),
+                (header, txn)
+            );
         }
     }
 

@@ -64,13 +64,21 @@ impl WatchManager {
     }
 
     fn add(&mut self, kind: Kind, session_id: i64, path: &str) {
-        self.table(kind).entry(path.to_string()).or_default().insert(session_id);
-        self.by_session.entry(session_id).or_default().insert((kind, path.to_string()));
+        self.table(kind)
+            .entry(path.to_string())
+            .or_default()
+            .insert(session_id);
+        self.by_session
+            .entry(session_id)
+            .or_default()
+            .insert((kind, path.to_string()));
     }
 
     fn remove(&mut self, kind: Kind, session_id: i64, path: &str) -> bool {
         let table = self.table(kind);
-        let Some(sessions) = table.get_mut(path) else { return false };
+        let Some(sessions) = table.get_mut(path) else {
+            return false;
+        };
         let removed = sessions.remove(&session_id);
         if sessions.is_empty() {
             table.remove(path);
@@ -100,7 +108,15 @@ impl WatchManager {
     }
 
     pub fn add_persistent_watch(&mut self, session_id: i64, path: &str, recursive: bool) {
-        self.add(if recursive { Kind::Recursive } else { Kind::Persistent }, session_id, path);
+        self.add(
+            if recursive {
+                Kind::Recursive
+            } else {
+                Kind::Persistent
+            },
+            session_id,
+            path,
+        );
     }
 
     /// The events a change at `path` fires; one-shot watches that fire are removed.
@@ -138,7 +154,12 @@ impl WatchManager {
         }
         sessions
             .into_iter()
-            .map(|session_id| WatchEvent { session_id, event_type, path: path.to_string(), zxid })
+            .map(|session_id| WatchEvent {
+                session_id,
+                event_type,
+                path: path.to_string(),
+                zxid,
+            })
             .collect()
     }
 
@@ -161,7 +182,9 @@ impl WatchManager {
             WatcherType::Any => &KINDS,
         };
         let has = |manager: &Self, kind: Kind| {
-            manager.tables[kind as usize].get(path).is_some_and(|s| s.contains(&session_id))
+            manager.tables[kind as usize]
+                .get(path)
+                .is_some_and(|s| s.contains(&session_id))
         };
         let found: Vec<Kind> = kinds.iter().copied().filter(|k| has(self, *k)).collect();
         if found.is_empty() {
@@ -176,7 +199,9 @@ impl WatchManager {
     }
 
     pub fn remove_session(&mut self, session_id: i64) {
-        let Some(index) = self.by_session.remove(&session_id) else { return };
+        let Some(index) = self.by_session.remove(&session_id) else {
+            return;
+        };
         for (kind, path) in index {
             let table = self.table(kind);
             if let Some(sessions) = table.get_mut(&path) {
@@ -207,7 +232,10 @@ impl WatchManager {
             .iter()
             .map(|(session, index)| (*session, index.iter().map(|(_, path)| path).collect()))
             .collect();
-        sorted.into_iter().map(|(s, paths)| (s, paths.into_iter().cloned().collect())).collect()
+        sorted
+            .into_iter()
+            .map(|(s, paths)| (s, paths.into_iter().cloned().collect()))
+            .collect()
     }
 
     /// `wchp`: every watched path with its sessions, sorted.
@@ -218,7 +246,10 @@ impl WatchManager {
                 sorted.entry(path).or_default().extend(sessions);
             }
         }
-        sorted.into_iter().map(|(p, s)| (p.clone(), s.into_iter().collect())).collect()
+        sorted
+            .into_iter()
+            .map(|(p, s)| (p.clone(), s.into_iter().collect()))
+            .collect()
     }
 
     pub fn count_for_session(&self, session_id: i64) -> usize {
@@ -232,8 +263,14 @@ impl WatchManager {
             for (path, sessions) in table {
                 assert!(!sessions.is_empty(), "empty watch set left for {path}");
                 for session in sessions {
-                    let index = self.by_session.get(session).expect("session missing from index");
-                    assert!(index.contains(&(*kind, path.clone())), "index lacks {kind:?} {path}");
+                    let index = self
+                        .by_session
+                        .get(session)
+                        .expect("session missing from index");
+                    assert!(
+                        index.contains(&(*kind, path.clone())),
+                        "index lacks {kind:?} {path}"
+                    );
                     from_tables += 1;
                 }
             }
@@ -270,7 +307,10 @@ mod tests {
     fn one_shot_data_watch_fires_once() {
         let mut w = WatchManager::new();
         w.add_data_watch(1, "/a");
-        assert_eq!(sessions(&w.trigger("/a", EventType::NodeDataChanged, 5)), vec![1]);
+        assert_eq!(
+            sessions(&w.trigger("/a", EventType::NodeDataChanged, 5)),
+            vec![1]
+        );
         assert!(w.trigger("/a", EventType::NodeDataChanged, 6).is_empty());
         w.check_invariants();
     }
@@ -292,17 +332,28 @@ mod tests {
         let mut w = WatchManager::new();
         w.add_child_watch(1, "/a");
         assert!(w.trigger("/a", EventType::NodeDataChanged, 5).is_empty());
-        assert_eq!(sessions(&w.trigger("/a", EventType::NodeChildrenChanged, 6)), vec![1]);
+        assert_eq!(
+            sessions(&w.trigger("/a", EventType::NodeChildrenChanged, 6)),
+            vec![1]
+        );
     }
 
     #[test]
     fn persistent_watches_stay_and_see_children_changes() {
         let mut w = WatchManager::new();
         w.add_persistent_watch(1, "/a", false);
-        for event in [EventType::NodeDataChanged, EventType::NodeChildrenChanged, EventType::NodeDeleted, EventType::NodeCreated] {
+        for event in [
+            EventType::NodeDataChanged,
+            EventType::NodeChildrenChanged,
+            EventType::NodeDeleted,
+            EventType::NodeCreated,
+        ] {
             assert_eq!(sessions(&w.trigger("/a", event, 1)), vec![1], "{event:?}");
         }
-        assert!(w.trigger("/a/b", EventType::NodeCreated, 2).is_empty(), "not recursive");
+        assert!(
+            w.trigger("/a/b", EventType::NodeCreated, 2).is_empty(),
+            "not recursive"
+        );
     }
 
     #[test]
@@ -310,9 +361,17 @@ mod tests {
         let mut w = WatchManager::new();
         w.add_persistent_watch(1, "/a", true);
         w.add_persistent_watch(2, "/", true);
-        assert_eq!(sessions(&w.trigger("/a/b/c", EventType::NodeCreated, 1)), vec![1, 2]);
-        assert_eq!(sessions(&w.trigger("/x", EventType::NodeDataChanged, 2)), vec![2]);
-        assert!(w.trigger("/a", EventType::NodeChildrenChanged, 3).is_empty());
+        assert_eq!(
+            sessions(&w.trigger("/a/b/c", EventType::NodeCreated, 1)),
+            vec![1, 2]
+        );
+        assert_eq!(
+            sessions(&w.trigger("/x", EventType::NodeDataChanged, 2)),
+            vec![2]
+        );
+        assert!(w
+            .trigger("/a", EventType::NodeChildrenChanged, 3)
+            .is_empty());
     }
 
     #[test]
@@ -322,7 +381,11 @@ mod tests {
         w.add_persistent_watch(1, "/a", false);
         w.add_persistent_watch(1, "/a", true);
         assert_eq!(w.trigger("/a", EventType::NodeDataChanged, 1).len(), 1);
-        assert_eq!(w.count_for_session(1), 2, "the one-shot watch is gone, the persistent ones stay");
+        assert_eq!(
+            w.count_for_session(1),
+            2,
+            "the one-shot watch is gone, the persistent ones stay"
+        );
     }
 
     #[test]
@@ -330,12 +393,23 @@ mod tests {
         let mut w = WatchManager::new();
         w.add_data_watch(1, "/a");
         w.add_child_watch(1, "/a");
-        assert_eq!(w.remove_watches(1, "/a", WatcherType::Persistent, true), Err(ErrorCode::NoWatcher));
-        assert_eq!(w.remove_watches(2, "/a", WatcherType::Any, true), Err(ErrorCode::NoWatcher));
+        assert_eq!(
+            w.remove_watches(1, "/a", WatcherType::Persistent, true),
+            Err(ErrorCode::NoWatcher)
+        );
+        assert_eq!(
+            w.remove_watches(2, "/a", WatcherType::Any, true),
+            Err(ErrorCode::NoWatcher)
+        );
         assert!(w.remove_watches(1, "/a", WatcherType::Data, true).is_ok());
         assert_eq!(w.count_for_session(1), 2, "check does not remove");
-        assert!(w.remove_watches(1, "/a", WatcherType::Children, false).is_ok());
-        assert_eq!(w.remove_watches(1, "/a", WatcherType::Children, true), Err(ErrorCode::NoWatcher));
+        assert!(w
+            .remove_watches(1, "/a", WatcherType::Children, false)
+            .is_ok());
+        assert_eq!(
+            w.remove_watches(1, "/a", WatcherType::Children, true),
+            Err(ErrorCode::NoWatcher)
+        );
         assert!(w.remove_watches(1, "/a", WatcherType::Any, false).is_ok());
         assert_eq!(w.count_for_session(1), 0);
         w.check_invariants();
@@ -354,7 +428,10 @@ mod tests {
 
     #[test]
     fn ancestors_walk_up_to_the_root() {
-        assert_eq!(ancestors_and_self("/a/b").collect::<Vec<_>>(), vec!["/a/b", "/a", "/"]);
+        assert_eq!(
+            ancestors_and_self("/a/b").collect::<Vec<_>>(),
+            vec!["/a/b", "/a", "/"]
+        );
         assert_eq!(ancestors_and_self("/").collect::<Vec<_>>(), vec!["/"]);
     }
 }

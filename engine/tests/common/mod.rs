@@ -35,6 +35,7 @@ impl Server {
     fn spawn(dir: tempfile::TempDir, config_path: PathBuf, port: u16) -> Server {
         let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+            .env("RUST_LOG", "debug")
             .arg("--config")
             .arg(&config_path)
             .stdout(Stdio::null())
@@ -62,19 +63,29 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("ferrokeeper did not answer ruok within 20 s; log:\n{}", self.log());
+        panic!(
+            "ferrokeeper did not answer ruok within 20 s; log:\n{}",
+            self.log()
+        );
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- ferrokeeper log ----\n{}", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Sends a four-letter word and returns the whole answer.

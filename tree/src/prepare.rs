@@ -1,0 +1,440 @@
+//! Turning a client's write into a txn (ZooKeeper's PrepRequestProcessor).
+//!
+//! Writes are prepared one after another, each against the tree *as it will
+//! be* once every txn prepared before it is applied — the applied tree plus an
+//! [`Overlay`] of pending changes, as ZooKeeper's `outstandingChanges`. That
+//! is what lets the sequencer keep many writes in flight in one log batch
+//! while still validating each (versions, existence, sequential names)
+//! against its predecessors.
+//!
+//! ```text
+//!   lookup(path) = staging (this request's own earlier ops, for multi)
+//!                  └─▶ overlay (prepared, not yet applied)
+//!                       └─▶ applied tree
+//! ```
+//!
+//! A request's changes go to a staging layer first; they join the overlay
+//! only if every op succeeds, so a failed multi leaves nothing behind. The
+//! overlay forgets a change when a txn with that zxid or later is applied,
+//! because the tree then shows it.
+//!
+//! The checks run in ZooKeeper's order, so the first error reported is the
+//! one ZooKeeper would report.
+
+use std::collections::{HashMap, VecDeque};
+
+use proto::{perms, Acl, CreateMode, ErrorCode};
+
+use crate::acl;
+use crate::data_tree::{Caller, DataTree};
+use crate::node::{owner_kind, ttl_owner, OwnerKind, CONTAINER_OWNER, TTL_MAX_MS};
+use crate::path;
+use crate::txn::Txn;
+
+/// A write as the client asked for it, before validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    CreateSession {
+        timeout_ms: i32,
+    },
+    CloseSession,
+    /// `ttl_ms` is -1 unless the request was createTTL.
+    Create {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<Acl>,
+        mode: CreateMode,
+        ttl_ms: i64,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    /// The server's own removal of an empty container or expired TTL node.
+    DeleteContainer {
+        path: String,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+    Multi(Vec<WriteOp>),
+}
+
+/// Why a write was refused. A multi reports one code per op: OK for the ops
+/// before the failing one, its code, RUNTIMEINCONSISTENCY after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrepareError {
+    Op(ErrorCode),
+    Multi(Vec<ErrorCode>),
+}
+
+/// What prepare needs to know of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Shadow {
+    acl: Vec<Acl>,
+    version: i32,
+    aversion: i32,
+    /// Stored cversion: the number of children ever created.
+    cversion: i32,
+    child_count: usize,
+    ephemeral_owner: i64,
+}
+
+/// Prepared changes not yet applied: path → (zxid, the node after it or
+/// `None` for deleted), and the order they were made in.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Overlay {
+    changes: HashMap<String, (i64, Option<Shadow>)>,
+    order: VecDeque<(i64, String)>,
+}
+
+impl Overlay {
+    /// Forgets every change made by txns up to `zxid`: the tree shows them now.
+    pub(crate) fn applied(&mut self, zxid: i64) {
+        while let Some((change_zxid, _)) = self.order.front() {
+            if *change_zxid > zxid {
+                break;
+            }
+            let (change_zxid, path) = self.order.pop_front().expect("checked front");
+            if self
+                .changes
+                .get(&path)
+                .is_some_and(|(z, _)| *z == change_zxid)
+            {
+                self.changes.remove(&path);
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+}
+
+/// One request's view while it is being prepared.
+struct Staging<'t> {
+    tree: &'t DataTree,
+    changes: HashMap<String, Option<Shadow>>,
+}
+
+impl Staging<'_> {
+    fn get(&self, path: &str) -> Option<Shadow> {
+        if let Some(staged) = self.changes.get(path) {
+            return staged.clone();
+        }
+        if let Some((_, pending)) = self.tree.overlay.changes.get(path) {
+            return pending.clone();
+        }
+        self.tree.nodes.get(path).map(|node| Shadow {
+            acl: node.acl.clone(),
+            version: node.version,
+            aversion: node.aversion,
+            cversion: node.cversion,
+            child_count: node.children.len(),
+            ephemeral_owner: node.ephemeral_owner,
+        })
+    }
+
+    fn record(&self, path: &str) -> Result<Shadow, ErrorCode> {
+        self.get(path).ok_or(ErrorCode::NoNode)
+    }
+
+    fn put(&mut self, path: &str, shadow: Option<Shadow>) {
+        self.changes.insert(path.to_string(), shadow);
+    }
+}
+
+impl DataTree {
+    /// Validates `op` as the next write and returns its txn; on success the
+    /// txn's effects are visible to later prepares until it is applied (or
+    /// [`DataTree::discard_pending`] is called).
+    pub fn prepare(
+        &mut self,
+        caller: &Caller<'_>,
+        op: &WriteOp,
+        zxid: i64,
+    ) -> Result<Txn, PrepareError> {
+        assert!(
+            zxid > self.zxid_applied,
+            "prepare zxid {zxid} not after applied"
+        );
+        let mut staging = Staging {
+            tree: self,
+            changes: HashMap::new(),
+        };
+        let txn = match op {
+            WriteOp::Multi(ops) => prepare_multi(&mut staging, caller, ops)?,
+            op => prepare_one(&mut staging, caller, op).map_err(PrepareError::Op)?,
+        };
+        let changes = staging.changes;
+        for (path, shadow) in changes {
+            self.overlay.order.push_back((zxid, path.clone()));
+            self.overlay.changes.insert(path, (zxid, shadow));
+        }
+        Ok(txn)
+    }
+
+    /// Forgets every prepared-but-unapplied change (the log failed and those
+    /// txns will never be applied).
+    pub fn discard_pending(&mut self) {
+        self.overlay = Overlay::default();
+    }
+
+    /// Whether prepared changes are waiting to be applied.
+    pub fn has_pending(&self) -> bool {
+        !self.overlay.is_empty()
+    }
+}
+
+fn prepare_multi(
+    staging: &mut Staging<'_>,
+    caller: &Caller<'_>,
+    ops: &[WriteOp],
+) -> Result<Txn, PrepareError> {
+    let mut txns = Vec::with_capacity(ops.len());
+    for (index, op) in ops.iter().enumerate() {
+        let result = match op {
+            WriteOp::Multi(_) | WriteOp::CreateSession { .. } | WriteOp::CloseSession => {
+                Err(ErrorCode::BadArguments)
+            }
+            op => prepare_one(staging, caller, op),
+        };
+        match result {
+            Ok(txn) => txns.push(txn),
+            Err(code) => {
+                let mut codes = vec![ErrorCode::Ok; index];
+                codes.push(code);
+                codes.resize(ops.len(), ErrorCode::RuntimeInconsistency);
+                return Err(PrepareError::Multi(codes));
+            }
+        }
+    }
+    Ok(Txn::Multi(txns))
+}
+
+fn prepare_one(
+    staging: &mut Staging<'_>,
+    caller: &Caller<'_>,
+    op: &WriteOp,
+) -> Result<Txn, ErrorCode> {
+    match op {
+        WriteOp::CreateSession { timeout_ms } => Ok(Txn::CreateSession {
+            timeout_ms: *timeout_ms,
+        }),
+        WriteOp::CloseSession => Ok(close_session(staging, caller.session_id)),
+        WriteOp::Create {
+            path,
+            data,
+            acl,
+            mode,
+            ttl_ms,
+        } => create(staging, caller, path, data, acl, *mode, *ttl_ms),
+        WriteOp::Delete { path, version } => delete(staging, caller, path, Some(*version)),
+        WriteOp::DeleteContainer { path } => delete(staging, caller, path, None),
+        WriteOp::SetData {
+            path,
+            data,
+            version,
+        } => {
+            path::validate(path)?;
+            let mut node = staging.record(path)?;
+            acl::check(&node.acl, perms::WRITE, caller.auth)?;
+            node.version = next_version(node.version, *version)?;
+            let txn = Txn::SetData {
+                path: path.clone(),
+                data: data.clone(),
+                version: node.version,
+            };
+            staging.put(path, Some(node));
+            Ok(txn)
+        }
+        WriteOp::SetAcl { path, acl, version } => {
+            path::validate(path)?;
+            let fixed = acl::fixup(acl, caller.auth)?;
+            let mut node = staging.record(path)?;
+            acl::check(&node.acl, perms::ADMIN, caller.auth)?;
+            node.aversion = next_version(node.aversion, *version)?;
+            node.acl = fixed.clone();
+            let txn = Txn::SetAcl {
+                path: path.clone(),
+                acl: fixed,
+                version: node.aversion,
+            };
+            staging.put(path, Some(node));
+            Ok(txn)
+        }
+        WriteOp::Check { path, version } => {
+            path::validate(path)?;
+            let node = staging.record(path)?;
+            acl::check(&node.acl, perms::READ, caller.auth)?;
+            next_version(node.version, *version)?;
+            Ok(Txn::Check { path: path.clone() })
+        }
+        WriteOp::Multi(_) => Err(ErrorCode::BadArguments),
+    }
+}
+
+/// ZooKeeper's `checkAndIncVersion`: -1 matches any version; the next
+/// version skips -1 (ZOOKEEPER-4743).
+fn next_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    match current.wrapping_add(1) {
+        -1 => Ok(0),
+        next => Ok(next),
+    }
+}
+
+fn create(
+    staging: &mut Staging<'_>,
+    caller: &Caller<'_>,
+    requested_path: &str,
+    data: &[u8],
+    acl: &[Acl],
+    mode: CreateMode,
+    ttl_ms: i64,
+) -> Result<Txn, ErrorCode> {
+    if mode.is_ttl() && !staging.tree.extended_types_enabled {
+        return Err(ErrorCode::Unimplemented);
+    }
+    let ttl_valid = if mode.is_ttl() {
+        ttl_ms > 0 && ttl_ms <= TTL_MAX_MS
+    } else {
+        ttl_ms < 0
+    };
+    if !ttl_valid {
+        return Err(ErrorCode::BadArguments);
+    }
+    let Some((parent_path, _)) = path::split(requested_path) else {
+        return Err(ErrorCode::BadArguments);
+    };
+    let fixed_acl = acl::fixup(acl, caller.auth)?;
+    let mut parent = staging.record(parent_path)?;
+    acl::check(&parent.acl, perms::CREATE, caller.auth)?;
+    let path = if mode.is_sequential() {
+        format!("{requested_path}{:010}", parent.cversion)
+    } else {
+        requested_path.to_string()
+    };
+    path::validate(&path)?;
+    if staging.get(&path).is_some() {
+        return Err(ErrorCode::NodeExists);
+    }
+    if matches!(owner_kind(parent.ephemeral_owner), OwnerKind::Session(_)) {
+        return Err(ErrorCode::NoChildrenForEphemerals);
+    }
+    let ephemeral_owner = if mode.is_container() {
+        CONTAINER_OWNER
+    } else if mode.is_ttl() {
+        ttl_owner(ttl_ms)
+    } else if mode.is_ephemeral() {
+        caller.session_id
+    } else {
+        0
+    };
+    parent.cversion = parent.cversion.wrapping_add(1);
+    parent.child_count += 1;
+    let parent_cversion = parent.cversion;
+    staging.put(parent_path, Some(parent));
+    staging.put(
+        &path,
+        Some(Shadow {
+            acl: fixed_acl.clone(),
+            version: 0,
+            aversion: 0,
+            cversion: 0,
+            child_count: 0,
+            ephemeral_owner,
+        }),
+    );
+    Ok(Txn::Create {
+        path,
+        data: data.to_vec(),
+        acl: fixed_acl,
+        ephemeral_owner,
+        parent_cversion,
+    })
+}
+
+/// `delete` (with the client's expected version) and the server's
+/// `deleteContainer` (`version` is `None`: no ACL or version check, and only
+/// containers and TTL nodes qualify).
+fn delete(
+    staging: &mut Staging<'_>,
+    caller: &Caller<'_>,
+    path: &str,
+    version: Option<i32>,
+) -> Result<Txn, ErrorCode> {
+    if path::is_special(path) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let Some((parent_path, _)) = path::split(path) else {
+        return Err(ErrorCode::BadArguments);
+    };
+    let mut parent = staging.record(parent_path)?;
+    let node = match version {
+        Some(version) => {
+            acl::check(&parent.acl, perms::DELETE, caller.auth)?;
+            let node = staging.record(path)?;
+            next_version(node.version, version)?;
+            node
+        }
+        None => staging.record(path)?,
+    };
+    if node.child_count > 0 {
+        return Err(ErrorCode::NotEmpty);
+    }
+    if version.is_none() && matches!(owner_kind(node.ephemeral_owner), OwnerKind::Session(_)) {
+        return Err(ErrorCode::BadVersion);
+    }
+    parent.child_count -= 1;
+    staging.put(parent_path, Some(parent));
+    staging.put(path, None);
+    Ok(Txn::Delete {
+        path: path.to_string(),
+    })
+}
+
+/// The session's ephemerals as they will be once everything prepared is
+/// applied: the tree's, plus pending creates, minus pending deletes.
+fn close_session(staging: &mut Staging<'_>, session_id: i64) -> Txn {
+    let tree = staging.tree;
+    let mut paths: Vec<String> = tree
+        .ephemerals
+        .get(&session_id)
+        .map(|set| set.iter().cloned().collect())
+        .unwrap_or_default();
+    for (path, (_, pending)) in &tree.overlay.changes {
+        if pending
+            .as_ref()
+            .is_some_and(|s| s.ephemeral_owner == session_id)
+            && !paths.contains(path)
+        {
+            paths.push(path.clone());
+        }
+    }
+    paths.retain(|path| staging.get(path).is_some());
+    paths.sort();
+    for path in &paths {
+        if let Some((parent_path, _)) = path::split(path) {
+            if let Some(mut parent) = staging.get(parent_path) {
+                parent.child_count = parent.child_count.saturating_sub(1);
+                staging.put(parent_path, Some(parent));
+            }
+        }
+        staging.put(path, None);
+    }
+    Txn::CloseSession { paths }
+}
