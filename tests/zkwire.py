@@ -16,6 +16,7 @@ Everything is synchronous and every read has a deadline, so a test that
 waits for something that never comes fails instead of hanging.
 """
 
+import collections
 import socket
 import struct
 import time
@@ -401,6 +402,7 @@ class WireClient:
         self.buf = b""
         self.xid = 0
         self.events = []  # every notification seen, in order
+        self.unread = collections.deque()  # notifications not yet taken by wait_event
         self.session = None
         self.last_zxid = 0
 
@@ -507,6 +509,7 @@ class WireClient:
         r = reply.reader()
         ev = Event(r.int(), r.int(), r.string(), reply.zxid)
         self.events.append(ev)
+        self.unread.append(ev)
         return ev
 
     def request(self, opcode, body=b"", xid=None, timeout=None):
@@ -514,18 +517,35 @@ class WireClient:
         return self.wait_reply(xid, timeout)
 
     def wait_event(self, timeout=5.0):
-        """Next notification; raises TimeoutError when none comes."""
+        """Next notification not yet taken (including those that arrived
+        while waiting for a reply); raises TimeoutError when none comes."""
         deadline = time.monotonic() + timeout
         while True:
+            if self.unread:
+                return self.unread.popleft()
             reply = self.read_reply(max(0.0, deadline - time.monotonic()))
             if reply.xid == XID_NOTIFICATION:
-                return self._event(reply)
+                self._event(reply)
+                continue
             if reply.xid == XID_PING:
                 continue
             raise AssertionError(f"unexpected reply xid {reply.xid} while waiting for an event")
 
+    def drain_events(self, quiet=0.5, limit=1000):
+        """Takes every pending notification and those arriving until the
+        connection has been quiet for `quiet` seconds (at most `limit`)."""
+        out = []
+        while len(out) < limit:
+            try:
+                out.append(self.wait_event(quiet))
+            except TimeoutError:
+                break
+        return out
+
     def no_event(self, within=0.5):
-        """True when no notification arrives within `within` seconds."""
+        """True when no notification is pending or arrives within `within` seconds."""
+        if self.unread:
+            return False
         try:
             self.wait_event(within)
         except TimeoutError:
