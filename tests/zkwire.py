@@ -112,6 +112,7 @@ PERM_ALL = 31
 
 CONTAINER_EPHEMERAL_OWNER = -0x8000000000000000  # 0x8000000000000000 as a signed long
 OPEN_ACL_UNSAFE = [(PERM_ALL, "world", "anyone")]
+NULL_ACL = "null-acl"  # pass as acl= to send a null vector (-1 count)
 
 
 # --- jute encoding ---------------------------------------------------------
@@ -154,7 +155,7 @@ class Writer:
         return self
 
     def acl(self, acls):
-        if acls is None:
+        if acls is None or acls is NULL_ACL:
             return self.int(-1)
         self.int(len(acls))
         for perms, scheme, ident in acls:
