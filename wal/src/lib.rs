@@ -1,1 +1,104 @@
-//! Durable storage for ferrokeeper (see DESIGN.md, "Storage").
+//! Durable storage for ferrokeeper (see DESIGN.md, "Storage"): the txn log
+//! (preallocated segments, group commit), snapshot files, epoch files,
+//! recovery and purge. It never sees tree types: a log record is
+//! `(zxid, opaque payload)`, a snapshot an opaque byte stream that starts at a
+//! zxid.
+//!
+//! # The model
+//!
+//! ```text
+//!  dataDir/                                dataLogDir/
+//!    snapshot.<zxid>   (sealed, verified)    log.<first zxid>   segment, preallocated, zero-filled
+//!    currentEpoch, acceptedEpoch             log.<first zxid>   …
+//!                                            spare.<n>          ready for the next segment
+//! ```
+//!
+//! The invariant chain the engine keeps:
+//! `snapshot ≤ applied ≤ committed ≤ durable (sync returned Ok) ≤ appended`.
+//! Recovery restores `snapshot` and replays everything up to `durable` (and
+//! possibly some appended-but-unacknowledged records a crash happened to keep,
+//! never anything that was not appended).
+//!
+//! # How the engine drives it
+//!
+//! ```no_run
+//! # async fn sketch() -> Result<(), wal::WalError> {
+//! use std::path::Path;
+//! use wal::{recover, GlommioFs, LogWriter, SnapshotWriter, WriterConfig};
+//! let (snap_dir, log_dir) = (Path::new("data"), Path::new("datalog"));
+//!
+//! // 1. Start-up, blocking, before executors start.
+//! let recovery = recover(snap_dir, log_dir)?;
+//! match &recovery.snapshot {
+//!     Some(info) => { /* load wal::open_snapshot(..info.name..) into the tree */ }
+//!     None => { /* fresh: write snapshot zxid 0 (SnapshotWriter) before serving */ }
+//! }
+//! let mut log = recovery.log;
+//! for record in log.by_ref() {
+//!     let record = record?; // an Err stops start-up
+//!     // apply record.payload (zxid record.zxid) to the tree
+//! }
+//! let tail = log.finish()?; // where the writer continues
+//!
+//! // 2. On the sequencer's executor, one task owns the writer.
+//! let config = WriterConfig { salt_seed: 0x5eed /* random at each start */, ..WriterConfig::default() };
+//! let mut writer = LogWriter::open(GlommioFs::new(log_dir), config, tail).await?;
+//! writer.append(1, b"txn")?;        // many per batch; Err(BatchFull) means sync first
+//! let stats = writer.sync().await?;  // one aligned write + one fdatasync; time it with your clock
+//! // release replies up to stats.zxid_durable
+//! writer.roll();                     // when a snapshot starts: next append opens a new segment
+//! writer.ensure_spare().await?;      // when idle, so the next segment switch does not stall
+//!
+//! // 3. Snapshots on a thread of their own (fuzzy: writes continue meanwhile).
+//! let mut snapshot = SnapshotWriter::create(snap_dir, 1)?;
+//! snapshot.write(b"serialised tree chunk")?;
+//! snapshot.finish()?;
+//!
+//! // 4. Purge from a timer (blocking std I/O; run it off the hot executor).
+//! wal::purge(snap_dir, log_dir, 3)?;
+//! # Ok(()) }
+//! ```
+//!
+//! Epoch files: [`write_epoch`] / [`read_epoch`] with [`EpochFile`].
+//!
+//! # Backends
+//!
+//! The writer is generic over [`LogFs`]: [`GlommioFs`] (production: O_DIRECT
+//! through io_uring), [`StdFs`] (tools, tests) and [`MemFs`] (tests: records
+//! what is durable, injects torn writes, failed fsyncs and ENOSPC, and
+//! produces the images a power cut could leave). Reading goes through the
+//! blocking [`ReadFs`]: [`StdDir`] or a [`MemFs`] image.
+
+mod epoch;
+mod error;
+mod format;
+mod fs;
+mod glommio_fs;
+mod memfs;
+mod purge;
+mod recovery;
+mod scan;
+mod snapshot;
+mod writer;
+
+pub use epoch::{read_epoch, write_epoch, EpochFile};
+pub use error::WalError;
+pub use format::{
+    align_down, align_up, decode_record, encode_record, parse_segment_name, record_bytes,
+    segment_name, Decoded, HeaderError, InvalidReason, SegmentHeader, BATCH_BYTES_MAX,
+    BATCH_RECORDS_MAX, BLOCK_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, SECTOR_BYTES,
+    SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
+    WRITE_BYTES_MAX,
+};
+pub use fs::{sync_dir_path, LogFs, ReadAt, ReadFs, StdDir, StdFs, StdReader};
+pub use glommio_fs::GlommioFs;
+pub use memfs::{MemFs, MemReader, MemState};
+pub use purge::{purge, PurgeReport, RETAIN_COUNT_MIN, SPARES_MAX};
+pub use recovery::{recover, recover_from, LogReader, LogRecord, LogTail, Recovery, SegmentTail};
+pub use scan::{EndKind, ScannedRecord, SegmentEnd, SegmentScan};
+pub use snapshot::{
+    list_snapshots, newest_valid_snapshot, open_snapshot, parse_snapshot_name, read_snapshot,
+    snapshot_name, verify_snapshot, SnapshotInfo, SnapshotReader, SnapshotWriter,
+    SNAPSHOT_HEADER_BYTES, SNAPSHOT_TRAILER_BYTES,
+};
+pub use writer::{prepare_spare, LogWriter, SyncStats, WriterConfig};

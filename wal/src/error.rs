@@ -1,0 +1,64 @@
+//! The one error type of the `wal` crate (STYLE rule 1: operating errors are
+//! `Result`s with structured fields; programmer errors are assertions).
+
+use std::io;
+
+/// Everything that can go wrong while storing or recovering data.
+#[derive(Debug, thiserror::Error)]
+pub enum WalError {
+    /// An I/O call failed. `path` names the file or directory involved.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A log record before the tail is damaged: records that were durable
+    /// follow it, so cutting here would lose acknowledged writes.
+    #[error("log corrupt in {file} at byte {offset}: {reason}")]
+    Corrupt {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
+    /// Zxids in the log do not increase, or a segment is missing.
+    #[error("log gap in {file}: {reason}")]
+    Gap { file: String, reason: String },
+    /// Log segments exist but no snapshot does (ZOOKEEPER-2325): replaying the
+    /// log onto an empty tree would silently lose whatever came before it.
+    #[error("log segments exist in {log_dir} but there is no snapshot in {snap_dir}")]
+    LogWithoutSnapshot { snap_dir: String, log_dir: String },
+    /// Snapshots exist, but every one of them is damaged.
+    #[error("no valid snapshot in {snap_dir} ({count} damaged)")]
+    NoValidSnapshot { snap_dir: String, count: usize },
+    /// A snapshot file failed verification.
+    #[error("snapshot {file} is damaged: {reason}")]
+    SnapshotCorrupt { file: String, reason: String },
+    /// An epoch file exists but does not hold a valid epoch.
+    #[error("epoch file {file} is damaged: {reason}")]
+    EpochCorrupt { file: String, reason: String },
+    /// The current batch cannot take this record; `sync()` first.
+    #[error("batch full ({records} records, {bytes} bytes)")]
+    BatchFull { records: usize, bytes: usize },
+    /// The record is larger than any segment or batch can hold.
+    #[error("record of {bytes} bytes exceeds the maximum of {bytes_max}")]
+    RecordTooLarge { bytes: usize, bytes_max: usize },
+    /// An earlier write or fsync failed; the writer refuses all further work
+    /// (STYLE rule 2: a failed fsync is never retried).
+    #[error("log writer stopped after an earlier failure: {first_error}")]
+    WriterFailed { first_error: String },
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+}
+
+impl WalError {
+    pub(crate) fn io(op: &'static str, path: impl std::fmt::Display, source: io::Error) -> Self {
+        WalError::Io {
+            op,
+            path: path.to_string(),
+            source,
+        }
+    }
+}

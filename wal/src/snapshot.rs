@@ -1,0 +1,337 @@
+//! Snapshot files: an opaque byte stream that starts at a zxid, sealed with a
+//! length and a crc, and made visible only once complete.
+//!
+//! ```text
+//! snapshot.<zxid as 16 hex digits>        (all integers little-endian)
+//!   0   8  magic      b"FKSNAPSH"
+//!   8   4  version    u32 = 1
+//!  12   4  reserved   u32 = 0
+//!  16   8  zxid       i64   the snapshot holds every txn up to at least this zxid
+//!  24   …  body       opaque (the serialised tree, written in chunks)
+//!  end-16  8  body length  u64
+//!  end-8   4  crc          u32   crc32c of header and body
+//!  end-4   4  end magic    b"FKSE"
+//! ```
+//!
+//! The writer writes `snapshot.<hex>.tmp`, fsyncs it, renames it into place
+//! and fsyncs the directory: a snapshot file either is complete or does not
+//! exist under its final name. The crc still catches media damage, and
+//! recovery falls back to the previous snapshot when the newest is damaged.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::WalError;
+use crate::format::parse_hex_suffix;
+use crate::fs::{sync_dir_path, ReadAt, ReadFs, StdDir};
+
+const SNAPSHOT_MAGIC: [u8; 8] = *b"FKSNAPSH";
+const SNAPSHOT_END_MAGIC: [u8; 4] = *b"FKSE";
+const SNAPSHOT_VERSION: u32 = 1;
+/// Bytes before the body.
+pub const SNAPSHOT_HEADER_BYTES: usize = 24;
+/// Bytes after the body.
+pub const SNAPSHOT_TRAILER_BYTES: usize = 16;
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// `snapshot.<16 hex digits>`.
+pub fn snapshot_name(zxid: i64) -> String {
+    format!("snapshot.{:016x}", zxid as u64)
+}
+
+/// The zxid of a snapshot file name (`snapshot.<hex>`), if it is one.
+pub fn parse_snapshot_name(name: &str) -> Option<i64> {
+    parse_hex_suffix(name, "snapshot.")
+}
+
+/// A verified snapshot file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub zxid: i64,
+    /// The file name inside its directory.
+    pub name: String,
+    /// The file as shown in messages (its path for real directories).
+    pub file: String,
+    /// Length of the opaque body.
+    pub body_bytes: u64,
+}
+
+/// Writes one snapshot with blocking std I/O, on a thread of its own.
+#[derive(Debug)]
+pub struct SnapshotWriter {
+    dir: PathBuf,
+    zxid: i64,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    crc: u32,
+    body_bytes: u64,
+}
+
+impl SnapshotWriter {
+    /// Starts `snapshot.<zxid>.tmp` in `dir` (replacing a leftover one).
+    pub fn create(dir: &Path, zxid: i64) -> Result<SnapshotWriter, WalError> {
+        let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
+        let file = File::create(&tmp).map_err(|e| WalError::io("create", tmp.display(), e))?;
+        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
+        header.extend_from_slice(&SNAPSHOT_MAGIC);
+        header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&zxid.to_le_bytes());
+        let mut out = BufWriter::with_capacity(READ_CHUNK_BYTES, file);
+        out.write_all(&header)
+            .map_err(|e| WalError::io("write", tmp.display(), e))?;
+        let crc = crc32c::crc32c(&header);
+        Ok(SnapshotWriter {
+            dir: dir.to_path_buf(),
+            zxid,
+            tmp,
+            out,
+            crc,
+            body_bytes: 0,
+        })
+    }
+
+    /// Appends body bytes.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), WalError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| WalError::io("write", self.tmp.display(), e))?;
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.body_bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Seals the file (trailer, fsync), renames it into place, fsyncs the directory.
+    pub fn finish(mut self) -> Result<SnapshotInfo, WalError> {
+        let mut trailer = Vec::with_capacity(SNAPSHOT_TRAILER_BYTES);
+        trailer.extend_from_slice(&self.body_bytes.to_le_bytes());
+        trailer.extend_from_slice(&self.crc.to_le_bytes());
+        trailer.extend_from_slice(&SNAPSHOT_END_MAGIC);
+        let tmp = self.tmp.display().to_string();
+        self.out
+            .write_all(&trailer)
+            .map_err(|e| WalError::io("write", &tmp, e))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| WalError::io("write", &tmp, e.into_error()))?;
+        file.sync_all()
+            .map_err(|e| WalError::io("fsync", &tmp, e))?;
+        drop(file);
+        let name = snapshot_name(self.zxid);
+        let path = self.dir.join(&name);
+        std::fs::rename(&self.tmp, &path).map_err(|e| WalError::io("rename", &tmp, e))?;
+        sync_dir_path(&self.dir)
+            .map_err(|e| WalError::io("fsync directory", self.dir.display(), e))?;
+        Ok(SnapshotInfo {
+            zxid: self.zxid,
+            name,
+            file: path.display().to_string(),
+            body_bytes: self.body_bytes,
+        })
+    }
+}
+
+/// The snapshots in a directory, newest (highest zxid) first: (zxid, name).
+pub fn list_snapshots<R: ReadFs>(fs: &R) -> Result<Vec<(i64, String)>, WalError> {
+    let names = fs
+        .list()
+        .map_err(|e| WalError::io("list", fs.display(""), e))?;
+    let mut snapshots: Vec<(i64, String)> = names
+        .into_iter()
+        .filter_map(|n| parse_snapshot_name(&n).map(|z| (z, n)))
+        .collect();
+    snapshots.sort_by(|a, b| b.cmp(a));
+    Ok(snapshots)
+}
+
+/// Streams the body of a snapshot, checking the crc when it reaches the end:
+/// the last `read` returns `InvalidData` instead of `Ok(0)` if it does not match.
+#[derive(Debug)]
+pub struct SnapshotReader<Rd: ReadAt> {
+    reader: Rd,
+    info: SnapshotInfo,
+    crc_expected: u32,
+    crc: u32,
+    at: u64,
+}
+
+fn damaged(file: &str, reason: impl Into<String>) -> WalError {
+    WalError::SnapshotCorrupt {
+        file: file.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl<Rd: ReadAt> SnapshotReader<Rd> {
+    /// Checks header and trailer (not yet the crc) and gets ready to stream.
+    pub fn new(reader: Rd, name: &str, file: String) -> Result<Self, WalError> {
+        let len = reader.len();
+        if len < (SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES) as u64 {
+            return Err(damaged(&file, format!("only {len} bytes long")));
+        }
+        let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
+        let mut trailer = [0u8; SNAPSHOT_TRAILER_BYTES];
+        let read = |at, buf: &mut [u8]| {
+            reader
+                .read_at(at, buf)
+                .map_err(|e| WalError::io("read", &file, e))
+        };
+        read(0, &mut header)?;
+        read(len - SNAPSHOT_TRAILER_BYTES as u64, &mut trailer)?;
+        if header[0..8] != SNAPSHOT_MAGIC || trailer[12..16] != SNAPSHOT_END_MAGIC {
+            return Err(damaged(&file, "bad magic"));
+        }
+        let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+        if version != SNAPSHOT_VERSION {
+            return Err(damaged(&file, format!("unsupported version {version}")));
+        }
+        let zxid = i64::from_le_bytes(header[16..24].try_into().expect("8 bytes"));
+        let body_bytes = u64::from_le_bytes(trailer[0..8].try_into().expect("8 bytes"));
+        if body_bytes != len - (SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES) as u64 {
+            return Err(damaged(
+                &file,
+                format!("trailer says {body_bytes} body bytes, file has room for another"),
+            ));
+        }
+        if parse_snapshot_name(name).is_some_and(|z| z != zxid) {
+            return Err(damaged(
+                &file,
+                format!("name says zxid differs from header zxid {zxid:#x}"),
+            ));
+        }
+        let crc_expected = u32::from_le_bytes(trailer[8..12].try_into().expect("4 bytes"));
+        let info = SnapshotInfo {
+            zxid,
+            name: name.to_string(),
+            file,
+            body_bytes,
+        };
+        Ok(SnapshotReader {
+            reader,
+            info,
+            crc_expected,
+            crc: crc32c::crc32c(&header),
+            at: 0,
+        })
+    }
+
+    pub fn info(&self) -> &SnapshotInfo {
+        &self.info
+    }
+
+    /// Reads the whole body through, checking the crc.
+    pub fn verify(mut self) -> Result<SnapshotInfo, WalError> {
+        let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+        loop {
+            match self.read(&mut chunk) {
+                Ok(0) => return Ok(self.info),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(damaged(&self.info.file, e.to_string()))
+                }
+                Err(e) => return Err(WalError::io("read", &self.info.file, e)),
+            }
+        }
+    }
+}
+
+impl<Rd: ReadAt> Read for SnapshotReader<Rd> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.info.body_bytes - self.at;
+        if left == 0 || buf.is_empty() {
+            if left == 0 && self.crc != self.crc_expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "snapshot crc mismatch",
+                ));
+            }
+            return Ok(0);
+        }
+        let want = buf.len().min(left as usize);
+        let n = self
+            .reader
+            .read_at(SNAPSHOT_HEADER_BYTES as u64 + self.at, &mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "snapshot shorter than its trailer says",
+            ));
+        }
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens a snapshot in a directory for streaming.
+pub fn open_snapshot<R: ReadFs>(fs: &R, name: &str) -> Result<SnapshotReader<R::Reader>, WalError> {
+    let reader = fs
+        .open_read(name)
+        .map_err(|e| WalError::io("open", fs.display(name), e))?;
+    SnapshotReader::new(reader, name, fs.display(name))
+}
+
+/// Reads and verifies a whole snapshot file: its zxid and body.
+pub fn read_snapshot(path: &Path) -> Result<(i64, Vec<u8>), WalError> {
+    let (dir, name) = split_path(path)?;
+    let mut reader = open_snapshot(&StdDir::new(dir), &name)?;
+    let mut body = Vec::with_capacity(reader.info().body_bytes as usize);
+    let file = reader.info().file.clone();
+    reader.read_to_end(&mut body).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidData => damaged(&file, e.to_string()),
+        _ => WalError::io("read", &file, e),
+    })?;
+    Ok((reader.info().zxid, body))
+}
+
+/// Verifies a snapshot file without keeping its body.
+pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo, WalError> {
+    let (dir, name) = split_path(path)?;
+    open_snapshot(&StdDir::new(dir), &name)?.verify()
+}
+
+pub(crate) fn split_path(path: &Path) -> Result<(PathBuf, String), WalError> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string);
+    let Some(name) = name else {
+        return Err(WalError::io(
+            "open",
+            path.display(),
+            io::ErrorKind::InvalidInput.into(),
+        ));
+    };
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    };
+    Ok((dir, name))
+}
+
+/// The newest snapshot that verifies, falling back past damaged ones with a
+/// warning each. `Ok(None)`: there are no snapshots at all.
+pub fn newest_valid_snapshot<R: ReadFs>(fs: &R) -> Result<Option<SnapshotInfo>, WalError> {
+    let snapshots = list_snapshots(fs)?;
+    for (_, name) in &snapshots {
+        match open_snapshot(fs, name).and_then(SnapshotReader::verify) {
+            Ok(info) => return Ok(Some(info)),
+            Err(WalError::SnapshotCorrupt { file, reason }) => {
+                tracing::warn!(%file, %reason, "snapshot damaged; falling back to the previous one");
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    if snapshots.is_empty() {
+        Ok(None)
+    } else {
+        Err(WalError::NoValidSnapshot {
+            snap_dir: fs.display(""),
+            count: snapshots.len(),
+        })
+    }
+}
