@@ -73,7 +73,10 @@ const TIMER_TOKEN: Token = Token(usize::MAX - 1);
 #[serde(rename_all = "kebab-case")]
 pub enum RunLength {
     /// Send for `warmup + duration`; measure the last `duration`.
-    Timed { warmup: Duration, duration: Duration },
+    Timed {
+        warmup: Duration,
+        duration: Duration,
+    },
     /// Send exactly `ops` requests (all sessions together); measure all.
     Ops(u64),
 }
@@ -251,15 +254,16 @@ fn prepare_keys(client: &mut SyncClient, keys: u64, value: &[u8]) -> io::Result<
     })?;
     check_replies(&created, "creating keys")?;
     let exists = proto::ErrorCode::NodeExists.code();
-    let existing: Vec<u64> = (0..keys).filter(|&i| created[i as usize].err == exists).collect();
+    let existing: Vec<u64> = (0..keys)
+        .filter(|&i| created[i as usize].err == exists)
+        .collect();
     let reset = client.pipeline(existing.len(), |i, xid, out| {
         workload::key_path(&mut path, existing[i]);
         crate::wire::put_set_data(out, xid, &path, value)
     })?;
     check_replies(&reset, "resetting keys")?;
-    let marked = client.call(|xid, out| {
-        crate::wire::put_set_data(out, xid, workload::KEYS_DIR, &marker)
-    })?;
+    let marked =
+        client.call(|xid, out| crate::wire::put_set_data(out, xid, workload::KEYS_DIR, &marker))?;
     check_replies(&[marked], "marking keys")
 }
 
@@ -329,7 +333,8 @@ impl ReplySink for Tally<'_> {
             self.stats.replies_in_window += 1;
         }
         if self.plan.in_window(intended_ns) {
-            self.stats.record(kind, now_ns.saturating_sub(intended_ns), err);
+            self.stats
+                .record(kind, now_ns.saturating_sub(intended_ns), err);
             if err != 0 {
                 self.errors += 1;
             }
@@ -402,7 +407,13 @@ pub fn run(config: &RunConfig, stop: &Arc<AtomicBool>) -> Result<RunReport, RunE
     Ok(report(config, &plan, merged, elapsed_ns, cpu_ns))
 }
 
-fn report(config: &RunConfig, plan: &Plan, stats: ThreadStats, elapsed_ns: u64, cpu_ns: u64) -> RunReport {
+fn report(
+    config: &RunConfig,
+    plan: &Plan,
+    stats: ThreadStats,
+    elapsed_ns: u64,
+    cpu_ns: u64,
+) -> RunReport {
     let window_ns = match config.length {
         RunLength::Timed { duration, .. } => duration.as_nanos() as u64,
         RunLength::Ops(_) => stats.last_reply_ns.max(1),
@@ -515,7 +526,10 @@ fn worker(
     shared.barrier.wait();
     shared.barrier.wait();
     let mut worker = connected?;
-    let start = *shared.start.get().expect("start set before the second barrier");
+    let start = *shared
+        .start
+        .get()
+        .expect("start set before the second barrier");
     worker.run(start, &mut stats)?;
     Ok(stats)
 }
@@ -553,7 +567,11 @@ impl<'a> Worker<'a> {
         )
         .map_err(|e| RunError::Io(e.into()))?;
         poll.registry()
-            .register(&mut SourceFd(&timer.as_raw_fd()), TIMER_TOKEN, Interest::READABLE)
+            .register(
+                &mut SourceFd(&timer.as_raw_fd()),
+                TIMER_TOKEN,
+                Interest::READABLE,
+            )
             .map_err(RunError::Io)?;
         let mut worker = Worker {
             config,
@@ -582,7 +600,11 @@ impl<'a> Worker<'a> {
                     worker
                         .poll
                         .registry()
-                        .register(session.stream_mut(), token, Interest::READABLE | Interest::WRITABLE)
+                        .register(
+                            session.stream_mut(),
+                            token,
+                            Interest::READABLE | Interest::WRITABLE,
+                        )
                         .map_err(RunError::Io)?;
                     worker.sessions.push(session);
                 }
@@ -596,15 +618,24 @@ impl<'a> Worker<'a> {
     fn await_handshakes(&mut self, stats: &mut ThreadStats) -> Result<(), RunError> {
         let deadline = Instant::now() + self.config.connect_timeout;
         let plan = self.plan;
-        let mut tally = Tally { plan, stats, replies: 0, errors: 0 };
+        let mut tally = Tally {
+            plan,
+            stats,
+            replies: 0,
+            errors: 0,
+        };
         while self.sessions.iter().any(|s| !s.is_ready() && !s.is_done())
             && Instant::now() < deadline
             && !self.shared.stop.load(Ordering::Relaxed)
         {
-            self.poll.poll(&mut self.events, Some(HOUSEKEEPING)).map_err(RunError::Io)?;
+            self.poll
+                .poll(&mut self.events, Some(HOUSEKEEPING))
+                .map_err(RunError::Io)?;
             let origin = Instant::now();
             for event in self.events.iter() {
-                let Some(session) = self.sessions.get_mut(event.token().0) else { continue };
+                let Some(session) = self.sessions.get_mut(event.token().0) else {
+                    continue;
+                };
                 if event.is_writable() {
                     session.on_writable(&mut tally);
                 }
@@ -627,7 +658,12 @@ impl<'a> Worker<'a> {
     fn run(&mut self, start: Instant, stats: &mut ThreadStats) -> Result<(), RunError> {
         let now_ns = || start.elapsed().as_nanos() as u64;
         let plan = self.plan;
-        let mut tally = Tally { plan, stats, replies: 0, errors: 0 };
+        let mut tally = Tally {
+            plan,
+            stats,
+            replies: 0,
+            errors: 0,
+        };
         self.touched = (0..self.sessions.len()).collect();
         let mut sending_stopped_ns: Option<u64> = None;
         loop {
@@ -753,7 +789,10 @@ impl<'a> Worker<'a> {
             return Ok(());
         }
         let spec = Itimerspec {
-            it_interval: Timespec { tv_sec: 0, tv_nsec: 0 },
+            it_interval: Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
             it_value: Timespec {
                 tv_sec: (wait_ns / 1_000_000_000) as _,
                 tv_nsec: (wait_ns % 1_000_000_000) as _,
@@ -775,7 +814,9 @@ impl<'a> Worker<'a> {
                 continue;
             }
             let index = event.token().0;
-            let Some(session) = self.sessions.get_mut(index) else { continue };
+            let Some(session) = self.sessions.get_mut(index) else {
+                continue;
+            };
             if event.is_readable() {
                 let before = tally.replies;
                 session.on_readable(now_ns, tally);
@@ -791,11 +832,15 @@ impl<'a> Worker<'a> {
 
     fn publish(&mut self, tally: &mut Tally<'_>) {
         if tally.replies > 0 {
-            self.shared.replies.fetch_add(tally.replies, Ordering::Relaxed);
+            self.shared
+                .replies
+                .fetch_add(tally.replies, Ordering::Relaxed);
             tally.replies = 0;
         }
         if tally.errors > 0 {
-            self.shared.errors.fetch_add(tally.errors, Ordering::Relaxed);
+            self.shared
+                .errors
+                .fetch_add(tally.errors, Ordering::Relaxed);
             tally.errors = 0;
         }
     }
@@ -810,9 +855,13 @@ impl<'a> Worker<'a> {
         let deadline = Instant::now() + CLOSE_TIMEOUT;
         let origin = Instant::now();
         while self.sessions.iter().any(|s| !s.is_done()) && Instant::now() < deadline {
-            self.poll.poll(&mut self.events, Some(HOUSEKEEPING)).map_err(RunError::Io)?;
+            self.poll
+                .poll(&mut self.events, Some(HOUSEKEEPING))
+                .map_err(RunError::Io)?;
             for event in self.events.iter() {
-                let Some(session) = self.sessions.get_mut(event.token().0) else { continue };
+                let Some(session) = self.sessions.get_mut(event.token().0) else {
+                    continue;
+                };
                 if event.is_readable() {
                     session.on_readable(|| origin.elapsed().as_nanos() as u64, tally);
                 }
@@ -827,7 +876,9 @@ impl<'a> Worker<'a> {
 
 /// Claims one request from the op budget (`--ops` mode).
 fn take_budget(plan: &Plan, shared: &Shared, budget_left: &mut bool) -> bool {
-    let Some(budget) = plan.ops_budget else { return true };
+    let Some(budget) = plan.ops_budget else {
+        return true;
+    };
     if !*budget_left {
         return false;
     }

@@ -27,10 +27,14 @@ const LEFT: f64 = 80.0;
 const RIGHT: f64 = 180.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
-const COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+];
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// A "nice" step for about `target` ticks over `0..max`.
@@ -54,9 +58,15 @@ fn nice_step(max: f64, target: f64) -> f64 {
 pub fn throughput_latency_svg(title: &str, series: &[Series]) -> String {
     let points = series.iter().flat_map(|s| s.points.iter());
     let x_max_data = points.clone().map(|p| p.throughput).fold(0.0, f64::max);
-    let lat = points.flat_map(|p| [p.p50_us, p.p99_us]).filter(|v| *v > 0.0);
+    let lat = points
+        .flat_map(|p| [p.p50_us, p.p99_us])
+        .filter(|v| *v > 0.0);
     let (lat_min, lat_max) = lat.fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    let (lat_min, lat_max) = if lat_max == 0.0 { (10.0, 1000.0) } else { (lat_min, lat_max) };
+    let (lat_min, lat_max) = if lat_max == 0.0 {
+        (10.0, 1000.0)
+    } else {
+        (lat_min, lat_max)
+    };
     let y_lo = 10f64.powf(lat_min.log10().floor());
     let y_hi = 10f64.powf(lat_max.log10().ceil()).max(y_lo * 10.0);
     let x_step = nice_step(x_max_data.max(1.0), 6.0);
@@ -206,13 +216,28 @@ mod tests {
             Series {
                 name: "zookeeper".into(),
                 points: vec![
-                    Point { throughput: 1000.0, p50_us: 500.0, p99_us: 2000.0, sessions: 1 },
-                    Point { throughput: 5000.0, p50_us: 900.0, p99_us: 9000.0, sessions: 8 },
+                    Point {
+                        throughput: 1000.0,
+                        p50_us: 500.0,
+                        p99_us: 2000.0,
+                        sessions: 1,
+                    },
+                    Point {
+                        throughput: 5000.0,
+                        p50_us: 900.0,
+                        p99_us: 9000.0,
+                        sessions: 8,
+                    },
                 ],
             },
             Series {
                 name: "ferro<keeper>".into(),
-                points: vec![Point { throughput: 40000.0, p50_us: 90.0, p99_us: 400.0, sessions: 8 }],
+                points: vec![Point {
+                    throughput: 40000.0,
+                    p50_us: 90.0,
+                    p99_us: 400.0,
+                    sessions: 8,
+                }],
             },
         ];
         let svg = throughput_latency_svg("create", &series);

@@ -163,7 +163,8 @@ impl Session {
     /// Sends a ping when the session has been quiet for a third of its
     /// timeout, as ZooKeeper clients do, so a slow open-loop run keeps it.
     pub fn ping_if_idle(&mut self, now_ns: u64) {
-        let idle_max_ns = u64::try_from(self.negotiated_timeout_ms.max(3)).unwrap_or(3) * 1_000_000 / 3;
+        let idle_max_ns =
+            u64::try_from(self.negotiated_timeout_ms.max(3)).unwrap_or(3) * 1_000_000 / 3;
         if self.is_ready() && now_ns.saturating_sub(self.last_send_ns) > idle_max_ns {
             wire::put_ping(&mut self.out);
             self.last_send_ns = now_ns;
@@ -226,7 +227,10 @@ impl Session {
         while !self.is_done() {
             if self.input_filled == self.input.len() {
                 let grown = (self.input.len() * 2).min(wire::FRAME_BYTES_MAX + 4);
-                assert!(grown > self.input.len(), "a frame over FRAME_BYTES_MAX was not rejected");
+                assert!(
+                    grown > self.input.len(),
+                    "a frame over FRAME_BYTES_MAX was not rejected"
+                );
                 self.input.resize(grown, 0);
             }
             match self.stream.read(&mut self.input[self.input_filled..]) {

@@ -252,7 +252,9 @@ mod tests {
         // A skewed, deterministic spread from 50 µs to ~80 ms.
         let mut x: u64 = 12345;
         for i in 0..100_000u64 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let base = 50_000 + (x >> 40) % 200_000;
             let value = if i % 100 == 0 { base * 400 } else { base };
             stats.record(OpKind::GetData, value, 0);

@@ -123,7 +123,9 @@ impl SyncClient {
     /// One request.
     pub fn call(&mut self, put: impl FnOnce(i32, &mut Vec<u8>)) -> io::Result<Reply> {
         let mut put = Some(put);
-        let mut replies = self.pipeline(1, |_, xid, out| (put.take().expect("called once"))(xid, out))?;
+        let mut replies = self.pipeline(1, |_, xid, out| {
+            (put.take().expect("called once"))(xid, out)
+        })?;
         Ok(replies.pop().expect("one reply"))
     }
 
@@ -143,7 +145,9 @@ impl SyncClient {
         match reply.err {
             0 => {
                 let mut r = Reader::new(&reply.body);
-                let data = r.read_buffer().map_err(|e| invalid(format!("getData body: {e}")))?;
+                let data = r
+                    .read_buffer()
+                    .map_err(|e| invalid(format!("getData body: {e}")))?;
                 Ok(Some(data))
             }
             e if e == ErrorCode::NoNode.code() => Ok(None),

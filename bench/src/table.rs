@@ -80,8 +80,18 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 /// One row per run.
 pub fn runs_table(reports: &[RunReport]) -> String {
     let header = [
-        "server", "workload", "sessions×out", "rate", "ops/s", "p50", "p90", "p99", "p99.9",
-        "max", "errors", "client cpu",
+        "server",
+        "workload",
+        "sessions×out",
+        "rate",
+        "ops/s",
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "errors",
+        "client cpu",
     ];
     let rows: Vec<Vec<String>> = reports
         .iter()
@@ -130,7 +140,9 @@ pub fn errors_cell(r: &RunReport) -> String {
 
 /// Per-kind latency rows for runs that mix request kinds.
 pub fn kinds_table(reports: &[RunReport]) -> String {
-    let header = ["server", "workload", "request", "count", "p50", "p90", "p99", "p99.9", "max"];
+    let header = [
+        "server", "workload", "request", "count", "p50", "p90", "p99", "p99.9", "max",
+    ];
     let mut rows = Vec::new();
     for r in reports.iter().filter(|r| r.by_kind.len() > 1) {
         for k in &r.by_kind {

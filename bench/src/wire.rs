@@ -40,7 +40,10 @@ fn put_i32(out: &mut Vec<u8>, v: i32) {
 }
 
 fn put_bytes(out: &mut Vec<u8>, v: &[u8]) {
-    put_i32(out, i32::try_from(v.len()).expect("jute buffer over i32::MAX"));
+    put_i32(
+        out,
+        i32::try_from(v.len()).expect("jute buffer over i32::MAX"),
+    );
     out.extend_from_slice(v);
 }
 
@@ -154,8 +157,8 @@ mod tests {
     //! Proves the hand-written encoders produce exactly `proto`'s bytes.
     use super::*;
     use proto::ops::{
-        encode_request, CreateRequest, DeleteRequest, GetChildrenRequest, GetDataRequest,
-        Request, SetDataRequest,
+        encode_request, CreateRequest, DeleteRequest, GetChildrenRequest, GetDataRequest, Request,
+        SetDataRequest,
     };
     use proto::Acl;
 
@@ -177,10 +180,7 @@ mod tests {
                 flags: 0,
             }),
         );
-        assert_eq!(
-            frame(|o| put_create(o, 5, "/fkbench/x", &data)),
-            expected
-        );
+        assert_eq!(frame(|o| put_create(o, 5, "/fkbench/x", &data)), expected);
     }
 
     #[test]
@@ -216,15 +216,15 @@ mod tests {
                     version: -1,
                 }),
             ),
-            (
-                frame(|o| put_close_session(o, 9)),
-                Request::CloseSession,
-            ),
+            (frame(|o| put_close_session(o, 9)), Request::CloseSession),
         ];
         for (ours, request) in cases {
             assert_eq!(ours, encode_request(9, &request), "{request:?}");
         }
-        assert_eq!(frame(put_ping), encode_request(proto::xid::PING, &Request::Ping));
+        assert_eq!(
+            frame(put_ping),
+            encode_request(proto::xid::PING, &Request::Ping)
+        );
     }
 
     #[test]

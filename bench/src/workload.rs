@@ -188,7 +188,9 @@ impl OpSource {
         OpSource {
             workload,
             session,
-            rng: SmallRng::seed_from_u64(seed ^ (session as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            rng: SmallRng::seed_from_u64(
+                seed ^ (session as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ),
             keys,
             value,
             run_dir,
@@ -249,7 +251,8 @@ impl OpSource {
         let roll = self.rng.gen_range(0..100u8);
         match roll {
             0..=49 => {
-                let create = (roll < 25 || self.live.is_empty()) && self.live.len() < KEEPER_LIVE_MAX;
+                let create =
+                    (roll < 25 || self.live.is_empty()) && self.live.len() < KEEPER_LIVE_MAX;
                 self.path.clear();
                 if create {
                     write!(self.path, "{}/n{}", self.keeper_dir, self.seq)
@@ -314,7 +317,9 @@ mod tests {
             counts[kind.index()] += 1;
             let frame = &out[4..];
             let path_len = i32::from_be_bytes(frame[8..12].try_into().unwrap()) as usize;
-            let path = std::str::from_utf8(&frame[12..12 + path_len]).unwrap().to_owned();
+            let path = std::str::from_utf8(&frame[12..12 + path_len])
+                .unwrap()
+                .to_owned();
             match kind {
                 OpKind::Create => assert!(created.insert(path)),
                 OpKind::Delete => assert!(created.remove(&path), "deleted {path} never created"),
@@ -324,7 +329,10 @@ mod tests {
             assert!(created.len() <= KEEPER_LIVE_MAX);
         }
         for kind in OpKind::ALL {
-            assert!(counts[kind.index()] > 5_000, "{kind:?} too rare: {counts:?}");
+            assert!(
+                counts[kind.index()] > 5_000,
+                "{kind:?} too rare: {counts:?}"
+            );
         }
     }
 }

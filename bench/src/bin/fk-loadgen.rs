@@ -100,7 +100,10 @@ fn configs(args: &Args) -> Result<Vec<RunConfig>, String> {
         let workload = Workload::parse(name)?;
         for &sessions in &session_counts {
             let mut c = RunConfig::new(args.server, workload);
-            c.server_name = args.server_name.clone().unwrap_or_else(|| args.server.to_string());
+            c.server_name = args
+                .server_name
+                .clone()
+                .unwrap_or_else(|| args.server.to_string());
             c.sessions = sessions;
             c.outstanding = args.outstanding;
             c.threads = args.threads.min(sessions).max(1);
@@ -139,7 +142,10 @@ fn sweep_svg(reports: &[RunReport]) -> String {
         };
         match series.iter_mut().find(|s| s.name == name) {
             Some(s) => s.points.push(point),
-            None => series.push(Series { name, points: vec![point] }),
+            None => series.push(Series {
+                name,
+                points: vec![point],
+            }),
         }
     }
     let outstanding = reports.first().map_or(0, |r| r.outstanding);
@@ -173,17 +179,28 @@ fn main() -> ExitCode {
         match driver::run(config, &stop) {
             Ok(report) => {
                 if report.had_failures() {
-                    eprintln!("fk-loadgen: {}: {}", report.label, table::errors_cell(&report));
+                    eprintln!(
+                        "fk-loadgen: {}: {}",
+                        report.label,
+                        table::errors_cell(&report)
+                    );
                 }
                 reports.push(report);
             }
             Err(e) => {
-                eprintln!("fk-loadgen: {} against {}: {e}", config.label, config.server);
+                eprintln!(
+                    "fk-loadgen: {} against {}: {e}",
+                    config.label, config.server
+                );
                 failed = true;
             }
         }
     }
-    let text = format!("{}{}", table::runs_table(&reports), table::kinds_table(&reports));
+    let text = format!(
+        "{}{}",
+        table::runs_table(&reports),
+        table::kinds_table(&reports)
+    );
     let json = serde_json::to_string_pretty(&reports).expect("reports serialise");
     match &args.json {
         Some(path) if path.as_os_str() == "-" => {
