@@ -6,7 +6,9 @@
 //! (one taken while txns kept being applied) converges on the same tree:
 //!
 //! - create on an existing node fails with NodeExists, but still raises the
-//!   parent's cversion to the txn's value and moves its pzxid;
+//!   parent's cversion to the txn's value, moves its pzxid and makes sure the
+//!   parent lists the node (it may have been captured under an earlier
+//!   incarnation of the parent);
 //! - delete of a missing node fails with NoNode after moving the parent's
 //!   pzxid forward (never backwards: ZOOKEEPER-3144/3145);
 //! - setData and setACL carry the resulting version, not an increment.
@@ -174,6 +176,11 @@ impl DataTree {
         self.nodes.get(path)
     }
 
+    /// Every node with its path, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(path, node)| (path.as_str(), node))
+    }
+
     // ----- applying txns --------------------------------------------------------
 
     /// Applies one txn. Live, a txn from `prepare` always succeeds; on replay
@@ -200,13 +207,12 @@ impl DataTree {
             }
             Txn::CloseSession { paths } => {
                 for path in paths {
-                    let owned = self
-                        .nodes
-                        .get(path)
-                        .is_some_and(|n| n.ephemeral_owner == header.session_id);
-                    if owned {
-                        let _ = self.delete_node(path, zxid, events);
-                    }
+                    // Live, every path is this session's ephemeral. On replay a
+                    // path may already be gone (its parent's pzxid must still
+                    // move: ZOOKEEPER-3145) or hold a later incarnation from
+                    // the fuzzy snapshot, which goes too: its own create comes
+                    // later in the log and brings it back.
+                    let _ = self.delete_node(path, zxid, events);
                 }
                 self.sessions.remove(&header.session_id);
                 self.watches.remove_session(header.session_id);
@@ -281,9 +287,10 @@ impl DataTree {
                 parent.cversion = new.parent_cversion;
                 parent.pzxid = zxid;
             }
-            if !exists {
-                parent.children.insert(name.to_string());
-            }
+            // On replay the node may exist already, captured by the fuzzy
+            // snapshot under an earlier incarnation of this parent that the
+            // replay has since deleted and re-created: link it again.
+            parent.children.insert(name.to_string());
         })?;
         if exists {
             return Err(ErrorCode::NodeExists);

@@ -425,7 +425,12 @@ fn close_session(staging: &mut Staging<'_>, session_id: i64) -> Txn {
             paths.push(path.clone());
         }
     }
-    paths.retain(|path| staging.get(path).is_some());
+    // A pending delete, or a pending create by someone else after one, wins.
+    paths.retain(|path| {
+        staging
+            .get(path)
+            .is_some_and(|s| s.ephemeral_owner == session_id)
+    });
     paths.sort();
     for path in &paths {
         if let Some((parent_path, _)) = path::split(path) {
