@@ -13,6 +13,7 @@
 //! Everything here talks to servers on 127.0.0.1 only.
 
 pub mod driver;
+pub mod harness;
 pub mod plot;
 pub mod session;
 pub mod stats;

@@ -1,0 +1,370 @@
+//! The side-by-side harness (binary `fk-sidebyside`): the same workloads,
+//! from the same load generator, against Apache ZooKeeper and ferrokeeper
+//! started in the same shape on the same disk, printed as one table with the
+//! ratio and the target checks.
+//!
+//! ```text
+//! probe machine + fdatasync ─┬─ start zookeeper ── run every case ── stop, remove its data
+//!                            └─ start ferrokeeper ─ run every case ── stop, remove its data
+//!                            → table (both + ratio), target checks, JSON, SVG
+//! ```
+//!
+//! The servers run one after the other, never together, so neither competes
+//! with the other's idle threads; each case runs against a server that has
+//! already served the earlier cases, in the same order on both sides.
+//! Everything listens on 127.0.0.1; the run is bounded by a deadline after
+//! which the servers stop themselves even if the harness is killed; servers
+//! and their data are removed at the end, also on error and on Ctrl-C.
+
+pub mod machine;
+pub mod server;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::driver::RunLength;
+use crate::stats::RunReport;
+use crate::table::{fmt_latency, fmt_rate, render};
+use crate::workload::Workload;
+
+/// One workload at one shape, run against each server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Case {
+    pub name: String,
+    pub workload: Workload,
+    pub sessions: usize,
+    pub outstanding: usize,
+    pub length: RunLength,
+}
+
+/// The cases the targets refer to.
+pub const CASE_CREATE: &str = "create";
+pub const CASE_SET_DATA: &str = "setdata";
+pub const CASE_GET_DATA: &str = "getdata";
+pub const CASE_SERIAL_CREATE: &str = "serial-create";
+
+/// The default plan: the four target cases, a 90% read mix and the keeper mix
+/// at `sessions × outstanding`, serial create at 1 × 1.
+pub fn default_cases(sessions: usize, outstanding: usize, length: RunLength) -> Vec<Case> {
+    let case = |name: &str, workload, sessions, outstanding| Case {
+        name: name.to_owned(),
+        workload,
+        sessions,
+        outstanding,
+        length,
+    };
+    vec![
+        case(CASE_CREATE, Workload::Create, sessions, outstanding),
+        case(CASE_SET_DATA, Workload::SetData, sessions, outstanding),
+        case(CASE_GET_DATA, Workload::GetData, sessions, outstanding),
+        case(
+            "mix:90",
+            Workload::Mix { read_percent: 90 },
+            sessions,
+            outstanding,
+        ),
+        case("keeper", Workload::Keeper, sessions, outstanding),
+        case(CASE_SERIAL_CREATE, Workload::Create, 1, 1),
+    ]
+}
+
+/// The write-1m case: a million unique creates from 64 sessions × 16.
+pub fn write_1m_case(ops: u64) -> Case {
+    Case {
+        name: "write-1m".into(),
+        workload: Workload::Write1M,
+        sessions: 64,
+        outstanding: 16,
+        length: RunLength::Ops(ops),
+    }
+}
+
+/// Sweep cases: `workload` at each session count.
+pub fn sweep_cases(
+    workload: Workload,
+    sessions: &[usize],
+    outstanding: usize,
+    length: RunLength,
+) -> Vec<Case> {
+    sessions
+        .iter()
+        .map(|&s| Case {
+            name: format!("sweep-{}@{s}", workload.name()),
+            workload,
+            sessions: s,
+            outstanding,
+            length,
+        })
+        .collect()
+}
+
+fn find<'a>(reports: &'a [RunReport], server: &str, case: &str) -> Option<&'a RunReport> {
+    reports
+        .iter()
+        .find(|r| r.server == server && r.label == case)
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}×", a / b)
+    } else {
+        "-".into()
+    }
+}
+
+/// The comparison table: one row per case, both servers and their ratios.
+pub fn comparison_table(cases: &[Case], reports: &[RunReport]) -> String {
+    let header = [
+        "case",
+        "shape",
+        "zk ops/s",
+        "fk ops/s",
+        "fk/zk",
+        "zk p50",
+        "fk p50",
+        "zk p99",
+        "fk p99",
+        "zk/fk p99",
+        "zk p99.9",
+        "fk p99.9",
+        "errors zk / fk",
+    ];
+    let dash = || "-".to_string();
+    let rows: Vec<Vec<String>> = cases
+        .iter()
+        .map(|c| {
+            let zk = find(reports, "zookeeper", &c.name);
+            let fk = find(reports, "ferrokeeper", &c.name);
+            let ops = |r: Option<&RunReport>| r.map_or_else(dash, |r| fmt_rate(r.throughput));
+            let lat = |r: Option<&RunReport>, f: fn(&RunReport) -> f64| {
+                r.map_or_else(dash, |r| fmt_latency(f(r)))
+            };
+            let both = |f: fn(&RunReport) -> f64, invert: bool| match (zk, fk) {
+                (Some(z), Some(k)) if invert => ratio(f(z), f(k)),
+                (Some(z), Some(k)) => ratio(f(k), f(z)),
+                _ => dash(),
+            };
+            let errors = |r: Option<&RunReport>| r.map_or_else(dash, crate::table::errors_cell);
+            vec![
+                c.name.clone(),
+                format!("{}×{}", c.sessions, c.outstanding),
+                ops(zk),
+                ops(fk),
+                both(|r| r.throughput, false),
+                lat(zk, |r| r.latency.p50_us),
+                lat(fk, |r| r.latency.p50_us),
+                lat(zk, |r| r.latency.p99_us),
+                lat(fk, |r| r.latency.p99_us),
+                both(|r| r.latency.p99_us, true),
+                lat(zk, |r| r.latency.p999_us),
+                lat(fk, |r| r.latency.p999_us),
+                format!("{} / {}", errors(zk), errors(fk)),
+            ]
+        })
+        .collect();
+    render(&header, &rows)
+}
+
+/// One target from the issue, checked against the measurements.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetCheck {
+    pub target: String,
+    pub measured: String,
+    /// `None` when a side is missing.
+    pub met: Option<bool>,
+}
+
+impl TargetCheck {
+    pub fn verdict(&self) -> &'static str {
+        match self.met {
+            Some(true) => "met",
+            Some(false) => "NOT met",
+            None => "n/a",
+        }
+    }
+}
+
+/// The targets: ferrokeeper create and setData throughput ≥ 5× ZooKeeper's
+/// with p99 ≤ 1/5 of ZooKeeper's; serial create p50 ≤ 2× the disk's
+/// fdatasync p50; getData throughput ≥ 4×.
+pub fn target_checks(reports: &[RunReport], fdatasync_p50_us: Option<f64>) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    let pair = |case: &str| {
+        (
+            find(reports, "zookeeper", case),
+            find(reports, "ferrokeeper", case),
+        )
+    };
+    let shape = |case: &str| {
+        find(reports, "zookeeper", case)
+            .or(find(reports, "ferrokeeper", case))
+            .map_or(String::new(), |r| {
+                format!(" at {}×{}", r.sessions, r.outstanding)
+            })
+    };
+    let throughput = |case: &str, factor: f64, checks: &mut Vec<TargetCheck>| {
+        let (zk, fk) = pair(case);
+        let target = format!("{case} throughput{} ≥ {factor}× ZooKeeper's", shape(case));
+        checks.push(match (zk, fk) {
+            (Some(z), Some(k)) => TargetCheck {
+                target,
+                measured: format!(
+                    "fk {} / zk {} ops/s = {}",
+                    fmt_rate(k.throughput),
+                    fmt_rate(z.throughput),
+                    ratio(k.throughput, z.throughput)
+                ),
+                met: Some(k.throughput >= factor * z.throughput),
+            },
+            _ => TargetCheck {
+                target,
+                measured: "one side missing".into(),
+                met: None,
+            },
+        });
+    };
+    let p99 = |case: &str, factor: f64, checks: &mut Vec<TargetCheck>| {
+        let (zk, fk) = pair(case);
+        let target = format!("{case} p99{} ≤ 1/{factor} of ZooKeeper's", shape(case));
+        checks.push(match (zk, fk) {
+            (Some(z), Some(k)) => TargetCheck {
+                target,
+                measured: format!(
+                    "fk {} vs zk {} = 1/{:.2}",
+                    fmt_latency(k.latency.p99_us),
+                    fmt_latency(z.latency.p99_us),
+                    z.latency.p99_us / k.latency.p99_us.max(f64::MIN_POSITIVE)
+                ),
+                met: Some(k.latency.p99_us * factor <= z.latency.p99_us),
+            },
+            _ => TargetCheck {
+                target,
+                measured: "one side missing".into(),
+                met: None,
+            },
+        });
+    };
+    throughput(CASE_CREATE, 5.0, &mut checks);
+    p99(CASE_CREATE, 5.0, &mut checks);
+    throughput(CASE_SET_DATA, 5.0, &mut checks);
+    p99(CASE_SET_DATA, 5.0, &mut checks);
+    let target = "ferrokeeper serial create (1×1) p50 ≤ 2× the disk's fdatasync p50".to_string();
+    checks.push(
+        match (
+            find(reports, "ferrokeeper", CASE_SERIAL_CREATE),
+            fdatasync_p50_us,
+        ) {
+            (Some(k), Some(sync)) => TargetCheck {
+                target,
+                measured: format!(
+                    "fk {} vs fdatasync {} = {:.2}×",
+                    fmt_latency(k.latency.p50_us),
+                    fmt_latency(sync),
+                    k.latency.p50_us / sync
+                ),
+                met: Some(k.latency.p50_us <= 2.0 * sync),
+            },
+            _ => TargetCheck {
+                target,
+                measured: "missing".into(),
+                met: None,
+            },
+        },
+    );
+    throughput(CASE_GET_DATA, 4.0, &mut checks);
+    checks
+}
+
+pub fn targets_table(checks: &[TargetCheck]) -> String {
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| vec![c.target.clone(), c.measured.clone(), c.verdict().to_owned()])
+        .collect();
+    render(&["target", "measured", "verdict"], &rows)
+}
+
+/// A sensible bound on one case: its length plus connect, drain and close.
+pub fn case_time_bound(case: &Case, ops_time_limit: Duration) -> Duration {
+    let run = match case.length {
+        RunLength::Timed { warmup, duration } => warmup + duration,
+        RunLength::Ops(_) => ops_time_limit,
+    };
+    run + Duration::from_secs(30)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::LatencySummary;
+
+    fn report(server: &str, case: &str, throughput: f64, p50_us: f64, p99_us: f64) -> RunReport {
+        RunReport {
+            label: case.into(),
+            server: server.into(),
+            workload: case.into(),
+            sessions: 8,
+            outstanding: 32,
+            threads: 1,
+            value_size: 100,
+            keys: 10,
+            rate: None,
+            window_s: 1.0,
+            ops: throughput as u64,
+            throughput,
+            latency: LatencySummary {
+                count: 1,
+                p50_us,
+                p99_us,
+                ..Default::default()
+            },
+            by_kind: vec![],
+            errors: vec![],
+            errors_total: 0,
+            unanswered: 0,
+            sessions_connected: 8,
+            sessions_failed_to_connect: 0,
+            sessions_lost: 0,
+            protocol_errors: 0,
+            client_cpu_percent: 1.0,
+            samples: None,
+        }
+    }
+
+    /// The verdicts follow the issue's arithmetic, and a missing side is n/a.
+    #[test]
+    fn target_verdicts() {
+        let reports = vec![
+            report("zookeeper", "create", 10_000.0, 5000.0, 40_000.0),
+            report("ferrokeeper", "create", 60_000.0, 500.0, 9_000.0),
+            report("zookeeper", "setdata", 10_000.0, 5000.0, 40_000.0),
+            report("ferrokeeper", "setdata", 40_000.0, 500.0, 4_000.0),
+            report("ferrokeeper", "serial-create", 3000.0, 350.0, 900.0),
+            report("zookeeper", "getdata", 50_000.0, 100.0, 1000.0),
+        ];
+        let checks = target_checks(&reports, Some(200.0));
+        let verdicts: Vec<Option<bool>> = checks.iter().map(|c| c.met).collect();
+        assert_eq!(
+            verdicts,
+            vec![
+                Some(true),
+                Some(false),
+                Some(false),
+                Some(true),
+                Some(true),
+                None
+            ]
+        );
+        let text = targets_table(&checks);
+        assert!(
+            text.contains("fk 60,000 / zk 10,000 ops/s = 6.00×"),
+            "{text}"
+        );
+        let cases = default_cases(8, 32, RunLength::Ops(1));
+        let table = comparison_table(&cases, &reports);
+        assert!(
+            table.contains("6.00×") && table.contains("4.44×"),
+            "{table}"
+        );
+    }
+}
