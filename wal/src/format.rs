@@ -18,10 +18,12 @@
 //! offset 4096: records, packed back to back, no padding between them
 //!   0   4  payload length   u32   at most RECORD_PAYLOAD_BYTES_MAX
 //!   4   8  zxid             i64   strictly increasing within the log
-//!  12   4  crc              u32   crc32c(salt as 8 bytes ‖ bytes 0..12 ‖ payload)
-//!  16   …  payload          opaque (an encoded txn)
+//!  12   4  write offset     u32   bytes from the first record of the same write
+//!                                 (one sync's records in this segment) to this one
+//!  16   4  crc              u32   crc32c(salt as 8 bytes ‖ bytes 0..16 ‖ payload)
+//!  20   …  payload          opaque (an encoded txn)
 //!
-//! after the last record: at least one all-zero record header (16 zero bytes)
+//! after the last record: at least one all-zero record header (20 zero bytes)
 //! unless the segment is full, then zeros or stale bytes up to the file's end.
 //! ```
 //!
@@ -31,6 +33,11 @@
 //! be mistaken for records of the current life. Why the previous zxid: zxids
 //! need not be contiguous across restarts (a new epoch), so the chain of
 //! "previous zxid" fields is what proves no segment is missing.
+//!
+//! Why the write offset: it names where the write that carried a record began.
+//! After damaged bytes at X, a valid record whose write began at or before X
+//! can be the leftover of a torn last write; one whose write began after X
+//! proves the write holding X had completed, so X is corruption.
 //!
 //! Why the zero header after the last record: a clean end of data (zeros)
 //! must be told apart from a torn write (non-zero bytes that fail their crc),
@@ -43,7 +50,8 @@ pub const SECTOR_BYTES: usize = 512;
 /// The segment header occupies the first block, so record writes never touch it.
 pub const SEGMENT_HEADER_BYTES: usize = BLOCK_BYTES;
 /// Bytes of the header in front of each record's payload.
-pub const RECORD_HEADER_BYTES: usize = 16;
+pub const RECORD_HEADER_BYTES: usize = 20;
+const RECORD_CRC_OFFSET: usize = 16;
 /// The largest payload one record may carry (a txn is bounded by jute.maxbuffer,
 /// 1 MiB by default; this leaves room for a raised limit).
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 4 << 20;
@@ -146,14 +154,15 @@ pub fn record_bytes(payload_len: usize) -> usize {
     RECORD_HEADER_BYTES + payload_len
 }
 
-fn record_crc(salt: u64, header12: &[u8], payload: &[u8]) -> u32 {
+fn record_crc(salt: u64, header: &[u8], payload: &[u8]) -> u32 {
     let crc = crc32c::crc32c(&salt.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc, header12);
+    let crc = crc32c::crc32c_append(crc, &header[..RECORD_CRC_OFFSET]);
     crc32c::crc32c_append(crc, payload)
 }
 
-/// Appends one framed record to `out`.
-pub fn encode_record(out: &mut Vec<u8>, salt: u64, zxid: i64, payload: &[u8]) {
+/// Appends one framed record to `out`. `write_offset` is the distance from
+/// the first record of the same write to this one.
+pub fn encode_record(out: &mut Vec<u8>, salt: u64, zxid: i64, write_offset: u32, payload: &[u8]) {
     assert!(
         payload.len() <= RECORD_PAYLOAD_BYTES_MAX,
         "record payload over the maximum"
@@ -161,7 +170,8 @@ pub fn encode_record(out: &mut Vec<u8>, salt: u64, zxid: i64, payload: &[u8]) {
     let start = out.len();
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&zxid.to_le_bytes());
-    let crc = record_crc(salt, &out[start..start + 12], payload);
+    out.extend_from_slice(&write_offset.to_le_bytes());
+    let crc = record_crc(salt, &out[start..], payload);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
 }
@@ -169,10 +179,14 @@ pub fn encode_record(out: &mut Vec<u8>, salt: u64, zxid: i64, payload: &[u8]) {
 /// What lies at a position in a segment's record area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decoded {
-    /// A whole, verified record: its zxid, and its payload at
-    /// `bytes[RECORD_HEADER_BYTES..bytes_total]`.
-    Record { zxid: i64, bytes_total: usize },
-    /// 16 zero bytes: the clean end of the data.
+    /// A whole, verified record: its zxid, the distance back to the first
+    /// record of its write, and its payload at `bytes[RECORD_HEADER_BYTES..bytes_total]`.
+    Record {
+        zxid: i64,
+        write_offset: u32,
+        bytes_total: usize,
+    },
+    /// A zero record header: the clean end of the data.
     End,
     /// The header says the record is longer than the bytes given; read more
     /// (or, at the end of the file, it is torn).
@@ -214,23 +228,28 @@ pub fn decode_record(bytes: &[u8], salt: u64) -> Decoded {
     if bytes.len() < bytes_total {
         return Decoded::NeedBytes(bytes_total);
     }
-    let crc = record_crc(salt, &bytes[..12], &bytes[RECORD_HEADER_BYTES..bytes_total]);
-    if crc != read_u32(bytes, 12) {
+    let crc = record_crc(salt, header, &bytes[RECORD_HEADER_BYTES..bytes_total]);
+    if crc != read_u32(bytes, RECORD_CRC_OFFSET) {
         return Decoded::Invalid(InvalidReason::BadCrc);
     }
     Decoded::Record {
         zxid: read_i64(bytes, 4),
+        write_offset: read_u32(bytes, 12),
         bytes_total,
     }
 }
 
-/// The zxid field and payload length of a record header, unverified: a cheap
-/// filter before the crc when hunting for records after damage.
-pub(crate) fn peek_header(bytes: &[u8]) -> Option<(i64, usize)> {
+/// The zxid, payload length and write offset of a record header, unverified:
+/// a cheap filter before the crc when hunting for records after damage.
+pub(crate) fn peek_header(bytes: &[u8]) -> Option<(i64, usize, u32)> {
     if bytes.len() < RECORD_HEADER_BYTES {
         return None;
     }
-    Some((read_i64(bytes, 4), read_u32(bytes, 0) as usize))
+    Some((
+        read_i64(bytes, 4),
+        read_u32(bytes, 0) as usize,
+        read_u32(bytes, 12),
+    ))
 }
 
 /// `log.<16 hex digits>`: the name of the segment whose first zxid is `zxid`.
@@ -319,13 +338,15 @@ mod tests {
     proptest! {
         // Framing round-trips for any zxid and payload.
         #[test]
-        fn record_round_trip(salt: u64, zxid: i64, payload in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fn record_round_trip(salt: u64, zxid: i64, write_offset: u32,
+                             payload in proptest::collection::vec(any::<u8>(), 0..600)) {
             let mut out = Vec::new();
-            encode_record(&mut out, salt, zxid, &payload);
+            encode_record(&mut out, salt, zxid, write_offset, &payload);
             prop_assert_eq!(out.len(), record_bytes(payload.len()));
             match decode_record(&out, salt) {
-                Decoded::Record { zxid: z, bytes_total } => {
+                Decoded::Record { zxid: z, write_offset: w, bytes_total } => {
                     prop_assert_eq!(z, zxid);
+                    prop_assert_eq!(w, write_offset);
                     prop_assert_eq!(bytes_total, out.len());
                     prop_assert_eq!(&out[RECORD_HEADER_BYTES..], &payload[..]);
                 }
@@ -340,7 +361,7 @@ mod tests {
                                      payload in proptest::collection::vec(any::<u8>(), 0..300),
                                      position: prop::sample::Index, xor in 1u8..=255) {
             let mut out = Vec::new();
-            encode_record(&mut out, salt, zxid, &payload);
+            encode_record(&mut out, salt, zxid, 0, &payload);
             let at = position.index(out.len());
             out[at] ^= xor;
             let decoded = decode_record(&out, salt);
@@ -353,7 +374,7 @@ mod tests {
                                   payload in proptest::collection::vec(any::<u8>(), 0..100)) {
             prop_assume!(salt != other);
             let mut out = Vec::new();
-            encode_record(&mut out, salt, zxid, &payload);
+            encode_record(&mut out, salt, zxid, 0, &payload);
             prop_assert_eq!(decode_record(&out, other), Decoded::Invalid(InvalidReason::BadCrc));
         }
 

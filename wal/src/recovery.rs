@@ -227,9 +227,9 @@ impl<R: ReadFs> LogReader<R> {
         let end = scan.end().expect("scan ended").clone();
         let is_last = self.segments.is_empty();
         let corrupt_at = if is_last {
-            end.valid_after_window
+            end.unexplained_at
         } else {
-            end.valid_in_window.or(end.valid_after_window)
+            end.leftover_at.or(end.unexplained_at)
         };
         if corrupt_at.is_some() {
             let reason = format!(
@@ -257,7 +257,7 @@ impl<R: ReadFs> LogReader<R> {
             };
             tracing::warn!(file = %scan.file(), offset = end.offset, %reason, "torn log tail cut at the last good record");
         }
-        let scrub_end = if end.valid_in_window.is_some() {
+        let scrub_end = if end.leftover_at.is_some() {
             end.window_end().min(scan.len())
         } else {
             end.offset

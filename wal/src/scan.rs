@@ -12,10 +12,11 @@
 //!
 //! At most one write is ever unsynced (see the writer), and it starts at or
 //! before the block holding X and is at most `WRITE_BYTES_MAX` long. So in the
-//! last segment, valid records inside the window after X are leftovers of an
-//! unacknowledged write (a torn tail); a valid record past the window, or any
-//! valid record after X in an earlier segment, means data that was durable
-//! follows damaged bytes: corruption, reported with the file and offset.
+//! last segment, a valid record inside the window after X whose write began
+//! at or before X is a leftover of an unacknowledged write (a torn tail). A
+//! valid record whose write began after X, one past the window, or any valid
+//! record after X in an earlier segment means bytes that were durable are
+//! damaged: corruption, reported with the file and offset.
 
 use crate::error::WalError;
 use crate::format::{
@@ -51,17 +52,18 @@ pub struct SegmentEnd {
     /// The offset just after the last good record.
     pub offset: u64,
     pub kind: EndKind,
-    /// The first valid record found after `offset` within the torn-write
-    /// window (leftovers of an unacknowledged write), if any.
-    pub valid_in_window: Option<u64>,
-    /// The first valid record found after the window, if any (corruption).
-    pub valid_after_window: Option<u64>,
+    /// The first valid record after `offset` that a torn last write can
+    /// explain (its write began at or before `offset`, inside the window).
+    pub leftover_at: Option<u64>,
+    /// The first valid record after `offset` that no torn write explains:
+    /// the bytes at `offset` were durable once, so they are corrupt.
+    pub unexplained_at: Option<u64>,
 }
 
 impl SegmentEnd {
     /// Whether the end is anything but a plain clean end.
     pub fn is_torn(&self) -> bool {
-        matches!(self.kind, EndKind::Torn { .. }) || self.valid_in_window.is_some()
+        matches!(self.kind, EndKind::Torn { .. }) || self.leftover_at.is_some()
     }
 
     /// The offset just past the torn-write window that starts at this end.
@@ -161,7 +163,9 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
             };
         }
         match decoded {
-            Decoded::Record { zxid, bytes_total } => {
+            Decoded::Record {
+                zxid, bytes_total, ..
+            } => {
                 let minimum = if self.records == 0 {
                     self.header.zxid_first
                 } else {
@@ -218,62 +222,76 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
     }
 
     fn finish(&mut self, kind: EndKind) -> Result<(), WalError> {
+        let cut = self.offset;
         let mut end = SegmentEnd {
-            offset: self.offset,
+            offset: cut,
             kind,
-            valid_in_window: None,
-            valid_after_window: None,
+            leftover_at: None,
+            unexplained_at: None,
         };
         let window_end = end.window_end().min(self.len);
-        end.valid_in_window = self.find_valid(self.offset + 1, window_end)?;
-        end.valid_after_window = self.find_valid(window_end.max(self.offset + 1), self.len)?;
+        let mut at = cut + 1;
+        while let Some((found, bytes_total, write_start)) = self.find_valid(at, window_end)? {
+            if write_start > cut {
+                end.unexplained_at = Some(found);
+                break;
+            }
+            end.leftover_at.get_or_insert(found);
+            at = found + bytes_total as u64;
+        }
+        if end.unexplained_at.is_none() {
+            let after = window_end.max(cut + 1);
+            end.unexplained_at = self.find_valid(after, self.len)?.map(|(found, _, _)| found);
+        }
         self.end = Some(end);
         Ok(())
     }
 
-    /// The first offset in `[from, to)` where a record sealed with this
-    /// segment's salt and a zxid above the last good one starts.
-    fn find_valid(&mut self, from: u64, to: u64) -> Result<Option<u64>, WalError> {
+    /// The first record in `[from, to)` sealed with this segment's salt and
+    /// with a zxid above the last good one: (offset, length, where its write began).
+    fn find_valid(&mut self, from: u64, to: u64) -> Result<Option<(u64, usize, u64)>, WalError> {
         let mut at = from;
         while at < to && at + RECORD_HEADER_BYTES as u64 <= self.len {
             let window = (self.len - at).min(READ_CHUNK_BYTES as u64) as usize;
             let bytes = self.bytes_at(at, window)?;
-            // A record's 16-byte header is never all zero: skip zero runs.
+            // A record's header is never all zero: skip zero runs.
             let Some(nonzero) = bytes.iter().position(|&b| b != 0) else {
                 at += window as u64;
                 continue;
             };
-            let candidate =
-                at.max((at + nonzero as u64).saturating_sub(RECORD_HEADER_BYTES as u64 - 1));
-            if candidate > at {
-                at = candidate;
+            let first_candidate =
+                (at + nonzero as u64).saturating_sub(RECORD_HEADER_BYTES as u64 - 1);
+            if first_candidate > at {
+                at = first_candidate;
                 continue;
             }
-            if self.is_valid_at(at)? {
-                return Ok(Some(at));
+            if let Some(found) = self.valid_at(at)? {
+                return Ok(Some(found));
             }
             at += 1;
         }
         Ok(None)
     }
 
-    fn is_valid_at(&mut self, at: u64) -> Result<bool, WalError> {
-        let Some((zxid, payload_len)) = peek_header(self.bytes_at(at, RECORD_HEADER_BYTES)?) else {
-            return Ok(false);
+    fn valid_at(&mut self, at: u64) -> Result<Option<(u64, usize, u64)>, WalError> {
+        let header = self.bytes_at(at, RECORD_HEADER_BYTES)?;
+        let Some((zxid, payload_len, write_offset)) = peek_header(header) else {
+            return Ok(None);
         };
         let total = RECORD_HEADER_BYTES + payload_len;
         if payload_len > RECORD_PAYLOAD_BYTES_MAX
             || at + total as u64 > self.len
             || zxid <= self.zxid_last
             || zxid < self.header.zxid_first
+            || u64::from(write_offset) > at - SEGMENT_HEADER_BYTES as u64
         {
-            return Ok(false);
+            return Ok(None);
         }
         let salt = self.header.salt;
-        Ok(matches!(
-            decode_record(self.bytes_at(at, total)?, salt),
-            Decoded::Record { .. }
-        ))
+        Ok(match decode_record(self.bytes_at(at, total)?, salt) {
+            Decoded::Record { .. } => Some((at, total, at - u64::from(write_offset))),
+            _ => None,
+        })
     }
 
     /// `len` bytes at `offset` (fewer only at the end of the file), read

@@ -338,12 +338,9 @@ impl<F: LogFs> LogWriter<F> {
                 .expect("a segment is active")
                 .header
                 .salt;
-            encode_record(
-                &mut encoded,
-                salt,
-                record.zxid,
-                &payloads[payload_at..payload_at + record.len],
-            );
+            let write_offset = encoded.len() as u32;
+            let payload = &payloads[payload_at..payload_at + record.len];
+            encode_record(&mut encoded, salt, record.zxid, write_offset, payload);
             payload_at += record.len;
             run_records += 1;
             zxid_run_last = record.zxid;

@@ -1,0 +1,276 @@
+//! Recovery: round trips, torn tails, mid-log corruption, gaps, missing snapshots.
+
+mod common;
+
+use common::*;
+use wal::{LogFs, MemFs, StdFs, WalError, SEGMENT_HEADER_BYTES};
+
+fn check_run(
+    records: &[wal::LogRecord],
+    run_id: u8,
+    zxids: std::ops::RangeInclusive<i64>,
+    base_len: usize,
+) {
+    let expected: Vec<(i64, Vec<u8>)> = zxids.map(|z| (z, payload(run_id, z, base_len))).collect();
+    let got: Vec<(i64, Vec<u8>)> = records
+        .iter()
+        .map(|r| (r.zxid, r.payload.clone()))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+// Records written across many segments come back in order on a real
+// directory, and the writer continues where recovery says.
+#[test]
+fn round_trip_on_real_directory_across_segments() {
+    let snaps = snapshot_dir(0);
+    let log_dir = tempfile::tempdir_in(test_root()).unwrap();
+    let (records, tail) = recover_all(snaps.path(), wal::StdDir::new(log_dir.path())).unwrap();
+    assert!(records.is_empty());
+    let mut writer = open_writer(StdFs::new(log_dir.path()), small_config(1), tail);
+    for batch in 0..30 {
+        append_and_sync(&mut writer, 1, batch * 10 + 1..=batch * 10 + 10, 300);
+    }
+    let (records, tail) = recover_all(snaps.path(), wal::StdDir::new(log_dir.path())).unwrap();
+    check_run(&records, 1, 1..=300, 300);
+    assert_eq!(tail.zxid_last, 300);
+    let segments = std::fs::read_dir(log_dir.path()).unwrap().count();
+    assert!(segments > 5, "only {segments} files");
+
+    let mut writer = open_writer(StdFs::new(log_dir.path()), small_config(2), tail);
+    append_and_sync(&mut writer, 1, 301..=320, 300);
+    let (records, _) = recover_all(snaps.path(), wal::StdDir::new(log_dir.path())).unwrap();
+    check_run(&records, 1, 1..=320, 300);
+}
+
+// Only records above the snapshot's zxid are replayed, from the segment that
+// holds snapshot + 1.
+#[test]
+fn replay_starts_after_the_snapshot() {
+    let snaps = snapshot_dir(0);
+    let fs = MemFs::new();
+    let (_, tail) = recover_all(snaps.path(), fs.clone()).unwrap();
+    let mut writer = open_writer(fs.clone(), small_config(3), tail);
+    for batch in 0..10 {
+        append_and_sync(&mut writer, 1, batch * 10 + 1..=batch * 10 + 10, 200);
+    }
+    write_snapshot(snaps.path(), 57, b"tree at 57");
+    let (records, tail) = recover_all(snaps.path(), fs).unwrap();
+    check_run(&records, 1, 58..=100, 200);
+    assert_eq!(tail.zxid_last, 100);
+}
+
+/// Writes 40 records (zxid 1..=40) in 4 batches on a MemFs; returns it.
+fn written_log(snaps: &std::path::Path) -> MemFs {
+    let fs = MemFs::new();
+    let (_, tail) = recover_all(snaps, fs.clone()).unwrap();
+    let mut writer = open_writer(fs.clone(), small_config(4), tail);
+    for batch in 0..4 {
+        append_and_sync(&mut writer, 1, batch * 10 + 1..=batch * 10 + 10, 700);
+    }
+    fs
+}
+
+fn segments(fs: &MemFs) -> Vec<String> {
+    LogFs::list(fs)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("log."))
+        .collect()
+}
+
+/// The offsets of the records in a segment.
+fn record_offsets(fs: &MemFs, name: &str) -> Vec<(i64, u64)> {
+    let reader = wal::ReadFs::open_read(fs, name).unwrap();
+    let mut scan = wal::SegmentScan::open(reader, name.to_string()).unwrap();
+    let mut offsets = Vec::new();
+    while let Some(record) = scan.next_record().unwrap() {
+        offsets.push((record.zxid, record.offset));
+    }
+    offsets
+}
+
+// A torn tail (the last record damaged, a partial record, or a record cut
+// short) is cut at the last good record with exactly one warning, and the
+// writer continues after the cut without ever returning the damaged record.
+#[test]
+fn torn_tail_is_cut_with_one_warning() {
+    let snaps = snapshot_dir(0);
+    for damage in 0..3 {
+        let fs = written_log(snaps.path());
+        let last = segments(&fs).last().unwrap().clone();
+        let offsets = record_offsets(&fs, &last);
+        let (zxid_last, at) = *offsets.last().unwrap();
+        match damage {
+            0 => fs.overwrite(&last, at + 30, &[0xff]), // bad crc at the very end
+            1 => fs.overwrite(&last, at + 25, &[0u8; 100]), // payload zeroed (preallocated space)
+            _ => fs.overwrite(&last, at, &[7u8; 3]),    // header garbage
+        }
+        let (result, warnings) = count_warnings(|| recover_all(snaps.path(), fs.clone()));
+        let (records, tail) = result.unwrap();
+        check_run(&records, 1, 1..=zxid_last - 1, 700);
+        assert_eq!(warnings, 1, "damage {damage}");
+        assert_eq!(tail.segment.as_ref().unwrap().end, at);
+
+        let mut writer = open_writer(fs.clone(), small_config(5), tail);
+        append_and_sync(&mut writer, 2, zxid_last..=zxid_last + 5, 10);
+        let (records, _) = recover_all(snaps.path(), fs.clone()).unwrap();
+        check_run(
+            &records[..zxid_last as usize - 1],
+            1,
+            1..=zxid_last - 1,
+            700,
+        );
+        check_run(
+            &records[zxid_last as usize - 1..],
+            2,
+            zxid_last..=zxid_last + 5,
+            10,
+        );
+    }
+}
+
+// A clean end (shutdown after a sync) logs no warning.
+#[test]
+fn clean_end_logs_nothing() {
+    let snaps = snapshot_dir(0);
+    let fs = written_log(snaps.path());
+    let (result, warnings) = count_warnings(|| recover_all(snaps.path(), fs.clone()));
+    check_run(&result.unwrap().0, 1, 1..=40, 700);
+    assert_eq!(warnings, 0);
+}
+
+// A damaged record followed by good ones is an error naming the file and the
+// byte offset, never a silent truncation: in an earlier segment, and in the
+// last segment when the good records after it were written by later syncs.
+#[test]
+fn mid_log_corruption_is_an_error_with_file_and_offset() {
+    let snaps = snapshot_dir(0);
+    let fs = written_log(snaps.path());
+    let (_, tail) = recover_all(snaps.path(), fs.clone()).unwrap();
+    let mut writer = open_writer(fs.clone(), small_config(6), tail);
+    for zxid in 41..=46 {
+        append_and_sync(&mut writer, 1, zxid..=zxid, 50);
+    }
+    let names = segments(&fs);
+    assert!(names.len() >= 3, "{names:?}");
+    let last = names.last().unwrap();
+    let in_last = record_offsets(&fs, last)
+        .into_iter()
+        .find(|(zxid, _)| *zxid == 41)
+        .unwrap()
+        .1;
+    let in_first = record_offsets(&fs, &names[0])[0].1;
+    assert_eq!(in_first, SEGMENT_HEADER_BYTES as u64);
+    for (name, at) in [(&names[0], in_first), (last, in_last)] {
+        let damaged = fs.snapshot_current();
+        damaged.overwrite(name, at + 22, &[0x55]);
+        match recover_all(snaps.path(), damaged) {
+            Err(WalError::Corrupt { file, offset, .. }) => {
+                assert!(file.ends_with(name.as_str()), "{file}");
+                assert_eq!(offset, at);
+            }
+            Err(other) => panic!("{other}"),
+            Ok((records, _)) => panic!("recovered {} records", records.len()),
+        }
+    }
+}
+
+// A missing segment in the middle of the log is a gap error.
+#[test]
+fn missing_segment_is_a_gap() {
+    let snaps = snapshot_dir(0);
+    let fs = written_log(snaps.path());
+    let names = segments(&fs);
+    run(fs.remove(&names[1])).unwrap();
+    let error = recover_all(snaps.path(), fs).unwrap_err();
+    assert!(
+        matches!(error, WalError::Gap { ref file, .. } if file.ends_with(&names[2])),
+        "{error:?}"
+    );
+}
+
+// A segment missing between the snapshot and the first remaining segment is
+// a gap too: records after the snapshot would be lost.
+#[test]
+fn missing_first_needed_segment_is_a_gap() {
+    let snaps = snapshot_dir(0);
+    let fs = written_log(snaps.path());
+    let names = segments(&fs);
+    run(fs.remove(&names[0])).unwrap();
+    let error = recover_all(snaps.path(), fs).unwrap_err();
+    assert!(matches!(error, WalError::Gap { .. }), "{error:?}");
+}
+
+// Log segments with no snapshot at all is an error (ZOOKEEPER-2325); an
+// entirely empty pair of directories is a fresh start.
+#[test]
+fn log_without_snapshot_is_an_error_zookeeper_2325() {
+    let snaps = snapshot_dir(0);
+    let fs = written_log(snaps.path());
+    let empty = tempfile::tempdir_in(test_root()).unwrap();
+    let error = recover_all(empty.path(), fs).unwrap_err();
+    assert!(
+        matches!(error, WalError::LogWithoutSnapshot { .. }),
+        "{error:?}"
+    );
+
+    let recovery = wal::recover(empty.path(), empty.path()).unwrap();
+    assert!(recovery.snapshot.is_none());
+    let tail = recovery.log.finish().unwrap();
+    assert_eq!(tail, wal::LogTail::fresh());
+}
+
+// A damaged newest snapshot falls back to the previous one (with a warning),
+// and the log is replayed from there.
+#[test]
+fn damaged_newest_snapshot_falls_back() {
+    let snaps = snapshot_dir(0);
+    let fs = written_log(snaps.path());
+    write_snapshot(snaps.path(), 20, b"tree at 20");
+    write_snapshot(snaps.path(), 30, b"tree at 30");
+    let newest = snaps.path().join(wal::snapshot_name(30));
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[26] ^= 1;
+    std::fs::write(&newest, bytes).unwrap();
+    let (result, warnings) = count_warnings(|| {
+        let recovery = wal::recover_from(&wal::StdDir::new(snaps.path()), fs.clone()).unwrap();
+        let zxid = recovery.snapshot.as_ref().unwrap().zxid;
+        (
+            zxid,
+            recovery.log.map(|r| r.unwrap().zxid).collect::<Vec<_>>(),
+        )
+    });
+    assert_eq!(result.0, 20);
+    assert_eq!(result.1, (21..=40).collect::<Vec<_>>());
+    assert_eq!(warnings, 1);
+    assert_eq!(
+        wal::read_snapshot(&snaps.path().join(wal::snapshot_name(20))).unwrap(),
+        (20, b"tree at 20".to_vec())
+    );
+    assert!(matches!(
+        wal::verify_snapshot(&newest),
+        Err(WalError::SnapshotCorrupt { .. })
+    ));
+}
+
+// A record whose zxid does not increase (written by hand) is reported.
+#[test]
+fn zxid_going_backwards_is_an_error() {
+    let snaps = snapshot_dir(0);
+    let fs = MemFs::new();
+    let header = wal::SegmentHeader {
+        zxid_first: 1,
+        zxid_previous: -1,
+        salt: 9,
+    };
+    let mut bytes = header.encode();
+    wal::encode_record(&mut bytes, 9, 1, 0, b"one");
+    let second = bytes.len() as u32 - SEGMENT_HEADER_BYTES as u32;
+    wal::encode_record(&mut bytes, 9, 1, second, b"one again");
+    bytes.resize(16 * 1024, 0);
+    let file = run(fs.create("log.0000000000000001")).unwrap();
+    run(fs.write_at(&file, 0, &bytes)).unwrap();
+    let error = recover_all(snaps.path(), fs).unwrap_err();
+    assert!(matches!(error, WalError::Gap { .. }), "{error:?}");
+}
