@@ -77,6 +77,7 @@ ZK_SYSTEM_PROPERTIES = {
 }
 
 _live_processes = []
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @atexit.register
@@ -193,18 +194,29 @@ class Server:
         if os.environ.get("FK_KEEP_TMP") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def log_text(self):
+    def log_text(self, since=0):
+        """server.log from byte offset `since`, without ANSI colour codes."""
         with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", errors="replace")
+            f.seek(since)
+            text = f.read().decode("utf-8", errors="replace")
+        return ANSI_ESCAPE.sub("", text)
+
+    def log_mark(self):
+        """The current end of server.log, for log_since/wait_peer_logged."""
+        return os.path.getsize(self.log_path)
+
+    def wait_peer_logged(self, peer_port, since, timeout=3.0):
+        """True when a line naming 127.0.0.1:<peer_port> was logged after `since`."""
+        return self.wait_log(rf"127\.0\.0\.1:{peer_port}\b", timeout=timeout, since=since)
 
     def log_tail(self, n=40):
         return "\n".join(self.log_text().splitlines()[-n:])
 
-    def wait_log(self, pattern, timeout=3.0):
-        """True when server.log contains the regex within timeout."""
+    def wait_log(self, pattern, timeout=3.0, since=0):
+        """True when server.log (from offset `since`) matches the regex within timeout."""
         deadline = time.monotonic() + timeout
         while True:
-            if re.search(pattern, self.log_text()):
+            if re.search(pattern, self.log_text(since)):
                 return True
             if time.monotonic() > deadline:
                 return False
