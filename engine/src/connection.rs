@@ -201,10 +201,8 @@ impl Connection {
             }
         };
         let body = match OpCode::from_code(header.op) {
-            Some(op) => Request::decode(op, &mut reader).and_then(|request| {
-                reader.finish()?;
-                Ok(request)
-            }),
+            // Bytes after a complete record are ignored, as jute does.
+            Some(op) => Request::decode(op, &mut reader),
             None => Err(proto::DecodeError::UnknownOpCode(header.op)),
         };
         self.outstanding += 1;

@@ -46,7 +46,10 @@ pub struct Snapshot {
     pub node_count: usize,
     pub approximate_data_size: u64,
     pub ephemerals_count: usize,
+    /// `mntr`'s zk_watch_count: data and child tables.
     pub watch_count: usize,
+    /// `wchs`'s total: the data table.
+    pub data_watches: usize,
     pub watched_paths: usize,
     pub watching_connections: usize,
     pub connections: Vec<ConnectionInfo>,
@@ -80,7 +83,7 @@ pub fn render(word: &str, enabled: bool, s: &Snapshot) -> String {
         "cons" => connections(s),
         "wchs" => format!(
             "{} connections watching {} paths\nTotal watches:{}\n",
-            s.watching_connections, s.watched_paths, s.watch_count
+            s.watching_connections, s.watched_paths, s.data_watches
         ),
         "wchc" => grouped(
             &s.watches_by_session,

@@ -9,10 +9,10 @@
 use std::time::Instant;
 
 use proto::ops::{
-    encode_reply, ClientInfo, Create2Response, CreateResponse, ExistsResponse, GetAclResponse,
-    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
-    GetEphemeralsResponse, MultiOp, MultiResult, Request, Response, SetAclResponse,
-    SetDataResponse, WhoAmIResponse,
+    encode_reply, ClientInfo, Create2Response, CreateResponse, ErrorResponse, ExistsResponse,
+    GetAclResponse, GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse,
+    GetDataResponse, GetEphemeralsResponse, MultiOp, MultiResult, Request, Response,
+    SetAclResponse, SetDataResponse, WhoAmIResponse,
 };
 use proto::{AddWatchMode, CreateMode, DecodeError, ErrorCode, Id, OpCode, WatcherType};
 use tracing::{info, warn};
@@ -36,15 +36,33 @@ pub fn on_request(
     }
     let session_id = c.session_id;
     let peer = c.peer;
-    if let Some(session) = seq.sessions.get_mut(&session_id) {
-        session.last_active = Instant::now();
+    match seq.sessions.get_mut(&session_id) {
+        // After closeSession nothing more is answered; the connection closes
+        // once that reply is out, as ZooKeeper's does.
+        Some(session) if session.closing => return,
+        Some(session) => session.last_active = Instant::now(),
+        None => {}
     }
     let received = Instant::now();
     let request = match body {
         Ok(request) => request,
+        // Opcodes ZooKeeper uses internally are valid request types there:
+        // they fail in prep and the connection stays (PrepRequestProcessor).
+        Err(DecodeError::UnknownOpCode(code)) if code == OpCode::DeleteContainer.code() => {
+            warn!(%peer, session = format!("0x{session_id:x}"), op = code, "client sent the internal deleteContainer: answering BADARGUMENTS");
+            push_error(seq, conn, xid, ErrorCode::BadArguments);
+            return;
+        }
+        Err(DecodeError::UnknownOpCode(code)) if code == OpCode::CreateSession.code() => {
+            warn!(%peer, session = format!("0x{session_id:x}"), op = code, "client sent the internal createSession: answering MARSHALLINGERROR");
+            push_error(seq, conn, xid, ErrorCode::MarshallingError);
+            return;
+        }
         Err(DecodeError::UnknownOpCode(code)) => {
             warn!(%peer, session = format!("0x{session_id:x}"), op = code, "unknown opcode: answering UNIMPLEMENTED and closing");
-            push_error(seq, conn, xid, ErrorCode::Unimplemented);
+            // ZooKeeper's UnimplementedRequestProcessor answers with zxid -1.
+            let frame = encode_reply(xid, -1, ErrorCode::Unimplemented, None);
+            push(seq, conn, Pending::Ready(frame));
             push(seq, conn, Pending::Close);
             return;
         }
@@ -170,7 +188,10 @@ fn on_write(
             }
             push(seq, conn, Pending::Write { zxid });
         }
-        Err(PrepareError::Op(code)) => push_error(seq, conn, xid, code),
+        Err(PrepareError::Op(code)) => {
+            log_bad_arguments(seq, conn, xid, shape.op, code);
+            push_error(seq, conn, xid, code);
+        }
         Err(PrepareError::Multi(codes)) => {
             let results = codes
                 .into_iter()
@@ -259,11 +280,14 @@ fn create(
     ttl_ms: i64,
     container: bool,
 ) -> Result<WriteOp, ErrorCode> {
-    let mode = CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)?;
-    let is_ttl_op = ttl_ms >= 0;
-    if mode.is_container() != container || mode.is_ttl() != is_ttl_op {
-        return Err(ErrorCode::BadArguments);
-    }
+    let mode = match CreateMode::from_code(flags).ok_or(ErrorCode::BadArguments)? {
+        // Only createContainer makes a container (its txn is a
+        // CreateContainerTxn whatever the flags); the CONTAINER flag through
+        // create or create2 makes a plain persistent node (PrepRequestProcessor).
+        _ if container => CreateMode::Container,
+        CreateMode::Container => CreateMode::Persistent,
+        mode => mode,
+    };
     Ok(WriteOp::Create {
         path: path.to_string(),
         data: data.to_vec(),
@@ -374,14 +398,18 @@ pub fn answer_read(
                 .iter()
                 .map(|id| ClientInfo {
                     auth_scheme: id.scheme.clone(),
-                    user: id.id.clone(),
+                    // The digest provider reports the user name, not its hash.
+                    user: match id.scheme.as_str() {
+                        "digest" => id.id.split(':').next().unwrap_or_default().to_string(),
+                        _ => id.id.clone(),
+                    },
                 })
                 .collect(),
         })),
         Request::AddWatch(r) => match AddWatchMode::from_code(r.mode) {
             Some(mode) => tree
                 .add_watch(&caller, &r.path, mode)
-                .map(|()| Response::Empty),
+                .map(|()| Response::Error(ErrorResponse { err: 0 })),
             None => Err(ErrorCode::BadArguments),
         },
         Request::CheckWatches(r) | Request::RemoveWatches(r) => {
@@ -430,7 +458,22 @@ pub fn answer_read(
     };
     match result {
         Ok(response) => encode_reply(xid, zxid, ErrorCode::Ok, Some(&response)),
-        Err(code) => encode_reply(xid, zxid, code, None),
+        Err(code) => {
+            log_bad_arguments(seq, conn, xid, op, code);
+            encode_reply(xid, zxid, code, None)
+        }
+    }
+}
+
+/// BADARGUMENTS means the client sent something no valid request holds (an
+/// invalid path, a bad create mode): worth one line naming the peer.
+fn log_bad_arguments(seq: &Sequencer, conn: ConnId, xid: i32, op: OpCode, code: ErrorCode) {
+    if code != ErrorCode::BadArguments {
+        return;
+    }
+    if let Some(c) = seq.conns.get(&conn) {
+        info!(peer = %c.peer, session = format!("0x{:x}", c.session_id), xid, ?op,
+            "answering BADARGUMENTS: invalid path or argument");
     }
 }
 

@@ -208,7 +208,16 @@ impl Sequencer {
     pub async fn run(mut self, inbox: async_channel::Receiver<ToSequencer>) {
         let tick = Duration::from_millis(u64::from(self.config.tick_time_ms.clamp(10, 1000)) / 2);
         let reports = self.log.reports.clone();
+        // Ticks are due by the clock, not by idleness: a busy inbox must not
+        // starve session expiry and the reaper.
+        let mut next_tick = Instant::now() + tick;
         loop {
+            let now = Instant::now();
+            if now >= next_tick {
+                self.on_tick();
+                next_tick = now + tick;
+            }
+            let until_tick = next_tick - now;
             enum Wake {
                 Log(LogReport),
                 Inbox(ToSequencer),
@@ -221,7 +230,7 @@ impl Sequencer {
                 futures_lite::future::or(
                     async { inbox.recv().await.map_or(Wake::Stop, Wake::Inbox) },
                     async {
-                        glommio::timer::sleep(tick).await;
+                        glommio::timer::sleep(until_tick).await;
                         Wake::Tick
                     },
                 ),
@@ -241,7 +250,7 @@ impl Sequencer {
                         }
                     }
                 }
-                Wake::Tick => self.on_tick(),
+                Wake::Tick => {}
                 Wake::Stop => return,
             }
             self.submit_batch();
@@ -356,6 +365,18 @@ impl Sequencer {
         let peer = connection.peer;
         let password_ok = request.password == session_password(session_id);
         let live = self.sessions.get(&session_id).is_some_and(|s| !s.closing);
+        // ZooKeeper closes the session's current connection before it checks
+        // the password (processConnectRequest); the session itself survives.
+        if let Some(old) = self
+            .sessions
+            .get_mut(&session_id)
+            .and_then(|s| s.conn.take())
+        {
+            info!(session = format!("0x{session_id:x}"), %peer,
+                "closing the session's current connection: a client reconnects to it");
+            self.close_conn(old);
+            self.tree.watches.remove_session(session_id);
+        }
         if !live || !password_ok {
             info!(%peer, session = format!("0x{session_id:x}"), password_ok,
                 "reconnect refused: session expired, unknown or wrong password");
@@ -378,14 +399,7 @@ impl Sequencer {
             .expect("checked live above");
         session.last_active = Instant::now();
         session.timeout_ms = connection.timeout_ms;
-        let previous = session.conn.replace(conn);
-        if let Some(old) = previous {
-            info!(
-                session = format!("0x{session_id:x}"),
-                "closing the session's previous connection"
-            );
-            self.close_conn(old);
-        }
+        session.conn = Some(conn);
         connection.session_id = session_id;
         let response = ConnectResponse {
             protocol_version: 0,
@@ -409,6 +423,9 @@ impl Sequencer {
         if let Some(session) = self.sessions.get_mut(&connection.session_id) {
             if session.conn == Some(conn) {
                 session.conn = None;
+                // Watches live with the connection, as ZooKeeper's do: the
+                // client re-registers them with setWatches when it reconnects.
+                self.tree.watches.remove_session(connection.session_id);
             }
         }
         self.sync_waiters.retain(|c| *c != conn);
@@ -685,6 +702,13 @@ impl Sequencer {
             let Some(conn) = self.sessions.get(&event.session_id).and_then(|s| s.conn) else {
                 continue;
             };
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            // Events reach only connections that may read the node (CVE-2024-23944).
+            if tree::acl::check(&event.acl, proto::perms::READ, &c.auth).is_err() {
+                continue;
+            }
             let notification = WatcherEvent {
                 event_type: event.event_type.code(),
                 state: proto::KeeperState::SyncConnected.code(),
@@ -822,7 +846,8 @@ impl Sequencer {
             node_count: self.tree.node_count(),
             approximate_data_size: self.tree.approximate_data_size(),
             ephemerals_count: self.tree.ephemeral_count(),
-            watch_count: summary.total_watches,
+            watch_count: summary.watch_count,
+            data_watches: summary.data_watches,
             watched_paths: summary.paths_watched,
             watching_connections: summary.connections_watching,
             connections: self
@@ -888,6 +913,10 @@ impl Sequencer {
                 ),
                 ("os.name".into(), std::env::consts::OS.into()),
                 ("os.arch".into(), std::env::consts::ARCH.into()),
+                (
+                    "user.name".into(),
+                    std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+                ),
                 (
                     "user.dir".into(),
                     std::env::current_dir()

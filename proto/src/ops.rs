@@ -570,6 +570,8 @@ pub enum Response {
     GetAllChildrenNumber(GetAllChildrenNumberResponse),
     WhoAmI(WhoAmIResponse),
     Multi(Vec<MultiResult>),
+    /// A bare error-code body: addWatch answers `ErrorResponse(0)`.
+    Error(ErrorResponse),
 }
 
 impl Response {
@@ -589,6 +591,7 @@ impl Response {
             Response::GetEphemerals(r) => r.encode(w),
             Response::GetAllChildrenNumber(r) => r.encode(w),
             Response::WhoAmI(r) => r.encode(w),
+            Response::Error(r) => r.encode(w),
             Response::Multi(results) => {
                 for result in results {
                     result.encode(w);
@@ -617,6 +620,7 @@ impl Response {
             OpCode::GetEphemerals => Response::GetEphemerals(r.read_record()?),
             OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber(r.read_record()?),
             OpCode::WhoAmI => Response::WhoAmI(r.read_record()?),
+            OpCode::AddWatch => Response::Error(r.read_record()?),
             OpCode::Multi | OpCode::MultiRead => {
                 let mut results = Vec::new();
                 loop {

@@ -304,11 +304,11 @@ impl DataTree {
         );
         let stat = node.stat();
         self.insert_node(new.path.to_string(), node);
-        events.extend(self.watches.trigger(new.path, EventType::NodeCreated, zxid));
         events.extend(
             self.watches
-                .trigger(parent_path, EventType::NodeChildrenChanged, zxid),
+                .trigger(new.path, EventType::NodeCreated, zxid, new.acl),
         );
+        self.trigger_children_changed(parent_path, zxid, events);
         Ok(stat)
     }
 
@@ -329,13 +329,27 @@ impl DataTree {
         if !exists {
             return Err(ErrorCode::NoNode);
         }
-        self.remove_node(path);
-        events.extend(self.watches.trigger(path, EventType::NodeDeleted, zxid));
+        let node = self.remove_node(path);
         events.extend(
             self.watches
-                .trigger(parent_path, EventType::NodeChildrenChanged, zxid),
+                .trigger(path, EventType::NodeDeleted, zxid, &node.acl),
         );
+        self.trigger_children_changed(parent_path, zxid, events);
         Ok(())
+    }
+
+    fn trigger_children_changed(
+        &mut self,
+        parent_path: &str,
+        zxid: i64,
+        events: &mut Vec<WatchEvent>,
+    ) {
+        let acl = self
+            .nodes
+            .get(parent_path)
+            .map_or(&[][..], |parent| &parent.acl);
+        let changed = EventType::NodeChildrenChanged;
+        events.extend(self.watches.trigger(parent_path, changed, zxid, acl));
     }
 
     fn set_data(
@@ -356,7 +370,11 @@ impl DataTree {
             node.mtime = time_ms;
             node.stat()
         })?;
-        events.extend(self.watches.trigger(path, EventType::NodeDataChanged, zxid));
+        let acl = &self.nodes[path].acl;
+        events.extend(
+            self.watches
+                .trigger(path, EventType::NodeDataChanged, zxid, acl),
+        );
         Ok(stat)
     }
 
@@ -405,7 +423,7 @@ impl DataTree {
         assert!(previous.is_none(), "insert_node over an existing node");
     }
 
-    fn remove_node(&mut self, path: &str) {
+    fn remove_node(&mut self, path: &str) -> Node {
         let node = self
             .nodes
             .remove(path)
@@ -429,6 +447,7 @@ impl DataTree {
                 }
             }
         }
+        node
     }
 
     // ----- reads ----------------------------------------------------------------
@@ -444,7 +463,7 @@ impl DataTree {
         if path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
-        let stat = match self.nodes.get(path) {
+        let stat = match self.lookup(path) {
             Some(node) => {
                 acl::check(&node.acl, perms::READ, caller.auth)?;
                 Some(node.stat())
@@ -491,7 +510,7 @@ impl DataTree {
     /// `getACL` needs READ or ADMIN, and hides digest hashes from callers
     /// without ADMIN (CVE-2019-0201).
     pub fn get_acl(&self, caller: &Caller<'_>, path: &str) -> Result<(Vec<Acl>, Stat), ErrorCode> {
-        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        let node = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         acl::check(&node.acl, perms::READ | perms::ADMIN, caller.auth)?;
         Ok((acl::visible_to(&node.acl, caller.auth), node.stat()))
     }
@@ -536,24 +555,27 @@ impl DataTree {
             .collect()
     }
 
+    /// A node for a read. ZooKeeper also keeps the root under "", so reads of
+    /// "" see the root.
+    fn lookup(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(if path.is_empty() { "/" } else { path })
+    }
+
     fn readable(&self, caller: &Caller<'_>, path: &str) -> Result<&Node, ErrorCode> {
-        let node = self.nodes.get(path).ok_or(ErrorCode::NoNode)?;
+        let node = self.lookup(path).ok_or(ErrorCode::NoNode)?;
         acl::check(&node.acl, perms::READ, caller.auth)?;
         Ok(node)
     }
 
     // ----- watches ----------------------------------------------------------------
 
-    /// `addWatch`: ZooKeeper checks neither existence nor ACL here.
+    /// `addWatch`: ZooKeeper checks neither the path, nor existence, nor ACL here.
     pub fn add_watch(
         &mut self,
         caller: &Caller<'_>,
         path: &str,
         mode: AddWatchMode,
     ) -> Result<(), ErrorCode> {
-        if path::validate(path).is_err() {
-            return Err(ErrorCode::BadArguments);
-        }
         let recursive = mode == AddWatchMode::PersistentRecursive;
         self.watches
             .add_persistent_watch(caller.session_id, path, recursive);
@@ -580,14 +602,15 @@ impl DataTree {
         relative_zxid: i64,
         lists: &WatchLists<'_>,
     ) -> Vec<WatchEvent> {
-        let zxid = self.zxid_applied;
         let mut events = Vec::new();
+        // Like ZooKeeper's, these events carry zxid -1 and are not filtered by ACL.
         let mut fire = |path: &str, event_type| {
             events.push(WatchEvent {
                 session_id,
                 event_type,
                 path: path.to_string(),
-                zxid,
+                zxid: -1,
+                acl: Vec::new().into(),
             })
         };
         for path in lists.data {

@@ -18,8 +18,9 @@
 //! watches when it ends.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
-use proto::{ErrorCode, EventType, WatcherType};
+use proto::{Acl, ErrorCode, EventType, WatcherType};
 
 /// One notification to deliver to one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,10 @@ pub struct WatchEvent {
     pub event_type: EventType,
     pub path: String,
     pub zxid: i64,
+    /// The ACL of the node the event is about (the parent's for
+    /// NodeChildrenChanged). The event reaches only connections with READ on
+    /// it (ZOOKEEPER-4799, CVE-2024-23944); empty means no check.
+    pub acl: Arc<[Acl]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -40,12 +45,20 @@ enum Kind {
 
 const KINDS: [Kind; 4] = [Kind::Data, Kind::Child, Kind::Persistent, Kind::Recursive];
 
-/// Counts for `wchs`.
+/// Counts for `wchs` and `mntr`. ZooKeeper keeps exist, data and persistent
+/// watches in its "data" table and child and persistent (not recursive)
+/// watches in its "child" table; `wchs`/`wchc`/`wchp` report the data table,
+/// `zk_watch_count` both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct WatchSummary {
+    /// Sessions with a watch in the data table.
     pub connections_watching: usize,
+    /// Paths in the data table.
     pub paths_watched: usize,
-    pub total_watches: usize,
+    /// Entries in the data table (`wchs`'s "Total watches").
+    pub data_watches: usize,
+    /// Entries in both tables (`mntr`'s `zk_watch_count`).
+    pub watch_count: usize,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -119,8 +132,15 @@ impl WatchManager {
         );
     }
 
-    /// The events a change at `path` fires; one-shot watches that fire are removed.
-    pub fn trigger(&mut self, path: &str, event_type: EventType, zxid: i64) -> Vec<WatchEvent> {
+    /// The events a change at `path` (whose node has `acl`) fires; one-shot
+    /// watches that fire are removed, even for sessions the ACL will filter.
+    pub fn trigger(
+        &mut self,
+        path: &str,
+        event_type: EventType,
+        zxid: i64,
+        acl: &[Acl],
+    ) -> Vec<WatchEvent> {
         let mut sessions = BTreeSet::new();
         let one_shot: &[Kind] = match event_type {
             EventType::NodeCreated | EventType::NodeDataChanged => &[Kind::Data],
@@ -152,6 +172,10 @@ impl WatchManager {
                 }
             }
         }
+        if sessions.is_empty() {
+            return Vec::new();
+        }
+        let acl: Arc<[Acl]> = acl.into();
         sessions
             .into_iter()
             .map(|session_id| WatchEvent {
@@ -159,6 +183,7 @@ impl WatchManager {
                 event_type,
                 path: path.to_string(),
                 zxid,
+                acl: Arc::clone(&acl),
             })
             .collect()
     }
@@ -214,39 +239,60 @@ impl WatchManager {
     }
 
     pub fn summary(&self) -> WatchSummary {
-        let mut paths = BTreeSet::new();
-        for table in &self.tables {
-            paths.extend(table.keys());
-        }
+        let entries = |kind: Kind| {
+            self.tables[kind as usize]
+                .values()
+                .map(BTreeSet::len)
+                .sum::<usize>()
+        };
+        let by_session = self.data_table_by_session();
         WatchSummary {
-            connections_watching: self.by_session.len(),
-            paths_watched: paths.len(),
-            total_watches: self.by_session.values().map(BTreeSet::len).sum(),
+            connections_watching: by_session.len(),
+            paths_watched: self.data_table_by_path().len(),
+            data_watches: by_session.values().map(BTreeSet::len).sum(),
+            watch_count: entries(Kind::Data)
+                + entries(Kind::Child)
+                + 2 * entries(Kind::Persistent)
+                + entries(Kind::Recursive),
         }
     }
 
-    /// `wchc`: every session with the paths it watches, sorted.
-    pub fn by_session(&self) -> Vec<(i64, Vec<String>)> {
-        let sorted: BTreeMap<i64, BTreeSet<&String>> = self
-            .by_session
-            .iter()
-            .map(|(session, index)| (*session, index.iter().map(|(_, path)| path).collect()))
-            .collect();
+    /// ZooKeeper's data table: exist/data, persistent and recursive watches.
+    const DATA_TABLE: [Kind; 3] = [Kind::Data, Kind::Persistent, Kind::Recursive];
+
+    fn data_table_by_session(&self) -> BTreeMap<i64, BTreeSet<&String>> {
+        let mut sorted: BTreeMap<i64, BTreeSet<&String>> = BTreeMap::new();
+        for kind in Self::DATA_TABLE {
+            for (path, sessions) in &self.tables[kind as usize] {
+                for session in sessions {
+                    sorted.entry(*session).or_default().insert(path);
+                }
+            }
+        }
         sorted
+    }
+
+    fn data_table_by_path(&self) -> BTreeMap<&String, BTreeSet<i64>> {
+        let mut sorted: BTreeMap<&String, BTreeSet<i64>> = BTreeMap::new();
+        for kind in Self::DATA_TABLE {
+            for (path, sessions) in &self.tables[kind as usize] {
+                sorted.entry(path).or_default().extend(sessions);
+            }
+        }
+        sorted
+    }
+
+    /// `wchc`: every session with the paths it watches (data table), sorted.
+    pub fn by_session(&self) -> Vec<(i64, Vec<String>)> {
+        self.data_table_by_session()
             .into_iter()
             .map(|(s, paths)| (s, paths.into_iter().cloned().collect()))
             .collect()
     }
 
-    /// `wchp`: every watched path with its sessions, sorted.
+    /// `wchp`: every watched path (data table) with its sessions, sorted.
     pub fn by_path(&self) -> Vec<(String, Vec<i64>)> {
-        let mut sorted: BTreeMap<&String, BTreeSet<i64>> = BTreeMap::new();
-        for table in &self.tables {
-            for (path, sessions) in table {
-                sorted.entry(path).or_default().extend(sessions);
-            }
-        }
-        sorted
+        self.data_table_by_path()
             .into_iter()
             .map(|(p, s)| (p.clone(), s.into_iter().collect()))
             .collect()
@@ -308,10 +354,12 @@ mod tests {
         let mut w = WatchManager::new();
         w.add_data_watch(1, "/a");
         assert_eq!(
-            sessions(&w.trigger("/a", EventType::NodeDataChanged, 5)),
+            sessions(&w.trigger("/a", EventType::NodeDataChanged, 5, &[])),
             vec![1]
         );
-        assert!(w.trigger("/a", EventType::NodeDataChanged, 6).is_empty());
+        assert!(w
+            .trigger("/a", EventType::NodeDataChanged, 6, &[])
+            .is_empty());
         w.check_invariants();
     }
 
@@ -321,9 +369,9 @@ mod tests {
         w.add_data_watch(1, "/a");
         w.add_child_watch(1, "/a");
         w.add_child_watch(2, "/a");
-        let events = w.trigger("/a", EventType::NodeDeleted, 5);
+        let events = w.trigger("/a", EventType::NodeDeleted, 5, &[]);
         assert_eq!(sessions(&events), vec![1, 2]);
-        assert_eq!(w.summary().total_watches, 0);
+        assert_eq!(w.summary().watch_count, 0);
         w.check_invariants();
     }
 
@@ -331,9 +379,11 @@ mod tests {
     fn child_watches_ignore_data_changes() {
         let mut w = WatchManager::new();
         w.add_child_watch(1, "/a");
-        assert!(w.trigger("/a", EventType::NodeDataChanged, 5).is_empty());
+        assert!(w
+            .trigger("/a", EventType::NodeDataChanged, 5, &[])
+            .is_empty());
         assert_eq!(
-            sessions(&w.trigger("/a", EventType::NodeChildrenChanged, 6)),
+            sessions(&w.trigger("/a", EventType::NodeChildrenChanged, 6, &[])),
             vec![1]
         );
     }
@@ -348,10 +398,14 @@ mod tests {
             EventType::NodeDeleted,
             EventType::NodeCreated,
         ] {
-            assert_eq!(sessions(&w.trigger("/a", event, 1)), vec![1], "{event:?}");
+            assert_eq!(
+                sessions(&w.trigger("/a", event, 1, &[])),
+                vec![1],
+                "{event:?}"
+            );
         }
         assert!(
-            w.trigger("/a/b", EventType::NodeCreated, 2).is_empty(),
+            w.trigger("/a/b", EventType::NodeCreated, 2, &[]).is_empty(),
             "not recursive"
         );
     }
@@ -362,15 +416,15 @@ mod tests {
         w.add_persistent_watch(1, "/a", true);
         w.add_persistent_watch(2, "/", true);
         assert_eq!(
-            sessions(&w.trigger("/a/b/c", EventType::NodeCreated, 1)),
+            sessions(&w.trigger("/a/b/c", EventType::NodeCreated, 1, &[])),
             vec![1, 2]
         );
         assert_eq!(
-            sessions(&w.trigger("/x", EventType::NodeDataChanged, 2)),
+            sessions(&w.trigger("/x", EventType::NodeDataChanged, 2, &[])),
             vec![2]
         );
         assert!(w
-            .trigger("/a", EventType::NodeChildrenChanged, 3)
+            .trigger("/a", EventType::NodeChildrenChanged, 3, &[])
             .is_empty());
     }
 
@@ -380,7 +434,7 @@ mod tests {
         w.add_data_watch(1, "/a");
         w.add_persistent_watch(1, "/a", false);
         w.add_persistent_watch(1, "/a", true);
-        assert_eq!(w.trigger("/a", EventType::NodeDataChanged, 1).len(), 1);
+        assert_eq!(w.trigger("/a", EventType::NodeDataChanged, 1, &[]).len(), 1);
         assert_eq!(
             w.count_for_session(1),
             2,
@@ -422,8 +476,34 @@ mod tests {
         w.add_persistent_watch(1, "/b", true);
         w.add_child_watch(2, "/a");
         w.remove_session(1);
-        assert_eq!(w.by_path(), vec![("/a".to_string(), vec![2])]);
+        assert!(w.by_path().is_empty(), "wchp reports the data table only");
+        assert_eq!(
+            w.summary().watch_count,
+            1,
+            "session 2's child watch is left"
+        );
         w.check_invariants();
+    }
+
+    #[test]
+    fn summaries_count_like_zookeepers_two_tables() {
+        let mut w = WatchManager::new();
+        w.add_data_watch(1, "/a");
+        w.add_child_watch(1, "/a");
+        w.add_exist_watch(2, "/b");
+        w.add_persistent_watch(3, "/c", false);
+        w.add_persistent_watch(3, "/d", true);
+        let summary = w.summary();
+        assert_eq!(
+            summary.data_watches, 4,
+            "data, exist, persistent, recursive"
+        );
+        assert_eq!(summary.paths_watched, 4);
+        assert_eq!(summary.connections_watching, 3);
+        assert_eq!(
+            summary.watch_count, 6,
+            "persistent watches sit in both tables"
+        );
     }
 
     #[test]
