@@ -252,8 +252,10 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
     fn find_valid(&mut self, from: u64, to: u64) -> Result<Option<(u64, usize, u64)>, WalError> {
         let mut at = from;
         while at < to && at + RECORD_HEADER_BYTES as u64 <= self.len {
-            let window = (self.len - at).min(READ_CHUNK_BYTES as u64) as usize;
-            let bytes = self.bytes_at(at, window)?;
+            // Whatever is buffered from `at` on (refilled only when short), so
+            // stepping one byte at a time does not re-read the file.
+            let bytes = self.bytes_from(at, RECORD_HEADER_BYTES)?;
+            let window = bytes.len();
             // A record's header is never all zero: skip zero runs.
             let Some(nonzero) = bytes.iter().position(|&b| b != 0) else {
                 at += window as u64;
@@ -292,6 +294,16 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
             Decoded::Record { .. } => Some((at, total, at - u64::from(write_offset))),
             _ => None,
         })
+    }
+
+    /// The buffered bytes from `offset` on: at least `len` of them (fewer
+    /// only at the end of the file), reading a new chunk only when needed.
+    fn bytes_from(&mut self, offset: u64, len: usize) -> Result<&[u8], WalError> {
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if offset < self.buf_start || (offset + len as u64).min(self.len) > buf_end {
+            self.bytes_at(offset, len)?;
+        }
+        Ok(&self.buf[(offset - self.buf_start) as usize..])
     }
 
     /// `len` bytes at `offset` (fewer only at the end of the file), read
