@@ -274,3 +274,41 @@ fn zxid_going_backwards_is_an_error() {
     let error = recover_all(snaps.path(), fs).unwrap_err();
     assert!(matches!(error, WalError::Gap { .. }), "{error:?}");
 }
+
+// A default-size (64 MiB) segment whose space after the data holds megabytes
+// of non-zero junk (as a recycled segment does) recovers by scanning it once:
+// the junk is cut as a torn tail, nothing in it is returned.
+#[test]
+fn junk_after_the_data_of_a_full_size_segment() {
+    let snaps = snapshot_dir(0);
+    let log_dir = tempfile::tempdir_in(test_root()).unwrap();
+    let (_, tail) = recover_all(snaps.path(), wal::StdDir::new(log_dir.path())).unwrap();
+    let config = wal::WriterConfig {
+        salt_seed: 8,
+        ..wal::WriterConfig::default()
+    };
+    let mut writer = open_writer(StdFs::new(log_dir.path()), config, tail);
+    append_and_sync(&mut writer, 1, 1..=10, 100);
+    let segment = log_dir.path().join(wal::segment_name(1));
+    let data_end = {
+        let fs = wal::StdDir::new(log_dir.path());
+        let reader = wal::ReadFs::open_read(&fs, &wal::segment_name(1)).unwrap();
+        let mut scan = wal::SegmentScan::open(reader, "segment".into()).unwrap();
+        while scan.next_record().unwrap().is_some() {}
+        scan.end().unwrap().offset
+    };
+    let junk: Vec<u8> = (0..3 << 20)
+        .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8 | 1)
+        .collect();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &junk, data_end).unwrap();
+    let (result, warnings) =
+        count_warnings(|| recover_all(snaps.path(), wal::StdDir::new(log_dir.path())));
+    let (records, tail) = result.unwrap();
+    check_run(&records, 1, 1..=10, 100);
+    assert_eq!(warnings, 1);
+    assert_eq!(tail.segment.unwrap().end, data_end);
+}
