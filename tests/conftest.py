@@ -192,6 +192,12 @@ class Server:
                 pass
             self.proc.wait(timeout=10)
 
+    def restart(self):
+        """Kills the process (SIGKILL, no clean shutdown) and starts it again on the
+        same port and data directory."""
+        self.stop()
+        return self.start()
+
     def cleanup(self):
         self.stop()
         if os.environ.get("FK_KEEP_TMP") is None:
