@@ -199,17 +199,7 @@ fn segment_files(path: &Path) -> Result<(PathBuf, Vec<String>), ToolError> {
         reason: reason.to_string(),
     };
     if path.is_dir() {
-        let fs = StdDir::new(path);
-        let names = fs.list().map_err(|e| WalError::Io {
-            op: "list",
-            path: path.display().to_string(),
-            source: e,
-        })?;
-        let mut segments: Vec<(i64, String)> = names
-            .into_iter()
-            .filter_map(|n| wal::parse_segment_name(&n).map(|z| (z, n)))
-            .collect();
-        segments.sort();
+        let segments = wal::list_segments(&StdDir::new(path))?;
         return Ok((
             path.to_path_buf(),
             segments.into_iter().map(|(_, n)| n).collect(),

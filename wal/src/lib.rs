@@ -94,7 +94,10 @@ pub use fs::{sync_dir_path, LogFs, ReadAt, ReadFs, StdDir, StdFs, StdReader};
 pub use glommio_fs::GlommioFs;
 pub use memfs::{MemFs, MemReader, MemState};
 pub use purge::{purge, PurgeReport, RETAIN_COUNT_MIN, SPARES_MAX};
-pub use recovery::{recover, recover_from, LogReader, LogRecord, LogTail, Recovery, SegmentTail};
+pub use recovery::{
+    first_needed_segment, list_segments, recover, recover_from, LogReader, LogRecord, LogTail,
+    Recovery, SegmentTail,
+};
 pub use scan::{EndKind, ScannedRecord, SegmentEnd, SegmentScan};
 pub use snapshot::{
     list_snapshots, newest_valid_snapshot, open_snapshot, parse_snapshot_name, read_snapshot,

@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use crate::error::WalError;
-use crate::format::parse_segment_name;
 use crate::fs::{list_dir, sync_dir_path, StdDir};
+use crate::recovery::{first_needed_segment, list_segments};
 use crate::snapshot::list_snapshots;
 use crate::writer::is_ready_spare;
 
@@ -60,15 +60,8 @@ pub fn purge(
     }
     sync_dir_path(snap_dir).map_err(|e| WalError::io("fsync directory", snap_dir.display(), e))?;
     let names = list_dir(log_dir).map_err(|e| WalError::io("list", log_dir.display(), e))?;
-    let mut segments: Vec<(i64, String)> = names
-        .iter()
-        .filter_map(|n| parse_segment_name(n).map(|z| (z, n.clone())))
-        .collect();
-    segments.sort();
-    let needed_from = segments
-        .iter()
-        .rposition(|(z, _)| *z <= zxid_oldest_kept.saturating_add(1))
-        .unwrap_or(0);
+    let segments = list_segments(&StdDir::new(log_dir))?;
+    let needed_from = first_needed_segment(&segments, *zxid_oldest_kept);
     let mut spares = names.iter().filter(|n| is_ready_spare(n)).count();
     let io = |op, name: &str, e| WalError::io(op, log_dir.join(name).display(), e);
     for (zxid, name) in &segments[..needed_from] {

@@ -81,14 +81,7 @@ pub fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovery<StdDir>, WalE
 
 /// Recovers from any pair of directories (tests pass a [`crate::MemFs`] image).
 pub fn recover_from<S: ReadFs, R: ReadFs>(snaps: &S, log: R) -> Result<Recovery<R>, WalError> {
-    let names = log
-        .list()
-        .map_err(|e| WalError::io("list", log.display(""), e))?;
-    let mut segments: Vec<(i64, String)> = names
-        .into_iter()
-        .filter_map(|n| parse_segment_name(&n).map(|z| (z, n)))
-        .collect();
-    segments.sort();
+    let mut segments = list_segments(&log)?;
     let snapshot = newest_valid_snapshot(snaps)?;
     let zxid_snapshot = match &snapshot {
         Some(info) => info.zxid,
@@ -100,11 +93,7 @@ pub fn recover_from<S: ReadFs, R: ReadFs>(snaps: &S, log: R) -> Result<Recovery<
             });
         }
     };
-    // The first segment needed is the last one starting at or before snapshot + 1.
-    let start = segments
-        .iter()
-        .rposition(|(zxid, _)| *zxid <= zxid_snapshot.saturating_add(1))
-        .unwrap_or(0);
+    let start = first_needed_segment(&segments, zxid_snapshot);
     segments.drain(..start);
     segments.reverse(); // popped from the back, oldest first
     let log = LogReader {
@@ -117,6 +106,29 @@ pub fn recover_from<S: ReadFs, R: ReadFs>(snaps: &S, log: R) -> Result<Recovery<
         failed: false,
     };
     Ok(Recovery { snapshot, log })
+}
+
+/// The log segments in a directory, oldest first: (first zxid, file name).
+pub fn list_segments<R: ReadFs>(fs: &R) -> Result<Vec<(i64, String)>, WalError> {
+    let names = fs
+        .list()
+        .map_err(|e| WalError::io("list", fs.display(""), e))?;
+    let mut segments: Vec<(i64, String)> = names
+        .into_iter()
+        .filter_map(|n| parse_segment_name(&n).map(|z| (z, n)))
+        .collect();
+    segments.sort();
+    Ok(segments)
+}
+
+/// The index in `segments` (oldest first) of the first segment a snapshot at
+/// `zxid_snapshot` needs: the last one starting at or before snapshot + 1
+/// (or the first, if all start later).
+pub fn first_needed_segment(segments: &[(i64, String)], zxid_snapshot: i64) -> usize {
+    segments
+        .iter()
+        .rposition(|(zxid, _)| *zxid <= zxid_snapshot.saturating_add(1))
+        .unwrap_or(0)
 }
 
 /// Streams log records after the snapshot. After it returns `None`, call
