@@ -270,11 +270,12 @@ fn multi_op(op: &MultiOp) -> Result<WriteOp, ErrorCode> {
     }
 }
 
-/// ZooKeeper ties create modes to opcodes: containers only through
-/// createContainer, TTL modes only through createTTL.
+/// A create request as a tree op. ZooKeeper ties containers to the
+/// createContainer opcode; TTL modes without createTTL's TTL fail in the
+/// tree's validation (BADARGUMENTS, or UNIMPLEMENTED when TTLs are off).
 fn create(
     path: &str,
-    data: &[u8],
+    data: &proto::ops::Data,
     acl: &[proto::Acl],
     flags: i32,
     ttl_ms: i64,
@@ -290,7 +291,7 @@ fn create(
     };
     Ok(WriteOp::Create {
         path: path.to_string(),
-        data: data.to_vec(),
+        data: data.clone(),
         acl: acl.to_vec(),
         mode,
         ttl_ms,

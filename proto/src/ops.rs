@@ -67,6 +67,19 @@ impl Field for Vec<u8> {
     }
 }
 
+/// A znode's data as the wire carries it: `None` is jute's null buffer
+/// (length -1), which ZooKeeper stores and hands back as null.
+pub type Data = Option<Vec<u8>>;
+
+impl Field for Option<Vec<u8>> {
+    fn put(&self, w: &mut Writer) {
+        w.write_buffer_opt(self.as_deref())
+    }
+    fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(r.read_buffer_opt()?.map(<[u8]>::to_vec))
+    }
+}
+
 impl Field for Vec<String> {
     fn put(&self, w: &mut Writer) {
         crate::records::write_strings(w, self)
@@ -121,8 +134,8 @@ macro_rules! record {
     };
 }
 
-record!(CreateRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32 });
-record!(CreateTtlRequest { path: String, data: Vec<u8>, acl: Vec<Acl>, flags: i32, ttl: i64 });
+record!(CreateRequest { path: String, data: Data, acl: Vec<Acl>, flags: i32 });
+record!(CreateTtlRequest { path: String, data: Data, acl: Vec<Acl>, flags: i32, ttl: i64 });
 record!(CreateResponse { path: String });
 record!(Create2Response {
     path: String,
@@ -141,8 +154,15 @@ record!(GetDataRequest {
     path: String,
     watch: bool
 });
-record!(GetDataResponse { data: Vec<u8>, stat: Stat });
-record!(SetDataRequest { path: String, data: Vec<u8>, version: i32 });
+record!(GetDataResponse {
+    data: Data,
+    stat: Stat
+});
+record!(SetDataRequest {
+    path: String,
+    data: Data,
+    version: i32
+});
 record!(SetDataResponse { stat: Stat });
 record!(GetAclRequest { path: String });
 record!(GetAclResponse { acl: Vec<Acl>, stat: Stat });
@@ -334,7 +354,7 @@ pub enum MultiResult {
     },
     Check,
     GetData {
-        data: Vec<u8>,
+        data: Data,
         stat: Stat,
     },
     GetChildren {
@@ -374,7 +394,7 @@ impl MultiResult {
             MultiResult::Delete | MultiResult::Check => {}
             MultiResult::SetData { stat } => stat.encode(w),
             MultiResult::GetData { data, stat } => {
-                w.write_buffer(data);
+                w.write_buffer_opt(data.as_deref());
                 stat.encode(w);
             }
             MultiResult::GetChildren { children } => crate::records::write_strings(w, children),
@@ -404,7 +424,7 @@ impl MultiResult {
                 },
                 OpCode::Check => MultiResult::Check,
                 OpCode::GetData => MultiResult::GetData {
-                    data: r.read_buffer()?,
+                    data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
                     stat: Stat::decode(r)?,
                 },
                 OpCode::GetChildren => MultiResult::GetChildren {
@@ -693,7 +713,7 @@ mod tests {
         // path "/a", data "x", one world:anyone ALL acl, flags 1 (ephemeral).
         let request = CreateRequest {
             path: "/a".into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: Acl::open_unsafe(),
             flags: 1,
         };

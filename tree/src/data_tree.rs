@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use proto::ops::Data;
 use proto::{perms, Acl, AddWatchMode, ErrorCode, EventType, Stat, WatcherType};
 
 use crate::acl;
@@ -96,17 +97,17 @@ impl DataTree {
     /// `/zookeeper/quota` and the read-only `/zookeeper/config`.
     pub fn new() -> DataTree {
         let mut tree = DataTree::empty();
-        let mut root = Node::new(Vec::new(), Acl::open_unsafe(), 0, 0, 0);
+        let mut root = Node::new(Some(Vec::new()), Acl::open_unsafe(), 0, 0, 0);
         root.children.insert("zookeeper".into());
-        let mut zookeeper = Node::new(Vec::new(), Acl::open_unsafe(), 0, 0, 0);
+        let mut zookeeper = Node::new(Some(Vec::new()), Acl::open_unsafe(), 0, 0, 0);
         zookeeper.children.insert("quota".into());
         zookeeper.children.insert("config".into());
-        let quota = Node::new(Vec::new(), Acl::open_unsafe(), 0, 0, 0);
+        let quota = Node::new(Some(Vec::new()), Acl::open_unsafe(), 0, 0, 0);
         let read_only = vec![Acl {
             perms: perms::READ,
             id: proto::Id::new("world", "anyone"),
         }];
-        let mut config = Node::new(Vec::new(), read_only, 0, 0, 0);
+        let mut config = Node::new(Some(Vec::new()), read_only, 0, 0, 0);
         // DataTree.addConfigNode sets the ACL with version -1, which becomes the aversion.
         config.aversion = -1;
         for (path, node) in [
@@ -296,7 +297,7 @@ impl DataTree {
             return Err(ErrorCode::NodeExists);
         }
         let node = Node::new(
-            new.data.to_vec(),
+            new.data.clone(),
             new.acl.to_vec(),
             zxid,
             time_ms,
@@ -355,16 +356,17 @@ impl DataTree {
     fn set_data(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: &Data,
         version: i32,
         zxid: i64,
         time_ms: i64,
         events: &mut Vec<WatchEvent>,
     ) -> Result<Stat, ErrorCode> {
-        let old_length = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.data.len();
-        self.data_bytes = self.data_bytes - old_length as u64 + data.len() as u64;
+        let old_length = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.data_len();
+        let new_length = data.as_ref().map_or(0, Vec::len);
+        self.data_bytes = self.data_bytes - old_length as u64 + new_length as u64;
         let stat = self.update_node(path, |node| {
-            node.data = data.to_vec();
+            node.data = data.clone();
             node.version = version;
             node.mzxid = zxid;
             node.mtime = time_ms;
@@ -403,7 +405,7 @@ impl DataTree {
     /// Adds a node and indexes it; its parent already lists it.
     pub(crate) fn insert_node(&mut self, path: String, node: Node) {
         self.digest = self.digest.wrapping_add(node.digest(&path));
-        self.data_bytes += (path.len() + node.data.len()) as u64;
+        self.data_bytes += (path.len() + node.data_len()) as u64;
         match owner_kind(node.ephemeral_owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Container => {
@@ -429,7 +431,7 @@ impl DataTree {
             .remove(path)
             .expect("remove_node of a missing node");
         self.digest = self.digest.wrapping_sub(node.digest(path));
-        self.data_bytes -= (path.len() + node.data.len()) as u64;
+        self.data_bytes -= (path.len() + node.data_len()) as u64;
         match owner_kind(node.ephemeral_owner) {
             OwnerKind::Persistent => {}
             OwnerKind::Container => {
@@ -484,7 +486,7 @@ impl DataTree {
         caller: &Caller<'_>,
         path: &str,
         watch: bool,
-    ) -> Result<(Vec<u8>, Stat), ErrorCode> {
+    ) -> Result<(Data, Stat), ErrorCode> {
         let node = self.readable(caller, path)?;
         let result = (node.data.clone(), node.stat());
         if watch {
@@ -678,7 +680,7 @@ impl DataTree {
         let mut data_bytes = 0u64;
         for (path, node) in &self.nodes {
             digest = digest.wrapping_add(node.digest(path));
-            data_bytes += (path.len() + node.data.len()) as u64;
+            data_bytes += (path.len() + node.data_len()) as u64;
             for child in &node.children {
                 let child_path = path::join(path, child);
                 assert!(
@@ -732,7 +734,7 @@ pub struct WatchLists<'a> {
 /// A create txn's fields, borrowed.
 struct NewNode<'a> {
     path: &'a str,
-    data: &'a [u8],
+    data: &'a Data,
     acl: &'a [Acl],
     ephemeral_owner: i64,
     parent_cversion: i32,

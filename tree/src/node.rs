@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use proto::ops::Data;
 use proto::{Acl, Stat};
 
 /// `ephemeralOwner` of a container node.
@@ -43,7 +44,8 @@ pub fn ttl_owner(ttl_ms: i64) -> i64 {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    pub data: Vec<u8>,
+    /// `None` when the client wrote jute's null buffer; read back as null.
+    pub data: Data,
     pub acl: Vec<Acl>,
     pub czxid: i64,
     pub mzxid: i64,
@@ -61,13 +63,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(
-        data: Vec<u8>,
-        acl: Vec<Acl>,
-        zxid: i64,
-        time_ms: i64,
-        ephemeral_owner: i64,
-    ) -> Node {
+    pub fn new(data: Data, acl: Vec<Acl>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
         Node {
             data,
             acl,
@@ -95,10 +91,14 @@ impl Node {
             cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: self.aversion,
             ephemeral_owner: self.client_ephemeral_owner(),
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children,
             pzxid: self.pzxid,
         }
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.data.as_ref().map_or(0, Vec::len)
     }
 
     /// What clients see as `ephemeralOwner`: the owning session, or 0 for
@@ -117,7 +117,8 @@ impl Node {
         let mut hash = Fnv::new();
         hash.bytes(path.as_bytes());
         hash.bytes(&[0]);
-        hash.bytes(&self.data);
+        hash.bytes(&[u8::from(self.data.is_some())]);
+        hash.bytes(self.data.as_deref().unwrap_or_default());
         for entry in &self.acl {
             hash.bytes(&entry.perms.to_be_bytes());
             hash.bytes(entry.id.scheme.as_bytes());
@@ -168,12 +169,12 @@ mod tests {
     #[test]
     fn reported_cversion_counts_creates_and_deletes() {
         // ZooKeeper: /zookeeper (two children created at start-up, stored cversion 0) reports -2.
-        let mut node = Node::new(vec![], vec![], 0, 0, 0);
+        let mut node = Node::new(None, vec![], 0, 0, 0);
         node.children.insert("config".into());
         node.children.insert("quota".into());
         assert_eq!(node.stat().cversion, -2);
         // One child created then deleted: stored 1, reported 2.
-        let mut node = Node::new(vec![], vec![], 0, 0, 0);
+        let mut node = Node::new(None, vec![], 0, 0, 0);
         node.cversion = 1;
         assert_eq!(node.stat().cversion, 2);
     }

@@ -23,6 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use proto::ops::Data;
 use proto::{perms, Acl, CreateMode, ErrorCode};
 
 use crate::acl;
@@ -41,7 +42,7 @@ pub enum WriteOp {
     /// `ttl_ms` is -1 unless the request was createTTL.
     Create {
         path: String,
-        data: Vec<u8>,
+        data: Data,
         acl: Vec<Acl>,
         mode: CreateMode,
         ttl_ms: i64,
@@ -56,7 +57,7 @@ pub enum WriteOp {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Data,
         version: i32,
     },
     SetAcl {
@@ -301,7 +302,7 @@ fn create(
     staging: &mut Staging<'_>,
     caller: &Caller<'_>,
     requested_path: &str,
-    data: &[u8],
+    data: &Data,
     acl: &[Acl],
     mode: CreateMode,
     ttl_ms: i64,
@@ -361,7 +362,7 @@ fn create(
     );
     Ok(Txn::Create {
         path,
-        data: data.to_vec(),
+        data: data.clone(),
         acl: fixed_acl,
         ephemeral_owner,
         parent_cversion,

@@ -188,7 +188,7 @@ impl DataTree {
 fn write_node(w: &mut Writer, path: &str, node: &Node) {
     w.write_bool(NODE_MARKER != 0);
     w.write_ustring(path);
-    w.write_buffer(&node.data);
+    w.write_buffer_opt(node.data.as_deref());
     write_records(w, &node.acl);
     w.write_i64(node.czxid);
     w.write_i64(node.mzxid);
@@ -203,7 +203,7 @@ fn write_node(w: &mut Writer, path: &str, node: &Node) {
 
 fn read_node(r: &mut Reader<'_>) -> Result<(String, Node), DecodeError> {
     let path = r.read_ustring()?;
-    let data = r.read_buffer()?;
+    let data = r.read_buffer_opt()?.map(<[u8]>::to_vec);
     let acl = read_records(r)?;
     let mut node = Node::new(data, acl, 0, 0, 0);
     node.czxid = r.read_i64()?;

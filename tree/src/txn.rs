@@ -22,6 +22,7 @@
 //!   8 Multi          int count, then count Txns (no nesting)
 //! ```
 
+use proto::ops::Data;
 use proto::{read_records, write_records, Acl, DecodeError, Reader, Writer};
 
 /// Who wrote a txn, when, and its place in history.
@@ -65,7 +66,7 @@ pub enum Txn {
     },
     Create {
         path: String,
-        data: Vec<u8>,
+        data: Data,
         acl: Vec<Acl>,
         ephemeral_owner: i64,
         parent_cversion: i32,
@@ -75,7 +76,7 @@ pub enum Txn {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Data,
         version: i32,
     },
     SetAcl {
@@ -115,7 +116,7 @@ impl Txn {
             } => {
                 w.write_i32(3);
                 w.write_ustring(path);
-                w.write_buffer(data);
+                w.write_buffer_opt(data.as_deref());
                 write_records(w, acl);
                 w.write_i64(*ephemeral_owner);
                 w.write_i32(*parent_cversion);
@@ -131,7 +132,7 @@ impl Txn {
             } => {
                 w.write_i32(5);
                 w.write_ustring(path);
-                w.write_buffer(data);
+                w.write_buffer_opt(data.as_deref());
                 w.write_i32(*version);
             }
             Txn::SetAcl { path, acl, version } => {
@@ -174,7 +175,7 @@ impl Txn {
             },
             3 => Txn::Create {
                 path: r.read_ustring()?,
-                data: r.read_buffer()?,
+                data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
                 acl: read_records(r)?,
                 ephemeral_owner: r.read_i64()?,
                 parent_cversion: r.read_i32()?,
@@ -184,7 +185,7 @@ impl Txn {
             },
             5 => Txn::SetData {
                 path: r.read_ustring()?,
-                data: r.read_buffer()?,
+                data: r.read_buffer_opt()?.map(<[u8]>::to_vec),
                 version: r.read_i32()?,
             },
             6 => Txn::SetAcl {
@@ -242,7 +243,7 @@ mod tests {
     fn every_txn_round_trips() {
         let create = Txn::Create {
             path: "/a".into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: Acl::open_unsafe(),
             ephemeral_owner: 7,
             parent_cversion: 3,
@@ -256,7 +257,7 @@ mod tests {
             Txn::Delete { path: "/a".into() },
             Txn::SetData {
                 path: "/a".into(),
-                data: vec![],
+                data: None,
                 version: 2,
             },
             Txn::SetAcl {

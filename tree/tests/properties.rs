@@ -89,7 +89,7 @@ fn write_op(step: &Step) -> WriteOp {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ModelNode {
-    data: Vec<u8>,
+    data: Option<Vec<u8>>,
     version: i32,
     cversion: i32,
     owner: i64,
@@ -115,7 +115,7 @@ impl Model {
             nodes.insert(
                 path.to_string(),
                 ModelNode {
-                    data: vec![],
+                    data: Some(vec![]),
                     version: 0,
                     cversion: 0,
                     owner: 0,
@@ -165,7 +165,7 @@ impl Model {
                     .get(&parent_path)
                     .ok_or(ErrorCode::NoNode)?
                     .clone();
-                let data = path.as_bytes().to_vec();
+                let data = Some(path.as_bytes().to_vec());
                 let path = if mode.is_sequential() {
                     format!("{path}{:010}", parent.cversion)
                 } else {

@@ -123,7 +123,7 @@ fn create_errors_follow_zookeepers_order() {
     );
     let no_acl = WriteOp::Create {
         path: "/z".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: vec![],
         mode: CreateMode::Persistent,
         ttl_ms: -1,
@@ -137,7 +137,7 @@ fn ttl_nodes_need_extended_types_and_a_valid_ttl() {
     let mut d = Driver::new();
     let ttl = |ttl_ms| WriteOp::Create {
         path: "/t".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         mode: CreateMode::PersistentWithTtl,
         ttl_ms,
@@ -174,7 +174,7 @@ fn versions_are_checked_and_skip_minus_one() {
     let (header, _) = boundary.prepare(1, &set_data("/v", b"", -1)).unwrap();
     let txn = tree::Txn::SetData {
         path: "/v".into(),
-        data: vec![],
+        data: Some(vec![]),
         version: -2,
     };
     boundary.apply(header, txn);
@@ -201,7 +201,7 @@ fn delete_checks_acl_version_children_and_special_paths() {
     let alice = [Id::new("digest", digest_id("alice:pw"))];
     let locked = WriteOp::Create {
         path: "/locked".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: vec![Acl {
             perms: perms::ALL & !perms::DELETE,
             id: Id::new("world", "anyone"),
@@ -352,7 +352,7 @@ fn reads_check_acls_and_hide_digests() {
     let alice = [Id::new("digest", digest_id("alice:pw"))];
     let private = WriteOp::Create {
         path: "/private".into(),
-        data: b"s".to_vec(),
+        data: Some(b"s".to_vec()),
         acl: vec![Acl {
             perms: perms::ALL,
             id: Id::new("auth", ""),
@@ -372,7 +372,7 @@ fn reads_check_acls_and_hide_digests() {
     assert_eq!(d.tree.get_acl(&ANYONE, "/private"), Err(ErrorCode::NoAuth));
     assert_eq!(
         d.tree.get_data(&alice_caller, "/private", false).unwrap().0,
-        b"s"
+        Some(b"s".to_vec())
     );
     let (acl, _) = d.tree.get_acl(&alice_caller, "/private").unwrap();
     assert_eq!(acl[0].id, alice[0], "ADMIN sees the digest");
@@ -477,7 +477,7 @@ fn containers_and_ttls_are_reaped_only_when_due() {
     d.write(1, create("/c", CreateMode::Container)).unwrap();
     let ttl = WriteOp::Create {
         path: "/t".into(),
-        data: vec![],
+        data: Some(vec![]),
         acl: Acl::open_unsafe(),
         mode: CreateMode::PersistentWithTtl,
         ttl_ms: 100,

@@ -87,7 +87,7 @@ impl Driver {
 pub fn create(path: &str, mode: CreateMode) -> WriteOp {
     WriteOp::Create {
         path: path.into(),
-        data: path.as_bytes().to_vec(),
+        data: Some(path.as_bytes().to_vec()),
         acl: Acl::open_unsafe(),
         mode,
         ttl_ms: -1,
@@ -108,7 +108,7 @@ pub fn delete(path: &str, version: i32) -> WriteOp {
 pub fn set_data(path: &str, data: &[u8], version: i32) -> WriteOp {
     WriteOp::SetData {
         path: path.into(),
-        data: data.to_vec(),
+        data: Some(data.to_vec()),
         version,
     }
 }
