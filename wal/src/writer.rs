@@ -195,32 +195,35 @@ impl<F: LogFs> LogWriter<F> {
                 .open(&segment.name)
                 .await
                 .map_err(|e| writer.io("open", &segment.name, e))?;
+            let capacity = writer
+                .fs
+                .len(&file)
+                .await
+                .map_err(|e| writer.io("stat", &segment.name, e))?;
+            assert_eq!(
+                segment.tail_block.len() as u64,
+                segment.end - align_down(segment.end)
+            );
+            let active = Active {
+                file,
+                name: segment.name,
+                header: segment.header,
+                end: segment.end,
+                capacity,
+                tail: segment.tail_block,
+            };
+            // Zeroed even when the segment is about to be recycled: its next
+            // life could draw the same salt if the caller reuses a seed.
+            writer
+                .scrub(&active, segment.scrub_end.min(capacity))
+                .await?;
             if segment.records == 0 {
                 // An empty segment is named by a zxid that was never written;
                 // the next record may have another one, so start afresh.
-                drop(file);
-                writer.recycle(&segment.name).await?;
+                let name = active.name.clone();
+                drop(active);
+                writer.recycle(&name).await?;
             } else {
-                let capacity = writer
-                    .fs
-                    .len(&file)
-                    .await
-                    .map_err(|e| writer.io("stat", &segment.name, e))?;
-                assert_eq!(
-                    segment.tail_block.len() as u64,
-                    segment.end - align_down(segment.end)
-                );
-                let active = Active {
-                    file,
-                    name: segment.name,
-                    header: segment.header,
-                    end: segment.end,
-                    capacity,
-                    tail: segment.tail_block,
-                };
-                writer
-                    .scrub(&active, segment.scrub_end.min(capacity))
-                    .await?;
                 writer.active = Some(active);
             }
         }
