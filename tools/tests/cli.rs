@@ -39,7 +39,7 @@ fn generated_dirs() -> (tempfile::TempDir, tempfile::TempDir) {
         };
         let txn = Txn::SetData {
             path: format!("/node{zxid}"),
-            data: vec![b'x'; 500],
+            data: vec![b'x'; 500].into(),
             version: zxid as i32,
         };
         writer.append(zxid, &encode_record(&header, &txn)).unwrap();
