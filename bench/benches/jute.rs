@@ -39,7 +39,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             "create-100B",
             Request::Create(CreateRequest {
                 path: path.clone(),
-                data: value.clone(),
+                data: Some(value.clone()),
                 acl: Acl::open_unsafe(),
                 flags: 0,
             }),
@@ -48,7 +48,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             "setData-100B",
             Request::SetData(SetDataRequest {
                 path: path.clone(),
-                data: value.clone(),
+                data: Some(value.clone()),
                 version: -1,
             }),
         ),
@@ -75,12 +75,12 @@ fn requests() -> Vec<(&'static str, Request)> {
                 }),
                 MultiOp::SetData(SetDataRequest {
                     path: path.clone(),
-                    data: value.clone(),
+                    data: Some(value.clone()),
                     version: 3,
                 }),
                 MultiOp::Create(CreateRequest {
                     path: format!("{path}-lock"),
-                    data: vec![],
+                    data: Some(vec![]),
                     acl: Acl::open_unsafe(),
                     flags: 1,
                 }),
@@ -107,7 +107,7 @@ fn replies() -> Vec<(&'static str, OpCode, Response)> {
             "getData-100B",
             OpCode::GetData,
             Response::GetData(GetDataResponse {
-                data: vec![b'v'; 100],
+                data: Some(vec![b'v'; 100]),
                 stat: stat(),
             }),
         ),

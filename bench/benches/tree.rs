@@ -60,7 +60,7 @@ impl Bench {
     fn create(&self, path: String) -> WriteOp {
         WriteOp::Create {
             path,
-            data: self.value.clone(),
+            data: Some(self.value.clone()),
             acl: Acl::open_unsafe(),
             mode: CreateMode::Persistent,
             ttl_ms: -1,
@@ -188,7 +188,7 @@ fn bench_tree(c: &mut Criterion) {
             i += 1;
             let op = WriteOp::SetData {
                 path: key(i),
-                data: bench.value.clone(),
+                data: Some(bench.value.clone()),
                 version: -1,
             };
             bench.write(black_box(&op));

@@ -175,7 +175,7 @@ mod tests {
             5,
             &Request::Create(CreateRequest {
                 path: "/fkbench/x".into(),
-                data: data.clone(),
+                data: Some(data.clone()),
                 acl: Acl::open_unsafe(),
                 flags: 0,
             }),
@@ -191,7 +191,7 @@ mod tests {
                 frame(|o| put_set_data(o, 9, "/a", &data)),
                 Request::SetData(SetDataRequest {
                     path: "/a".into(),
-                    data: data.clone(),
+                    data: Some(data.clone()),
                     version: -1,
                 }),
             ),

@@ -47,7 +47,7 @@ fn body_for(op: OpCode) -> Response {
             stat: Stat::default(),
         }),
         OpCode::GetData => Response::GetData(GetDataResponse {
-            data: vec![1; 10],
+            data: Some(vec![1; 10]),
             stat: Stat::default(),
         }),
         _ => Response::Empty,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bench::driver::{self, RunConfig, RunLength};
 use bench::harness::machine::{self, DiskProbe, Machine};
 use bench::harness::server::{self, Kind, ServerProcess, ServerSpec, WorkDir};
-use bench::harness::{self, Case, TargetCheck};
+use bench::harness::{self, Case, CaseDisk, TargetCheck};
 use bench::plot::{self, Point, Series};
 use bench::stats::RunReport;
 use bench::table;
@@ -104,6 +104,7 @@ struct Output<'a> {
     settings: Vec<(String, String, String)>,
     cases: &'a [Case],
     reports: &'a [RunReport],
+    disk_per_case: &'a [CaseDisk],
     targets: &'a [TargetCheck],
 }
 
@@ -159,19 +160,22 @@ fn ferrokeeper_binary(args: &Args) -> io::Result<PathBuf> {
     }
 }
 
-/// Runs every case against one server; returns its reports.
+/// Runs every case against one server; returns its reports and what reached
+/// the disk during each case.
 fn run_side(
     args: &Args,
     spec: ServerSpec,
     cases: &[Case],
     deadline: Instant,
     stop: &Arc<AtomicBool>,
-) -> io::Result<Vec<RunReport>> {
+) -> io::Result<(Vec<RunReport>, Vec<CaseDisk>)> {
+    let disk_stat = machine::disk_stat_path(&spec.dir);
     let lifetime = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
     let name = spec.kind.name();
     eprintln!("fk-sidebyside: starting {name}: {}", spec.command_line());
     let mut process = ServerProcess::start(spec, lifetime)?;
     let mut reports = Vec::new();
+    let mut disks = Vec::new();
     for case in cases {
         let remaining = deadline.saturating_duration_since(Instant::now());
         if stop.load(Ordering::Relaxed) {
@@ -195,8 +199,23 @@ fn run_side(
         config.keys = args.keys;
         config.time_limit = remaining.saturating_sub(Duration::from_secs(30));
         config.progress = !args.quiet;
-        match driver::run(&config, stop) {
+        let device_before = disk_stat.as_deref().and_then(machine::read_disk_counters);
+        let server_pid = process.server_pid();
+        let bytes_before = server_pid.and_then(machine::process_write_bytes);
+        let result = driver::run(&config, stop);
+        let device_after = disk_stat.as_deref().and_then(machine::read_disk_counters);
+        let bytes_after = server_pid.and_then(machine::process_write_bytes);
+        match result {
             Ok(report) => {
+                disks.push(CaseDisk {
+                    server: name.to_owned(),
+                    case: case.name.clone(),
+                    writes_acknowledged: harness::writes_in(&report),
+                    device: device_before.zip(device_after).map(|(b, a)| a.since(b)),
+                    server_write_bytes: bytes_before
+                        .zip(bytes_after)
+                        .map(|(b, a)| a.saturating_sub(b)),
+                });
                 eprintln!(
                     "fk-sidebyside: {name} {}: {} ops/s, p50 {}, p99 {}, errors {}",
                     case.name,
@@ -218,7 +237,7 @@ fn run_side(
         }
     }
     process.stop();
-    Ok(reports)
+    Ok((reports, disks))
 }
 
 fn print_settings(specs: &[ServerSpec]) -> Vec<(String, String, String)> {
@@ -330,9 +349,12 @@ fn real_main(args: Args, stop: &Arc<AtomicBool>) -> io::Result<bool> {
         .collect();
     let settings = print_settings(&specs);
     let mut reports = Vec::new();
+    let mut disks = Vec::new();
     for spec in specs {
         let dir = spec.dir.clone();
-        reports.extend(run_side(&args, spec, &cases, deadline, stop)?);
+        let (side_reports, side_disks) = run_side(&args, spec, &cases, deadline, stop)?;
+        reports.extend(side_reports);
+        disks.extend(side_disks);
         if !args.keep {
             std::fs::remove_dir_all(&dir)?;
         }
@@ -346,7 +368,31 @@ fn real_main(args: Args, stop: &Arc<AtomicBool>) -> io::Result<bool> {
     if !kinds.is_empty() {
         println!("per request kind (mixes):\n{kinds}");
     }
-    let targets = harness::target_checks(&reports, Some(disk.fdatasync.p50_us));
+    println!(
+        "what reached the disk during each case (device counters are machine-wide; \
+         a serial write needs one flush each):\n{}",
+        harness::durability_table(&cases, &disks)
+    );
+    let fk_durable = {
+        let verdicts: Vec<Option<bool>> = disks
+            .iter()
+            .filter(|d| d.server == Kind::Ferrokeeper.name())
+            .map(|d| {
+                let serial = cases
+                    .iter()
+                    .any(|c| c.name == d.case && c.sessions == 1 && c.outstanding == 1);
+                d.durable(serial)
+            })
+            .collect();
+        if verdicts.contains(&Some(false)) {
+            Some(false)
+        } else if verdicts.contains(&Some(true)) {
+            Some(true)
+        } else {
+            None
+        }
+    };
+    let targets = harness::target_checks(&reports, Some(disk.fdatasync.p50_us), fk_durable);
     println!("targets:\n{}", harness::targets_table(&targets));
     println!("client cpu (load generator, % of one core): {}", {
         let cpu: Vec<String> = reports
@@ -365,6 +411,7 @@ fn real_main(args: Args, stop: &Arc<AtomicBool>) -> io::Result<bool> {
             settings,
             cases: &cases,
             reports: &reports,
+            disk_per_case: &disks,
             targets: &targets,
         };
         let json = serde_json::to_string_pretty(&output).expect("serialises");

@@ -48,19 +48,75 @@ impl Machine {
     }
 }
 
-/// The `/proc/mounts` entry with the longest mount point above `dir`.
-fn filesystem_of(dir: &Path) -> String {
+/// The `/proc/mounts` entry with the longest mount point above `dir`:
+/// (device, mount point, file system type).
+fn mount_of(dir: &Path) -> Option<(String, String, String)> {
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     read("/proc/mounts")
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             (f.len() >= 3 && dir.starts_with(f[1]))
-                .then(|| (f[1].len(), format!("{} on {} ({})", f[0], f[1], f[2])))
+                .then(|| (f[0].to_owned(), f[1].to_owned(), f[2].to_owned()))
         })
-        .max_by_key(|(len, _)| *len)
-        .map(|(_, s)| s)
-        .unwrap_or_else(|| "unknown".into())
+        .max_by_key(|(_, mount, _)| mount.len())
+}
+
+fn filesystem_of(dir: &Path) -> String {
+    mount_of(dir).map_or_else(
+        || "unknown".into(),
+        |(device, mount, fs)| format!("{device} on {mount} ({fs})"),
+    )
+}
+
+/// Block-device counters of the disk under a directory, read from
+/// `/sys/class/block/<dev>/stat`. They are device-wide: every process's I/O
+/// counts, so they bound a server's own I/O from above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct DiskCounters {
+    pub write_ios: u64,
+    /// Cache flushes sent to the device (what fdatasync turns into on a disk
+    /// with a volatile write cache, as virtio disks present themselves).
+    pub flushes: u64,
+}
+
+impl DiskCounters {
+    pub fn since(self, before: DiskCounters) -> DiskCounters {
+        DiskCounters {
+            write_ios: self.write_ios.saturating_sub(before.write_ios),
+            flushes: self.flushes.saturating_sub(before.flushes),
+        }
+    }
+}
+
+/// Where the counters of the disk under `dir` are, if it is a block device.
+pub fn disk_stat_path(dir: &Path) -> Option<std::path::PathBuf> {
+    let (device, _, _) = mount_of(dir)?;
+    let name = device.strip_prefix("/dev/")?;
+    let path = Path::new("/sys/class/block").join(name).join("stat");
+    path.exists().then_some(path)
+}
+
+/// Reads the counters (fields 5 and 16 of the kernel's block stat format).
+pub fn read_disk_counters(stat_path: &Path) -> Option<DiskCounters> {
+    let text = std::fs::read_to_string(stat_path).ok()?;
+    let fields: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    Some(DiskCounters {
+        write_ios: *fields.get(4)?,
+        flushes: *fields.get(15)?,
+    })
+}
+
+/// Bytes a process (all its threads) has caused to be sent to storage
+/// (`write_bytes` in `/proc/<pid>/io`).
+pub fn process_write_bytes(pid: u32) -> Option<u64> {
+    read(&format!("/proc/{pid}/io"))
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Latency of `write(4 KiB) + fdatasync` appended to a preallocated file in
@@ -132,5 +188,9 @@ mod tests {
         let machine = Machine::probe(Path::new("/"));
         assert!(machine.cores >= 1 && machine.memory_gib > 0.0);
         assert_ne!(machine.filesystem, "unknown");
+        assert!(process_write_bytes(std::process::id()).is_some());
+        if let Some(path) = disk_stat_path(Path::new("/")) {
+            assert!(read_disk_counters(&path).is_some());
+        }
     }
 }

@@ -166,6 +166,86 @@ pub fn comparison_table(cases: &[Case], reports: &[RunReport]) -> String {
     render(&header, &rows)
 }
 
+/// What reached the disk while one case ran against one server.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseDisk {
+    pub server: String,
+    pub case: String,
+    /// Writes the server acknowledged inside the measurement window.
+    pub writes_acknowledged: u64,
+    /// Device-wide counters over the whole case (setup to close); other
+    /// processes on the machine add to them.
+    pub device: Option<machine::DiskCounters>,
+    /// Bytes the server process sent to storage over the whole case.
+    pub server_write_bytes: Option<u64>,
+}
+
+impl CaseDisk {
+    /// `Some(false)` when the server acknowledged writes that provably did
+    /// not wait for the disk: nothing written at all, or — for a serial case,
+    /// where every write must be flushed before the next is sent — fewer
+    /// device flushes than acknowledged writes.
+    pub fn durable(&self, serial: bool) -> Option<bool> {
+        if self.writes_acknowledged == 0 {
+            return None;
+        }
+        if self.server_write_bytes == Some(0) || self.device.is_some_and(|d| d.flushes == 0) {
+            return Some(false);
+        }
+        let device = self.device?;
+        if serial && device.flushes < self.writes_acknowledged {
+            return Some(false);
+        }
+        Some(true)
+    }
+}
+
+/// Writes acknowledged in a report's window (create, setData, delete).
+pub fn writes_in(report: &RunReport) -> u64 {
+    report
+        .by_kind
+        .iter()
+        .filter(|k| matches!(k.kind, "create" | "setData" | "delete"))
+        .map(|k| k.latency.count)
+        .sum()
+}
+
+pub fn durability_table(cases: &[Case], disks: &[CaseDisk]) -> String {
+    let header = [
+        "server",
+        "case",
+        "writes acked",
+        "device flushes",
+        "device write IOs",
+        "server bytes written",
+        "durable?",
+    ];
+    let rows: Vec<Vec<String>> = disks
+        .iter()
+        .filter(|d| d.writes_acknowledged > 0)
+        .map(|d| {
+            let serial = cases
+                .iter()
+                .any(|c| c.name == d.case && c.sessions == 1 && c.outstanding == 1);
+            let opt = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+            vec![
+                d.server.clone(),
+                d.case.clone(),
+                d.writes_acknowledged.to_string(),
+                opt(d.device.map(|c| c.flushes)),
+                opt(d.device.map(|c| c.write_ios)),
+                opt(d.server_write_bytes),
+                match d.durable(serial) {
+                    Some(true) => "plausible".into(),
+                    Some(false) => "NO: replies did not wait for the disk".into(),
+                    None => "unknown".into(),
+                },
+            ]
+        })
+        .collect();
+    render(&header, &rows)
+}
+
 /// One target from the issue, checked against the measurements.
 #[derive(Debug, Clone, Serialize)]
 pub struct TargetCheck {
@@ -188,7 +268,15 @@ impl TargetCheck {
 /// The targets: ferrokeeper create and setData throughput ≥ 5× ZooKeeper's
 /// with p99 ≤ 1/5 of ZooKeeper's; serial create p50 ≤ 2× the disk's
 /// fdatasync p50; getData throughput ≥ 4×.
-pub fn target_checks(reports: &[RunReport], fdatasync_p50_us: Option<f64>) -> Vec<TargetCheck> {
+///
+/// `ferrokeeper_durable` is the durability verdict for ferrokeeper's writes
+/// (see [`CaseDisk::durable`]): write targets are not judged met against a
+/// server that did not make its writes durable.
+pub fn target_checks(
+    reports: &[RunReport],
+    fdatasync_p50_us: Option<f64>,
+    ferrokeeper_durable: Option<bool>,
+) -> Vec<TargetCheck> {
     let mut checks = Vec::new();
     let pair = |case: &str| {
         (
@@ -272,6 +360,19 @@ pub fn target_checks(reports: &[RunReport], fdatasync_p50_us: Option<f64>) -> Ve
             },
         },
     );
+    if ferrokeeper_durable == Some(false) {
+        for check in checks
+            .iter_mut()
+            .filter(|c| !c.target.starts_with(CASE_GET_DATA))
+        {
+            if check.met.is_some() {
+                check.met = None;
+                check
+                    .measured
+                    .push_str(" — void: ferrokeeper's writes were not durable");
+            }
+        }
+    }
     throughput(CASE_GET_DATA, 4.0, &mut checks);
     checks
 }
@@ -297,6 +398,27 @@ pub fn case_time_bound(case: &Case, ops_time_limit: Duration) -> Duration {
 mod tests {
     use super::*;
     use crate::stats::LatencySummary;
+
+    /// Serial writes need a flush each; nothing written is never durable.
+    #[test]
+    fn durability_verdicts() {
+        let disk = |writes, flushes, bytes| CaseDisk {
+            server: "s".into(),
+            case: "c".into(),
+            writes_acknowledged: writes,
+            device: Some(machine::DiskCounters {
+                write_ios: flushes,
+                flushes,
+            }),
+            server_write_bytes: Some(bytes),
+        };
+        assert_eq!(disk(1000, 1000, 4096).durable(true), Some(true));
+        assert_eq!(disk(1000, 999, 4096).durable(true), Some(false));
+        assert_eq!(disk(1000, 10, 4096).durable(false), Some(true));
+        assert_eq!(disk(1000, 0, 4096).durable(false), Some(false));
+        assert_eq!(disk(1000, 50, 0).durable(false), Some(false));
+        assert_eq!(disk(0, 0, 0).durable(true), None);
+    }
 
     fn report(server: &str, case: &str, throughput: f64, p50_us: f64, p99_us: f64) -> RunReport {
         RunReport {
@@ -342,7 +464,7 @@ mod tests {
             report("ferrokeeper", "serial-create", 3000.0, 350.0, 900.0),
             report("zookeeper", "getdata", 50_000.0, 100.0, 1000.0),
         ];
-        let checks = target_checks(&reports, Some(200.0));
+        let checks = target_checks(&reports, Some(200.0), Some(true));
         let verdicts: Vec<Option<bool>> = checks.iter().map(|c| c.met).collect();
         assert_eq!(
             verdicts,
@@ -360,6 +482,8 @@ mod tests {
             text.contains("fk 60,000 / zk 10,000 ops/s = 6.00×"),
             "{text}"
         );
+        let void = target_checks(&reports, Some(200.0), Some(false));
+        assert!(void[..5].iter().all(|c| c.met.is_none()), "{void:?}");
         let cases = default_cases(8, 32, RunLength::Ops(1));
         let table = comparison_table(&cases, &reports);
         assert!(

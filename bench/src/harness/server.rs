@@ -214,6 +214,14 @@ impl ServerProcess {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// The server's own pid: the child of the `timeout` wrapper.
+    pub fn server_pid(&self) -> Option<u32> {
+        let wrapper = self.child.as_ref()?.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{wrapper}/task/{wrapper}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+
     /// Whether the server process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
