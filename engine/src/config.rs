@@ -115,6 +115,24 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The log writer's settings from preAllocSize and forceSync. Segments are
+    /// a whole number of 4 KiB blocks, at least the log's minimum.
+    pub fn writer_config(&self, salt_seed: u64) -> wal::WriterConfig {
+        let block = wal::BLOCK_BYTES as u64;
+        let bytes = self.pre_alloc_size_kb.saturating_mul(1024).div_ceil(block) * block;
+        wal::WriterConfig {
+            segment_bytes: bytes.clamp(wal::SEGMENT_BYTES_MIN, wal::SEGMENT_BYTES_MAX),
+            force_sync: self.force_sync,
+            salt_seed,
+            ..wal::WriterConfig::default()
+        }
+    }
+
+    /// The largest txn the log can hold (a record is a txn header and the txn).
+    pub fn txn_bytes_max(&self) -> usize {
+        self.writer_config(0).record_payload_bytes_max() - tree::TxnHeader::ENCODED_LEN
+    }
+
     pub fn client_address(&self) -> SocketAddr {
         SocketAddr::new(self.client_port_address, self.client_port)
     }

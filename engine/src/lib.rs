@@ -12,6 +12,7 @@ pub mod sequencer;
 pub mod server;
 pub mod session;
 pub mod stats;
+pub mod storage;
 
 /// The version reported by `srvr`, `stat` and `mntr`. Clients and tools parse
 /// the leading ZooKeeper version, so it comes first.

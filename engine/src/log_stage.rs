@@ -2,15 +2,23 @@
 //!
 //! The sequencer hands the log one batch at a time and keeps preparing new
 //! txns into the next batch while the current one is being written — group
-//! commit. When the log reports a batch durable, the sequencer applies its
-//! txns and releases their replies. No write reply leaves before the log has
-//! said "durable" for its zxid.
+//! commit. The log task appends the whole batch to the current segment,
+//! issues one fdatasync, and reports the batch durable; only then does the
+//! sequencer apply its txns and release their replies. No write reply leaves
+//! before the log has said "durable" for its zxid.
 //!
-//! This module holds the in-memory log (for the foundation: durable = handed
-//! over). The disk-backed log replaces [`spawn_memory_log`] without changing
-//! the sequencer: same channels, same messages.
+//! ```text
+//!  sequencer ── LogBatch (≤ 1 in flight) ──▶ log task: append… sync ──▶ LogReport::Durable
+//!                                              (wal::LogWriter on GlommioFs, O_DIRECT)
+//! ```
+//!
+//! A failed write or fsync is reported once as `Failed` and the task stops:
+//! the sequencer then refuses every write (STYLE rule 2: never retried).
 
-use tracing::error;
+use std::time::{Duration, Instant};
+
+use tracing::{error, warn};
+use wal::{GlommioFs, LogTail, LogWriter, WalError, WriterConfig};
 
 /// One txn on its way to the log: its zxid and its encoded header + body.
 #[derive(Debug)]
@@ -19,45 +27,145 @@ pub struct LogRecord {
     pub payload: Vec<u8>,
 }
 
+/// What the sequencer hands the log at once.
+#[derive(Debug)]
+pub struct LogBatch {
+    pub records: Vec<LogRecord>,
+    /// Start a new segment before these records (a snapshot begins).
+    pub roll_first: bool,
+}
+
 /// What the log says back about a batch.
 #[derive(Debug)]
 pub enum LogReport {
-    /// Every record up to and including this zxid is durable.
-    Durable { zxid: i64 },
+    /// Every record up to and including `zxid` is durable.
+    Durable {
+        zxid: i64,
+        records: usize,
+        record_bytes: u64,
+        /// How long the appends and fdatasync took.
+        sync_time: Duration,
+    },
     /// The log failed; no further write can be acknowledged.
     Failed { reason: String },
 }
 
-/// Most records handed to the log in one batch.
-pub const BATCH_RECORDS_MAX: usize = 1000;
-/// Most payload bytes handed to the log in one batch.
-pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Most records the sequencer puts in one batch (the log's own bound).
+pub const BATCH_RECORDS_MAX: usize = wal::BATCH_RECORDS_MAX;
+/// Most payload bytes the sequencer puts in one batch before handing it over;
+/// one more record may follow, so half the log's framed-bytes bound leaves
+/// room for a record of jute.maxbuffer and the framing.
+pub const BATCH_BYTES_MAX: usize = wal::BATCH_BYTES_MAX / 2;
 
 /// The sequencer's end of the log: at most one batch in flight.
 #[derive(Debug)]
 pub struct LogHandle {
-    pub to_log: async_channel::Sender<Vec<LogRecord>>,
+    pub to_log: async_channel::Sender<LogBatch>,
     pub reports: async_channel::Receiver<LogReport>,
 }
 
-/// Starts the in-memory log on the current executor: each batch is durable as
-/// soon as it arrives. Used until durable storage is wired in.
-pub fn spawn_memory_log() -> LogHandle {
-    let (to_log, batches) = async_channel::bounded::<Vec<LogRecord>>(1);
+/// How the disk log is set up (from zoo.cfg).
+#[derive(Debug, Clone)]
+pub struct DiskLogSettings {
+    pub writer: WriterConfig,
+    pub dir: std::path::PathBuf,
+    pub fsync_warning: Duration,
+}
+
+/// Opens the log writer where recovery left off and starts the log task on
+/// the current executor.
+pub async fn spawn_disk_log(
+    settings: DiskLogSettings,
+    tail: LogTail,
+) -> Result<LogHandle, WalError> {
+    let writer =
+        LogWriter::open(GlommioFs::new(&settings.dir), settings.writer.clone(), tail).await?;
+    let (to_log, batches) = async_channel::bounded::<LogBatch>(1);
     let (report_sender, reports) = async_channel::bounded(1);
-    glommio::spawn_local(async move {
-        while let Ok(batch) = batches.recv().await {
-            let Some(last) = batch.last() else { continue };
-            if report_sender
-                .send(LogReport::Durable { zxid: last.zxid })
-                .await
-                .is_err()
-            {
-                error!("log stage: sequencer gone");
+    glommio::spawn_local(run_disk_log(writer, settings, batches, report_sender)).detach();
+    Ok(LogHandle { to_log, reports })
+}
+
+async fn run_disk_log(
+    mut writer: LogWriter<GlommioFs>,
+    settings: DiskLogSettings,
+    batches: async_channel::Receiver<LogBatch>,
+    reports: async_channel::Sender<LogReport>,
+) {
+    while let Ok(batch) = batches.recv().await {
+        let report = match write_batch(&mut writer, batch).await {
+            Ok(report) => report,
+            Err(err) => {
+                error!(dir = %settings.dir.display(), %err, "the txn log failed");
+                let _ = reports
+                    .send(LogReport::Failed {
+                        reason: err.to_string(),
+                    })
+                    .await;
+                return;
+            }
+        };
+        if let LogReport::Durable {
+            sync_time, records, ..
+        } = &report
+        {
+            if *sync_time > settings.fsync_warning {
+                warn!(dir = %settings.dir.display(), records, sync_ms = sync_time.as_millis() as u64,
+                    threshold_ms = settings.fsync_warning.as_millis() as u64,
+                    "fsync-ing the write ahead log took longer than fsync.warningthresholdms");
+            }
+        }
+        if reports.send(report).await.is_err() {
+            return;
+        }
+        // Idle: get the next segment ready so that switching does not stall a batch.
+        if batches.is_empty() {
+            if let Err(err) = writer.ensure_spare().await {
+                error!(dir = %settings.dir.display(), %err, "preparing the next log segment failed");
+                let _ = reports
+                    .send(LogReport::Failed {
+                        reason: err.to_string(),
+                    })
+                    .await;
                 return;
             }
         }
+    }
+}
+
+/// Appends a batch and makes it durable: one fdatasync unless the batch is
+/// larger than the writer takes at once.
+async fn write_batch(
+    writer: &mut LogWriter<GlommioFs>,
+    batch: LogBatch,
+) -> Result<LogReport, WalError> {
+    let started = Instant::now();
+    if batch.roll_first {
+        writer.roll();
+    }
+    let (mut records, mut record_bytes) = (0usize, 0u64);
+    let mut zxid = writer.zxid_durable();
+    for record in &batch.records {
+        if !writer.can_append(record.payload.len()) {
+            let stats = writer.sync().await?;
+            records += stats.records;
+            record_bytes += stats.record_bytes;
+        }
+        writer.append(record.zxid, &record.payload)?;
+        zxid = record.zxid;
+    }
+    let stats = writer.sync().await?;
+    records += stats.records;
+    record_bytes += stats.record_bytes;
+    assert_eq!(
+        writer.zxid_durable(),
+        zxid,
+        "sync made the whole batch durable"
+    );
+    Ok(LogReport::Durable {
+        zxid,
+        records,
+        record_bytes,
+        sync_time: started.elapsed(),
     })
-    .detach();
-    LogHandle { to_log, reports }
 }

@@ -31,11 +31,16 @@ use tree::watch::WatchEvent;
 use tree::{DataTree, Txn, TxnHeader};
 
 use crate::config::Config;
-use crate::log_stage::{LogHandle, LogRecord, LogReport, BATCH_BYTES_MAX, BATCH_RECORDS_MAX};
+use crate::log_stage::{
+    LogBatch, LogHandle, LogRecord, LogReport, BATCH_BYTES_MAX, BATCH_RECORDS_MAX,
+};
 use crate::messages::{ConnId, OutFrame, ToSequencer};
 use crate::requests::{self, ReplyShape};
 use crate::session::{initial_session_id, session_password, PASSWORD_LENGTH};
 use crate::stats::Stats;
+use crate::storage::{SnapshotSchedule, SnapshotThread};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 /// Messages handled per wake-up before the batch goes to the log, so one busy
 /// inbox cannot starve the log of work.
@@ -139,6 +144,13 @@ pub struct Sequencer {
     /// Connections whose queue front is a `sync` waiting for the applied zxid.
     sync_waiters: Vec<ConnId>,
     last_reap: Instant,
+    /// When the next snapshot is due.
+    snapshots: SnapshotSchedule,
+    /// The snapshot being written, and how far the tree walk has got.
+    snapshot: Option<(SnapshotThread, tree::SnapshotCursor)>,
+    /// The next batch starts a new log segment (a snapshot began).
+    roll_pending: bool,
+    random: SmallRng,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -158,8 +170,12 @@ pub fn now_ms() -> i64 {
 }
 
 impl Sequencer {
-    pub fn new(config: Rc<Config>, tree: DataTree, log: LogHandle) -> Self {
+    pub fn new(config: Rc<Config>, mut tree: DataTree, log: LogHandle) -> Self {
         let zxid = tree.last_processed_zxid();
+        tree.set_txn_bytes_max(config.txn_bytes_max());
+        let mut random = SmallRng::from_entropy();
+        let snapshots =
+            SnapshotSchedule::new(config.snap_count, config.snap_size_limit_kb, random.gen());
         let now = Instant::now();
         // Sessions recovered with the tree get a full timeout to reconnect.
         let sessions = tree
@@ -193,6 +209,10 @@ impl Sequencer {
             log,
             sync_waiters: Vec::new(),
             last_reap: now,
+            snapshots,
+            snapshot: None,
+            roll_pending: false,
+            random,
         }
     }
 
@@ -217,7 +237,10 @@ impl Sequencer {
                 self.on_tick();
                 next_tick = now + tick;
             }
-            let until_tick = next_tick - now;
+            let mut until_tick = next_tick - now;
+            if self.snapshot_in_progress() {
+                until_tick = until_tick.min(Duration::from_millis(1));
+            }
             enum Wake {
                 Log(LogReport),
                 Inbox(ToSequencer),
@@ -226,7 +249,14 @@ impl Sequencer {
             }
             // The log first: applying releases replies and frees the log for the next batch.
             let wake = futures_lite::future::or(
-                async { reports.recv().await.map_or(Wake::Stop, Wake::Log) },
+                async {
+                    match reports.recv().await {
+                        Ok(report) => Wake::Log(report),
+                        // The log task ended (after reporting its failure):
+                        // keep serving reads; writes are refused already.
+                        Err(_) => futures_lite::future::pending().await,
+                    }
+                },
                 futures_lite::future::or(
                     async { inbox.recv().await.map_or(Wake::Stop, Wake::Inbox) },
                     async {
@@ -253,6 +283,7 @@ impl Sequencer {
                 Wake::Tick => {}
                 Wake::Stop => return,
             }
+            self.pump_snapshot();
             self.submit_batch();
         }
     }
@@ -507,7 +538,18 @@ impl Sequencer {
         let zxid = self.zxid_prepared + 1;
         let time_ms = now_ms();
         let caller = tree::Caller { session_id, auth };
-        let txn = self.tree.prepare(&caller, op, zxid)?;
+        let txn = match self.tree.prepare(&caller, op, zxid) {
+            Err(tree::PrepareError::Op(ErrorCode::BadArguments))
+                if *op == tree::WriteOp::CloseSession =>
+            {
+                // Too many ephemerals for one txn: delete them one by one first.
+                self.shed_ephemerals(session_id, cxid, auth);
+                let zxid = self.zxid_prepared + 1;
+                self.tree.prepare(&caller, op, zxid)?
+            }
+            result => result?,
+        };
+        let zxid = self.zxid_prepared + 1;
         self.zxid_prepared = zxid;
         let header = TxnHeader {
             session_id,
@@ -525,6 +567,88 @@ impl Sequencer {
             origin: Origin::Server,
         });
         Ok(zxid)
+    }
+
+    // ----- snapshots ------------------------------------------------------------------
+
+    /// Starts a fuzzy snapshot (unless one is still being written: ZooKeeper's
+    /// "Too busy to snap") and rolls the log so older segments can go whole.
+    fn start_snapshot(&mut self) {
+        if let Some((thread, _)) = &self.snapshot {
+            warn!(
+                zxid = format!("0x{:x}", thread.zxid()),
+                "too busy to snapshot: the previous snapshot is still being written"
+            );
+            return;
+        }
+        let (header, cursor) = self.tree.snapshot_begin();
+        let zxid = cursor.zxid();
+        match SnapshotThread::start(self.config.data_dir.clone(), zxid) {
+            Ok(thread) => {
+                thread.push(header);
+                self.snapshot = Some((thread, cursor));
+                self.roll_pending = true;
+                self.snapshots.restart(self.random.gen());
+                info!(zxid = format!("0x{zxid:x}"), "snapshot started");
+            }
+            Err(err) => tracing::error!(%err, "cannot start the snapshot thread"),
+        }
+    }
+
+    /// Feeds the snapshot thread a few chunks of the tree walk (bounded, so
+    /// requests wait at most that long) and notices when it has finished.
+    fn pump_snapshot(&mut self) {
+        const CHUNK_BYTES: usize = 256 * 1024;
+        const CHUNKS_PER_TURN: usize = 2;
+        let Some((thread, cursor)) = &mut self.snapshot else {
+            return;
+        };
+        for _ in 0..CHUNKS_PER_TURN {
+            if cursor.is_done() || !thread.has_room() {
+                break;
+            }
+            thread.push(self.tree.snapshot_chunk(cursor, CHUNK_BYTES));
+            if cursor.is_done() {
+                thread.end();
+            }
+        }
+        let Some((result, elapsed)) = thread.poll_done() else {
+            return;
+        };
+        match result {
+            Ok(written) => info!(file = %written.file, bytes = written.body_bytes,
+                elapsed_ms = elapsed.as_millis() as u64, "snapshot written"),
+            Err(err) => {
+                tracing::error!(%err, "snapshot failed; the log keeps everything, the next one will retry")
+            }
+        }
+        self.snapshot = None;
+    }
+
+    /// Whether the loop should come back soon to feed a snapshot.
+    fn snapshot_in_progress(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// Prepares the deletion of every ephemeral a closing session owns, each
+    /// in a txn of its own (one CloseSession txn could exceed the log's
+    /// record bound; ZooKeeper's would exceed jute.maxbuffer).
+    fn shed_ephemerals(&mut self, session_id: i64, cxid: i32, auth: &[Id]) {
+        let paths = self.tree.get_ephemerals(session_id, "/");
+        warn!(
+            session = format!("0x{session_id:x}"),
+            ephemerals = paths.len(),
+            "closing a session with too many ephemerals for one txn: deleting them one by one"
+        );
+        for path in paths {
+            // A path already being deleted fails here, harmlessly.
+            let _ = self.prepare(
+                session_id,
+                cxid,
+                auth,
+                &tree::WriteOp::DeleteEphemeral { path },
+            );
+        }
     }
 
     /// Names who waits for the txn just prepared (prepared txns start as
@@ -580,14 +704,17 @@ impl Sequencer {
         if self.log_busy || self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::take(&mut self.batch);
+        let batch = LogBatch {
+            records: std::mem::take(&mut self.batch),
+            roll_first: std::mem::take(&mut self.roll_pending),
+        };
         self.batch_bytes = 0;
         match self.log.to_log.try_send(batch) {
             Ok(()) => self.log_busy = true,
             Err(err) => {
                 // The log takes one batch at a time and is idle here, so a full or
                 // closed channel means the log task is gone.
-                self.batch = err.into_inner();
+                self.batch = err.into_inner().records;
                 self.on_log_report(LogReport::Failed {
                     reason: "log stage stopped".into(),
                 });
@@ -598,7 +725,14 @@ impl Sequencer {
     fn on_log_report(&mut self, report: LogReport) {
         self.log_busy = false;
         match report {
-            LogReport::Durable { zxid } => {
+            LogReport::Durable {
+                zxid,
+                records,
+                record_bytes,
+                sync_time,
+            } => {
+                self.stats
+                    .record_sync(sync_time, self.config.fsync_warning_threshold_ms);
                 assert!(
                     zxid > self.zxid_durable && zxid <= self.zxid_prepared,
                     "durable zxid out of order"
@@ -613,6 +747,9 @@ impl Sequencer {
                     self.apply(txn);
                 }
                 self.release_syncs();
+                if self.snapshots.logged(records as u64, record_bytes) {
+                    self.start_snapshot();
+                }
             }
             LogReport::Failed { reason } => {
                 if !self.log_failed {

@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -21,8 +22,10 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::connection::{self, ConnectionSettings};
+use crate::log_stage::{spawn_disk_log, DiskLogSettings};
 use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
 use crate::sequencer::Sequencer;
+use crate::storage::{self, Recovered, StorageError};
 
 #[derive(Debug, Error)]
 pub enum ServerError {
@@ -35,6 +38,8 @@ pub enum ServerError {
     },
     #[error("executor {index} stopped: {reason}")]
     Stopped { index: usize, reason: String },
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
 }
 
 /// Open connections per client IP, shared by every executor's listener.
@@ -68,6 +73,12 @@ impl ConnectionCounts {
 
 /// Runs the server until it fails. Returns only on error.
 pub fn run(config: Config) -> Result<(), ServerError> {
+    config
+        .writer_config(0)
+        .validate()
+        .map_err(StorageError::Wal)?;
+    let recovered = storage::recover(&config.data_dir, &config.data_log_dir)?;
+    let mut recovered = Some(recovered);
     let config = Arc::new(config);
     let (to_sequencer, inbox) = async_channel::bounded::<ToSequencer>(INBOX_MESSAGES_MAX);
     let counts = Arc::new(ConnectionCounts::default());
@@ -88,12 +99,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let counts = Arc::clone(&counts);
         let next_conn = Arc::clone(&next_conn);
         let bound_sender = bound_sender.clone();
+        let recovered = if index == 0 { recovered.take() } else { None };
         let handle = LocalExecutorBuilder::new(placement)
             .name(&format!("fk-core-{index}"))
             .io_memory(config.io_memory_bytes)
             .spawn(move || async move {
-                if index == 0 {
-                    start_sequencer(&config, inbox);
+                if let Some(recovered) = recovered {
+                    if let Err(err) = start_sequencer(&config, recovered, inbox).await {
+                        let _ = bound_sender.send(Err(err));
+                        return;
+                    }
                 } else {
                     drop(inbox);
                 }
@@ -139,16 +154,31 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     })
 }
 
-fn start_sequencer(config: &Arc<Config>, inbox: async_channel::Receiver<ToSequencer>) {
-    let mut tree = tree::DataTree::new();
+/// Opens the log where recovery left it and starts the sequencer on this executor.
+async fn start_sequencer(
+    config: &Arc<Config>,
+    recovered: Recovered,
+    inbox: async_channel::Receiver<ToSequencer>,
+) -> Result<(), ServerError> {
+    let Recovered { mut tree, tail, .. } = recovered;
     tree.set_extended_types_enabled(config.extended_types_enabled);
-    let log = crate::log_stage::spawn_memory_log();
+    let settings = DiskLogSettings {
+        // A fresh salt at every start keeps a recycled segment's old records
+        // from ever passing for new ones.
+        writer: config.writer_config(rand::random()),
+        dir: config.data_log_dir.clone(),
+        fsync_warning: Duration::from_millis(config.fsync_warning_threshold_ms),
+    };
+    let log = spawn_disk_log(settings, tail)
+        .await
+        .map_err(|err| ServerError::Storage(StorageError::Wal(err)))?;
     let sequencer = Sequencer::new(Rc::new(Config::clone(config)), tree, log);
     glommio::spawn_local(async move {
         sequencer.run(inbox).await;
         error!("sequencer stopped");
     })
     .detach();
+    Ok(())
 }
 
 async fn accept_loop(

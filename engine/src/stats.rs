@@ -11,9 +11,20 @@ pub struct Stats {
     latency_min_us: Option<u64>,
     latency_max_us: u64,
     pub fsync_threshold_exceeded: u64,
+    pub log_syncs: u64,
+    pub log_sync_max: Duration,
 }
 
 impl Stats {
+    /// One log batch made durable in `took`.
+    pub fn record_sync(&mut self, took: Duration, warning_threshold_ms: u64) {
+        self.log_syncs += 1;
+        self.log_sync_max = self.log_sync_max.max(took);
+        if took > Duration::from_millis(warning_threshold_ms) {
+            self.fsync_threshold_exceeded += 1;
+        }
+    }
+
     pub fn record_latency(&mut self, latency: Duration) {
         let us = latency.as_micros().min(u128::from(u64::MAX)) as u64;
         self.latency_count += 1;

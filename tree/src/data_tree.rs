@@ -84,6 +84,8 @@ pub struct DataTree {
     pub(crate) extended_types_enabled: bool,
     /// Changes prepared but not yet applied (see `prepare`).
     pub(crate) overlay: Overlay,
+    /// The largest txn `prepare` may produce.
+    pub(crate) txn_bytes_max: usize,
 }
 
 impl Default for DataTree {
@@ -135,6 +137,7 @@ impl DataTree {
             data_bytes: 0,
             extended_types_enabled: false,
             overlay: Overlay::default(),
+            txn_bytes_max: usize::MAX,
         }
     }
 

@@ -52,6 +52,11 @@ pub enum WriteOp {
         version: i32,
     },
     /// The server's own removal of an empty container or expired TTL node.
+    /// The server's removal of one ephemeral of a closing session whose
+    /// ephemerals are too many for one CloseSession txn.
+    DeleteEphemeral {
+        path: String,
+    },
     DeleteContainer {
         path: String,
     },
@@ -178,6 +183,9 @@ impl DataTree {
             WriteOp::Multi(ops) => prepare_multi(&mut staging, caller, ops)?,
             op => prepare_one(&mut staging, caller, op).map_err(PrepareError::Op)?,
         };
+        if txn.encoded_len() > self.txn_bytes_max {
+            return Err(PrepareError::Op(ErrorCode::BadArguments));
+        }
         let changes = staging.changes;
         for (path, shadow) in changes {
             self.overlay.order.push_back((zxid, path.clone()));
@@ -190,6 +198,12 @@ impl DataTree {
     /// txns will never be applied).
     pub fn discard_pending(&mut self) {
         self.overlay = Overlay::default();
+    }
+
+    /// The largest encoded txn `prepare` produces (the log's record bound);
+    /// a larger one is refused with BADARGUMENTS before it changes anything.
+    pub fn set_txn_bytes_max(&mut self, bytes: usize) {
+        self.txn_bytes_max = bytes;
     }
 
     /// Whether prepared changes are waiting to be applied.
@@ -243,6 +257,13 @@ fn prepare_one(
         } => create(staging, caller, path, data, acl, *mode, *ttl_ms),
         WriteOp::Delete { path, version } => delete(staging, caller, path, Some(*version)),
         WriteOp::DeleteContainer { path } => delete(staging, caller, path, None),
+        WriteOp::DeleteEphemeral { path } => {
+            let owner = staging.record(path)?.ephemeral_owner;
+            if owner != caller.session_id {
+                return Err(ErrorCode::BadArguments);
+            }
+            delete(staging, caller, path, None)
+        }
         WriteOp::SetData {
             path,
             data,

@@ -156,6 +156,32 @@ impl Txn {
         }
     }
 
+    /// The length of [`Txn::encode`]'s output, without encoding.
+    pub fn encoded_len(&self) -> usize {
+        let string = |s: &str| 4 + s.len();
+        let acl = |acl: &[Acl]| {
+            4 + acl
+                .iter()
+                .map(|a| 4 + string(&a.id.scheme) + string(&a.id.id))
+                .sum::<usize>()
+        };
+        let data = |d: &Data| 4 + d.as_ref().map_or(0, Vec::len);
+        4 + match self {
+            Txn::CreateSession { .. } => 4,
+            Txn::CloseSession { paths } => 4 + paths.iter().map(|p| string(p)).sum::<usize>(),
+            Txn::Create {
+                path,
+                data: d,
+                acl: a,
+                ..
+            } => string(path) + data(d) + acl(a) + 8 + 4,
+            Txn::Delete { path } | Txn::Check { path } => string(path),
+            Txn::SetData { path, data: d, .. } => string(path) + data(d) + 4,
+            Txn::SetAcl { path, acl: a, .. } => string(path) + acl(a) + 4,
+            Txn::Multi(txns) => 4 + txns.iter().map(Txn::encoded_len).sum::<usize>(),
+        }
+    }
+
     /// Decodes a whole buffer written by [`Txn::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Txn, DecodeError> {
         let mut r = Reader::new(bytes);
@@ -275,6 +301,7 @@ mod tests {
             time_ms: 4,
         };
         for txn in txns {
+            assert_eq!(txn.encoded_len(), txn.encode().len(), "{txn:?}");
             assert_eq!(
                 decode_record(&encode_record(&header, &txn)).unwrap(),
                 (header, txn)
