@@ -65,6 +65,11 @@ pub struct Snapshot {
     pub open_file_descriptors: u64,
     pub max_file_descriptors: u64,
     pub fsync_threshold_exceeded: u64,
+    /// The tree digest at `last_zxid` (`hash`).
+    pub digest: u64,
+    /// Bytes of the files in dataDir and dataLogDir (`dirs`).
+    pub data_dir_bytes: u64,
+    pub log_dir_bytes: u64,
 }
 
 /// The answer to `word`, given whether the whitelist enables it.
@@ -92,7 +97,11 @@ pub fn render(word: &str, enabled: bool, s: &Snapshot) -> String {
         ),
         "wchp" => grouped(&s.watches_by_path, |p| p.clone(), |id| format!("0x{id:x}")),
         "dump" => dump(s),
-        "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_string(),
+        "dirs" => format!(
+            "datadir_size: {}\nlogdir_size: {}\n",
+            s.data_dir_bytes, s.log_dir_bytes
+        ),
+        "hash" => format!("zxid: 0x{:x}, digest: {}\n", s.last_zxid, s.digest),
         "crst" => "Connection stats reset.\n".to_string(),
         "srst" => "Server stats reset.\n".to_string(),
         _ => format!("{word} is not supported by ferrokeeper.\n"),

@@ -144,6 +144,7 @@ pub struct Sequencer {
     /// Connections whose queue front is a `sync` waiting for the applied zxid.
     sync_waiters: Vec<ConnId>,
     last_reap: Instant,
+    last_purge: Instant,
     /// When the next snapshot is due.
     snapshots: SnapshotSchedule,
     /// The snapshot being written, and how far the tree walk has got.
@@ -209,6 +210,7 @@ impl Sequencer {
             log,
             sync_waiters: Vec::new(),
             last_reap: now,
+            last_purge: now,
             snapshots,
             snapshot: None,
             roll_pending: false,
@@ -502,6 +504,37 @@ impl Sequencer {
             }
         }
         self.reap(now);
+        self.autopurge(now);
+    }
+
+    /// Every autopurge.purgeInterval hours (0 = never), keeps the newest
+    /// autopurge.snapRetainCount snapshots and the log they need, on a thread
+    /// of its own (blocking file I/O).
+    fn autopurge(&mut self, now: Instant) {
+        let hours = u64::from(self.config.autopurge_purge_interval_hours);
+        if hours == 0 || now.duration_since(self.last_purge) < Duration::from_secs(hours * 3600) {
+            return;
+        }
+        self.last_purge = now;
+        let (data_dir, log_dir) = (
+            self.config.data_dir.clone(),
+            self.config.data_log_dir.clone(),
+        );
+        let retain = (self.config.autopurge_snap_retain_count as usize).max(wal::RETAIN_COUNT_MIN);
+        let spawned = std::thread::Builder::new()
+            .name("fk-purge".into())
+            .spawn(move || match wal::purge(&data_dir, &log_dir, retain) {
+                Ok(report) => info!(
+                    snapshots_removed = report.snapshots_removed.len(),
+                    segments_removed = report.segments_removed.len(),
+                    segments_recycled = report.segments_recycled.len(),
+                    "autopurge done"
+                ),
+                Err(err) => warn!(%err, "autopurge failed"),
+            });
+        if let Err(err) = spawned {
+            warn!(%err, "cannot start the autopurge thread");
+        }
     }
 
     /// Deletes empty containers and expired TTL nodes (ZooKeeper's ContainerManager).
@@ -1065,8 +1098,24 @@ impl Sequencer {
                 .map_or(0, |d| d.count() as u64),
             max_file_descriptors: max_open_files(),
             fsync_threshold_exceeded: self.stats.fsync_threshold_exceeded,
+            digest: self.tree.digest(),
+            data_dir_bytes: dir_bytes(&config.data_dir),
+            log_dir_bytes: dir_bytes(&config.data_log_dir),
         }
     }
+}
+
+/// The total size of the files directly in `dir` (0 if it cannot be read).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|metadata| metadata.len())
+        .sum()
 }
 
 /// The soft limit on open files, from /proc (no libc call needed).

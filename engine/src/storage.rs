@@ -93,6 +93,7 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
             .map_or("none".to_string(), |s| s.file.clone()),
         replayed,
         zxid = format!("0x{:x}", tree.last_processed_zxid()),
+        digest = tree.digest(),
         nodes = tree.node_count(),
         sessions = tree.sessions().count(),
         elapsed_ms = started.elapsed().as_millis() as u64,

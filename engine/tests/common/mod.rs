@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub port: u16,
     pub dir: tempfile::TempDir,
+    config_path: PathBuf,
     child: Child,
 }
 
@@ -33,18 +34,49 @@ impl Server {
     }
 
     fn spawn(dir: tempfile::TempDir, config_path: PathBuf, port: u16) -> Server {
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+        let child = Self::spawn_child(&dir, &config_path);
+        let server = Server {
+            port,
+            dir,
+            config_path,
+            child,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn spawn_child(dir: &tempfile::TempDir, config_path: &PathBuf) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.path().join("server.log"))
+            .expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
             .env("RUST_LOG", "debug")
             .arg("--config")
-            .arg(&config_path)
+            .arg(config_path)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("start ferrokeeper");
-        let server = Server { port, dir, child };
-        server.wait_ready();
-        server
+            .expect("start ferrokeeper")
+    }
+
+    /// The data directory (dataDir and dataLogDir both).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// SIGKILL: no chance to flush or clean up, like a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn_child(&self.dir, &self.config_path);
+        self.wait_ready();
     }
 
     pub fn address(&self) -> String {
