@@ -86,8 +86,7 @@ async fn writer(address: String, round: u64, index: usize, acks: Arc<Mutex<Acks>
 fn recovered_state(log: &str) -> (String, u64) {
     let line = log
         .lines()
-        .filter(|l| l.contains("recovered the data tree"))
-        .last()
+        .rfind(|l| l.contains("recovered the data tree"))
         .expect("recovery logged");
     let field = |name: &str| {
         let start = line.find(&format!("{name}=")).expect("field logged") + name.len() + 1;
@@ -138,7 +137,14 @@ async fn acknowledged_writes_survive_sigkill() {
             expected,
             "round {round}: server and offline replay disagree"
         );
-        check(&server, &acks.lock().unwrap(), round).await;
+        let snapshot = {
+            let acks = acks.lock().unwrap();
+            Acks {
+                values: acks.values.clone(),
+                pairs: acks.pairs.clone(),
+            }
+        };
+        check(&server, &snapshot, round).await;
     }
     let acks = acks.lock().unwrap();
     eprintln!(
