@@ -29,7 +29,8 @@ struct Args {
     /// keeper, write-1m.
     #[arg(long, short, default_value = "create", value_delimiter = ',')]
     workload: Vec<String>,
-    /// Sessions (connections).
+    /// Sessions (connections). ZooKeeper (and ferrokeeper) refuse more than
+    /// maxClientCnxns=60 from one address by default.
     #[arg(long, short, default_value_t = 8)]
     sessions: usize,
     /// Requests in flight per session.

@@ -56,12 +56,13 @@ struct Args {
     /// keeper, serial-create).
     #[arg(long, value_delimiter = ',')]
     cases: Vec<String>,
-    /// Also run write-1m: unique creates from 64 sessions × 16 outstanding.
+    /// Also run write-1m: unique creates from 48 sessions × 16 outstanding.
     #[arg(long)]
     write_1m: bool,
     #[arg(long, default_value_t = workload::WRITE_1M_OPS)]
     write_1m_ops: u64,
-    /// Also sweep this workload over --sweep session counts.
+    /// Also sweep this workload over --sweep session counts (at most 60:
+    /// both servers refuse more connections from one address by default).
     #[arg(long, default_value = "create")]
     sweep_workload: String,
     #[arg(long, value_delimiter = ',')]
