@@ -190,21 +190,30 @@ fn on_write(
         }
         Err(PrepareError::Op(code)) => {
             log_bad_arguments(seq, conn, xid, shape.op, code);
-            push_error(seq, conn, xid, code);
+            refuse(seq, conn, xid, shape, &[code], received);
         }
-        Err(PrepareError::Multi(codes)) => {
-            let results = codes
-                .into_iter()
-                .map(|code| MultiResult::Error(code.code()))
-                .collect();
-            let frame = encode_reply(
-                xid,
-                seq.zxid_applied(),
-                ErrorCode::Ok,
-                Some(&Response::Multi(results)),
-            );
-            push(seq, conn, Pending::Ready(frame));
+        Err(PrepareError::Multi(codes)) => refuse(seq, conn, xid, shape, &codes, received),
+    }
+}
+
+/// A refused write still goes through the log (see `Sequencer::prepare_refusal`).
+fn refuse(
+    seq: &mut Sequencer,
+    conn: ConnId,
+    xid: i32,
+    shape: ReplyShape,
+    codes: &[ErrorCode],
+    received: Instant,
+) {
+    let Some(session_id) = seq.conns.get(&conn).map(|c| c.session_id) else {
+        return;
+    };
+    match seq.prepare_refusal(session_id, xid, codes) {
+        Some(zxid) => {
+            seq.attach_client(conn, xid, shape, zxid, received);
+            push(seq, conn, Pending::Write { zxid });
         }
+        None => push_error(seq, conn, xid, ErrorCode::SystemError),
     }
 }
 
@@ -319,6 +328,16 @@ pub fn write_reply(
         }),
         (_, TxnResult::DataSet { stat }) => Response::SetData(SetDataResponse { stat: *stat }),
         (_, TxnResult::AclSet { stat }) => Response::SetAcl(SetAclResponse { stat: *stat }),
+        (OpCode::Multi, TxnResult::Failed(codes)) => Response::Multi(
+            codes
+                .iter()
+                .map(|code| MultiResult::Error(code.code()))
+                .collect(),
+        ),
+        (_, TxnResult::Failed(codes)) => {
+            let code = codes.first().copied().unwrap_or(ErrorCode::SystemError);
+            return encode_reply(xid, zxid, code, None);
+        }
         (_, TxnResult::Multi(results)) => Response::Multi(
             results
                 .iter()

@@ -19,7 +19,7 @@
 //! Invariant: `zxid_applied ≤ zxid_durable ≤ zxid_prepared`, and every
 //! in-flight txn has `zxid_applied < zxid ≤ zxid_prepared`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,7 +28,7 @@ use proto::ops::{encode_notification, encode_reply, Request, Response};
 use proto::{ConnectRequest, ConnectResponse, ErrorCode, Id, OpCode, Record, WatcherEvent, Writer};
 use tracing::{info, warn};
 use tree::watch::WatchEvent;
-use tree::{DataTree, Txn, TxnHeader};
+use tree::{DataTree, HashMap, Txn, TxnHeader};
 
 use crate::config::Config;
 use crate::log_stage::{
@@ -197,7 +197,7 @@ impl Sequencer {
             next_session_id: initial_session_id(0, now_ms()),
             config,
             tree,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             sessions,
             stats: Stats::default(),
             zxid_prepared: zxid,
@@ -582,6 +582,27 @@ impl Sequencer {
             }
             result => result?,
         };
+        Ok(self.enqueue(session_id, cxid, time_ms, txn))
+    }
+
+    /// Logs a write that prepare refused, so that its reply carries a zxid of
+    /// its own and leaves in order after the log, as ZooKeeper's error txns.
+    pub(crate) fn prepare_refusal(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        codes: &[ErrorCode],
+    ) -> Option<i64> {
+        if self.log_failed {
+            return None;
+        }
+        let codes = codes.iter().map(|code| code.code()).collect();
+        Some(self.enqueue(session_id, cxid, now_ms(), Txn::Failed { codes }))
+    }
+
+    /// Gives a prepared txn the next zxid and puts it in the current batch;
+    /// nobody waits for it until `attach`.
+    fn enqueue(&mut self, session_id: i64, cxid: i32, time_ms: i64, txn: Txn) -> i64 {
         let zxid = self.zxid_prepared + 1;
         self.zxid_prepared = zxid;
         let header = TxnHeader {
@@ -599,7 +620,7 @@ impl Sequencer {
             txn,
             origin: Origin::Server,
         });
-        Ok(zxid)
+        zxid
     }
 
     // ----- snapshots ------------------------------------------------------------------
@@ -631,8 +652,8 @@ impl Sequencer {
     /// Feeds the snapshot thread a few chunks of the tree walk (bounded, so
     /// requests wait at most that long) and notices when it has finished.
     fn pump_snapshot(&mut self) {
-        const CHUNK_BYTES: usize = 256 * 1024;
-        const CHUNKS_PER_TURN: usize = 2;
+        const CHUNK_BYTES: usize = 64 * 1024;
+        const CHUNKS_PER_TURN: usize = 1;
         let Some((thread, cursor)) = &mut self.snapshot else {
             return;
         };

@@ -16,7 +16,7 @@
 //! Reads ([`DataTree::get_data`] and friends) check ACLs and register watches
 //! as ZooKeeper's FinalRequestProcessor does.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use proto::ops::Data;
 use proto::{perms, Acl, AddWatchMode, ErrorCode, EventType, Stat, WatcherType};
@@ -27,6 +27,7 @@ use crate::path;
 use crate::prepare::Overlay;
 use crate::txn::{Txn, TxnHeader};
 use crate::watch::{WatchEvent, WatchManager};
+use crate::HashMap;
 
 /// Who is asking: the session and every identity its connection proved.
 #[derive(Debug, Clone, Copy)]
@@ -40,12 +41,21 @@ pub struct Caller<'a> {
 pub enum TxnResult {
     SessionCreated,
     SessionClosed,
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
-    DataSet { stat: Stat },
-    AclSet { stat: Stat },
+    DataSet {
+        stat: Stat,
+    },
+    AclSet {
+        stat: Stat,
+    },
     Checked,
     Multi(Vec<MultiOpResult>),
+    /// A logged refusal (`Txn::Failed`): the codes for its reply.
+    Failed(Vec<ErrorCode>),
 }
 
 /// The outcome of one op inside an applied multi.
@@ -126,8 +136,8 @@ impl DataTree {
     /// A tree with no nodes at all (snapshot loading fills it).
     pub(crate) fn empty() -> DataTree {
         DataTree {
-            nodes: HashMap::new(),
-            ephemerals: HashMap::new(),
+            nodes: HashMap::default(),
+            ephemerals: HashMap::default(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             sessions: BTreeMap::new(),
@@ -259,6 +269,12 @@ impl DataTree {
                 Ok(TxnResult::AclSet { stat })
             }
             Txn::Check { .. } => Ok(TxnResult::Checked),
+            Txn::Failed { codes } => Ok(TxnResult::Failed(
+                codes
+                    .iter()
+                    .map(|code| ErrorCode::from_code(*code).unwrap_or(ErrorCode::SystemError))
+                    .collect(),
+            )),
             Txn::Multi(txns) => {
                 let results = txns
                     .iter()

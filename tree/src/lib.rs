@@ -26,6 +26,10 @@ pub mod snapshot;
 pub mod txn;
 pub mod watch;
 
+/// The hash map used on the request path: ahash, randomly seeded, so that
+/// crafted paths cannot degrade it.
+pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 pub use data_tree::{Applied, Caller, DataTree, MultiOpResult, TxnResult, WatchLists};
 pub use prepare::{PrepareError, WriteOp};
 pub use snapshot::{SnapshotCursor, SnapshotError};

@@ -21,7 +21,7 @@
 //! The checks run in ZooKeeper's order, so the first error reported is the
 //! one ZooKeeper would report.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use proto::ops::Data;
 use proto::{perms, Acl, CreateMode, ErrorCode};
@@ -31,6 +31,7 @@ use crate::data_tree::{Caller, DataTree};
 use crate::node::{owner_kind, ttl_owner, OwnerKind, CONTAINER_OWNER, TTL_MAX_MS};
 use crate::path;
 use crate::txn::Txn;
+use crate::HashMap;
 
 /// A write as the client asked for it, before validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +178,7 @@ impl DataTree {
         );
         let mut staging = Staging {
             tree: self,
-            changes: HashMap::new(),
+            changes: HashMap::default(),
         };
         let txn = match op {
             WriteOp::Multi(ops) => prepare_multi(&mut staging, caller, ops)?,

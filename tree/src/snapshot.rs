@@ -26,6 +26,7 @@
 //!
 //! Child lists are not stored: loading rebuilds them from the paths.
 
+use std::collections::btree_set::Range;
 use std::ops::Bound;
 
 use proto::{read_records, write_records, DecodeError, Reader, Writer};
@@ -102,44 +103,59 @@ impl DataTree {
     /// marks the cursor done.
     pub fn snapshot_chunk(&self, cursor: &mut SnapshotCursor, bytes_max: usize) -> Vec<u8> {
         assert!(!cursor.done, "snapshot_chunk after the end");
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(bytes_max + 4096);
+        let mut walk = match &cursor.last {
+            None => {
+                let root = self.nodes.get("/").expect("the root always exists");
+                write_node(&mut w, "/", root);
+                cursor.last = Some("/".to_string());
+                vec![("/".to_string(), root.children.range::<str, _>(..))]
+            }
+            Some(last) => self.resume_walk(last),
+        };
+        // Within one chunk the tree cannot change, so the walk keeps an
+        // iterator per level and looks each node up once.
         while w.len() < bytes_max {
-            let next = match &cursor.last {
-                None => Some("/".to_string()),
-                Some(last) => self.next_in_preorder(last),
-            };
-            let Some(path) = next else {
+            let Some((parent, children)) = walk.last_mut() else {
                 w.write_bool(false);
                 cursor.done = true;
                 break;
             };
-            let node = self
-                .nodes
-                .get(&path)
-                .expect("pre-order yields existing nodes");
+            let Some(child) = children.next() else {
+                walk.pop();
+                continue;
+            };
+            let path = path::join(parent, child);
+            let node = self.nodes.get(&path).expect("listed children exist");
             write_node(&mut w, &path, node);
-            cursor.last = Some(path);
+            walk.push((path, node.children.range::<str, _>(..)));
+        }
+        // The loop stops right after writing a node, which is then on top.
+        if let (false, Some((path, _))) = (cursor.done, walk.last()) {
+            cursor.last = Some(path.clone());
         }
         w.into_inner()
     }
 
-    /// The node after `last` in pre-order, even if `last` is gone.
-    fn next_in_preorder(&self, last: &str) -> Option<String> {
-        if let Some(first) = self.nodes.get(last).and_then(|n| n.children.first()) {
-            return Some(path::join(last, first));
-        }
+    /// The walk's state right after `last` in pre-order, even if `last` or
+    /// some of its ancestors are gone: for each existing ancestor, its
+    /// children after the one on the way down; then `last`'s own children.
+    fn resume_walk(&self, last: &str) -> Vec<(String, Range<'_, String>)> {
+        let mut levels = Vec::new();
         let mut current = last;
         while current != "/" {
             let (parent, name) = path::split(current).expect("snapshot paths are absolute");
             if let Some(node) = self.nodes.get(parent) {
                 let after = (Bound::Excluded(name), Bound::Unbounded);
-                if let Some(sibling) = node.children.range::<str, _>(after).next() {
-                    return Some(path::join(parent, sibling));
-                }
+                levels.push((parent.to_string(), node.children.range::<str, _>(after)));
             }
             current = parent;
         }
-        None
+        levels.reverse();
+        if let Some(node) = self.nodes.get(last) {
+            levels.push((last.to_string(), node.children.range::<str, _>(..)));
+        }
+        levels
     }
 
     /// The whole snapshot in one buffer (tests and tools; the server streams).

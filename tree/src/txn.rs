@@ -20,6 +20,9 @@
 //!   6 SetAcl         ustring path, vector<ACL> acl, int aversion
 //!   7 Check          ustring path
 //!   8 Multi          int count, then count Txns (no nesting)
+//!   9 Failed         vector<int> codes   (a write refused in prepare: logged so
+//!                    that its reply carries a zxid of its own, as ZooKeeper's
+//!                    error txns do; one code, or one per op of a multi)
 //! ```
 
 use proto::ops::Data;
@@ -88,6 +91,10 @@ pub enum Txn {
         path: String,
     },
     Multi(Vec<Txn>),
+    /// A refused write: no change, only its zxid and the codes for its reply.
+    Failed {
+        codes: Vec<i32>,
+    },
 }
 
 impl Txn {
@@ -145,6 +152,10 @@ impl Txn {
                 w.write_i32(7);
                 w.write_ustring(path);
             }
+            Txn::Failed { codes } => {
+                w.write_i32(9);
+                w.write_vec(codes, |w, code| w.write_i32(*code));
+            }
             Txn::Multi(txns) => {
                 w.write_i32(8);
                 w.write_i32(i32::try_from(txns.len()).expect("multi over i32::MAX ops"));
@@ -176,6 +187,7 @@ impl Txn {
                 ..
             } => string(path) + data(d) + acl(a) + 8 + 4,
             Txn::Delete { path } | Txn::Check { path } => string(path),
+            Txn::Failed { codes } => 4 + 4 * codes.len(),
             Txn::SetData { path, data: d, .. } => string(path) + data(d) + 4,
             Txn::SetAcl { path, acl: a, .. } => string(path) + acl(a) + 4,
             Txn::Multi(txns) => 4 + txns.iter().map(Txn::encoded_len).sum::<usize>(),
@@ -221,6 +233,9 @@ impl Txn {
             },
             7 => Txn::Check {
                 path: r.read_ustring()?,
+            },
+            9 => Txn::Failed {
+                codes: r.read_vec(|r| r.read_i32())?,
             },
             8 if top_level => {
                 let count = r.read_i32()?;
@@ -293,6 +308,9 @@ mod tests {
             },
             Txn::Check { path: "/a".into() },
             Txn::Multi(vec![create, Txn::Delete { path: "/b".into() }]),
+            Txn::Failed {
+                codes: vec![0, -101, -2],
+            },
         ];
         let header = TxnHeader {
             session_id: 1,

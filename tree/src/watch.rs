@@ -17,10 +17,12 @@
 //! (session, path, kind) in the per-session index used to drop a session's
 //! watches when it ends.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use proto::{Acl, ErrorCode, EventType, WatcherType};
+
+use crate::HashMap;
 
 /// One notification to deliver to one session.
 #[derive(Debug, Clone, PartialEq, Eq)]
