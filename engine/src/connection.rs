@@ -26,7 +26,9 @@ use proto::{ConnectRequest, OpCode, Reader, Record, RequestHeader};
 use tracing::{debug, info, warn};
 
 use crate::fourlw;
-use crate::messages::{ConnId, OutFrame, ToSequencer, OUTBOX_FRAMES_MAX};
+use crate::messages::{
+    ConnId, OutFrame, RequestFrame, ToSequencer, OUTBOX_BATCHES_MAX, REQUESTS_PER_MESSAGE_MAX,
+};
 
 /// Bytes read from the socket per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -67,6 +69,8 @@ struct Connection {
     outstanding: usize,
     close_requested: bool,
     handshake_done: bool,
+    /// Input parsed while gathering a batch, handled on the next turn.
+    stashed: Option<Input>,
 }
 
 pub async fn serve(
@@ -96,6 +100,7 @@ pub async fn serve(
         outstanding: 0,
         close_requested: false,
         handshake_done: false,
+        stashed: None,
     };
     let registered = connection.run(&to_sequencer).await;
     connection.flush().await;
@@ -117,10 +122,22 @@ impl Connection {
                     Some(message) => message,
                     None => return false,
                 },
-                Input::Frame(payload) => match self.request(&payload) {
-                    Some(message) => message,
-                    None => return true,
-                },
+                Input::Frame(payload) => {
+                    let (requests, malformed) = self.gather_requests(payload);
+                    if !requests.is_empty() {
+                        let message = ToSequencer::Requests {
+                            conn: self.conn,
+                            requests,
+                        };
+                        if !self.send(to_sequencer, message).await {
+                            return true;
+                        }
+                    }
+                    if malformed {
+                        return true;
+                    }
+                    continue;
+                }
                 Input::FourLetterWord(word) => {
                     self.four_letter_word(word, to_sequencer).await;
                     return false;
@@ -178,7 +195,7 @@ impl Connection {
                 return None;
             }
         };
-        let (outbox_sender, outbox) = async_channel::bounded(OUTBOX_FRAMES_MAX);
+        let (outbox_sender, outbox) = async_channel::bounded(OUTBOX_BATCHES_MAX);
         self.outbox = Some(Box::pin(outbox));
         self.handshake_done = true;
         // The ConnectResponse is this request's reply.
@@ -191,7 +208,34 @@ impl Connection {
         })
     }
 
-    fn request(&mut self, payload: &[u8]) -> Option<ToSequencer> {
+    /// Decodes this frame and every further complete frame already read, up
+    /// to the per-message and outstanding bounds. Returns them and whether a
+    /// malformed header ended the connection.
+    fn gather_requests(&mut self, first: Vec<u8>) -> (Vec<RequestFrame>, bool) {
+        let mut requests = Vec::new();
+        let mut payload = first;
+        loop {
+            match self.request(&payload) {
+                Some(request) => requests.push(request),
+                None => return (requests, true),
+            }
+            if requests.len() >= REQUESTS_PER_MESSAGE_MAX
+                || self.outstanding >= self.settings.outstanding_max
+            {
+                return (requests, false);
+            }
+            match self.parse_buffered() {
+                Some(Input::Frame(next)) => payload = next,
+                Some(other) => {
+                    self.stashed = Some(other);
+                    return (requests, false);
+                }
+                None => return (requests, false),
+            }
+        }
+    }
+
+    fn request(&mut self, payload: &[u8]) -> Option<RequestFrame> {
         let mut reader = Reader::new(payload);
         let header = match RequestHeader::decode(&mut reader) {
             Ok(header) => header,
@@ -206,8 +250,7 @@ impl Connection {
             None => Err(proto::DecodeError::UnknownOpCode(header.op)),
         };
         self.outstanding += 1;
-        Some(ToSequencer::Request {
-            conn: self.conn,
+        Some(RequestFrame {
             xid: header.xid,
             op: header.op,
             body,
@@ -244,6 +287,9 @@ impl Connection {
     }
 
     fn poll_input(&mut self, cx: &mut Context<'_>) -> Poll<Input> {
+        if let Some(input) = self.stashed.take() {
+            return Poll::Ready(input);
+        }
         if let Poll::Ready(Err(err)) = self.poll_write_side(cx) {
             return Poll::Ready(Input::Eof(Some(err)));
         }
@@ -337,12 +383,13 @@ impl Connection {
         };
         while self.write_buffer.len() < GATHER_BYTES_MAX {
             match outbox.as_mut().poll_next(cx) {
-                Poll::Ready(Some(OutFrame::Reply(frame))) => {
-                    self.outstanding = self.outstanding.saturating_sub(1);
-                    self.write_buffer.extend_from_slice(&frame);
-                }
-                Poll::Ready(Some(OutFrame::Notification(frame))) => {
-                    self.write_buffer.extend_from_slice(&frame)
+                Poll::Ready(Some(OutFrame::Frames { bytes, replies })) => {
+                    self.outstanding = self.outstanding.saturating_sub(replies);
+                    if self.write_buffer.is_empty() {
+                        self.write_buffer = bytes;
+                    } else {
+                        self.write_buffer.extend_from_slice(&bytes);
+                    }
                 }
                 Poll::Ready(Some(OutFrame::Close)) | Poll::Ready(None) => {
                     self.close_requested = true;

@@ -19,9 +19,13 @@ use proto::{ConnectRequest, DecodeError};
 /// Identifies one TCP connection for the life of the server.
 pub type ConnId = u64;
 
-/// How many frames may wait for one connection's socket before the client is
-/// considered stuck and disconnected.
-pub const OUTBOX_FRAMES_MAX: usize = 64 * 1024;
+/// How many batches of frames (each one sequencer turn's output for the
+/// connection) may wait for its socket before the client is considered
+/// stuck and disconnected.
+pub const OUTBOX_BATCHES_MAX: usize = 4 * 1024;
+
+/// Most requests a connection hands over in one message.
+pub const REQUESTS_PER_MESSAGE_MAX: usize = 256;
 
 /// How many messages may wait in the sequencer's inbox.
 pub const INBOX_MESSAGES_MAX: usize = 16 * 1024;
@@ -35,13 +39,11 @@ pub enum ToSequencer {
         request: ConnectRequest,
         outbox: async_channel::Sender<OutFrame>,
     },
-    /// A request after the handshake. `body` is an error when the frame could
-    /// not be decoded for its opcode; the sequencer answers in request order.
-    Request {
+    /// Requests after the handshake, in arrival order (everything one socket
+    /// read brought, so that one message and one wake-up carry many).
+    Requests {
         conn: ConnId,
-        xid: i32,
-        op: i32,
-        body: Result<Request, DecodeError>,
+        requests: Vec<RequestFrame>,
     },
     /// The connection is gone (the client closed it, or it broke).
     Closed { conn: ConnId },
@@ -53,13 +55,20 @@ pub enum ToSequencer {
     },
 }
 
+/// One request frame. `body` is an error when the frame could not be decoded
+/// for its opcode; the sequencer answers it in request order.
+#[derive(Debug)]
+pub struct RequestFrame {
+    pub xid: i32,
+    pub op: i32,
+    pub body: Result<Request, DecodeError>,
+}
+
 #[derive(Debug)]
 pub enum OutFrame {
-    /// The reply to one request (counts against the connection's outstanding requests).
-    Reply(Vec<u8>),
-    /// A frame that answers no counted request: a watch notification or the
-    /// handshake reply.
-    Notification(Vec<u8>),
+    /// Whole frames in order (replies and notifications); `replies` of them
+    /// answer counted requests.
+    Frames { bytes: Vec<u8>, replies: usize },
     /// Write what is queued, then close the connection.
     Close,
 }

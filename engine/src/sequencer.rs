@@ -90,6 +90,9 @@ pub struct Connection {
     pub last_zxid: i64,
     /// Set once the connection is being closed; later requests are dropped.
     pub closing: bool,
+    /// Frames produced this turn, sent as one batch when the turn ends.
+    pub out: Vec<u8>,
+    pub out_replies: usize,
 }
 
 /// A session as the server tracks it (the tree holds the durable part).
@@ -152,6 +155,8 @@ pub struct Sequencer {
     /// The next batch starts a new log segment (a snapshot began).
     roll_pending: bool,
     random: SmallRng,
+    /// Connections with output waiting for the end of the turn.
+    dirty: Vec<ConnId>,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -215,6 +220,7 @@ impl Sequencer {
             snapshot: None,
             roll_pending: false,
             random,
+            dirty: Vec::new(),
         }
     }
 
@@ -287,6 +293,7 @@ impl Sequencer {
             }
             self.pump_snapshot();
             self.submit_batch();
+            self.flush_outputs();
         }
     }
 
@@ -298,17 +305,14 @@ impl Sequencer {
                 request,
                 outbox,
             } => self.on_connect(conn, peer, request, outbox),
-            ToSequencer::Request {
-                conn,
-                xid,
-                op,
-                body,
-            } => {
-                self.stats.packets_received += 1;
+            ToSequencer::Requests { conn, requests } => {
+                self.stats.packets_received += requests.len() as u64;
                 if let Some(c) = self.conns.get_mut(&conn) {
-                    c.received += 1;
+                    c.received += requests.len() as u64;
                 }
-                requests::on_request(self, conn, xid, op, body);
+                for request in requests {
+                    requests::on_request(self, conn, request.xid, request.op, request.body);
+                }
                 self.drain(conn);
             }
             ToSequencer::Closed { conn } => self.on_closed(conn),
@@ -343,6 +347,8 @@ impl Sequencer {
             sent: 0,
             last_zxid: 0,
             closing: false,
+            out: Vec::new(),
+            out_replies: 0,
         };
         if request.last_zxid_seen > self.zxid_applied() {
             warn!(%peer, client_zxid = format!("0x{:x}", request.last_zxid_seen),
@@ -420,9 +426,10 @@ impl Sequencer {
                 password: vec![0; PASSWORD_LENGTH],
                 read_only: request.read_only.map(|_| false),
             };
-            let _ = connection
-                .outbox
-                .try_send(OutFrame::Notification(frame_of(&response)));
+            let _ = connection.outbox.try_send(OutFrame::Frames {
+                bytes: frame_of(&response),
+                replies: 1,
+            });
             let _ = connection.outbox.try_send(OutFrame::Close);
             return;
         }
@@ -466,6 +473,7 @@ impl Sequencer {
 
     /// Asks a connection to close after what is queued; it reports `Closed` back.
     pub(crate) fn close_conn(&mut self, conn: ConnId) {
+        self.flush_output(conn);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.closing = true;
             let _ = c.outbox.try_send(OutFrame::Close);
@@ -906,7 +914,7 @@ impl Sequencer {
                 path: event.path.clone(),
             };
             let frame = encode_notification(event.zxid, &notification);
-            self.send(conn, OutFrame::Notification(frame));
+            self.send(conn, frame, false);
         }
     }
 
@@ -955,7 +963,7 @@ impl Sequencer {
                 Some(_) => c.queue.pop_front().expect("front exists"),
             };
             match ready {
-                Pending::Ready(frame) => self.send(conn, OutFrame::Reply(frame)),
+                Pending::Ready(frame) => self.send(conn, frame, true),
                 Pending::Read {
                     xid,
                     op,
@@ -964,7 +972,7 @@ impl Sequencer {
                 } => {
                     let frame = requests::answer_read(self, conn, xid, op, request);
                     self.stats.record_latency(received.elapsed());
-                    self.send(conn, OutFrame::Reply(frame));
+                    self.send(conn, frame, true);
                 }
                 Pending::Sync {
                     xid,
@@ -976,7 +984,7 @@ impl Sequencer {
                     let frame =
                         encode_reply(xid, self.zxid_applied(), ErrorCode::Ok, Some(&response));
                     self.stats.record_latency(received.elapsed());
-                    self.send(conn, OutFrame::Reply(frame));
+                    self.send(conn, frame, true);
                 }
                 Pending::Close => {
                     self.close_conn(conn);
@@ -987,21 +995,49 @@ impl Sequencer {
         }
     }
 
-    /// Queues a frame for a connection; a connection that cannot take it is not
-    /// reading its replies and is closed.
-    pub(crate) fn send(&mut self, conn: ConnId, frame: OutFrame) {
+    /// Adds a frame to the connection's output for this turn (`reply`: it
+    /// answers a counted request).
+    pub(crate) fn send(&mut self, conn: ConnId, frame: Vec<u8>, reply: bool) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let is_reply = matches!(frame, OutFrame::Reply(_));
-        match c.outbox.try_send(frame) {
-            Ok(()) => {
-                if is_reply {
-                    c.sent += 1;
-                    c.last_zxid = self.tree.last_processed_zxid();
-                    self.stats.packets_sent += 1;
-                }
-            }
+        if c.out.is_empty() {
+            self.dirty.push(conn);
+        }
+        if c.out.is_empty() && frame.capacity() >= 4096 {
+            c.out = frame;
+        } else {
+            c.out.extend_from_slice(&frame);
+        }
+        if reply {
+            c.out_replies += 1;
+            c.sent += 1;
+            c.last_zxid = self.tree.last_processed_zxid();
+            self.stats.packets_sent += 1;
+        }
+    }
+
+    /// Hands every connection its output of this turn as one message. A
+    /// connection that cannot take it is not reading its replies and is closed.
+    fn flush_outputs(&mut self) {
+        for conn in std::mem::take(&mut self.dirty) {
+            self.flush_output(conn);
+        }
+    }
+
+    fn flush_output(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if c.out.is_empty() {
+            return;
+        }
+        let frames = OutFrame::Frames {
+            bytes: std::mem::take(&mut c.out),
+            replies: std::mem::take(&mut c.out_replies),
+        };
+        match c.outbox.try_send(frames) {
+            Ok(()) => {}
             Err(async_channel::TrySendError::Full(_)) => {
                 warn!(peer = %c.peer, session = format!("0x{:x}", c.session_id),
                     "closing connection: client is not reading its replies");
