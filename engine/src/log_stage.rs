@@ -82,6 +82,8 @@ pub async fn spawn_disk_log(
         LogWriter::open(GlommioFs::new(&settings.dir), settings.writer.clone(), tail).await?;
     let (to_log, batches) = async_channel::bounded::<LogBatch>(1);
     let (report_sender, reports) = async_channel::bounded(1);
+    let segment_bytes = settings.writer.segment_bytes;
+    glommio::spawn_local(keep_spare_ready(settings.dir.clone(), segment_bytes)).detach();
     glommio::spawn_local(run_disk_log(writer, settings, batches, report_sender)).detach();
     Ok(LogHandle { to_log, reports })
 }
@@ -118,18 +120,32 @@ async fn run_disk_log(
         if reports.send(report).await.is_err() {
             return;
         }
-        // Idle: get the next segment ready so that switching does not stall a batch.
-        if batches.is_empty() {
-            if let Err(err) = writer.ensure_spare().await {
-                error!(dir = %settings.dir.display(), %err, "preparing the next log segment failed");
-                let _ = reports
-                    .send(LogReport::Failed {
-                        reason: err.to_string(),
-                    })
-                    .await;
-                return;
+    }
+}
+
+/// How often the spare keeper looks for a ready spare segment.
+const SPARE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Keeps one zero-filled spare segment ready beside the log, in a task of its
+/// own so that the log writer never waits for 64 MiB of zeros at a segment
+/// switch (it prepares one inline only if this task has fallen behind).
+async fn keep_spare_ready(dir: std::path::PathBuf, segment_bytes: u64) {
+    let fs = GlommioFs::new(&dir);
+    loop {
+        let ready = std::fs::read_dir(&dir).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).any(|entry| {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("spare.") && !name.ends_with(".tmp")
+            })
+        });
+        if !ready {
+            if let Err(err) = wal::prepare_spare(&fs, segment_bytes).await {
+                warn!(dir = %dir.display(), %err,
+                    "preparing a spare log segment failed; the writer will make one when it needs it");
             }
         }
+        glommio::timer::sleep(SPARE_CHECK_INTERVAL).await;
     }
 }
 

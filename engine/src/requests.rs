@@ -40,10 +40,10 @@ pub fn on_request(
         // After closeSession nothing more is answered; the connection closes
         // once that reply is out, as ZooKeeper's does.
         Some(session) if session.closing => return,
-        Some(session) => session.last_active = Instant::now(),
+        Some(session) => session.last_active = seq.clock,
         None => {}
     }
-    let received = Instant::now();
+    let received = seq.clock;
     let request = match body {
         Ok(request) => request,
         // Opcodes ZooKeeper uses internally are valid request types there:

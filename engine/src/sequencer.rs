@@ -157,6 +157,10 @@ pub struct Sequencer {
     random: SmallRng,
     /// Connections with output waiting for the end of the turn.
     dirty: Vec<ConnId>,
+    /// The time at the start of this turn (one clock read per turn, not per
+    /// request), monotonic and as wall-clock milliseconds for txn headers.
+    pub(crate) clock: Instant,
+    pub(crate) clock_ms: i64,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -221,6 +225,8 @@ impl Sequencer {
             roll_pending: false,
             random,
             dirty: Vec::new(),
+            clock: now,
+            clock_ms: now_ms(),
         }
     }
 
@@ -241,6 +247,8 @@ impl Sequencer {
         let mut next_tick = Instant::now() + tick;
         loop {
             let now = Instant::now();
+            self.clock = now;
+            self.clock_ms = now_ms();
             if now >= next_tick {
                 self.on_tick();
                 next_tick = now + tick;
@@ -577,7 +585,7 @@ impl Sequencer {
             return Err(tree::PrepareError::Op(ErrorCode::SystemError));
         }
         let zxid = self.zxid_prepared + 1;
-        let time_ms = now_ms();
+        let time_ms = self.clock_ms;
         let caller = tree::Caller { session_id, auth };
         let txn = match self.tree.prepare(&caller, op, zxid) {
             Err(tree::PrepareError::Op(ErrorCode::BadArguments))
@@ -605,7 +613,7 @@ impl Sequencer {
             return None;
         }
         let codes = codes.iter().map(|code| code.code()).collect();
-        Some(self.enqueue(session_id, cxid, now_ms(), Txn::Failed { codes }))
+        Some(self.enqueue(session_id, cxid, self.clock_ms, Txn::Failed { codes }))
     }
 
     /// Gives a prepared txn the next zxid and puts it in the current batch;
@@ -850,7 +858,8 @@ impl Sequencer {
                 received,
             } => {
                 let frame = requests::write_reply(xid, header.zxid, &shape, &applied.result);
-                self.stats.record_latency(received.elapsed());
+                self.stats
+                    .record_latency(self.clock.saturating_duration_since(received));
                 self.complete(conn, header.zxid, frame);
                 if shape.op == OpCode::CloseSession {
                     self.finish_session(header.session_id);
@@ -971,7 +980,8 @@ impl Sequencer {
                     received,
                 } => {
                     let frame = requests::answer_read(self, conn, xid, op, request);
-                    self.stats.record_latency(received.elapsed());
+                    self.stats
+                        .record_latency(self.clock.saturating_duration_since(received));
                     self.send(conn, frame, true);
                 }
                 Pending::Sync {
@@ -983,7 +993,8 @@ impl Sequencer {
                     let response = Response::Sync(proto::ops::SyncResponse { path });
                     let frame =
                         encode_reply(xid, self.zxid_applied(), ErrorCode::Ok, Some(&response));
-                    self.stats.record_latency(received.elapsed());
+                    self.stats
+                        .record_latency(self.clock.saturating_duration_since(received));
                     self.send(conn, frame, true);
                 }
                 Pending::Close => {

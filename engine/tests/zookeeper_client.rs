@@ -297,7 +297,18 @@ async fn sessions_expire_and_reconnect_with_id_and_password() {
     let (_, stat) = resumed.get_data("/mine").await.unwrap();
     assert_eq!(stat.ephemeral_owner, session.id().0);
     drop(resumed);
-    // Closing the resumed client closed the session: the id is no longer valid.
+    // Closing the resumed client closes the session (asynchronously: wait for
+    // its ephemeral to go, or a reconnect could win the race and resume it).
+    let observer = connect(&server).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while observer.check_stat("/mine").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "closeSession did not take effect"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The id is no longer valid.
     let err = zk::Client::connector()
         .with_session(session)
         .connect(&server.address())

@@ -167,6 +167,10 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Most replies (headers, stats, paths) fit in this many bytes, so building
+/// one does not reallocate.
+const FRAME_CAPACITY_DEFAULT: usize = 192;
+
 /// Appends jute values to a byte vector.
 #[derive(Debug, Default, Clone)]
 pub struct Writer {
@@ -187,7 +191,14 @@ impl Writer {
     /// Starts a length-prefixed frame: reserves 4 bytes that
     /// [`Writer::finish_frame`] fills in.
     pub fn begin_frame() -> Self {
-        Self { buf: vec![0; 4] }
+        Self::begin_frame_with_capacity(FRAME_CAPACITY_DEFAULT)
+    }
+
+    /// Like [`Writer::begin_frame`], sized for a body of about `capacity` bytes.
+    pub fn begin_frame_with_capacity(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(4 + capacity);
+        buf.extend_from_slice(&[0; 4]);
+        Self { buf }
     }
 
     /// Fills in the frame length reserved by [`Writer::begin_frame`].

@@ -664,7 +664,11 @@ impl Response {
 
 /// A whole reply frame: length, ReplyHeader, and the body only when `err` is OK.
 pub fn encode_reply(xid: i32, zxid: i64, err: ErrorCode, body: Option<&Response>) -> Vec<u8> {
-    let mut w = Writer::begin_frame();
+    let data_bytes = match body {
+        Some(Response::GetData(r)) => r.data.as_ref().map_or(0, Vec::len),
+        _ => 0,
+    };
+    let mut w = Writer::begin_frame_with_capacity(160 + data_bytes);
     ReplyHeader {
         xid,
         zxid,

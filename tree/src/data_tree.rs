@@ -17,6 +17,7 @@
 //! as ZooKeeper's FinalRequestProcessor does.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use proto::ops::Data;
 use proto::{perms, Acl, AddWatchMode, ErrorCode, EventType, Stat, WatcherType};
@@ -27,7 +28,7 @@ use crate::path;
 use crate::prepare::Overlay;
 use crate::txn::{Txn, TxnHeader};
 use crate::watch::{WatchEvent, WatchManager};
-use crate::HashMap;
+use crate::{HashMap, HashSet};
 
 /// Who is asking: the session and every identity its connection proved.
 #[derive(Debug, Clone, Copy)]
@@ -96,6 +97,9 @@ pub struct DataTree {
     pub(crate) overlay: Overlay,
     /// The largest txn `prepare` may produce.
     pub(crate) txn_bytes_max: usize,
+    /// Interned ACL lists (see `intern_acl`).
+    pub(crate) acls: HashSet<Arc<[Acl]>>,
+    pub(crate) acls_after_sweep: usize,
 }
 
 impl Default for DataTree {
@@ -109,17 +113,17 @@ impl DataTree {
     /// `/zookeeper/quota` and the read-only `/zookeeper/config`.
     pub fn new() -> DataTree {
         let mut tree = DataTree::empty();
-        let mut root = Node::new(Some(Vec::new()), Acl::open_unsafe(), 0, 0, 0);
+        let mut root = Node::new(Some(Vec::new()), Acl::open_unsafe().into(), 0, 0, 0);
         root.children.insert("zookeeper".into());
-        let mut zookeeper = Node::new(Some(Vec::new()), Acl::open_unsafe(), 0, 0, 0);
+        let mut zookeeper = Node::new(Some(Vec::new()), Acl::open_unsafe().into(), 0, 0, 0);
         zookeeper.children.insert("quota".into());
         zookeeper.children.insert("config".into());
-        let quota = Node::new(Some(Vec::new()), Acl::open_unsafe(), 0, 0, 0);
+        let quota = Node::new(Some(Vec::new()), Acl::open_unsafe().into(), 0, 0, 0);
         let read_only = vec![Acl {
             perms: perms::READ,
             id: proto::Id::new("world", "anyone"),
         }];
-        let mut config = Node::new(Some(Vec::new()), read_only, 0, 0, 0);
+        let mut config = Node::new(Some(Vec::new()), read_only.into(), 0, 0, 0);
         // DataTree.addConfigNode sets the ACL with version -1, which becomes the aversion.
         config.aversion = -1;
         for (path, node) in [
@@ -148,6 +152,8 @@ impl DataTree {
             extended_types_enabled: false,
             overlay: Overlay::default(),
             txn_bytes_max: usize::MAX,
+            acls: HashSet::default(),
+            acls_after_sweep: 0,
         }
     }
 
@@ -317,7 +323,7 @@ impl DataTree {
         }
         let node = Node::new(
             new.data.clone(),
-            new.acl.to_vec(),
+            self.intern_acl(new.acl),
             zxid,
             time_ms,
             new.ephemeral_owner,
@@ -400,11 +406,28 @@ impl DataTree {
     }
 
     fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
+        let acl = self.intern_acl(acl);
         self.update_node(path, |node| {
-            node.acl = acl.to_vec();
+            node.acl = acl;
             node.aversion = version;
             node.stat()
         })
+    }
+
+    /// The shared copy of an ACL list, so that a million nodes with the same
+    /// ACL hold it once (ZooKeeper's ReferenceCountedACLCache). Copies no
+    /// node uses any more are dropped whenever the table has doubled.
+    pub(crate) fn intern_acl(&mut self, acl: &[Acl]) -> Arc<[Acl]> {
+        if let Some(shared) = self.acls.get(acl) {
+            return Arc::clone(shared);
+        }
+        if self.acls.len() >= self.acls_after_sweep.max(64) * 2 {
+            self.acls.retain(|shared| Arc::strong_count(shared) > 1);
+            self.acls_after_sweep = self.acls.len();
+        }
+        let shared: Arc<[Acl]> = acl.into();
+        self.acls.insert(Arc::clone(&shared));
+        shared
     }
 
     /// Changes a node in place, keeping the tree digest up to date.

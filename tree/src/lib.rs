@@ -29,6 +29,8 @@ pub mod watch;
 /// The hash map used on the request path: ahash, randomly seeded, so that
 /// crafted paths cannot degrade it.
 pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+/// The set counterpart of [`HashMap`].
+pub type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 pub use data_tree::{Applied, Caller, DataTree, MultiOpResult, TxnResult, WatchLists};
 pub use prepare::{PrepareError, WriteOp};

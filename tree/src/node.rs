@@ -2,8 +2,11 @@
 
 use std::collections::BTreeSet;
 
+use std::sync::Arc;
+
 use proto::ops::Data;
 use proto::{Acl, Stat};
+use xxhash_rust::xxh3::Xxh3;
 
 /// `ephemeralOwner` of a container node.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -46,7 +49,8 @@ pub fn ttl_owner(ttl_ms: i64) -> i64 {
 pub struct Node {
     /// `None` when the client wrote jute's null buffer; read back as null.
     pub data: Data,
-    pub acl: Vec<Acl>,
+    /// Shared: nodes with equal ACLs hold one copy (see `DataTree::intern_acl`).
+    pub acl: Arc<[Acl]>,
     pub czxid: i64,
     pub mzxid: i64,
     pub ctime: i64,
@@ -63,7 +67,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(data: Data, acl: Vec<Acl>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
+    pub fn new(data: Data, acl: Arc<[Acl]>, zxid: i64, time_ms: i64, ephemeral_owner: i64) -> Node {
         Node {
             data,
             acl,
@@ -110,55 +114,39 @@ impl Node {
         }
     }
 
-    /// A 64-bit FNV-1a digest of the node's path, data, ACL and stored stat
+    /// A 64-bit digest (xxh3) of the node's path, data, ACL and stored stat
     /// (children are covered by their own digests). The tree digest is the
     /// wrapping sum of these, so it can be kept up to date change by change.
     pub fn digest(&self, path: &str) -> u64 {
-        let mut hash = Fnv::new();
-        hash.bytes(path.as_bytes());
-        hash.bytes(&[0]);
-        hash.bytes(&[u8::from(self.data.is_some())]);
-        hash.bytes(self.data.as_deref().unwrap_or_default());
-        for entry in &self.acl {
-            hash.bytes(&entry.perms.to_be_bytes());
-            hash.bytes(entry.id.scheme.as_bytes());
-            hash.bytes(&[0]);
-            hash.bytes(entry.id.id.as_bytes());
-            hash.bytes(&[0]);
+        let mut hash = Xxh3::new();
+        hash.update(path.as_bytes());
+        hash.update(&[0, u8::from(self.data.is_some())]);
+        hash.update(self.data.as_deref().unwrap_or_default());
+        for entry in self.acl.iter() {
+            hash.update(&entry.perms.to_be_bytes());
+            hash.update(entry.id.scheme.as_bytes());
+            hash.update(&[0]);
+            hash.update(entry.id.id.as_bytes());
+            hash.update(&[0]);
         }
-        for value in [
+        let mut fixed = [0u8; 6 * 8 + 3 * 4];
+        let longs = [
             self.czxid,
             self.mzxid,
             self.ctime,
             self.mtime,
             self.ephemeral_owner,
             self.pzxid,
-        ] {
-            hash.bytes(&value.to_be_bytes());
+        ];
+        let ints = [self.version, self.cversion, self.aversion];
+        for (slot, value) in fixed.chunks_exact_mut(8).zip(longs) {
+            slot.copy_from_slice(&value.to_be_bytes());
         }
-        for value in [self.version, self.cversion, self.aversion] {
-            hash.bytes(&value.to_be_bytes());
+        for (slot, value) in fixed[48..].chunks_exact_mut(4).zip(ints) {
+            slot.copy_from_slice(&value.to_be_bytes());
         }
-        hash.finish()
-    }
-}
-
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn bytes(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 ^= u64::from(*byte);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
+        hash.update(&fixed);
+        hash.digest()
     }
 }
 
@@ -169,12 +157,12 @@ mod tests {
     #[test]
     fn reported_cversion_counts_creates_and_deletes() {
         // ZooKeeper: /zookeeper (two children created at start-up, stored cversion 0) reports -2.
-        let mut node = Node::new(None, vec![], 0, 0, 0);
+        let mut node = Node::new(None, Vec::new().into(), 0, 0, 0);
         node.children.insert("config".into());
         node.children.insert("quota".into());
         assert_eq!(node.stat().cversion, -2);
         // One child created then deleted: stored 1, reported 2.
-        let mut node = Node::new(None, vec![], 0, 0, 0);
+        let mut node = Node::new(None, Vec::new().into(), 0, 0, 0);
         node.cversion = 1;
         assert_eq!(node.stat().cversion, 2);
     }

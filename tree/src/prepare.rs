@@ -22,6 +22,7 @@
 //! one ZooKeeper would report.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use proto::ops::Data;
 use proto::{perms, Acl, CreateMode, ErrorCode};
@@ -89,7 +90,7 @@ pub enum PrepareError {
 /// What prepare needs to know of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Shadow {
-    acl: Vec<Acl>,
+    acl: Arc<[Acl]>,
     version: i32,
     aversion: i32,
     /// Stored cversion: the number of children ever created.
@@ -288,7 +289,7 @@ fn prepare_one(
             let mut node = staging.record(path)?;
             acl::check(&node.acl, perms::ADMIN, caller.auth)?;
             node.aversion = next_version(node.aversion, *version)?;
-            node.acl = fixed.clone();
+            node.acl = fixed.as_slice().into();
             let txn = Txn::SetAcl {
                 path: path.clone(),
                 acl: fixed,
@@ -374,7 +375,7 @@ fn create(
     staging.put(
         &path,
         Some(Shadow {
-            acl: fixed_acl.clone(),
+            acl: fixed_acl.as_slice().into(),
             version: 0,
             aversion: 0,
             cversion: 0,

@@ -29,7 +29,7 @@
 use std::collections::btree_set::Range;
 use std::ops::Bound;
 
-use proto::{read_records, write_records, DecodeError, Reader, Writer};
+use proto::{read_records, write_records, Acl, DecodeError, Reader, Writer};
 use thiserror::Error;
 
 use crate::data_tree::DataTree;
@@ -193,7 +193,8 @@ impl DataTree {
             if !marker {
                 break;
             }
-            let (path, node) = read_node(&mut r).map_err(|e| decode(&r, e))?;
+            let (path, mut node, acl) = read_node(&mut r).map_err(|e| decode(&r, e))?;
+            node.acl = tree.intern_acl(&acl);
             load_node(&mut tree, path, node)?;
         }
         r.finish().map_err(|e| decode(&r, e))?;
@@ -217,11 +218,11 @@ fn write_node(w: &mut Writer, path: &str, node: &Node) {
     w.write_i64(node.pzxid);
 }
 
-fn read_node(r: &mut Reader<'_>) -> Result<(String, Node), DecodeError> {
+fn read_node(r: &mut Reader<'_>) -> Result<(String, Node, Vec<Acl>), DecodeError> {
     let path = r.read_ustring()?;
     let data = r.read_buffer_opt()?.map(<[u8]>::to_vec);
     let acl = read_records(r)?;
-    let mut node = Node::new(data, acl, 0, 0, 0);
+    let mut node = Node::new(data, Vec::new().into(), 0, 0, 0);
     node.czxid = r.read_i64()?;
     node.mzxid = r.read_i64()?;
     node.ctime = r.read_i64()?;
@@ -231,7 +232,7 @@ fn read_node(r: &mut Reader<'_>) -> Result<(String, Node), DecodeError> {
     node.aversion = r.read_i32()?;
     node.ephemeral_owner = r.read_i64()?;
     node.pzxid = r.read_i64()?;
-    Ok((path, node))
+    Ok((path, node, acl))
 }
 
 fn load_node(tree: &mut DataTree, path: String, node: Node) -> Result<(), SnapshotError> {
