@@ -67,6 +67,9 @@ struct Args {
     sweep_workload: String,
     #[arg(long, value_delimiter = ',')]
     sweep: Vec<usize>,
+    /// Requests in flight per session in the sweep.
+    #[arg(long, default_value_t = 1)]
+    sweep_outstanding: usize,
     /// The sweep's throughput-latency plot (both servers).
     #[arg(long)]
     svg: Option<PathBuf>,
@@ -135,7 +138,7 @@ fn plan(args: &Args) -> Result<Vec<Case>, String> {
         cases.extend(harness::sweep_cases(
             workload,
             &args.sweep,
-            args.outstanding,
+            args.sweep_outstanding,
             length,
         ));
     }
