@@ -123,6 +123,10 @@ async fn run_disk_log(
     }
 }
 
+/// A snapshot rolls the log only once the current segment is at least this
+/// fraction (1/n) full.
+const ROLL_FILL_MIN_DIVISOR: u64 = 4;
+
 /// How often the spare keeper looks for a ready spare segment.
 const SPARE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -156,7 +160,14 @@ async fn write_batch(
     batch: LogBatch,
 ) -> Result<LogReport, WalError> {
     let started = Instant::now();
-    if batch.roll_first {
+    // A snapshot began: start a new segment so that older ones can later be
+    // purged whole — unless the current one is still mostly empty, where a
+    // roll would only zero-fill another 64 MiB (purge keeps whichever
+    // segment holds the snapshot's next zxid either way).
+    let worth_rolling = writer
+        .segment_fill()
+        .is_none_or(|(used, capacity)| used >= capacity / ROLL_FILL_MIN_DIVISOR);
+    if batch.roll_first && worth_rolling {
         writer.roll();
     }
     let (mut records, mut record_bytes) = (0usize, 0u64);

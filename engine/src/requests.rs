@@ -77,10 +77,10 @@ pub fn on_request(
         Request::Auth(packet) => on_auth(seq, conn, xid, packet),
         Request::Sync(sync) => seq.register_sync(conn, xid, sync.path, received),
         Request::Reconfig(_) => push_error(seq, conn, xid, ErrorCode::Unimplemented),
-        request => match write_op(&request) {
-            Some(Ok(write)) => on_write(seq, conn, xid, ReplyShape::of(&request), write, received),
-            Some(Err(code)) => push_error(seq, conn, xid, code),
-            None => push(
+        request => match classify(request) {
+            Classified::Write(shape, write) => on_write(seq, conn, xid, shape, write, received),
+            Classified::Malformed(code) => push_error(seq, conn, xid, code),
+            Classified::Read(request) => push(
                 seq,
                 conn,
                 Pending::Read {
@@ -217,62 +217,76 @@ fn refuse(
     }
 }
 
-/// The tree operation a write request asks for; `None` for reads; an error
-/// code for a request that is malformed in a way the codec cannot see.
-fn write_op(request: &Request) -> Option<Result<WriteOp, ErrorCode>> {
+/// What a request turned out to be.
+enum Classified {
+    /// A write: the tree op it asks for and the shape of its reply.
+    Write(ReplyShape, WriteOp),
+    /// A write malformed in a way the codec cannot see.
+    Malformed(ErrorCode),
+    /// Not a write: answered from the tree when its turn comes.
+    Read(Request),
+}
+
+/// Sorts a request, taking it by value so that paths and data move into the
+/// tree op rather than being copied.
+fn classify(request: Request) -> Classified {
+    let shape = ReplyShape::of(&request);
     let op = match request {
         Request::Create(r) | Request::Create2(r) => {
-            create(&r.path, &r.data, &r.acl, r.flags, -1, false)
+            create(r.path, r.data, r.acl, r.flags, -1, false)
         }
-        Request::CreateContainer(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, true),
-        Request::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, false),
+        Request::CreateContainer(r) => create(r.path, r.data, r.acl, r.flags, -1, true),
+        Request::CreateTtl(r) => create(r.path, r.data, r.acl, r.flags, r.ttl, false),
         Request::Delete(r) => Ok(WriteOp::Delete {
-            path: r.path.clone(),
+            path: r.path,
             version: r.version,
         }),
         Request::SetData(r) => Ok(WriteOp::SetData {
-            path: r.path.clone(),
-            data: r.data.clone(),
+            path: r.path,
+            data: r.data,
             version: r.version,
         }),
         Request::SetAcl(r) => Ok(WriteOp::SetAcl {
-            path: r.path.clone(),
-            acl: r.acl.clone(),
+            path: r.path,
+            acl: r.acl,
             version: r.version,
         }),
         Request::Check(r) => Ok(WriteOp::Check {
-            path: r.path.clone(),
+            path: r.path,
             version: r.version,
         }),
         Request::CloseSession => Ok(WriteOp::CloseSession),
         Request::Multi(ops) => ops
-            .iter()
+            .into_iter()
             .map(multi_op)
             .collect::<Result<Vec<_>, _>>()
             .map(WriteOp::Multi),
-        _ => return None,
+        request => return Classified::Read(request),
     };
-    Some(op)
+    match op {
+        Ok(op) => Classified::Write(shape, op),
+        Err(code) => Classified::Malformed(code),
+    }
 }
 
-fn multi_op(op: &MultiOp) -> Result<WriteOp, ErrorCode> {
+fn multi_op(op: MultiOp) -> Result<WriteOp, ErrorCode> {
     match op {
         MultiOp::Create(r) | MultiOp::Create2(r) => {
-            create(&r.path, &r.data, &r.acl, r.flags, -1, false)
+            create(r.path, r.data, r.acl, r.flags, -1, false)
         }
-        MultiOp::CreateContainer(r) => create(&r.path, &r.data, &r.acl, r.flags, -1, true),
-        MultiOp::CreateTtl(r) => create(&r.path, &r.data, &r.acl, r.flags, r.ttl, false),
+        MultiOp::CreateContainer(r) => create(r.path, r.data, r.acl, r.flags, -1, true),
+        MultiOp::CreateTtl(r) => create(r.path, r.data, r.acl, r.flags, r.ttl, false),
         MultiOp::Delete(r) => Ok(WriteOp::Delete {
-            path: r.path.clone(),
+            path: r.path,
             version: r.version,
         }),
         MultiOp::SetData(r) => Ok(WriteOp::SetData {
-            path: r.path.clone(),
-            data: r.data.clone(),
+            path: r.path,
+            data: r.data,
             version: r.version,
         }),
         MultiOp::Check(r) => Ok(WriteOp::Check {
-            path: r.path.clone(),
+            path: r.path,
             version: r.version,
         }),
         MultiOp::GetData(_) | MultiOp::GetChildren(_) => Err(ErrorCode::BadArguments),
@@ -283,9 +297,9 @@ fn multi_op(op: &MultiOp) -> Result<WriteOp, ErrorCode> {
 /// createContainer opcode; TTL modes without createTTL's TTL fail in the
 /// tree's validation (BADARGUMENTS, or UNIMPLEMENTED when TTLs are off).
 fn create(
-    path: &str,
-    data: &proto::ops::Data,
-    acl: &[proto::Acl],
+    path: String,
+    data: proto::ops::Data,
+    acl: Vec<proto::Acl>,
     flags: i32,
     ttl_ms: i64,
     container: bool,
@@ -299,9 +313,9 @@ fn create(
         mode => mode,
     };
     Ok(WriteOp::Create {
-        path: path.to_string(),
-        data: data.clone(),
-        acl: acl.to_vec(),
+        path,
+        data,
+        acl,
         mode,
         ttl_ms,
     })

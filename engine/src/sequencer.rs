@@ -42,6 +42,9 @@ use crate::storage::{SnapshotSchedule, SnapshotThread};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+/// After a snapshot that took `d`, the next one waits until `d * factor` has passed.
+const SNAPSHOT_GAP_FACTOR: u32 = 2;
+
 /// Messages handled per wake-up before the batch goes to the log, so one busy
 /// inbox cannot starve the log of work.
 const INBOX_DRAIN_MAX: usize = 4096;
@@ -154,6 +157,8 @@ pub struct Sequencer {
     snapshot: Option<(SnapshotThread, tree::SnapshotCursor)>,
     /// The next batch starts a new log segment (a snapshot began).
     roll_pending: bool,
+    /// No snapshot starts before this (see `start_snapshot`).
+    snapshot_allowed_at: Instant,
     random: SmallRng,
     /// Connections with output waiting for the end of the turn.
     dirty: Vec<ConnId>,
@@ -223,6 +228,7 @@ impl Sequencer {
             snapshots,
             snapshot: None,
             roll_pending: false,
+            snapshot_allowed_at: now,
             random,
             dirty: Vec::new(),
             clock: now,
@@ -627,8 +633,7 @@ impl Sequencer {
             zxid,
             time_ms,
         };
-        let mut payload = header.encode();
-        payload.extend_from_slice(&txn.encode());
+        let payload = tree::encode_record(&header, &txn);
         self.batch_bytes += payload.len();
         self.batch.push(LogRecord { zxid, payload });
         self.in_flight.push_back(InFlight {
@@ -647,8 +652,15 @@ impl Sequencer {
         if let Some((thread, _)) = &self.snapshot {
             warn!(
                 zxid = format!("0x{:x}", thread.zxid()),
-                "too busy to snapshot: the previous snapshot is still being written"
+                "too busy to snapshot: the previous snapshot is still being written; skipping"
             );
+            self.snapshots.restart(self.random.gen());
+            return;
+        }
+        // Under a heavy write load the count rule would snapshot back to back;
+        // leave the sequencer free at least twice as long as the last
+        // snapshot took (the log keeps everything meanwhile).
+        if self.clock < self.snapshot_allowed_at {
             return;
         }
         let (header, cursor) = self.tree.snapshot_begin();
@@ -685,6 +697,7 @@ impl Sequencer {
         let Some((result, elapsed)) = thread.poll_done() else {
             return;
         };
+        self.snapshot_allowed_at = self.clock + elapsed * SNAPSHOT_GAP_FACTOR;
         match result {
             Ok(written) => info!(file = %written.file, bytes = written.body_bytes,
                 elapsed_ms = elapsed.as_millis() as u64, "snapshot written"),

@@ -42,11 +42,15 @@ impl TxnHeader {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(Self::ENCODED_LEN);
+        self.encode_into(&mut w);
+        w.into_inner()
+    }
+
+    fn encode_into(&self, w: &mut Writer) {
         w.write_i64(self.session_id);
         w.write_i32(self.cxid);
         w.write_i64(self.zxid);
         w.write_i64(self.time_ms);
-        w.into_inner()
     }
 
     pub fn decode(r: &mut Reader<'_>) -> Result<TxnHeader, DecodeError> {
@@ -99,7 +103,7 @@ pub enum Txn {
 
 impl Txn {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new();
+        let mut w = Writer::with_capacity(self.encoded_len());
         self.encode_into(&mut w);
         w.into_inner()
     }
@@ -263,9 +267,10 @@ impl Txn {
 
 /// A header and txn in one buffer, as the log stores them.
 pub fn encode_record(header: &TxnHeader, txn: &Txn) -> Vec<u8> {
-    let mut bytes = header.encode();
-    bytes.extend_from_slice(&txn.encode());
-    bytes
+    let mut w = Writer::with_capacity(TxnHeader::ENCODED_LEN + txn.encoded_len());
+    header.encode_into(&mut w);
+    txn.encode_into(&mut w);
+    w.into_inner()
 }
 
 /// Splits a log record back into header and txn.

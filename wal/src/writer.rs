@@ -597,6 +597,14 @@ impl<F: LogFs> LogWriter<F> {
     }
 
     /// The file name of the segment being written, if any.
+    /// How much of the current segment is written: (bytes used, capacity).
+    /// `None` before the first segment exists.
+    pub fn segment_fill(&self) -> Option<(u64, u64)> {
+        self.active
+            .as_ref()
+            .map(|active| (active.end, active.capacity))
+    }
+
     pub fn segment_name(&self) -> Option<&str> {
         self.active.as_ref().map(|a| a.name.as_str())
     }
