@@ -66,7 +66,15 @@ pub struct SnapshotWriter {
     out: BufWriter<File>,
     crc: u32,
     body_bytes: u64,
+    /// Body bytes written since the last intermediate fdatasync.
+    unsynced_bytes: u64,
 }
+
+/// A snapshot writer syncs after every this many bytes, so that the page
+/// cache never holds a whole snapshot's worth of dirty pages: flushed all at
+/// once at the end, they would queue in front of the txn log's fdatasyncs on
+/// the same disk and stall write replies for tens of milliseconds.
+pub const SNAPSHOT_SYNC_EVERY_BYTES: u64 = 1 << 20;
 
 impl SnapshotWriter {
     /// Starts `snapshot.<zxid>.tmp` in `dir` (replacing a leftover one).
@@ -89,6 +97,7 @@ impl SnapshotWriter {
             out,
             crc,
             body_bytes: 0,
+            unsynced_bytes: 0,
         })
     }
 
@@ -99,6 +108,17 @@ impl SnapshotWriter {
             .map_err(|e| WalError::io("write", self.tmp.display(), e))?;
         self.crc = crc32c::crc32c_append(self.crc, bytes);
         self.body_bytes += bytes.len() as u64;
+        self.unsynced_bytes += bytes.len() as u64;
+        if self.unsynced_bytes >= SNAPSHOT_SYNC_EVERY_BYTES {
+            self.unsynced_bytes = 0;
+            self.out
+                .flush()
+                .map_err(|e| WalError::io("write", self.tmp.display(), e))?;
+            self.out
+                .get_ref()
+                .sync_data()
+                .map_err(|e| WalError::io("fdatasync", self.tmp.display(), e))?;
+        }
         Ok(())
     }
 
