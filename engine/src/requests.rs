@@ -231,28 +231,18 @@ enum Classified {
 /// tree op rather than being copied.
 fn classify(request: Request) -> Classified {
     let shape = ReplyShape::of(&request);
+    // The kinds a multi may hold map through `multi_op`, so each mapping is written once.
     let op = match request {
-        Request::Create(r) | Request::Create2(r) => {
-            create(r.path, r.data, r.acl, r.flags, -1, false)
-        }
-        Request::CreateContainer(r) => create(r.path, r.data, r.acl, r.flags, -1, true),
-        Request::CreateTtl(r) => create(r.path, r.data, r.acl, r.flags, r.ttl, false),
-        Request::Delete(r) => Ok(WriteOp::Delete {
-            path: r.path,
-            version: r.version,
-        }),
-        Request::SetData(r) => Ok(WriteOp::SetData {
-            path: r.path,
-            data: r.data,
-            version: r.version,
-        }),
+        Request::Create(r) => multi_op(MultiOp::Create(r)),
+        Request::Create2(r) => multi_op(MultiOp::Create2(r)),
+        Request::CreateContainer(r) => multi_op(MultiOp::CreateContainer(r)),
+        Request::CreateTtl(r) => multi_op(MultiOp::CreateTtl(r)),
+        Request::Delete(r) => multi_op(MultiOp::Delete(r)),
+        Request::SetData(r) => multi_op(MultiOp::SetData(r)),
+        Request::Check(r) => multi_op(MultiOp::Check(r)),
         Request::SetAcl(r) => Ok(WriteOp::SetAcl {
             path: r.path,
             acl: r.acl,
-            version: r.version,
-        }),
-        Request::Check(r) => Ok(WriteOp::Check {
-            path: r.path,
             version: r.version,
         }),
         Request::CloseSession => Ok(WriteOp::CloseSession),
