@@ -72,20 +72,40 @@ pub struct DiskLogSettings {
     pub fsync_warning: Duration,
 }
 
-/// Opens the log writer where recovery left off and starts the log task on
-/// the current executor.
-pub async fn spawn_disk_log(
-    settings: DiskLogSettings,
-    tail: LogTail,
-) -> Result<LogHandle, WalError> {
-    let writer =
-        LogWriter::open(GlommioFs::new(&settings.dir), settings.writer.clone(), tail).await?;
+/// The log task's end of the channels.
+#[derive(Debug)]
+pub struct LogEnd {
+    batches: async_channel::Receiver<LogBatch>,
+    reports: async_channel::Sender<LogReport>,
+}
+
+/// The two ends of the sequencer ↔ log channels. They work across
+/// executors, so the log task may run on another core than the sequencer.
+pub fn log_channels() -> (LogHandle, LogEnd) {
     let (to_log, batches) = async_channel::bounded::<LogBatch>(1);
     let (report_sender, reports) = async_channel::bounded(1);
+    (
+        LogHandle { to_log, reports },
+        LogEnd {
+            batches,
+            reports: report_sender,
+        },
+    )
+}
+
+/// Opens the log writer where recovery left off and starts the log task
+/// (and the spare-segment keeper) on the current executor.
+pub async fn spawn_disk_log(
+    end: LogEnd,
+    settings: DiskLogSettings,
+    tail: LogTail,
+) -> Result<(), WalError> {
+    let writer =
+        LogWriter::open(GlommioFs::new(&settings.dir), settings.writer.clone(), tail).await?;
     let segment_bytes = settings.writer.segment_bytes;
     glommio::spawn_local(keep_spare_ready(settings.dir.clone(), segment_bytes)).detach();
-    glommio::spawn_local(run_disk_log(writer, settings, batches, report_sender)).detach();
-    Ok(LogHandle { to_log, reports })
+    glommio::spawn_local(run_disk_log(writer, settings, end.batches, end.reports)).detach();
+    Ok(())
 }
 
 async fn run_disk_log(

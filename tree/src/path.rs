@@ -17,21 +17,28 @@ pub fn validate(path: &str) -> Result<(), ErrorCode> {
     if path.ends_with('/') {
         return bad;
     }
-    let chars: Vec<char> = path.chars().collect();
-    for (i, &c) in chars.iter().enumerate().skip(1) {
-        let previous = chars[i - 1];
-        let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
-        let refused = c == '\0'
-            || (c == '/' && previous == '/')
-            || (c == '.' && previous == '.' && i >= 2 && chars[i - 2] == '/' && next_is_end)
-            || (c == '.' && previous == '/' && next_is_end)
+    // Components: none empty (no "//"), none "." or "..".
+    if path[1..]
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return bad;
+    }
+    let refused = |c: char| {
+        c == '\0'
             || ('\u{1}'..='\u{1f}').contains(&c)
             || ('\u{7f}'..='\u{9f}').contains(&c)
             || ('\u{e000}'..='\u{f8ff}').contains(&c)
-            || ('\u{fff0}'..='\u{ffff}').contains(&c);
-        if refused {
+            || ('\u{fff0}'..='\u{ffff}').contains(&c)
+    };
+    // Plain ASCII paths (nearly all) need only the byte checks.
+    let ascii_refused = |b: u8| b < 0x20 || b == 0x7f;
+    if path.is_ascii() {
+        if path.bytes().any(ascii_refused) {
             return bad;
         }
+    } else if path.chars().any(refused) {
+        return bad;
     }
     Ok(())
 }
@@ -92,6 +99,40 @@ mod tests {
             "/\u{fffd}",
         ] {
             assert_eq!(validate(path), Err(ErrorCode::BadArguments), "{path:?}");
+        }
+    }
+
+    /// ZooKeeper's character-by-character rule (PathUtils.validatePath), as
+    /// the reference for the component-wise implementation.
+    fn reference(path: &str) -> bool {
+        if !path.starts_with('/') {
+            return false;
+        }
+        if path.len() == 1 {
+            return true;
+        }
+        if path.ends_with('/') {
+            return false;
+        }
+        let chars: Vec<char> = path.chars().collect();
+        !chars.iter().enumerate().skip(1).any(|(i, &c)| {
+            let previous = chars[i - 1];
+            let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
+            c == '\0'
+                || (c == '/' && previous == '/')
+                || (c == '.' && previous == '.' && i >= 2 && chars[i - 2] == '/' && next_is_end)
+                || (c == '.' && previous == '/' && next_is_end)
+                || ('\u{1}'..='\u{1f}').contains(&c)
+                || ('\u{7f}'..='\u{9f}').contains(&c)
+                || ('\u{e000}'..='\u{f8ff}').contains(&c)
+                || ('\u{fff0}'..='\u{ffff}').contains(&c)
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn validate_agrees_with_zookeepers_rule(path in "[/a.\\x00\\x01\\x7fé\u{e000}\u{fff5}]{0,8}") {
+            proptest::prop_assert_eq!(validate(&path).is_ok(), reference(&path), "{:?}", path);
         }
     }
 
