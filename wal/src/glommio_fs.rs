@@ -1,5 +1,13 @@
 //! The production log backend: glommio `DmaFile`s (O_DIRECT, io_uring).
 //!
+//! With [`GlommioFs::with_dsync_writes`], files are opened with `O_DSYNC`: a
+//! write completes only once it is durable (the kernel marks it FUA, or
+//! follows it with a cache flush where the device has no FUA), so
+//! `sync_data` has nothing left to do. A batch then costs one io_uring round
+//! trip instead of a write and an fdatasync: serial creates measured p50
+//! 313 → 233 µs on a virtio disk with a write-back cache, with one device
+//! flush per write either way (`/sys/block/<dev>/stat`, field 16).
+//!
 //! Must be used from inside a glommio `LocalExecutor`. Each write copies the
 //! caller's bytes into a `DmaBuffer` (aligned memory glommio can hand to the
 //! kernel); one memcpy per batch is small next to an fdatasync. Directory
@@ -17,11 +25,37 @@ use crate::fs::{list_dir, rename_no_replace, sync_dir_path, LogFs};
 #[derive(Debug, Clone)]
 pub struct GlommioFs {
     dir: PathBuf,
+    dsync_writes: bool,
 }
 
+/// `O_DSYNC` (Linux, every architecture glommio supports).
+const O_DSYNC: i32 = 0o10000;
+
 impl GlommioFs {
+    /// Files written normally; `sync_data` issues fdatasync.
     pub fn new(dir: impl Into<PathBuf>) -> GlommioFs {
-        GlommioFs { dir: dir.into() }
+        GlommioFs {
+            dir: dir.into(),
+            dsync_writes: false,
+        }
+    }
+
+    /// Files opened with `O_DSYNC`: every write is durable when it completes
+    /// (see the module docs).
+    pub fn with_dsync_writes(dir: impl Into<PathBuf>) -> GlommioFs {
+        GlommioFs {
+            dir: dir.into(),
+            dsync_writes: true,
+        }
+    }
+
+    fn options(&self) -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        if self.dsync_writes {
+            options.custom_flags(O_DSYNC);
+        }
+        options
     }
 }
 
@@ -37,9 +71,7 @@ impl LogFs for GlommioFs {
     }
 
     async fn create(&self, name: &str) -> io::Result<DmaFile> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
+        self.options()
             .create_new(true)
             .dma_open(self.dir.join(name))
             .await
@@ -47,9 +79,7 @@ impl LogFs for GlommioFs {
     }
 
     async fn open(&self, name: &str) -> io::Result<DmaFile> {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
+        self.options()
             .dma_open(self.dir.join(name))
             .await
             .map_err(to_io)
@@ -74,6 +104,10 @@ impl LogFs for GlommioFs {
     }
 
     async fn sync_data(&self, file: &DmaFile) -> io::Result<()> {
+        if self.dsync_writes {
+            // Every write through this file completed durably already.
+            return Ok(());
+        }
         file.fdatasync().await.map_err(to_io)
     }
 

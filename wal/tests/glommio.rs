@@ -1,5 +1,6 @@
 //! The production backend: a real glommio LocalExecutor writes with O_DIRECT
-//! DmaFiles and fdatasync; the std reader recovers every synced record.
+//! DmaFiles, with fdatasync or with O_DSYNC writes; the std reader recovers
+//! every synced record.
 
 mod common;
 
@@ -9,6 +10,15 @@ use wal::{GlommioFs, LogWriter, StdDir};
 
 #[test]
 fn glommio_writer_then_std_recovery() {
+    write_then_recover(|dir| GlommioFs::new(dir));
+}
+
+#[test]
+fn glommio_dsync_writer_then_std_recovery() {
+    write_then_recover(|dir| GlommioFs::with_dsync_writes(dir));
+}
+
+fn write_then_recover(backend: fn(&std::path::Path) -> GlommioFs) {
     let snaps = snapshot_dir(0);
     let log = tempfile::tempdir_in(test_root()).unwrap();
     let (_, tail) = recover_all(snaps.path(), StdDir::new(log.path())).unwrap();
@@ -17,7 +27,7 @@ fn glommio_writer_then_std_recovery() {
         .io_memory(512 * 1024)
         .name("wal-test")
         .spawn(move || async move {
-            let mut writer = LogWriter::open(GlommioFs::new(&log_path), small_config(41), tail)
+            let mut writer = LogWriter::open(backend(&log_path), small_config(41), tail)
                 .await
                 .unwrap();
             writer.ensure_spare().await.unwrap();
