@@ -67,6 +67,11 @@ pub struct Config {
     pub cores: usize,
     /// ferrokeeper's own: io_uring registered-buffer memory per executor.
     pub io_memory_bytes: usize,
+    /// ferrokeeper's own (`ferrokeeper.logSync`): with forceSync on, make log
+    /// batches durable with O_DSYNC writes (`dsync`, one io_uring round trip)
+    /// or with a write and an fdatasync (`fdatasync`). `fk-diskbench --dsync`
+    /// shows which a disk favours.
+    pub log_sync_dsync: bool,
     /// `server.N` lines; kept for the replication work, unused standalone.
     pub servers: BTreeMap<u32, String>,
     /// Keys this version does not act on (warned at start-up).
@@ -108,6 +113,7 @@ impl Default for Config {
             container_check_interval_ms: 60_000,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             io_memory_bytes: 512 * 1024,
+            log_sync_dsync: true,
             servers: BTreeMap::new(),
             unknown: BTreeMap::new(),
         }
@@ -264,6 +270,13 @@ impl Config {
                 "ferrokeeper.ioMemory" => {
                     config.io_memory_bytes = number(value).ok_or_else(|| bad("not a number"))?
                 }
+                "ferrokeeper.logSync" => {
+                    config.log_sync_dsync = match value {
+                        "dsync" => true,
+                        "fdatasync" => false,
+                        _ => return Err(bad("expected dsync or fdatasync")),
+                    }
+                }
                 _ if key.starts_with("server.") => {
                     let id = key["server.".len()..]
                         .parse()
@@ -376,6 +389,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("zoo.cfg:2: clientPort"), "{err}");
+    }
+
+    #[test]
+    fn log_sync_method_is_chosen_or_refused_by_name() {
+        assert!(parse("").unwrap().log_sync_dsync, "O_DSYNC by default");
+        assert!(
+            !parse("ferrokeeper.logSync=fdatasync\n")
+                .unwrap()
+                .log_sync_dsync
+        );
+        let err = parse("ferrokeeper.logSync=sometimes\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ferrokeeper.logSync"), "{err}");
     }
 
     #[test]

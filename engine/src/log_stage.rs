@@ -70,6 +70,8 @@ pub struct DiskLogSettings {
     pub writer: WriterConfig,
     pub dir: std::path::PathBuf,
     pub fsync_warning: Duration,
+    /// With forceSync on: O_DSYNC writes instead of write + fdatasync.
+    pub dsync: bool,
 }
 
 /// The log task's end of the channels.
@@ -103,7 +105,7 @@ pub async fn spawn_disk_log(
     // With forceSync on, segments are written O_DSYNC: one io_uring round
     // trip per batch instead of a write and an fdatasync (see `GlommioFs`).
     // With it off, writes are plain and the writer skips the sync.
-    let fs = if settings.writer.force_sync {
+    let fs = if settings.writer.force_sync && settings.dsync {
         GlommioFs::with_dsync_writes(&settings.dir)
     } else {
         GlommioFs::new(&settings.dir)
