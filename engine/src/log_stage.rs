@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use tracing::{error, warn};
-use wal::{GlommioFs, LogTail, LogWriter, WalError, WriterConfig};
+use wal::{GlommioFs, LogFs, LogTail, LogWriter, WalError, WriterConfig};
 
 /// One txn on its way to the log: its zxid and its encoded header + body.
 #[derive(Debug)]
@@ -165,13 +165,9 @@ const SPARE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 async fn keep_spare_ready(dir: std::path::PathBuf, segment_bytes: u64) {
     let fs = GlommioFs::new(&dir);
     loop {
-        let ready = std::fs::read_dir(&dir).is_ok_and(|entries| {
-            entries.filter_map(Result::ok).any(|entry| {
-                let name = entry.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with("spare.") && !name.ends_with(".tmp")
-            })
-        });
+        let ready = fs
+            .list()
+            .is_ok_and(|names| names.iter().any(|n| wal::is_ready_spare(n)));
         if !ready {
             if let Err(err) = wal::prepare_spare(&fs, segment_bytes).await {
                 warn!(dir = %dir.display(), %err,

@@ -104,4 +104,4 @@ pub use snapshot::{
     snapshot_name, verify_snapshot, SnapshotInfo, SnapshotReader, SnapshotWriter,
     SNAPSHOT_HEADER_BYTES, SNAPSHOT_TRAILER_BYTES,
 };
-pub use writer::{prepare_spare, LogWriter, SyncStats, WriterConfig};
+pub use writer::{is_ready_spare, prepare_spare, LogWriter, SyncStats, WriterConfig};

@@ -629,7 +629,7 @@ impl<F: LogFs> LogWriter<F> {
 /// A spare segment ready to use: `spare.<16 hex digits>` (preallocated by the
 /// writer) or `spare.recycled.<16 hex digits>` (an old segment recycled by
 /// purge); `.tmp` names are still being zero-filled.
-pub(crate) fn is_ready_spare(name: &str) -> bool {
+pub fn is_ready_spare(name: &str) -> bool {
     name.starts_with("spare.") && !name.ends_with(".tmp")
 }
 
