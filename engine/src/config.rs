@@ -148,11 +148,22 @@ impl Config {
         self.four_letter_words.iter().any(|w| w == "*" || w == word)
     }
 
-    /// Clamps a requested session timeout into [min, max], as ZooKeeper does.
-    pub fn negotiate_session_timeout(&self, requested_ms: i32) -> i32 {
-        let min = self.min_session_timeout_ms as i32;
-        let max = self.max_session_timeout_ms as i32;
-        requested_ms.clamp(min, max.max(min))
+    /// What the node needs to know; `random_seed` seeds its random choices.
+    pub fn node_settings(&self, random_seed: u64) -> node::Settings {
+        node::Settings {
+            server_id: 0,
+            tick_time_ms: self.tick_time_ms,
+            min_session_timeout_ms: self.min_session_timeout_ms,
+            max_session_timeout_ms: self.max_session_timeout_ms,
+            snap_count: self.snap_count,
+            snap_size_limit_kb: self.snap_size_limit_kb,
+            container_check_interval_ms: self.container_check_interval_ms,
+            autopurge_interval_hours: self.autopurge_purge_interval_hours,
+            autopurge_retain_count: self.autopurge_snap_retain_count,
+            super_digest: self.super_digest.clone(),
+            fsync_warning_threshold_ms: self.fsync_warning_threshold_ms,
+            random_seed,
+        }
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -379,8 +390,11 @@ mod tests {
         let config = parse("tickTime=500\nmaxSessionTimeout=9000\n").unwrap();
         assert_eq!(config.min_session_timeout_ms, 1000);
         assert_eq!(config.max_session_timeout_ms, 9000);
-        assert_eq!(config.negotiate_session_timeout(100), 1000);
-        assert_eq!(config.negotiate_session_timeout(60_000), 9000);
+        assert_eq!(config.node_settings(0).negotiate_session_timeout(100), 1000);
+        assert_eq!(
+            config.node_settings(0).negotiate_session_timeout(60_000),
+            9000
+        );
     }
 
     #[test]

@@ -37,6 +37,10 @@ const READ_CHUNK: usize = 64 * 1024;
 pub struct ConnectionSettings {
     pub frame_bytes_max: usize,
     pub outstanding_max: usize,
+    /// The whitelist of four-letter words.
+    pub config: std::sync::Arc<crate::config::Config>,
+    /// What four-letter words report about the host.
+    pub host: std::sync::Arc<fourlw::HostContext>,
 }
 
 /// What the poll loop produced.
@@ -262,17 +266,29 @@ impl Connection {
         word: String,
         to_sequencer: &async_channel::Sender<ToSequencer>,
     ) {
+        info!(peer = %self.peer, word, "four-letter word");
+        if !self.settings.config.four_letter_word_enabled(&word) {
+            let text = fourlw::refusal(&word);
+            self.write_buffer.extend_from_slice(text.as_bytes());
+            return;
+        }
         let (reply, answer) = async_channel::bounded(1);
         let message = ToSequencer::FourLetterWord {
-            word,
+            word: word.clone(),
             peer: self.peer,
             reply,
         };
-        let text = if to_sequencer.send(message).await.is_ok() {
-            answer.recv().await.unwrap_or_default()
-        } else {
-            String::new()
+        if to_sequencer.send(message).await.is_err() {
+            return;
+        }
+        let Ok(report) = answer.recv().await else {
+            return;
         };
+        // The host's figures need system calls: a blocking thread reads them.
+        let host = std::sync::Arc::clone(&self.settings.host);
+        let text = glommio::executor()
+            .spawn_blocking(move || fourlw::render(&word, &host.complete(&word, *report)))
+            .await;
         self.write_buffer.extend_from_slice(text.as_bytes());
     }
 

@@ -1,12 +1,17 @@
 //! Four-letter words: the plain-text admin commands a client sends as the
 //! first four bytes of a fresh connection (`echo ruok | nc host 2181`).
 //!
-//! The connection recognises the word ([`recognise`]); the sequencer, which
-//! holds the state they report, renders the answer ([`render`]) from a
-//! [`Snapshot`] of its counters. Words outside `4lw.commands.whitelist` get
-//! ZooKeeper's refusal text.
+//! The connection recognises the word ([`recognise`]) and refuses words
+//! outside `4lw.commands.whitelist` with ZooKeeper's text. For the others it
+//! asks the node for what only the node knows (a
+//! [`node::fourlw::NodeReport`]), adds the host's figures — configuration,
+//! environment, open file descriptors, directory sizes — read on a blocking
+//! thread so they never cost an executor a system call, and renders the
+//! answer ([`render`]) on its own executor.
 
 use std::fmt::Write;
+
+use node::fourlw::NodeReport;
 
 /// Every word ZooKeeper 3.9 knows. Only some are answered; the rest are
 /// recognised so that they are refused cleanly instead of read as a frame.
@@ -20,63 +25,138 @@ pub fn recognise(prefix: [u8; 4]) -> Option<&'static str> {
     KNOWN.iter().copied().find(|word| word.as_bytes() == prefix)
 }
 
-/// One client connection, as `cons` and `stat` list it.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    pub peer: String,
-    pub session_id: i64,
-    pub timeout_ms: i32,
-    pub queued: usize,
-    pub received: u64,
-    pub sent: u64,
-    pub last_zxid: i64,
-}
-
-/// Everything the words report, gathered by the sequencer.
+/// What a word reports: the node's part and the host's.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    pub node: NodeReport,
     pub version: String,
-    pub latency_min_ms: u64,
-    pub latency_avg_ms: f64,
-    pub latency_max_ms: u64,
-    pub packets_received: u64,
-    pub packets_sent: u64,
-    pub outstanding_requests: usize,
-    pub last_zxid: i64,
-    pub node_count: usize,
-    pub approximate_data_size: u64,
-    pub ephemerals_count: usize,
-    /// `mntr`'s zk_watch_count: data and child tables.
-    pub watch_count: usize,
-    /// `wchs`'s total: the data table.
-    pub data_watches: usize,
-    pub watched_paths: usize,
-    pub watching_connections: usize,
-    pub connections: Vec<ConnectionInfo>,
-    /// `wchc`: session → watched paths.
-    pub watches_by_session: Vec<(i64, Vec<String>)>,
-    /// `wchp`: path → watching sessions.
-    pub watches_by_path: Vec<(String, Vec<i64>)>,
-    /// `dump`: session → ephemeral paths; and sessions with their timeouts.
-    pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
-    pub sessions: Vec<(i64, i32)>,
     pub config: Vec<(String, String)>,
     pub environment: Vec<(String, String)>,
     pub open_file_descriptors: u64,
     pub max_file_descriptors: u64,
-    pub fsync_threshold_exceeded: u64,
-    /// The tree digest at `last_zxid` (`hash`).
-    pub digest: u64,
     /// Bytes of the files in dataDir and dataLogDir (`dirs`).
     pub data_dir_bytes: u64,
     pub log_dir_bytes: u64,
 }
 
-/// The answer to `word`, given whether the whitelist enables it.
-pub fn render(word: &str, enabled: bool, s: &Snapshot) -> String {
-    if !enabled {
-        return format!("{word} is not executed because it is not in the whitelist.\n");
+/// What the host part of a report needs, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct HostContext {
+    pub config: Vec<(String, String)>,
+    pub data_dir: std::path::PathBuf,
+    pub data_log_dir: std::path::PathBuf,
+}
+
+impl HostContext {
+    pub fn new(config: &crate::config::Config) -> HostContext {
+        HostContext {
+            config: vec![
+                ("clientPort".into(), config.client_port.to_string()),
+                (
+                    "clientPortAddress".into(),
+                    config.client_address().to_string(),
+                ),
+                ("dataDir".into(), config.data_dir.display().to_string()),
+                (
+                    "dataLogDir".into(),
+                    config.data_log_dir.display().to_string(),
+                ),
+                ("tickTime".into(), config.tick_time_ms.to_string()),
+                ("maxClientCnxns".into(), config.max_client_cnxns.to_string()),
+                (
+                    "minSessionTimeout".into(),
+                    config.min_session_timeout_ms.to_string(),
+                ),
+                (
+                    "maxSessionTimeout".into(),
+                    config.max_session_timeout_ms.to_string(),
+                ),
+                ("serverId".into(), "0".into()),
+            ],
+            data_dir: config.data_dir.clone(),
+            data_log_dir: config.data_log_dir.clone(),
+        }
     }
+
+    /// Completes the node's report with the host's figures `word` shows.
+    /// Blocking: it reads /proc and lists directories.
+    pub fn complete(&self, word: &str, node: NodeReport) -> Snapshot {
+        let mut snapshot = Snapshot {
+            node,
+            version: crate::VERSION.to_string(),
+            config: self.config.clone(),
+            ..Snapshot::default()
+        };
+        match word {
+            "mntr" => {
+                snapshot.open_file_descriptors =
+                    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+                snapshot.max_file_descriptors = max_open_files();
+            }
+            "dirs" => {
+                snapshot.data_dir_bytes = dir_bytes(&self.data_dir);
+                snapshot.log_dir_bytes = dir_bytes(&self.data_log_dir);
+            }
+            "envi" => snapshot.environment = environment(),
+            _ => {}
+        }
+        snapshot
+    }
+}
+
+fn environment() -> Vec<(String, String)> {
+    vec![
+        ("zookeeper.version".into(), crate::VERSION.to_string()),
+        (
+            "host.name".into(),
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        ),
+        ("os.name".into(), std::env::consts::OS.into()),
+        ("os.arch".into(), std::env::consts::ARCH.into()),
+        (
+            "user.name".into(),
+            std::env::var("USER").unwrap_or_else(|_| "unknown".into()),
+        ),
+        (
+            "user.dir".into(),
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+    ]
+}
+
+/// The total size of the files directly in `dir` (0 if it cannot be read).
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.metadata().ok())
+        .filter(std::fs::Metadata::is_file)
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
+/// The soft limit on open files, from /proc (no libc call needed).
+fn max_open_files() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// ZooKeeper's answer to a word `4lw.commands.whitelist` does not allow.
+pub fn refusal(word: &str) -> String {
+    format!("{word} is not executed because it is not in the whitelist.\n")
+}
+
+/// The answer to `word`.
+pub fn render(word: &str, s: &Snapshot) -> String {
     match word {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
@@ -88,20 +168,27 @@ pub fn render(word: &str, enabled: bool, s: &Snapshot) -> String {
         "cons" => connections(s),
         "wchs" => format!(
             "{} connections watching {} paths\nTotal watches:{}\n",
-            s.watching_connections, s.watched_paths, s.data_watches
+            s.node.watching_connections, s.node.watched_paths, s.node.data_watches
         ),
         "wchc" => grouped(
-            &s.watches_by_session,
+            &s.node.watches_by_session,
             |id| format!("0x{id:x}"),
             |p| p.clone(),
         ),
-        "wchp" => grouped(&s.watches_by_path, |p| p.clone(), |id| format!("0x{id:x}")),
+        "wchp" => grouped(
+            &s.node.watches_by_path,
+            |p| p.clone(),
+            |id| format!("0x{id:x}"),
+        ),
         "dump" => dump(s),
         "dirs" => format!(
             "datadir_size: {}\nlogdir_size: {}\n",
             s.data_dir_bytes, s.log_dir_bytes
         ),
-        "hash" => format!("zxid: 0x{:x}, digest: {}\n", s.last_zxid, s.digest),
+        "hash" => format!(
+            "zxid: 0x{:x}, digest: {}\n",
+            s.node.last_zxid, s.node.digest
+        ),
         "crst" => "Connection stats reset.\n".to_string(),
         "srst" => "Server stats reset.\n".to_string(),
         _ => format!("{word} is not supported by ferrokeeper.\n"),
@@ -112,7 +199,7 @@ fn server_stats(s: &Snapshot, with_clients: bool) -> String {
     let mut out = format!("Zookeeper version: {}\n", s.version);
     if with_clients {
         out.push_str("Clients:\n");
-        for c in &s.connections {
+        for c in &s.node.connections {
             let _ = writeln!(
                 out,
                 " /{}[1](queued={},recved={},sent={})",
@@ -124,16 +211,17 @@ fn server_stats(s: &Snapshot, with_clients: bool) -> String {
     let _ = write!(
         out,
         "Latency min/avg/max: {}/{:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\n\
-         Outstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
-        s.latency_min_ms,
-        s.latency_avg_ms,
-        s.latency_max_ms,
-        s.packets_received,
-        s.packets_sent,
-        s.connections.len(),
-        s.outstanding_requests,
-        s.last_zxid,
-        s.node_count
+         Outstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
+        s.node.latency_min_ms,
+        s.node.latency_avg_ms,
+        s.node.latency_max_ms,
+        s.node.packets_received,
+        s.node.packets_sent,
+        s.node.connection_count,
+        s.node.outstanding_requests,
+        s.node.last_zxid,
+        s.node.mode,
+        s.node.node_count
     );
     out
 }
@@ -141,23 +229,26 @@ fn server_stats(s: &Snapshot, with_clients: bool) -> String {
 fn monitor(s: &Snapshot) -> String {
     let rows: Vec<(&str, String)> = vec![
         ("zk_version", s.version.clone()),
-        ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", format!("{:.4}", s.latency_avg_ms)),
-        ("zk_max_latency", s.latency_max_ms.to_string()),
-        ("zk_min_latency", s.latency_min_ms.to_string()),
-        ("zk_packets_received", s.packets_received.to_string()),
-        ("zk_packets_sent", s.packets_sent.to_string()),
-        ("zk_num_alive_connections", s.connections.len().to_string()),
+        ("zk_server_state", s.node.mode.into()),
+        ("zk_avg_latency", format!("{:.4}", s.node.latency_avg_ms)),
+        ("zk_max_latency", s.node.latency_max_ms.to_string()),
+        ("zk_min_latency", s.node.latency_min_ms.to_string()),
+        ("zk_packets_received", s.node.packets_received.to_string()),
+        ("zk_packets_sent", s.node.packets_sent.to_string()),
+        (
+            "zk_num_alive_connections",
+            s.node.connection_count.to_string(),
+        ),
         (
             "zk_outstanding_requests",
-            s.outstanding_requests.to_string(),
+            s.node.outstanding_requests.to_string(),
         ),
-        ("zk_znode_count", s.node_count.to_string()),
-        ("zk_watch_count", s.watch_count.to_string()),
-        ("zk_ephemerals_count", s.ephemerals_count.to_string()),
+        ("zk_znode_count", s.node.node_count.to_string()),
+        ("zk_watch_count", s.node.watch_count.to_string()),
+        ("zk_ephemerals_count", s.node.ephemerals_count.to_string()),
         (
             "zk_approximate_data_size",
-            s.approximate_data_size.to_string(),
+            s.node.approximate_data_size.to_string(),
         ),
         (
             "zk_open_file_descriptor_count",
@@ -169,9 +260,9 @@ fn monitor(s: &Snapshot) -> String {
         ),
         (
             "zk_fsync_threshold_exceed_count",
-            s.fsync_threshold_exceeded.to_string(),
+            s.node.fsync_threshold_exceeded.to_string(),
         ),
-        ("zk_last_zxid", format!("0x{:x}", s.last_zxid)),
+        ("zk_last_zxid", format!("0x{:x}", s.node.last_zxid)),
     ];
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
@@ -184,7 +275,7 @@ fn key_values(rows: &[(String, String)]) -> String {
 
 fn connections(s: &Snapshot) -> String {
     let mut out = String::new();
-    for c in &s.connections {
+    for c in &s.node.connections {
         let _ = writeln!(
             out,
             " /{}[1](queued={},recved={},sent={},sid=0x{:x},lzxid=0x{:x},to={})",
@@ -212,18 +303,18 @@ fn grouped<K, V>(
 
 fn dump(s: &Snapshot) -> String {
     let mut out = String::from("SessionTracker dump:\n");
-    let _ = writeln!(out, "Session Sets ({}):", s.sessions.len());
-    for (id, timeout) in &s.sessions {
+    let _ = writeln!(out, "Session Sets ({}):", s.node.sessions.len());
+    for (id, timeout) in &s.node.sessions {
         let _ = writeln!(out, "\t0x{id:x}\t{timeout}ms");
     }
     out.push_str("ephemeral nodes dump:\n");
     let _ = writeln!(
         out,
         "Sessions with Ephemerals ({}):",
-        s.ephemerals_by_session.len()
+        s.node.ephemerals_by_session.len()
     );
     out.push_str(&grouped(
-        &s.ephemerals_by_session,
+        &s.node.ephemerals_by_session,
         |id| format!("0x{id:x}:"),
         |p| p.clone(),
     ));
@@ -244,22 +335,25 @@ mod tests {
 
     #[test]
     fn words_outside_the_whitelist_are_refused_by_name() {
-        let text = render("dump", false, &Snapshot::default());
         assert_eq!(
-            text,
+            refusal("dump"),
             "dump is not executed because it is not in the whitelist.\n"
         );
-        assert_eq!(render("ruok", true, &Snapshot::default()), "imok");
+        assert_eq!(render("ruok", &Snapshot::default()), "imok");
     }
 
     #[test]
     fn mntr_is_tab_separated_key_values() {
         let s = Snapshot {
-            node_count: 4,
-            last_zxid: 0x1f,
+            node: NodeReport {
+                mode: "standalone",
+                node_count: 4,
+                last_zxid: 0x1f,
+                ..NodeReport::default()
+            },
             ..Snapshot::default()
         };
-        let text = render("mntr", true, &s);
+        let text = render("mntr", &s);
         assert!(text.contains("zk_znode_count\t4\n"), "{text}");
         assert!(text.contains("zk_server_state\tstandalone\n"));
         assert!(text.lines().all(|l| l.split('\t').count() == 2));

@@ -1,17 +1,16 @@
-//! The ferrokeeper server: glommio executors, client connections, the
-//! request pipeline, configuration and four-letter words. The only crate that
-//! knows about glommio, clocks and sockets (DESIGN.md, "The workspace").
+//! The ferrokeeper server: the runtime that drives the [`node`] state
+//! machine — glommio executors, client sockets, the log task, the snapshot
+//! thread, timers — plus zoo.cfg and four-letter-word rendering. The only
+//! crate that knows about glommio, clocks and sockets (DESIGN.md, "The
+//! workspace"); every decision a simulator would need lives in `node`.
 
 pub mod config;
 pub mod connection;
+pub mod driver;
 pub mod fourlw;
 pub mod log_stage;
 pub mod messages;
-pub mod requests;
-pub mod sequencer;
 pub mod server;
-pub mod session;
-pub mod stats;
 pub mod storage;
 
 /// The version reported by `srvr`, `stat` and `mntr`. Clients and tools parse

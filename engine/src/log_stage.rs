@@ -1,33 +1,29 @@
 //! The log stage: where prepared txns become durable.
 //!
-//! The sequencer hands the log one batch at a time and keeps preparing new
-//! txns into the next batch while the current one is being written — group
-//! commit. The log task appends the whole batch to the current segment,
-//! issues one fdatasync, and reports the batch durable; only then does the
-//! sequencer apply its txns and release their replies. No write reply leaves
-//! before the log has said "durable" for its zxid.
+//! The node hands the log one batch at a time (`Action::Append`) and keeps
+//! preparing new txns into the next batch while the current one is being
+//! written — group commit. The log task appends the whole batch to the
+//! current segment, makes it durable at once, and reports it durable; only
+//! then does the node apply its txns and release their replies. No write
+//! reply leaves before the log has said "durable" for its zxid.
 //!
 //! ```text
-//!  sequencer ── LogBatch (≤ 1 in flight) ──▶ log task: append… sync ──▶ LogReport::Durable
+//!  driver ── LogBatch (≤ 1 in flight) ──▶ log task: append… sync ──▶ LogReport::Durable
 //!                                              (wal::LogWriter on GlommioFs, O_DIRECT)
 //! ```
 //!
 //! A failed write or fsync is reported once as `Failed` and the task stops:
-//! the sequencer then refuses every write (STYLE rule 2: never retried).
+//! the node then refuses every write (STYLE rule 2: never retried).
 
 use std::time::{Duration, Instant};
 
+use node::{LogRecord, StorageFailure};
 use tracing::{error, warn};
 use wal::{GlommioFs, LogFs, LogTail, LogWriter, WalError, WriterConfig};
 
-/// One txn on its way to the log: its zxid and its encoded header + body.
-#[derive(Debug)]
-pub struct LogRecord {
-    pub zxid: i64,
-    pub payload: Vec<u8>,
-}
+use crate::driver::Completion;
 
-/// What the sequencer hands the log at once.
+/// What the node hands the log at once.
 #[derive(Debug)]
 pub struct LogBatch {
     pub records: Vec<LogRecord>,
@@ -47,21 +43,24 @@ pub enum LogReport {
         sync_time: Duration,
     },
     /// The log failed; no further write can be acknowledged.
-    Failed { reason: String },
+    Failed(StorageFailure),
 }
 
-/// Most records the sequencer puts in one batch (the log's own bound).
-pub const BATCH_RECORDS_MAX: usize = wal::BATCH_RECORDS_MAX;
-/// Most payload bytes the sequencer puts in one batch before handing it over;
-/// one more record may follow, so half the log's framed-bytes bound leaves
-/// room for a record of jute.maxbuffer and the framing.
-pub const BATCH_BYTES_MAX: usize = wal::BATCH_BYTES_MAX / 2;
+/// What the node may put in one append: the log's own bounds. An append
+/// stops taking records at half the log's framed-bytes bound, so the one
+/// more record that may follow (at most jute.maxbuffer) and the framing
+/// usually fit; when they do not, `write_batch` syncs part-way.
+pub fn append_limits() -> node::AppendLimits {
+    node::AppendLimits {
+        records_max: wal::BATCH_RECORDS_MAX,
+        bytes_max: wal::BATCH_BYTES_MAX / 2,
+    }
+}
 
-/// The sequencer's end of the log: at most one batch in flight.
+/// The driver's end of the log: at most one batch in flight.
 #[derive(Debug)]
 pub struct LogHandle {
     pub to_log: async_channel::Sender<LogBatch>,
-    pub reports: async_channel::Receiver<LogReport>,
 }
 
 /// How the disk log is set up (from zoo.cfg).
@@ -78,19 +77,19 @@ pub struct DiskLogSettings {
 #[derive(Debug)]
 pub struct LogEnd {
     batches: async_channel::Receiver<LogBatch>,
-    reports: async_channel::Sender<LogReport>,
+    reports: async_channel::Sender<Completion>,
 }
 
-/// The two ends of the sequencer ↔ log channels. They work across
-/// executors, so the log task may run on another core than the sequencer.
-pub fn log_channels() -> (LogHandle, LogEnd) {
+/// The two ends of the driver ↔ log channels; reports go to the driver's
+/// completions. They work across executors, so the log task may run on
+/// another core than the driver.
+pub fn log_channels(completions: async_channel::Sender<Completion>) -> (LogHandle, LogEnd) {
     let (to_log, batches) = async_channel::bounded::<LogBatch>(1);
-    let (report_sender, reports) = async_channel::bounded(1);
     (
-        LogHandle { to_log, reports },
+        LogHandle { to_log },
         LogEnd {
             batches,
-            reports: report_sender,
+            reports: completions,
         },
     )
 }
@@ -121,17 +120,16 @@ async fn run_disk_log(
     mut writer: LogWriter<GlommioFs>,
     settings: DiskLogSettings,
     batches: async_channel::Receiver<LogBatch>,
-    reports: async_channel::Sender<LogReport>,
+    reports: async_channel::Sender<Completion>,
 ) {
     while let Ok(batch) = batches.recv().await {
         let report = match write_batch(&mut writer, batch).await {
             Ok(report) => report,
             Err(err) => {
                 error!(dir = %settings.dir.display(), %err, "the txn log failed");
+                let failure = crate::storage::storage_failure(&err);
                 let _ = reports
-                    .send(LogReport::Failed {
-                        reason: err.to_string(),
-                    })
+                    .send(Completion::Log(LogReport::Failed(failure)))
                     .await;
                 return;
             }
@@ -146,7 +144,7 @@ async fn run_disk_log(
                     "fsync-ing the write ahead log took longer than fsync.warningthresholdms");
             }
         }
-        if reports.send(report).await.is_err() {
+        if reports.send(Completion::Log(report)).await.is_err() {
             return;
         }
     }

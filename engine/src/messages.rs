@@ -1,25 +1,23 @@
-//! What client connections and the sequencer say to each other.
+//! What client connections and the driver (the node's executor) say to each other.
 //!
 //! ```text
-//!   connection (any executor)            sequencer (one executor)
-//!   ─────────────────────────            ────────────────────────
+//!   connection (any executor)            driver + node (one executor)
+//!   ─────────────────────────            ────────────────────────────
 //!   frame in → decode ── ToSequencer ──▶ session check, prep, log, apply
 //!   socket  ◀── write ◀── OutFrame ───── replies (request order), watch events
 //! ```
 //!
-//! Both directions are bounded: a connection waits when the sequencer's inbox
-//! is full, and the sequencer never waits on a connection — when a
+//! Both directions are bounded: a connection waits when the driver's inbox
+//! is full, and the driver never waits on a connection — when a
 //! connection's outbox is full the client is not reading, and it is closed.
 
 use std::net::SocketAddr;
 
-use proto::ops::Request;
-use proto::{ConnectRequest, DecodeError};
+use proto::ConnectRequest;
 
-/// Identifies one TCP connection for the life of the server.
-pub type ConnId = u64;
+pub use node::{ConnId, RequestFrame};
 
-/// How many batches of frames (each one sequencer turn's output for the
+/// How many batches of frames (each one driver turn's output for the
 /// connection) may wait for its socket before the client is considered
 /// stuck and disconnected.
 pub const OUTBOX_BATCHES_MAX: usize = 4 * 1024;
@@ -27,7 +25,7 @@ pub const OUTBOX_BATCHES_MAX: usize = 4 * 1024;
 /// Most requests a connection hands over in one message.
 pub const REQUESTS_PER_MESSAGE_MAX: usize = 256;
 
-/// How many messages may wait in the sequencer's inbox.
+/// How many messages may wait in the driver's inbox.
 pub const INBOX_MESSAGES_MAX: usize = 16 * 1024;
 
 #[derive(Debug)]
@@ -47,21 +45,13 @@ pub enum ToSequencer {
     },
     /// The connection is gone (the client closed it, or it broke).
     Closed { conn: ConnId },
-    /// A four-letter word; the answer text comes back on `reply`.
+    /// A four-letter word the whitelist allows; the node's part of the
+    /// answer comes back on `reply`.
     FourLetterWord {
         word: String,
         peer: SocketAddr,
-        reply: async_channel::Sender<String>,
+        reply: async_channel::Sender<Box<node::fourlw::NodeReport>>,
     },
-}
-
-/// One request frame. `body` is an error when the frame could not be decoded
-/// for its opcode; the sequencer answers it in request order.
-#[derive(Debug)]
-pub struct RequestFrame {
-    pub xid: i32,
-    pub op: i32,
-    pub body: Result<Request, DecodeError>,
 }
 
 #[derive(Debug)]

@@ -1,10 +1,11 @@
 //! Starting the standalone server: one glommio executor per configured core,
 //! each accepting client connections on the shared client port
-//! (SO_REUSEPORT spreads them), and the sequencer on executor 0.
+//! (SO_REUSEPORT spreads them), and the node with its driver and the log
+//! task on executor 0.
 //!
 //! ```text
 //! executor 0: listener, connections ─┐
-//!             sequencer (tree, log) ◀┤ ToSequencer (bounded)
+//!             driver + node, log    ◀┤ ToSequencer (bounded)
 //! executor 1: listener, connections ─┘
 //! ```
 
@@ -13,7 +14,7 @@ use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
@@ -22,9 +23,9 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::connection::{self, ConnectionSettings};
+use crate::driver::{Completion, Driver, COMPLETIONS_MAX};
 use crate::log_stage::{log_channels, spawn_disk_log, DiskLogSettings, LogEnd, LogHandle};
 use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
-use crate::sequencer::Sequencer;
 use crate::storage::{self, Recovered, StorageError};
 use tree::DataTree;
 use wal::LogTail;
@@ -80,11 +81,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .validate()
         .map_err(StorageError::Wal)?;
     let Recovered { tree, tail, .. } = storage::recover(&config.data_dir, &config.data_log_dir)?;
-    let (log_handle, log_end) = log_channels();
-    let mut sequencer_part = Some((tree, log_handle));
+    let (completions_sender, completions) = async_channel::bounded::<Completion>(COMPLETIONS_MAX);
+    let (log_handle, log_end) = log_channels(completions_sender.clone());
+    let mut node_part = Some((tree, log_handle, completions_sender, completions));
     let mut log_part = Some((log_end, tail));
-    // The log task shares the sequencer's executor: on another core it made
-    // writes no faster here (they are bound by the sequencer's turn, not the
+    // The log task shares the node's executor: on another core it made
+    // writes no faster here (they are bound by the node's turn, not the
     // log) and added two cross-core hops to every write (serial create p50
     // 280 -> 400 µs). The channels work across executors should that change.
     let log_index = 0;
@@ -108,11 +110,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let counts = Arc::clone(&counts);
         let next_conn = Arc::clone(&next_conn);
         let bound_sender = bound_sender.clone();
-        let sequencer_part = if index == 0 {
-            sequencer_part.take()
-        } else {
-            None
-        };
+        let node_part = if index == 0 { node_part.take() } else { None };
         let log_part = if index == log_index {
             log_part.take()
         } else {
@@ -128,8 +126,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                         return;
                     }
                 }
-                match sequencer_part {
-                    Some((tree, log)) => start_sequencer(&config, tree, log, inbox),
+                match node_part {
+                    Some((tree, log, completions_sender, completions)) => {
+                        let channels = DriverChannels {
+                            inbox,
+                            log,
+                            completions_sender,
+                            completions,
+                        };
+                        start_driver(&config, tree, channels);
+                    }
                     None => drop(inbox),
                 }
                 let listener = match TcpListener::bind(config.client_address()) {
@@ -174,7 +180,6 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     })
 }
 
-/// Opens the log where recovery left it and starts the sequencer on this executor.
 /// Opens the log where recovery left it and starts the log task on this executor.
 async fn start_log(config: &Arc<Config>, end: LogEnd, tail: LogTail) -> Result<(), ServerError> {
     let settings = DiskLogSettings {
@@ -190,18 +195,38 @@ async fn start_log(config: &Arc<Config>, end: LogEnd, tail: LogTail) -> Result<(
         .map_err(|err| ServerError::Storage(StorageError::Wal(err)))
 }
 
-/// Starts the sequencer on this executor.
-fn start_sequencer(
-    config: &Arc<Config>,
-    mut tree: DataTree,
-    log: LogHandle,
+/// The channels the driver works with.
+struct DriverChannels {
     inbox: async_channel::Receiver<ToSequencer>,
-) {
+    log: LogHandle,
+    completions_sender: async_channel::Sender<Completion>,
+    completions: async_channel::Receiver<Completion>,
+}
+
+/// Starts the node and its driver on this executor.
+fn start_driver(config: &Arc<Config>, mut tree: DataTree, channels: DriverChannels) {
     tree.set_extended_types_enabled(config.extended_types_enabled);
-    let sequencer = Sequencer::new(Rc::new(Config::clone(config)), tree, log);
+    tree.set_txn_bytes_max(config.txn_bytes_max());
+    let origin = Instant::now();
+    let now = node::Now {
+        monotonic: origin.elapsed(),
+        wall_ms: crate::driver::now_ms(),
+    };
+    // A fresh seed at every start: which txn counts trigger snapshots.
+    let settings = config.node_settings(rand::random());
+    let node = node::Node::new(settings, tree, crate::log_stage::append_limits(), now);
+    let config = Rc::new(Config::clone(config));
+    let driver = Driver::new(
+        config,
+        node,
+        origin,
+        channels.log,
+        channels.completions_sender,
+    );
+    let (inbox, completions) = (channels.inbox, channels.completions);
     glommio::spawn_local(async move {
-        sequencer.run(inbox).await;
-        error!("sequencer stopped");
+        driver.run(inbox, completions).await;
+        error!("the driver stopped");
     })
     .detach();
 }
@@ -216,6 +241,8 @@ async fn accept_loop(
     let settings = ConnectionSettings {
         frame_bytes_max: config.jute_max_buffer,
         outstanding_max: config.global_outstanding_limit.max(1) as usize,
+        config: Arc::clone(&config),
+        host: Arc::new(crate::fourlw::HostContext::new(&config)),
     };
     loop {
         let stream = match listener.accept().await {

@@ -6,19 +6,23 @@
 //! directory it writes snapshot 0 first, so the log never exists without a
 //! snapshot behind it (ZOOKEEPER-2325).
 //!
-//! While serving, the sequencer starts a fuzzy snapshot now and then (see
-//! [`SnapshotSchedule`]): it serialises the tree a chunk at a time between
-//! batches and feeds the chunks to a [`SnapshotThread`], which writes them
-//! with blocking std I/O (temp file, fsync, rename, fsync the directory) off
-//! the executors.
+//! While serving, the node starts a fuzzy snapshot now and then: it
+//! serialises the tree a chunk at a time between batches, and the driver
+//! feeds the chunks to a [`SnapshotThread`], which writes them with blocking
+//! std I/O (temp file, fsync, rename, fsync the directory) off the
+//! executors and reports each chunk and the outcome back.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use node::{SnapshotWritten, StorageFailure};
 
 use thiserror::Error;
 use tracing::{info, warn};
 use tree::{DataTree, SnapshotError};
 use wal::{LogTail, SnapshotInfo, SnapshotWriter, WalError};
+
+use crate::driver::Completion;
 
 #[derive(Debug, Error)]
 pub enum StorageError {
@@ -113,46 +117,17 @@ fn write_snapshot_now(data_dir: &Path, tree: &DataTree) -> Result<SnapshotInfo, 
     writer.finish()
 }
 
-/// ZooKeeper's snapshot trigger: after each logged txn, snapshot when
-/// `txns > snapCount/2 + roll` with `roll` uniform in `[0, snapCount/2)` and
-/// drawn again after each snapshot (so an ensemble's servers do not all
-/// snapshot at once), or when the log bytes since the last snapshot pass
-/// `snapSizeLimitInKb`.
-#[derive(Debug)]
-pub struct SnapshotSchedule {
-    snap_count: u64,
-    size_limit_bytes: u64,
-    roll: u64,
-    txns: u64,
-    bytes: u64,
-}
-
-impl SnapshotSchedule {
-    /// `random` is a source of uniform u64s (the schedule reads no global RNG).
-    pub fn new(snap_count: u64, size_limit_kb: u64, random: u64) -> SnapshotSchedule {
-        let snap_count = snap_count.max(2);
-        SnapshotSchedule {
-            snap_count,
-            size_limit_bytes: size_limit_kb.saturating_mul(1024),
-            roll: random % (snap_count / 2),
-            txns: 0,
-            bytes: 0,
-        }
-    }
-
-    /// Counts logged txns; true when a snapshot is due.
-    pub fn logged(&mut self, txns: u64, bytes: u64) -> bool {
-        self.txns += txns;
-        self.bytes += bytes;
-        self.txns > self.snap_count / 2 + self.roll
-            || (self.size_limit_bytes > 0 && self.bytes > self.size_limit_bytes)
-    }
-
-    /// A snapshot started: count again from zero with a new roll.
-    pub fn restart(&mut self, random: u64) {
-        self.txns = 0;
-        self.bytes = 0;
-        self.roll = random % (self.snap_count / 2);
+/// What the node is told about a storage error: a full disk apart from
+/// every other failure.
+pub fn storage_failure(err: &WalError) -> StorageFailure {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    match err {
+        WalError::Io { source, .. } => match source.raw_os_error() {
+            Some(ENOSPC | EDQUOT) => StorageFailure::NoSpace,
+            _ => StorageFailure::Io(source.kind()),
+        },
+        _ => StorageFailure::Io(std::io::ErrorKind::Other),
     }
 }
 
@@ -163,47 +138,50 @@ enum Chunk {
     End,
 }
 
-/// Chunks queued for the snapshot thread before the sequencer waits for it.
-const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 8;
+/// What the snapshot thread reports.
+#[derive(Debug)]
+pub enum SnapshotEvent {
+    /// One more chunk is written.
+    ChunkWritten,
+    /// The snapshot is sealed, or failed.
+    Done(Result<SnapshotWritten, StorageFailure>),
+}
+
+/// Chunks queued for the snapshot thread: the node keeps at most
+/// `SNAPSHOT_CHUNKS_IN_FLIGHT_MAX` in flight, and then the end.
+const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = node::SNAPSHOT_CHUNKS_IN_FLIGHT_MAX + 1;
 
 /// A snapshot being written by its own thread.
 #[derive(Debug)]
 pub struct SnapshotThread {
     chunks: async_channel::Sender<Chunk>,
-    done: async_channel::Receiver<Result<SnapshotInfo, WalError>>,
-    started: Instant,
-    zxid: i64,
 }
 
 impl SnapshotThread {
-    /// Starts the thread; the first chunk should be the snapshot header.
-    pub fn start(data_dir: PathBuf, zxid: i64) -> std::io::Result<SnapshotThread> {
+    /// Starts the thread; it reports to `completions`.
+    pub fn start(
+        data_dir: PathBuf,
+        zxid: i64,
+        completions: async_channel::Sender<Completion>,
+    ) -> std::io::Result<SnapshotThread> {
         let (chunks, receiver) = async_channel::bounded(SNAPSHOT_CHUNKS_QUEUED_MAX);
-        let (done_sender, done) = async_channel::bounded(1);
         std::thread::Builder::new()
             .name("fk-snapshot".into())
             .spawn(move || {
-                let result = write_chunks(&data_dir, zxid, &receiver);
-                let _ = done_sender.send_blocking(result);
+                let result = write_chunks(&data_dir, zxid, &receiver, &completions).map(|info| {
+                    SnapshotWritten {
+                        zxid,
+                        file: info.file,
+                        bytes: info.body_bytes,
+                    }
+                });
+                let _ =
+                    completions.send_blocking(Completion::Snapshot(SnapshotEvent::Done(result)));
             })?;
-        Ok(SnapshotThread {
-            chunks,
-            done,
-            started: Instant::now(),
-            zxid,
-        })
+        Ok(SnapshotThread { chunks })
     }
 
-    pub fn zxid(&self) -> i64 {
-        self.zxid
-    }
-
-    /// Whether another chunk can be queued without waiting.
-    pub fn has_room(&self) -> bool {
-        !self.chunks.is_full()
-    }
-
-    /// Queues a chunk; the caller checked `has_room` (a full queue is a bug).
+    /// Queues a chunk. The node never has more in flight than the queue holds.
     pub fn push(&self, bytes: Vec<u8>) {
         let sent = self.chunks.try_send(Chunk::Bytes(bytes));
         assert!(
@@ -217,59 +195,34 @@ impl SnapshotThread {
         let _ = self.chunks.try_send(Chunk::End);
         self.chunks.close();
     }
-
-    /// The outcome, once the thread is done.
-    pub fn poll_done(&self) -> Option<(Result<SnapshotInfo, WalError>, Duration)> {
-        self.done
-            .try_recv()
-            .ok()
-            .map(|result| (result, self.started.elapsed()))
-    }
 }
 
 fn write_chunks(
     data_dir: &Path,
     zxid: i64,
     chunks: &async_channel::Receiver<Chunk>,
-) -> Result<SnapshotInfo, WalError> {
-    let mut writer = SnapshotWriter::create(data_dir, zxid)?;
+    completions: &async_channel::Sender<Completion>,
+) -> Result<SnapshotInfo, StorageFailure> {
+    let failed = |err: WalError| {
+        warn!(zxid = format!("0x{zxid:x}"), %err, "snapshot failed");
+        storage_failure(&err)
+    };
+    let mut writer = SnapshotWriter::create(data_dir, zxid).map_err(failed)?;
     loop {
         match chunks.recv_blocking() {
-            Ok(Chunk::Bytes(bytes)) => writer.write(&bytes)?,
-            Ok(Chunk::End) => return writer.finish(),
+            Ok(Chunk::Bytes(bytes)) => {
+                writer.write(&bytes).map_err(failed)?;
+                let written = Completion::Snapshot(SnapshotEvent::ChunkWritten);
+                let _ = completions.send_blocking(written);
+            }
+            Ok(Chunk::End) => return writer.finish().map_err(failed),
             Err(_) => {
                 warn!(
                     zxid = format!("0x{zxid:x}"),
-                    "snapshot abandoned before its end"
+                    "snapshot abandoned before its end: the server is stopping"
                 );
-                return Err(WalError::InvalidConfig("snapshot abandoned".into()));
+                return Err(StorageFailure::Gone);
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedule_fires_between_half_and_all_of_snap_count() {
-        for random in [0u64, 1, 49_999, 123_456_789] {
-            let mut schedule = SnapshotSchedule::new(100_000, 0, random);
-            let mut txns = 0u64;
-            while !schedule.logged(1, 100) {
-                txns += 1;
-            }
-            assert!((50_000..100_000).contains(&txns), "fired after {txns}");
-            schedule.restart(random + 1);
-            assert!(!schedule.logged(1, 100));
-        }
-    }
-
-    #[test]
-    fn schedule_fires_on_log_bytes() {
-        let mut schedule = SnapshotSchedule::new(100_000, 4, 0);
-        assert!(!schedule.logged(1, 4096));
-        assert!(schedule.logged(1, 1));
     }
 }

@@ -1,12 +1,10 @@
-//! Turning decoded requests into sequencer work, and results into replies.
+//! Requests as tree operations, and results as reply frames: the pure part
+//! of the request pipeline.
 //!
-//! [`on_request`] decides, at arrival, what each request is: a write (prepared
-//! at once, so later requests are validated against it), a read or `sync`
-//! (answered when it reaches the front of its connection's queue), or a
-//! connection-level packet (auth, an undecodable frame). [`answer_read`] and
-//! [`write_reply`] build the reply frames.
-
-use std::time::Instant;
+//! [`classify`] decides what each request is: a write (a [`WriteOp`] to
+//! prepare), a read (answered from the applied tree when it reaches the
+//! front of its connection's queue), or a write malformed in a way the codec
+//! cannot see. [`answer_read`] and [`write_reply`] build the reply frames.
 
 use proto::ops::{
     encode_reply, ClientInfo, Create2Response, CreateResponse, ErrorResponse, ExistsResponse,
@@ -14,131 +12,12 @@ use proto::ops::{
     GetDataResponse, GetEphemeralsResponse, MultiOp, MultiResult, Request, Response,
     SetAclResponse, SetDataResponse, WhoAmIResponse,
 };
-use proto::{AddWatchMode, CreateMode, DecodeError, ErrorCode, Id, OpCode, WatcherType};
-use tracing::{info, warn};
-use tree::{Caller, MultiOpResult, PrepareError, TxnResult, WatchLists, WriteOp};
+use proto::{AddWatchMode, CreateMode, ErrorCode, Id, OpCode, WatcherType};
+use tree::watch::WatchEvent;
+use tree::{Caller, DataTree, MultiOpResult, TxnResult, WatchLists, WriteOp};
 
-use crate::messages::ConnId;
-use crate::sequencer::{Pending, Sequencer};
-
-pub fn on_request(
-    seq: &mut Sequencer,
-    conn: ConnId,
-    xid: i32,
-    op: i32,
-    body: Result<Request, DecodeError>,
-) {
-    let Some(c) = seq.conns.get(&conn) else {
-        return;
-    };
-    if c.closing {
-        return;
-    }
-    let session_id = c.session_id;
-    let peer = c.peer;
-    match seq.sessions.get_mut(&session_id) {
-        // After closeSession nothing more is answered; the connection closes
-        // once that reply is out, as ZooKeeper's does.
-        Some(session) if session.closing => return,
-        Some(session) => session.last_active = seq.clock,
-        None => {}
-    }
-    let received = seq.clock;
-    let request = match body {
-        Ok(request) => request,
-        // Opcodes ZooKeeper uses internally are valid request types there:
-        // they fail in prep and the connection stays (PrepRequestProcessor).
-        Err(DecodeError::UnknownOpCode(code)) if code == OpCode::DeleteContainer.code() => {
-            warn!(%peer, session = format!("0x{session_id:x}"), op = code, "client sent the internal deleteContainer: answering BADARGUMENTS");
-            push_error(seq, conn, xid, ErrorCode::BadArguments);
-            return;
-        }
-        Err(DecodeError::UnknownOpCode(code)) if code == OpCode::CreateSession.code() => {
-            warn!(%peer, session = format!("0x{session_id:x}"), op = code, "client sent the internal createSession: answering MARSHALLINGERROR");
-            push_error(seq, conn, xid, ErrorCode::MarshallingError);
-            return;
-        }
-        Err(DecodeError::UnknownOpCode(code)) => {
-            warn!(%peer, session = format!("0x{session_id:x}"), op = code, "unknown opcode: answering UNIMPLEMENTED and closing");
-            // ZooKeeper's UnimplementedRequestProcessor answers with zxid -1.
-            let frame = encode_reply(xid, -1, ErrorCode::Unimplemented, None);
-            push(seq, conn, Pending::Ready(frame));
-            push(seq, conn, Pending::Close);
-            return;
-        }
-        Err(err) => {
-            warn!(%peer, session = format!("0x{session_id:x}"), op, %err, "undecodable request: answering MARSHALLINGERROR");
-            push_error(seq, conn, xid, ErrorCode::MarshallingError);
-            return;
-        }
-    };
-    let op = request.op_code();
-    match request {
-        Request::Auth(packet) => on_auth(seq, conn, xid, packet),
-        Request::Sync(sync) => seq.register_sync(conn, xid, sync.path, received),
-        Request::Reconfig(_) => push_error(seq, conn, xid, ErrorCode::Unimplemented),
-        request => match classify(request) {
-            Classified::Write(shape, write) => on_write(seq, conn, xid, shape, write, received),
-            Classified::Malformed(code) => push_error(seq, conn, xid, code),
-            Classified::Read(request) => push(
-                seq,
-                conn,
-                Pending::Read {
-                    xid,
-                    op,
-                    request,
-                    received,
-                },
-            ),
-        },
-    }
-}
-
-fn push(seq: &mut Sequencer, conn: ConnId, pending: Pending) {
-    if let Some(c) = seq.conns.get_mut(&conn) {
-        c.queue.push_back(pending);
-    }
-}
-
-fn push_error(seq: &mut Sequencer, conn: ConnId, xid: i32, code: ErrorCode) {
-    let frame = encode_reply(xid, seq.zxid_applied(), code, None);
-    push(seq, conn, Pending::Ready(frame));
-}
-
-/// `auth` packets change the connection's identities at once, so that every
-/// later request is checked with them. Clients send them with xid -4 (the
-/// Java client) or a counted xid (others); the reply echoes it, as ZooKeeper's.
-fn on_auth(seq: &mut Sequencer, conn: ConnId, xid: i32, packet: proto::ops::AuthPacket) {
-    let super_digest = seq.config.super_digest.clone();
-    let Some(c) = seq.conns.get_mut(&conn) else {
-        return;
-    };
-    let identity = match packet.scheme.as_str() {
-        "digest" => std::str::from_utf8(&packet.auth)
-            .ok()
-            .filter(|s| s.contains(':'))
-            .map(tree::acl::digest_id),
-        _ => None,
-    };
-    match identity {
-        Some(id) => {
-            if super_digest.as_deref() == Some(id.as_str()) {
-                c.auth.push(Id::new("super", ""));
-            }
-            if !c.auth.iter().any(|a| a.scheme == "digest" && a.id == id) {
-                c.auth.push(Id::new("digest", id));
-            }
-            let frame = encode_reply(xid, 0, ErrorCode::Ok, None);
-            c.queue.push_back(Pending::Ready(frame));
-        }
-        None => {
-            info!(peer = %c.peer, scheme = packet.scheme, "authentication failed: closing connection");
-            let frame = encode_reply(xid, 0, ErrorCode::AuthFailed, None);
-            c.queue.push_back(Pending::Ready(frame));
-            c.queue.push_back(Pending::Close);
-        }
-    }
-}
+/// ZooKeeper answers every ping with this xid, whatever the request carried.
+pub const PING_XID: i32 = -2;
 
 /// What a write's reply looks like: its opcode and, for multi, each op's
 /// (`create` answers with a path only, the other creates with a stat too).
@@ -149,7 +28,7 @@ pub struct ReplyShape {
 }
 
 impl ReplyShape {
-    fn of(request: &Request) -> ReplyShape {
+    pub(crate) fn of(request: &Request) -> ReplyShape {
         let multi_ops = match request {
             Request::Multi(ops) => ops.iter().map(MultiOp::op_code).collect(),
             _ => Vec::new(),
@@ -161,64 +40,8 @@ impl ReplyShape {
     }
 }
 
-fn on_write(
-    seq: &mut Sequencer,
-    conn: ConnId,
-    xid: i32,
-    shape: ReplyShape,
-    write: WriteOp,
-    received: Instant,
-) {
-    let Some(c) = seq.conns.get(&conn) else {
-        return;
-    };
-    let session_id = c.session_id;
-    let auth = c.auth.clone();
-    if seq.sessions.get(&session_id).is_some_and(|s| s.closing) {
-        push_error(seq, conn, xid, ErrorCode::SessionExpired);
-        return;
-    }
-    match seq.prepare(session_id, xid, &auth, &write) {
-        Ok(zxid) => {
-            seq.attach_client(conn, xid, shape, zxid, received);
-            if write == WriteOp::CloseSession {
-                if let Some(session) = seq.sessions.get_mut(&session_id) {
-                    session.closing = true;
-                }
-            }
-            push(seq, conn, Pending::Write { zxid });
-        }
-        Err(PrepareError::Op(code)) => {
-            log_bad_arguments(seq, conn, xid, shape.op, code);
-            refuse(seq, conn, xid, shape, &[code], received);
-        }
-        Err(PrepareError::Multi(codes)) => refuse(seq, conn, xid, shape, &codes, received),
-    }
-}
-
-/// A refused write still goes through the log (see `Sequencer::prepare_refusal`).
-fn refuse(
-    seq: &mut Sequencer,
-    conn: ConnId,
-    xid: i32,
-    shape: ReplyShape,
-    codes: &[ErrorCode],
-    received: Instant,
-) {
-    let Some(session_id) = seq.conns.get(&conn).map(|c| c.session_id) else {
-        return;
-    };
-    match seq.prepare_refusal(session_id, xid, codes) {
-        Some(zxid) => {
-            seq.attach_client(conn, xid, shape, zxid, received);
-            push(seq, conn, Pending::Write { zxid });
-        }
-        None => push_error(seq, conn, xid, ErrorCode::SystemError),
-    }
-}
-
 /// What a request turned out to be.
-enum Classified {
+pub(crate) enum Classified {
     /// A write: the tree op it asks for and the shape of its reply.
     Write(ReplyShape, WriteOp),
     /// A write malformed in a way the codec cannot see.
@@ -229,7 +52,7 @@ enum Classified {
 
 /// Sorts a request, taking it by value so that paths and data move into the
 /// tree op rather than being copied.
-fn classify(request: Request) -> Classified {
+pub(crate) fn classify(request: Request) -> Classified {
     let shape = ReplyShape::of(&request);
     // The kinds a multi may hold map through `multi_op`, so each mapping is written once.
     let op = match request {
@@ -370,26 +193,36 @@ fn multi_result(result: &MultiOpResult, op: OpCode) -> MultiResult {
     }
 }
 
+/// A read's reply, and the watch events answering it fired (removeWatches,
+/// setWatches), to be delivered before the reply.
+#[derive(Debug)]
+pub(crate) struct ReadAnswer {
+    pub(crate) frame: Vec<u8>,
+    pub(crate) events: Vec<WatchEvent>,
+    /// The error the reply carries, if any.
+    pub(crate) error: Option<ErrorCode>,
+}
+
 /// Answers a read (or a watch-management request) from the applied tree.
-pub fn answer_read(
-    seq: &mut Sequencer,
-    conn: ConnId,
+pub(crate) fn answer_read(
+    tree: &mut DataTree,
+    session_id: i64,
+    auth: &[Id],
     xid: i32,
     op: OpCode,
     request: Request,
-) -> Vec<u8> {
-    let zxid = seq.zxid_applied();
-    let (session_id, auth) = match seq.conns.get(&conn) {
-        Some(c) => (c.session_id, c.auth.clone()),
-        None => return Vec::new(),
-    };
-    let caller = Caller {
-        session_id,
-        auth: &auth,
-    };
-    let tree = &mut seq.tree;
+) -> ReadAnswer {
+    let zxid = tree.last_processed_zxid();
+    let caller = Caller { session_id, auth };
+    let mut events = Vec::new();
     let result: Result<Response, ErrorCode> = match request {
-        Request::Ping => return encode_reply(xid, zxid, ErrorCode::Ok, None),
+        Request::Ping => {
+            return ReadAnswer {
+                frame: encode_reply(PING_XID, zxid, ErrorCode::Ok, None),
+                events,
+                error: None,
+            }
+        }
         Request::Exists(r) => tree
             .exists(&caller, &r.path, r.watch)
             .map(|stat| Response::Exists(ExistsResponse { stat })),
@@ -439,13 +272,12 @@ pub fn answer_read(
         Request::CheckWatches(r) | Request::RemoveWatches(r) => {
             let check_only = op == OpCode::CheckWatches;
             match WatcherType::from_code(r.watcher_type) {
-                Some(wtype) => match tree.remove_watches(&caller, &r.path, wtype, check_only) {
-                    Ok(events) => {
-                        seq.deliver(&events);
-                        Ok(Response::Empty)
-                    }
-                    Err(code) => Err(code),
-                },
+                Some(wtype) => tree
+                    .remove_watches(&caller, &r.path, wtype, check_only)
+                    .map(|fired| {
+                        events = fired;
+                        Response::Empty
+                    }),
                 None => Err(ErrorCode::BadArguments),
             }
         }
@@ -456,9 +288,8 @@ pub fn answer_read(
                 child: &r.child_watches,
                 ..WatchLists::default()
             };
-            let events = tree.set_watches(session_id, r.relative_zxid, &lists);
-            seq.deliver(&events);
-            return encode_reply(xid, zxid, ErrorCode::Ok, None);
+            events = tree.set_watches(session_id, r.relative_zxid, &lists);
+            Ok(Response::Empty)
         }
         Request::SetWatches2(r) => {
             let lists = WatchLists {
@@ -468,36 +299,27 @@ pub fn answer_read(
                 persistent: &r.persistent_watches,
                 persistent_recursive: &r.persistent_recursive_watches,
             };
-            let events = tree.set_watches(session_id, r.relative_zxid, &lists);
-            seq.deliver(&events);
-            return encode_reply(xid, zxid, ErrorCode::Ok, None);
+            events = tree.set_watches(session_id, r.relative_zxid, &lists);
+            Ok(Response::Empty)
         }
         Request::MultiRead(ops) => Ok(Response::Multi(
             ops.iter().map(|op| multi_read(tree, &caller, op)).collect(),
         )),
-        other => {
-            warn!(op = ?other.op_code(), "request reached the read path by mistake");
-            Err(ErrorCode::SystemError)
-        }
+        // Writes, sync and auth never reach here (`classify` and the node
+        // route them); answering anyway keeps the connection's order.
+        _ => Err(ErrorCode::SystemError),
     };
     match result {
-        Ok(response) => encode_reply(xid, zxid, ErrorCode::Ok, Some(&response)),
-        Err(code) => {
-            log_bad_arguments(seq, conn, xid, op, code);
-            encode_reply(xid, zxid, code, None)
-        }
-    }
-}
-
-/// BADARGUMENTS means the client sent something no valid request holds (an
-/// invalid path, a bad create mode): worth one line naming the peer.
-fn log_bad_arguments(seq: &Sequencer, conn: ConnId, xid: i32, op: OpCode, code: ErrorCode) {
-    if code != ErrorCode::BadArguments {
-        return;
-    }
-    if let Some(c) = seq.conns.get(&conn) {
-        info!(peer = %c.peer, session = format!("0x{:x}", c.session_id), xid, ?op,
-            "answering BADARGUMENTS: invalid path or argument");
+        Ok(response) => ReadAnswer {
+            frame: encode_reply(xid, zxid, ErrorCode::Ok, Some(&response)),
+            events,
+            error: None,
+        },
+        Err(code) => ReadAnswer {
+            frame: encode_reply(xid, zxid, code, None),
+            events,
+            error: Some(code),
+        },
     }
 }
 

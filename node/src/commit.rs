@@ -1,0 +1,281 @@
+//! The write path: preparing txns, and what happens when the log says they
+//! are durable — commit, apply in zxid order, fire watches, fill in replies.
+//!
+//! No write's reply is queued for a connection before its txn is applied,
+//! and no txn is applied before it is committed (standalone: durable).
+
+use std::time::Duration;
+
+use proto::ops::encode_reply;
+use proto::{ConnectResponse, ErrorCode, Id, OpCode};
+use tree::{Caller, PrepareError, Txn, TxnHeader, WriteOp};
+
+use crate::client::frame_of;
+use crate::connections::Pending;
+use crate::io::{ConnId, Level, StorageFailure};
+use crate::node::Node;
+use crate::requests::{self, ReplyShape};
+use crate::session_id::session_password;
+
+impl Node {
+    /// Prepares a write as the next txn and queues it for the log.
+    pub(crate) fn prepare(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        auth: &[Id],
+        op: &WriteOp,
+    ) -> Result<i64, PrepareError> {
+        if self.pipeline.failed().is_some() {
+            return Err(PrepareError::Op(ErrorCode::SystemError));
+        }
+        let caller = Caller { session_id, auth };
+        let txn = match self.tree.prepare(&caller, op, self.pipeline.zxid_next()) {
+            Err(PrepareError::Op(ErrorCode::BadArguments)) if *op == WriteOp::CloseSession => {
+                // Too many ephemerals for one txn: delete them one by one first.
+                self.shed_ephemerals(session_id, cxid, auth);
+                self.tree.prepare(&caller, op, self.pipeline.zxid_next())?
+            }
+            result => result?,
+        };
+        Ok(self.enqueue(session_id, cxid, txn))
+    }
+
+    /// Logs a write that prepare refused, so that its reply carries a zxid of
+    /// its own and leaves in order after the log, as ZooKeeper's error txns.
+    pub(crate) fn prepare_refusal(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        codes: &[ErrorCode],
+    ) -> Option<i64> {
+        self.pipeline.failed().is_none().then(|| {
+            let codes = codes.iter().map(|code| code.code()).collect();
+            self.enqueue(session_id, cxid, Txn::Failed { codes })
+        })
+    }
+
+    fn enqueue(&mut self, session_id: i64, cxid: i32, txn: Txn) -> i64 {
+        let header = TxnHeader {
+            session_id,
+            cxid,
+            zxid: self.pipeline.zxid_next(),
+            time_ms: self.now.wall_ms,
+        };
+        self.pipeline.enqueue(header, txn)
+    }
+
+    /// Prepares the deletion of every ephemeral a closing session owns, each
+    /// in a txn of its own (one closeSession txn could exceed the log's
+    /// record bound; ZooKeeper's would exceed jute.maxbuffer).
+    fn shed_ephemerals(&mut self, session_id: i64, cxid: i32, auth: &[Id]) {
+        let paths = self.tree.get_ephemerals(session_id, "/");
+        self.out.log(
+            Level::Warn,
+            format!(
+                "closing session 0x{session_id:x} with too many ephemerals ({}) for one txn: deleting them one by one",
+                paths.len()
+            ),
+        );
+        for path in paths {
+            // A path already being deleted fails here, harmlessly.
+            let _ = self.prepare(session_id, cxid, auth, &WriteOp::DeleteEphemeral { path });
+        }
+    }
+
+    pub(crate) fn on_durable(
+        &mut self,
+        zxid: i64,
+        records: usize,
+        record_bytes: u64,
+        sync_time: Duration,
+    ) {
+        self.stats
+            .record_sync(sync_time, self.settings.fsync_warning_threshold_ms);
+        self.pipeline.durable(zxid);
+        // Standalone: durable here is durable on a quorum of one.
+        self.pipeline.commit(zxid);
+        self.apply_committed();
+        self.release_syncs();
+        self.snapshots.logged(
+            records as u64,
+            record_bytes,
+            &self.tree,
+            self.now.monotonic,
+            &mut self.out,
+        );
+    }
+
+    /// The log failed: writes stop for good, reads go on. Writes in flight
+    /// were never acknowledged; their clients get SYSTEMERROR, and sessions
+    /// still being created are refused.
+    pub(crate) fn on_log_failed(&mut self, failure: StorageFailure) {
+        if self.pipeline.failed().is_none() {
+            self.out.log(
+                Level::Error,
+                format!("the log failed ({failure}): refusing all writes from now on"),
+            );
+        }
+        let applied = self.zxid_applied();
+        let dropped = self.pipeline.fail(failure, applied);
+        self.tree.discard_pending();
+        for (header, txn) in dropped {
+            let Some(conn) = self.pipeline.waiter(header.session_id, header.cxid) else {
+                continue;
+            };
+            if matches!(txn, Txn::CreateSession { .. }) {
+                self.sessions.remove(header.session_id);
+                self.close_conn(conn);
+                continue;
+            }
+            let frame = encode_reply(header.cxid, applied, ErrorCode::SystemError, None);
+            self.complete(conn, &header, &txn, frame);
+        }
+        // Sessions whose createSession never made it are gone too.
+        let unborn: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(id, _)| !self.tree.has_session(*id))
+            .map(|(id, _)| id)
+            .collect();
+        for session_id in unborn {
+            if let Some(conn) = self.sessions.remove(session_id).and_then(|s| s.conn) {
+                self.close_conn(conn);
+            }
+        }
+        self.release_syncs();
+    }
+
+    /// Applies every committed txn, in zxid order.
+    pub(crate) fn apply_committed(&mut self) {
+        while let Some((header, txn)) = self.pipeline.pop_committed() {
+            self.apply(header, txn);
+        }
+    }
+
+    fn apply(&mut self, header: TxnHeader, txn: Txn) {
+        let applied = self.tree.apply(&header, &txn);
+        self.deliver(&applied.events);
+        if let Some(conn) = self.pipeline.waiter(header.session_id, header.cxid) {
+            match &txn {
+                Txn::CreateSession { .. } => self.session_created(conn, &header),
+                _ => {
+                    let shape = self.reply_shape(conn, &header, &txn);
+                    if let Some(shape) = shape {
+                        let frame = requests::write_reply(
+                            header.cxid,
+                            header.zxid,
+                            &shape,
+                            &applied.result,
+                        );
+                        self.complete(conn, &header, &txn, frame);
+                    }
+                }
+            }
+        }
+        if matches!(txn, Txn::CloseSession { .. }) {
+            self.finish_session(header.session_id);
+        }
+    }
+
+    /// The shape of the reply `conn` waits for from this txn, if its first
+    /// waiting write with the txn's cxid is one this txn answers.
+    fn reply_shape(&self, conn: ConnId, header: &TxnHeader, txn: &Txn) -> Option<ReplyShape> {
+        let c = self.conns.get(conn)?;
+        c.queue.iter().find_map(|p| match p {
+            Pending::Write { xid, shape, .. } if *xid == header.cxid => {
+                answers(txn, shape.op).then(|| shape.clone())
+            }
+            _ => None,
+        })
+    }
+
+    /// Fills in the reply slot for (session, cxid) on `conn` and sends what
+    /// is now ready.
+    fn complete(&mut self, conn: ConnId, header: &TxnHeader, txn: &Txn, frame: Vec<u8>) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let slot = c.queue.iter_mut().find(|p| {
+            matches!(p, Pending::Write { xid, shape, .. } if *xid == header.cxid && answers(txn, shape.op))
+        });
+        let Some(slot) = slot else {
+            return;
+        };
+        if let Pending::Write { received, .. } = slot {
+            let latency = self.now.monotonic.saturating_sub(*received);
+            self.stats.record_latency(latency);
+        }
+        *slot = Pending::Ready(frame);
+        self.pipeline.unwait(header.session_id, header.cxid, conn);
+        self.drain(conn);
+    }
+
+    /// A session's createSession txn is applied: its handshake is answered.
+    fn session_created(&mut self, conn: ConnId, header: &TxnHeader) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let Some(slot) = c
+            .queue
+            .iter_mut()
+            .find(|p| matches!(p, Pending::Connecting))
+        else {
+            return;
+        };
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: c.timeout_ms,
+            session_id: header.session_id,
+            password: session_password(header.session_id).to_vec(),
+            read_only: c.read_only_flag.map(|_| false),
+        };
+        *slot = Pending::Ready(frame_of(&response));
+        self.pipeline.unwait(header.session_id, 0, conn);
+        self.drain(conn);
+    }
+
+    /// Forgets a closed session; its connection closes after what it has queued.
+    fn finish_session(&mut self, session_id: i64) {
+        let Some(conn) = self.sessions.remove(session_id).and_then(|s| s.conn) else {
+            return;
+        };
+        self.push(conn, Pending::Close);
+        self.drain(conn);
+    }
+
+    /// Answers every `sync` whose zxid is now applied.
+    pub(crate) fn release_syncs(&mut self) {
+        let waiters: Vec<ConnId> = self.sync_waiters.iter().copied().collect();
+        for conn in waiters {
+            self.drain(conn);
+            let waiting = self
+                .conns
+                .get(conn)
+                .is_some_and(|c| c.queue.iter().any(|p| matches!(p, Pending::Sync { .. })));
+            if !waiting {
+                self.sync_waiters.remove(&conn);
+            }
+        }
+    }
+}
+
+/// Whether `txn` is the outcome of a request with opcode `op` (a refusal
+/// answers any write). Txns the server made itself under a client's cxid —
+/// the ephemeral deletions before a large closeSession — answer nothing.
+fn answers(txn: &Txn, op: OpCode) -> bool {
+    match txn {
+        Txn::Failed { .. } => true,
+        Txn::CreateSession { .. } => false,
+        Txn::CloseSession { .. } => op == OpCode::CloseSession,
+        Txn::Create { .. } => matches!(
+            op,
+            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl
+        ),
+        Txn::Delete { .. } => op == OpCode::Delete,
+        Txn::SetData { .. } => op == OpCode::SetData,
+        Txn::SetAcl { .. } => op == OpCode::SetAcl,
+        Txn::Check { .. } => op == OpCode::Check,
+        Txn::Multi(_) => op == OpCode::Multi,
+    }
+}

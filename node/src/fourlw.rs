@@ -1,0 +1,124 @@
+//! What the node contributes to four-letter words (`srvr`, `mntr`, `cons`,
+//! `wchc`, `dump`, ...): counters and lists only it holds, gathered per
+//! word so that a cheap word never pays for an expensive one's lists.
+//!
+//! Rendering, the configuration, the environment and the file-system figures
+//! (`dirs`, open file descriptors) are the driver's: they need no node state
+//! and must not cost the ordering core a system call.
+
+use crate::node::Node;
+
+/// One client connection, as `cons` and `stat` list it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    pub peer: String,
+    pub session_id: i64,
+    pub timeout_ms: i32,
+    pub queued: usize,
+    pub received: u64,
+    pub sent: u64,
+    pub last_zxid: i64,
+}
+
+/// Everything the node reports for one word. Lists a word does not show are
+/// left empty.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeReport {
+    /// `standalone` (later: leader, follower, observer).
+    pub mode: &'static str,
+    pub server_id: u8,
+    pub latency_min_ms: u64,
+    pub latency_avg_ms: f64,
+    pub latency_max_ms: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub outstanding_requests: usize,
+    pub connection_count: usize,
+    pub last_zxid: i64,
+    pub node_count: usize,
+    pub approximate_data_size: u64,
+    pub ephemerals_count: usize,
+    /// `mntr`'s zk_watch_count: data and child tables.
+    pub watch_count: usize,
+    /// `wchs`'s total: the data table.
+    pub data_watches: usize,
+    pub watched_paths: usize,
+    pub watching_connections: usize,
+    pub fsync_threshold_exceeded: u64,
+    /// The tree digest at `last_zxid` (`hash`).
+    pub digest: u64,
+    /// `stat`, `cons`.
+    pub connections: Vec<ConnectionInfo>,
+    /// `wchc`: session → watched paths.
+    pub watches_by_session: Vec<(i64, Vec<String>)>,
+    /// `wchp`: path → watching sessions.
+    pub watches_by_path: Vec<(String, Vec<i64>)>,
+    /// `dump`: session → ephemeral paths, and the sessions with their timeouts.
+    pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
+    pub sessions: Vec<(i64, i32)>,
+}
+
+/// Gathers what `word` reports.
+pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
+    let tree = node.tree();
+    let stats = node.stats();
+    let mut report = NodeReport {
+        mode: "standalone",
+        server_id: node.settings().server_id,
+        latency_min_ms: stats.latency_min_ms(),
+        latency_avg_ms: stats.latency_avg_ms(),
+        latency_max_ms: stats.latency_max_ms(),
+        packets_received: stats.packets_received,
+        packets_sent: stats.packets_sent,
+        outstanding_requests: node.outstanding(),
+        connection_count: node.connections().len(),
+        last_zxid: node.zxid_applied(),
+        node_count: tree.node_count(),
+        approximate_data_size: tree.approximate_data_size(),
+        ephemerals_count: tree.ephemeral_count(),
+        fsync_threshold_exceeded: stats.fsync_threshold_exceeded,
+        digest: tree.digest(),
+        ..NodeReport::default()
+    };
+    match word {
+        "wchs" | "mntr" => {
+            let summary = tree.watches.summary();
+            report.watch_count = summary.watch_count;
+            report.data_watches = summary.data_watches;
+            report.watched_paths = summary.paths_watched;
+            report.watching_connections = summary.connections_watching;
+        }
+        "stat" | "cons" => {
+            report.connections = node
+                .connections()
+                .iter()
+                .map(|(_, c)| ConnectionInfo {
+                    peer: c.peer.to_string(),
+                    session_id: c.session_id,
+                    timeout_ms: c.timeout_ms,
+                    queued: c.queued(),
+                    received: c.received,
+                    sent: c.sent,
+                    last_zxid: c.last_zxid,
+                })
+                .collect();
+        }
+        "wchc" => report.watches_by_session = tree.watches.by_session(),
+        "wchp" => report.watches_by_path = tree.watches.by_path(),
+        "dump" => {
+            report.sessions = node
+                .sessions()
+                .iter()
+                .map(|(id, s)| (id, s.timeout_ms))
+                .collect();
+            report.ephemerals_by_session = report
+                .sessions
+                .iter()
+                .map(|(id, _)| (*id, tree.get_ephemerals(*id, "/")))
+                .filter(|(_, paths)| !paths.is_empty())
+                .collect();
+        }
+        _ => {}
+    }
+    report
+}

@@ -1,0 +1,196 @@
+//! What goes into a [`crate::Node`] and what comes out: the whole surface
+//! between the state machine and its driver (the engine in production, the
+//! simulator in tests).
+//!
+//! Inputs are facts that already happened ("these records are durable",
+//! "this connection is gone"). Actions are things the driver must carry
+//! out; each one's doc says what must happen before what. The driver
+//! carries them out in the order [`crate::Node::ready`] returns them.
+
+use std::time::Duration;
+
+use proto::ops::Request;
+use proto::{ConnectRequest, DecodeError};
+
+/// Identifies one client connection for the life of the server (never reused).
+pub type ConnId = u64;
+
+/// The current time, as the driver read it: once per turn, never inside the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Now {
+    /// Monotonic time since an origin the driver chose (session expiry,
+    /// latency, snapshot pacing).
+    pub monotonic: Duration,
+    /// Wall-clock milliseconds since the Unix epoch (txn headers, TTLs, the
+    /// first session id), as ZooKeeper's `Time.currentWallTime()`.
+    pub wall_ms: i64,
+}
+
+/// Where a connection comes from, for log lines, `cons` and the `ip` ACL scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The textual IP address (the `ip` scheme's id).
+    pub ip: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.ip.contains(':') {
+            write!(f, "[{}]:{}", self.ip, self.port)
+        } else {
+            write!(f, "{}:{}", self.ip, self.port)
+        }
+    }
+}
+
+/// One decoded request frame. `body` is an error when the frame could not be
+/// decoded for its opcode; it is still answered in request order.
+#[derive(Debug)]
+pub struct RequestFrame {
+    pub xid: i32,
+    pub op: i32,
+    pub body: Result<Request, DecodeError>,
+}
+
+/// One txn on its way to the log: its zxid and its encoded header and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub zxid: i64,
+    pub payload: Vec<u8>,
+}
+
+/// Why a storage operation (a log append, a snapshot, a purge) failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageFailure {
+    /// The disk is full (ENOSPC or a quota).
+    NoSpace,
+    /// A write, sync or rename failed with this I/O error kind.
+    Io(std::io::ErrorKind),
+    /// The task or thread doing it is gone, or could not be started.
+    Gone,
+}
+
+impl std::fmt::Display for StorageFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageFailure::NoSpace => write!(f, "no space left on the device"),
+            StorageFailure::Io(kind) => write!(f, "I/O error: {kind}"),
+            StorageFailure::Gone => write!(f, "the storage task is gone"),
+        }
+    }
+}
+
+/// Everything that can happen to a node.
+#[derive(Debug)]
+pub enum Input {
+    /// A new connection's handshake. The driver can already carry out
+    /// actions addressed to `conn`.
+    Connect {
+        conn: ConnId,
+        peer: Peer,
+        request: ConnectRequest,
+    },
+    /// Requests after the handshake, in arrival order.
+    Requests {
+        conn: ConnId,
+        requests: Vec<RequestFrame>,
+    },
+    /// The connection is gone (the client closed it, it broke, or the driver
+    /// closed it after [`Action::Close`] or because the client stopped reading).
+    Closed { conn: ConnId },
+    /// Every record up to and including `zxid` is durable: the answer to the
+    /// one [`Action::Append`] in flight.
+    LogDurable {
+        zxid: i64,
+        records: usize,
+        record_bytes: u64,
+        /// How long the appends and the sync took (for `mntr` and warnings).
+        sync_time: Duration,
+    },
+    /// The log failed; no further write may be acknowledged. Never retried.
+    LogFailed(StorageFailure),
+    /// The snapshot writer wrote one more chunk of the snapshot in progress.
+    SnapshotChunkWritten,
+    /// The snapshot in progress is sealed (durable and renamed) or failed.
+    SnapshotDone {
+        result: Result<SnapshotWritten, StorageFailure>,
+    },
+    /// The purge asked for by [`Action::Purge`] finished.
+    PurgeDone {
+        result: Result<PurgeReport, StorageFailure>,
+    },
+    /// Time passed: session expiry, the container reaper, autopurge.
+    Tick,
+    /// A four-letter word; answered by [`Action::FourLetterWord`] with the same `request`.
+    FourLetterWord { request: u64, word: String },
+}
+
+/// A sealed snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotWritten {
+    pub zxid: i64,
+    pub file: String,
+    pub bytes: u64,
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PurgeReport {
+    pub snapshots_removed: usize,
+    pub segments_removed: usize,
+    pub segments_recycled: usize,
+}
+
+/// How loud a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// What the driver must do. Carried out in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write these whole frames (replies and watch notifications, in order)
+    /// to the connection; `replies` of them answer requests. Every frame was
+    /// allowed to leave: a write's reply appears here only after its txn is
+    /// committed (durable, standalone) and applied.
+    Send {
+        conn: ConnId,
+        bytes: Vec<u8>,
+        replies: usize,
+    },
+    /// Close the connection once every `Send` before this one is written,
+    /// then report [`Input::Closed`].
+    Close { conn: ConnId },
+    /// Append these records to the log (in zxid order, after every earlier
+    /// append) and make them durable, then report [`Input::LogDurable`] for
+    /// the last one (or [`Input::LogFailed`]). At most one append is in
+    /// flight. `roll_first`: start a new log segment before these records.
+    Append {
+        records: Vec<LogRecord>,
+        roll_first: bool,
+    },
+    /// Start writing snapshot `snapshot.<zxid>`; chunks follow. The file must
+    /// be sealed (synced, renamed, directory synced) before
+    /// [`Input::SnapshotDone`] reports it; only then may purge count on it.
+    SnapshotBegin { zxid: i64 },
+    /// The next bytes of the snapshot in progress; report
+    /// [`Input::SnapshotChunkWritten`] once written.
+    SnapshotChunk { bytes: Vec<u8> },
+    /// The last chunk was sent: seal the snapshot.
+    SnapshotEnd,
+    /// Keep the newest `retain` snapshots and the log they need, remove the
+    /// rest, off the ordering core; then report [`Input::PurgeDone`].
+    Purge { retain: usize },
+    /// The answer to [`Input::FourLetterWord`] `request`.
+    FourLetterWord {
+        request: u64,
+        report: Box<crate::fourlw::NodeReport>,
+    },
+    /// A line for the operator's log.
+    Log { level: Level, line: String },
+}

@@ -1,0 +1,112 @@
+//! What a node is told at start: the zoo.cfg values its logic depends on, and
+//! the seed of every choice it makes at random.
+
+use std::time::Duration;
+
+/// The node's configuration. Plain data: the engine fills it from zoo.cfg,
+/// tests and the simulator write it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `myid`; 0 for a standalone server. The top byte of every session id.
+    pub server_id: u8,
+    pub tick_time_ms: u32,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    /// A snapshot starts after `snap_count/2 + random(0, snap_count/2)` txns...
+    pub snap_count: u64,
+    /// ... or after this many KiB of log (0 = no byte rule).
+    pub snap_size_limit_kb: u64,
+    /// How often empty containers and expired TTL nodes are looked for.
+    pub container_check_interval_ms: u64,
+    /// Hours between purges (0 = never).
+    pub autopurge_interval_hours: u32,
+    /// Snapshots a purge keeps.
+    pub autopurge_retain_count: u32,
+    /// `DigestAuthenticationProvider.superDigest`: `super:<base64 sha1>`.
+    pub super_digest: Option<String>,
+    /// A log sync slower than this is counted (`zk_fsync_threshold_exceed_count`).
+    pub fsync_warning_threshold_ms: u64,
+    /// Seeds every random choice (the snapshot `randRoll`): a fresh random
+    /// value in production, a fixed one in tests and the simulator.
+    pub random_seed: u64,
+}
+
+impl Default for Settings {
+    /// ZooKeeper's defaults.
+    fn default() -> Self {
+        Settings {
+            server_id: 0,
+            tick_time_ms: 2000,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            snap_count: 100_000,
+            snap_size_limit_kb: 4 * 1024 * 1024,
+            container_check_interval_ms: 60_000,
+            autopurge_interval_hours: 0,
+            autopurge_retain_count: 3,
+            super_digest: None,
+            fsync_warning_threshold_ms: 1000,
+            random_seed: 0,
+        }
+    }
+}
+
+impl Settings {
+    /// The timeout a session gets for the one it asked for: clamped into
+    /// `[min, max]`, as ZooKeeper's `processConnectRequest`.
+    pub fn negotiate_session_timeout(&self, requested_ms: i32) -> i32 {
+        let min = self.min_session_timeout_ms as i32;
+        let max = self.max_session_timeout_ms.max(self.min_session_timeout_ms) as i32;
+        requested_ms.clamp(min, max)
+    }
+
+    /// The session expiry bucket width (ZooKeeper's `expirationInterval`).
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(u64::from(self.tick_time_ms.max(1)))
+    }
+}
+
+/// SplitMix64: a tiny, well-mixed PRNG. Deterministic from its seed, so a run
+/// replays bit for bit.
+#[derive(Debug, Clone)]
+pub(crate) struct Random {
+    state: u64,
+}
+
+impl Random {
+    pub(crate) fn new(seed: u64) -> Random {
+        Random { state: seed }
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_clamped_into_the_configured_range() {
+        let settings = Settings::default();
+        assert_eq!(settings.negotiate_session_timeout(1), 4000);
+        assert_eq!(settings.negotiate_session_timeout(10_000), 10_000);
+        assert_eq!(settings.negotiate_session_timeout(i32::MAX), 40_000);
+    }
+
+    #[test]
+    fn random_is_a_function_of_its_seed() {
+        let (mut a, mut b, mut c) = (Random::new(7), Random::new(7), Random::new(8));
+        let xs: Vec<u64> = (0..4).map(|_| a.next_u64()).collect();
+        let ys: Vec<u64> = (0..4).map(|_| b.next_u64()).collect();
+        let zs: Vec<u64> = (0..4).map(|_| c.next_u64()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(xs, zs);
+        assert!(xs.windows(2).all(|w| w[0] != w[1]));
+    }
+}
