@@ -1,0 +1,784 @@
+//! A server's simulated disk: the real `wal::LogWriter` over wal's
+//! in-memory fault-injecting [`MemFs`], one file operation at a time, and
+//! the snapshot store beside it.
+//!
+//! # The log, stepped
+//!
+//! The writer is async and [`MemFs`] never blocks, so a batch could run to
+//! completion in one poll. Instead every file operation first passes a
+//! [`Gate`] that opens once per scheduled disk event: the world polls the
+//! batch's future, it runs up to the next operation and waits; a disk event
+//! some latency later lets that one operation through. So a power cut can
+//! fall between any two operations — after the write but before the
+//! fdatasync, between a segment's header and its rename, between the rename
+//! and the directory sync — and a slow disk is simply a long latency.
+//!
+//! ```text
+//!  Action::Append ─▶ batch future: roll? append… write ▸ fdatasync ▸ (next segment: create ▸ write ▸ sync ▸ rename ▸ sync dir) ─▶ LogDurable
+//!                                       ▲ gate        ▲ gate          one disk event per ▸
+//! ```
+//!
+//! The batch is carried out as `engine/src/log_stage.rs` does it (roll only
+//! a segment worth rolling, sync part-way when the writer's batch is full).
+//! `durable_zxid` is the truth the disk knows: the last zxid whose sync
+//! returned Ok, whatever the node was told.
+//!
+//! # Snapshots
+//!
+//! wal's snapshot writer writes real files with std I/O for now (moving it
+//! onto the fs traits is under way on another branch). Until then the
+//! snapshot files live in [`MemSnapshots`] with the writer's crash
+//! semantics — a snapshot is invisible until sealed, sealing makes it
+//! durable at once, a crash loses the one in progress — behind the
+//! [`SnapshotStore`] trait, so the switch to wal's writer over [`MemFs`] is
+//! one implementation. The files carry wal's own snapshot format, so
+//! recovery reads them with wal's own reader (`wal::recover_from`).
+//!
+//! # Recovery
+//!
+//! [`recover`] is `engine/src/storage.rs`'s recovery on these directories:
+//! the newest valid snapshot, then every logged txn after it, then where the
+//! writer continues; on an empty disk, snapshot 0 is written first
+//! (ZOOKEEPER-2325).
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use node::{LogRecord, SnapshotWritten, StorageFailure};
+use thiserror::Error;
+use tree::{DataTree, SnapshotError};
+use wal::{LogFs, LogTail, LogWriter, MemFs, ReadAt, ReadFs, WalError, WriterConfig};
+
+/// The kinds of file operation, so latencies can differ (an fdatasync is
+/// slower than a write).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskOp {
+    Create,
+    Open,
+    Stat,
+    Write,
+    SyncData,
+    Rename,
+    Remove,
+    SyncDir,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// Operations allowed through before the gate closes again.
+    permits: Cell<u64>,
+    /// Everything passes (start-up, before the world steps the disk).
+    open: Cell<bool>,
+    /// The operation waiting at the gate, if any.
+    waiting: Cell<Option<DiskOp>>,
+    /// Operations that passed, for the trace.
+    passed: Cell<u64>,
+}
+
+/// One file operation at a time: see the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Rc<GateState>);
+
+impl Gate {
+    fn pass(&self, op: DiskOp) -> Pass<'_> {
+        Pass { gate: self, op }
+    }
+
+    /// The operation the future waits to carry out, if it waits.
+    pub fn waiting(&self) -> Option<DiskOp> {
+        self.0.waiting.get()
+    }
+
+    pub fn passed(&self) -> u64 {
+        self.0.passed.get()
+    }
+}
+
+struct Pass<'a> {
+    gate: &'a Gate,
+    op: DiskOp,
+}
+
+impl Future for Pass<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        let state = &self.gate.0;
+        if state.open.get() || state.permits.get() > 0 {
+            if !state.open.get() {
+                state.permits.set(state.permits.get() - 1);
+            }
+            state.waiting.set(None);
+            state.passed.set(state.passed.get() + 1);
+            Poll::Ready(())
+        } else {
+            state.waiting.set(Some(self.op));
+            Poll::Pending
+        }
+    }
+}
+
+/// [`MemFs`] behind a [`Gate`].
+#[derive(Debug, Clone)]
+pub struct GatedFs {
+    inner: MemFs,
+    gate: Gate,
+}
+
+impl LogFs for GatedFs {
+    type File = u64;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        LogFs::list(&self.inner)
+    }
+
+    async fn create(&self, name: &str) -> io::Result<u64> {
+        self.gate.pass(DiskOp::Create).await;
+        self.inner.create(name).await
+    }
+
+    async fn open(&self, name: &str) -> io::Result<u64> {
+        self.gate.pass(DiskOp::Open).await;
+        self.inner.open(name).await
+    }
+
+    async fn len(&self, file: &u64) -> io::Result<u64> {
+        self.gate.pass(DiskOp::Stat).await;
+        self.inner.len(file).await
+    }
+
+    async fn write_at(&self, file: &u64, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        self.gate.pass(DiskOp::Write).await;
+        self.inner.write_at(file, offset, bytes).await
+    }
+
+    async fn sync_data(&self, file: &u64) -> io::Result<()> {
+        self.gate.pass(DiskOp::SyncData).await;
+        self.inner.sync_data(file).await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.gate.pass(DiskOp::Rename).await;
+        self.inner.rename(from, to).await
+    }
+
+    async fn remove(&self, name: &str) -> io::Result<()> {
+        self.gate.pass(DiskOp::Remove).await;
+        self.inner.remove(name).await
+    }
+
+    async fn sync_dir(&self) -> io::Result<()> {
+        self.gate.pass(DiskOp::SyncDir).await;
+        self.inner.sync_dir().await
+    }
+
+    fn display(&self, name: &str) -> String {
+        LogFs::display(&self.inner, name)
+    }
+}
+
+/// Polls a future once with a waker that does nothing: the world, not a
+/// waker, decides when it is polled again.
+fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(Waker::noop());
+    future.poll(&mut cx)
+}
+
+/// A log append as the node asked for it.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub records: Vec<LogRecord>,
+    pub roll_first: bool,
+}
+
+/// A batch made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchDurable {
+    pub zxid: i64,
+    pub records: usize,
+    pub record_bytes: u64,
+}
+
+type BatchFuture =
+    Pin<Box<dyn Future<Output = (LogWriter<GatedFs>, Result<BatchDurable, WalError>)>>>;
+
+/// Where the log stands after a disk event.
+#[derive(Debug)]
+pub enum LogProgress {
+    /// An operation waits at the gate: schedule the next disk event.
+    Waiting(DiskOp),
+    /// The batch in flight finished; more may be queued.
+    Finished(Result<BatchDurable, StorageFailure>),
+    /// Nothing in flight.
+    Idle,
+}
+
+/// Batches queued behind the one in flight at most: the node keeps one
+/// append in flight, so more than one queued means a driver that reports
+/// durability early (the reintroduced bug) — still bounded.
+const BATCHES_QUEUED_MAX: usize = 64;
+
+/// The server's log directory and its writer.
+pub struct LogDisk {
+    fs: MemFs,
+    gate: Gate,
+    /// The writer, when no batch future holds it.
+    writer: Option<LogWriter<GatedFs>>,
+    in_flight: Option<BatchFuture>,
+    queued: VecDeque<Batch>,
+    /// The last zxid whose sync returned Ok.
+    zxid_durable: i64,
+    failed: Option<StorageFailure>,
+}
+
+impl std::fmt::Debug for LogDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogDisk")
+            .field("zxid_durable", &self.zxid_durable)
+            .field("in_flight", &self.in_flight.is_some())
+            .field("queued", &self.queued.len())
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LogDisk {
+    /// Opens the writer where recovery left the log (its own start-up
+    /// writes, such as zeroing a cut tail, happen at once).
+    pub fn open(fs: MemFs, config: WriterConfig, tail: LogTail) -> Result<LogDisk, WalError> {
+        let gate = Gate::default();
+        gate.0.open.set(true);
+        let gated = GatedFs {
+            inner: fs.clone(),
+            gate: gate.clone(),
+        };
+        let zxid_durable = tail.zxid_last;
+        let mut open = std::pin::pin!(LogWriter::open(gated, config, tail));
+        let Poll::Ready(writer) = poll_once(open.as_mut()) else {
+            unreachable!("MemFs never blocks and the gate is open");
+        };
+        gate.0.open.set(false);
+        Ok(LogDisk {
+            fs,
+            gate,
+            writer: Some(writer?),
+            in_flight: None,
+            queued: VecDeque::new(),
+            zxid_durable,
+            failed: None,
+        })
+    }
+
+    /// The directory itself (for crash images and faults).
+    pub fn fs(&self) -> &MemFs {
+        &self.fs
+    }
+
+    pub fn zxid_durable(&self) -> i64 {
+        self.zxid_durable
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.in_flight.is_some() || !self.queued.is_empty()
+    }
+
+    pub fn operations(&self) -> u64 {
+        self.gate.passed()
+    }
+
+    /// Queues a batch; starts it if the log is idle.
+    pub fn submit(&mut self, batch: Batch) -> LogProgress {
+        assert!(
+            self.queued.len() < BATCHES_QUEUED_MAX,
+            "log batches pile up behind the disk"
+        );
+        self.queued.push_back(batch);
+        if self.in_flight.is_some() {
+            return LogProgress::Waiting(self.gate.waiting().expect("in flight waits"));
+        }
+        self.start_next()
+    }
+
+    fn start_next(&mut self) -> LogProgress {
+        if let Some(failure) = self.failed {
+            // A failed log takes nothing more; each batch fails as it comes.
+            return match self.queued.pop_front() {
+                Some(_) => LogProgress::Finished(Err(failure)),
+                None => LogProgress::Idle,
+            };
+        }
+        let Some(batch) = self.queued.pop_front() else {
+            return LogProgress::Idle;
+        };
+        let mut writer = self.writer.take().expect("the writer is home when idle");
+        self.in_flight = Some(Box::pin(async move {
+            let result = write_batch(&mut writer, batch).await;
+            (writer, result)
+        }));
+        self.poll()
+    }
+
+    /// A disk event: one more file operation, then on to the next.
+    pub fn step(&mut self) -> LogProgress {
+        if self.in_flight.is_none() {
+            return LogProgress::Idle;
+        }
+        self.gate.0.permits.set(1);
+        self.poll()
+    }
+
+    fn poll(&mut self) -> LogProgress {
+        let future = self.in_flight.as_mut().expect("polled in flight");
+        match poll_once(future.as_mut()) {
+            Poll::Pending => {
+                LogProgress::Waiting(self.gate.waiting().expect("pending only at the gate"))
+            }
+            Poll::Ready((writer, result)) => {
+                self.in_flight = None;
+                self.gate.0.permits.set(0);
+                self.writer = Some(writer);
+                let result = match result {
+                    Ok(durable) => {
+                        self.zxid_durable = durable.zxid;
+                        Ok(durable)
+                    }
+                    Err(err) => {
+                        let failure = storage_failure(&err);
+                        self.failed = Some(failure);
+                        Err(failure)
+                    }
+                };
+                LogProgress::Finished(result)
+            }
+        }
+    }
+
+    /// What to do next once a batch finished: start the next queued one.
+    pub fn continue_queue(&mut self) -> LogProgress {
+        if self.in_flight.is_some() {
+            return LogProgress::Waiting(self.gate.waiting().expect("in flight waits"));
+        }
+        self.start_next()
+    }
+}
+
+/// A snapshot rolls the log only once the current segment is at least this
+/// fraction (1/n) full (as the engine's log stage).
+const ROLL_FILL_MIN_DIVISOR: u64 = 4;
+
+/// Appends a batch and makes it durable, as `engine/src/log_stage.rs`'s
+/// `write_batch` does.
+async fn write_batch(
+    writer: &mut LogWriter<GatedFs>,
+    batch: Batch,
+) -> Result<BatchDurable, WalError> {
+    let worth_rolling = writer
+        .segment_fill()
+        .is_none_or(|(used, capacity)| used >= capacity / ROLL_FILL_MIN_DIVISOR);
+    if batch.roll_first && worth_rolling {
+        writer.roll();
+    }
+    let (mut records, mut record_bytes) = (0usize, 0u64);
+    let mut zxid = writer.zxid_durable();
+    for record in &batch.records {
+        if !writer.can_append(record.payload.len()) {
+            let stats = writer.sync().await?;
+            records += stats.records;
+            record_bytes += stats.record_bytes;
+        }
+        writer.append(record.zxid, &record.payload)?;
+        zxid = record.zxid;
+    }
+    let stats = writer.sync().await?;
+    records += stats.records;
+    record_bytes += stats.record_bytes;
+    assert_eq!(
+        writer.zxid_durable(),
+        zxid,
+        "sync made the whole batch durable"
+    );
+    Ok(BatchDurable {
+        zxid,
+        records,
+        record_bytes,
+    })
+}
+
+/// What the node is told about a storage error: a full disk apart from
+/// every other failure (as the engine's `storage_failure`).
+pub fn storage_failure(err: &WalError) -> StorageFailure {
+    const ENOSPC: i32 = 28;
+    match err {
+        WalError::Io { source, .. } => match source.raw_os_error() {
+            Some(ENOSPC) => StorageFailure::NoSpace,
+            _ => StorageFailure::Io(source.kind()),
+        },
+        _ => StorageFailure::Io(io::ErrorKind::Other),
+    }
+}
+
+/// Bytes held by every file of a directory (what a full disk counts).
+pub fn bytes_used(fs: &MemFs) -> u64 {
+    LogFs::list(fs)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|name| fs.contents(name))
+        .map(|bytes| bytes.len() as u64)
+        .sum()
+}
+
+// ----- snapshots ------------------------------------------------------------------
+
+/// Where a server's snapshots are written and read back from. See the
+/// module docs for why this is a trait.
+pub trait SnapshotStore: std::fmt::Debug {
+    /// What recovery reads the snapshots from.
+    type Dir: ReadFs;
+    /// Starts snapshot `snapshot.<zxid>` (invisible until sealed).
+    fn begin(&mut self, zxid: i64) -> Result<(), StorageFailure>;
+    /// Appends body bytes to the snapshot in progress.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageFailure>;
+    /// Makes the snapshot in progress durable and visible.
+    fn seal(&mut self) -> Result<SnapshotWritten, StorageFailure>;
+    /// A power cut or a kill: the snapshot in progress is gone.
+    fn crash(&mut self);
+    /// From now on every write fails with a full disk (`false` lifts it).
+    fn set_full(&mut self, full: bool);
+    fn dir(&self) -> &Self::Dir;
+}
+
+const SNAPSHOT_MAGIC: [u8; 8] = *b"FKSNAPSH";
+const SNAPSHOT_END_MAGIC: [u8; 4] = *b"FKSE";
+const SNAPSHOT_VERSION: u32 = 1;
+
+/// wal's snapshot file header (see `wal/src/snapshot.rs`, whose reader
+/// checks these bytes; `snapshot_files_are_what_wal_reads` proves they agree).
+fn snapshot_header(zxid: i64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(wal::SNAPSHOT_HEADER_BYTES);
+    header.extend_from_slice(&SNAPSHOT_MAGIC);
+    header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&zxid.to_le_bytes());
+    header
+}
+
+/// wal's snapshot file trailer: body length, crc32c of header and body, end magic.
+fn snapshot_trailer(file_so_far: &[u8]) -> Vec<u8> {
+    let body_bytes = (file_so_far.len() - wal::SNAPSHOT_HEADER_BYTES) as u64;
+    let mut trailer = Vec::with_capacity(wal::SNAPSHOT_TRAILER_BYTES);
+    trailer.extend_from_slice(&body_bytes.to_le_bytes());
+    trailer.extend_from_slice(&crc32c::crc32c(file_so_far).to_le_bytes());
+    trailer.extend_from_slice(&SNAPSHOT_END_MAGIC);
+    trailer
+}
+
+/// Sealed snapshot files in memory, and the one being written.
+#[derive(Debug, Clone, Default)]
+pub struct MemSnapshots {
+    dir: MemSnapshotDir,
+    in_progress: Option<(i64, Vec<u8>)>,
+    full: bool,
+}
+
+/// The sealed files, readable as a directory.
+#[derive(Debug, Clone, Default)]
+pub struct MemSnapshotDir {
+    files: BTreeMap<String, Rc<Vec<u8>>>,
+}
+
+/// One sealed snapshot file, opened for reading.
+#[derive(Debug)]
+pub struct MemSnapshotReader(Rc<Vec<u8>>);
+
+impl ReadAt for MemSnapshotReader {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let start = (offset as usize).min(self.0.len());
+        let n = buf.len().min(self.0.len() - start);
+        buf[..n].copy_from_slice(&self.0[start..start + n]);
+        Ok(n)
+    }
+}
+
+impl ReadFs for MemSnapshotDir {
+    type Reader = MemSnapshotReader;
+
+    fn list(&self) -> io::Result<Vec<String>> {
+        Ok(self.files.keys().cloned().collect())
+    }
+
+    fn open_read(&self, name: &str) -> io::Result<MemSnapshotReader> {
+        self.files
+            .get(name)
+            .map(|bytes| MemSnapshotReader(bytes.clone()))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))
+    }
+
+    fn display(&self, name: &str) -> String {
+        format!("mem-snapshots:{name}")
+    }
+}
+
+impl SnapshotStore for MemSnapshots {
+    type Dir = MemSnapshotDir;
+
+    fn begin(&mut self, zxid: i64) -> Result<(), StorageFailure> {
+        // A leftover in progress is replaced, as the writer replaces a stale temp file.
+        self.in_progress = None;
+        if self.full {
+            return Err(StorageFailure::NoSpace);
+        }
+        self.in_progress = Some((zxid, snapshot_header(zxid)));
+        Ok(())
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageFailure> {
+        if self.full {
+            self.in_progress = None;
+            return Err(StorageFailure::NoSpace);
+        }
+        let (_, file) = self.in_progress.as_mut().expect("a snapshot in progress");
+        file.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn seal(&mut self) -> Result<SnapshotWritten, StorageFailure> {
+        let (zxid, mut file) = self.in_progress.take().expect("a snapshot in progress");
+        if self.full {
+            return Err(StorageFailure::NoSpace);
+        }
+        let trailer = snapshot_trailer(&file);
+        file.extend_from_slice(&trailer);
+        let name = wal::snapshot_name(zxid);
+        let bytes = (file.len() - wal::SNAPSHOT_HEADER_BYTES - wal::SNAPSHOT_TRAILER_BYTES) as u64;
+        self.dir.files.insert(name.clone(), Rc::new(file));
+        Ok(SnapshotWritten {
+            zxid,
+            file: name,
+            bytes,
+        })
+    }
+
+    fn crash(&mut self) {
+        self.in_progress = None;
+        self.full = false;
+    }
+
+    fn set_full(&mut self, full: bool) {
+        self.full = full;
+    }
+
+    fn dir(&self) -> &MemSnapshotDir {
+        &self.dir
+    }
+}
+
+/// The snapshot store every simulated server uses (one line to switch).
+pub type ServerSnapshots = MemSnapshots;
+
+// ----- recovery -------------------------------------------------------------------
+
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error(transparent)]
+    Wal(#[from] WalError),
+    #[error("snapshot {file} does not load: {source}")]
+    Snapshot { file: String, source: SnapshotError },
+    #[error("snapshot {file} does not read: {source}")]
+    SnapshotRead { file: String, source: io::Error },
+    #[error("log record zxid 0x{zxid:x} does not decode: {reason}")]
+    Record { zxid: i64, reason: String },
+}
+
+/// What recovery produced.
+#[derive(Debug)]
+pub struct Recovered {
+    pub tree: DataTree,
+    pub tail: LogTail,
+    /// The snapshot loaded (`None`: a fresh disk, snapshot 0 just written).
+    pub snapshot_zxid: Option<i64>,
+    /// (zxid, session id, cxid) of every txn replayed from the log.
+    pub replayed: Vec<(i64, i64, i32)>,
+}
+
+/// Recovers a server from its snapshot store and log directory, as the
+/// engine does at start-up (see the module docs). On a fresh disk, writes
+/// snapshot 0 into `snapshots`.
+pub fn recover<S: SnapshotStore>(
+    snapshots: &mut S,
+    log: &MemFs,
+) -> Result<Recovered, RecoveryError> {
+    let recovery = wal::recover_from(snapshots.dir(), log.clone())?;
+    let (mut tree, snapshot_zxid) = match &recovery.snapshot {
+        Some(info) => {
+            let mut reader = wal::open_snapshot(snapshots.dir(), &info.name)?;
+            let mut body = Vec::with_capacity(info.body_bytes as usize);
+            reader
+                .read_to_end(&mut body)
+                .map_err(|source| RecoveryError::SnapshotRead {
+                    file: info.file.clone(),
+                    source,
+                })?;
+            let tree =
+                DataTree::from_snapshot(&body).map_err(|source| RecoveryError::Snapshot {
+                    file: info.file.clone(),
+                    source,
+                })?;
+            (tree, Some(info.zxid))
+        }
+        None => {
+            let tree = DataTree::new();
+            write_whole_snapshot(snapshots, &tree)
+                .expect("a fresh in-memory snapshot store takes the first snapshot");
+            (tree, None)
+        }
+    };
+    let mut log = recovery.log;
+    let mut replayed = Vec::new();
+    for record in log.by_ref() {
+        let record = record?;
+        let (header, txn) =
+            tree::decode_record(&record.payload).map_err(|err| RecoveryError::Record {
+                zxid: record.zxid,
+                reason: err.to_string(),
+            })?;
+        tree.apply(&header, &txn);
+        replayed.push((header.zxid, header.session_id, header.cxid));
+    }
+    let tail = log.finish()?;
+    Ok(Recovered {
+        tree,
+        tail,
+        snapshot_zxid,
+        replayed,
+    })
+}
+
+/// Writes a whole snapshot of a quiet tree at once (start-up only).
+fn write_whole_snapshot<S: SnapshotStore>(
+    snapshots: &mut S,
+    tree: &DataTree,
+) -> Result<SnapshotWritten, StorageFailure> {
+    snapshots.begin(tree.last_processed_zxid())?;
+    snapshots.write(&tree.snapshot_bytes())?;
+    snapshots.seal()
+}
+
+/// The tree a directory holds when every snapshot but the oldest is
+/// ignored: snapshot 0 and the whole log replayed (the cross-check that the
+/// fuzzy snapshots and replay agree with replaying everything).
+pub fn replay_everything<S: SnapshotStore>(
+    snapshots: &S,
+    log: &MemFs,
+) -> Result<DataTree, RecoveryError> {
+    let oldest = wal::list_snapshots(snapshots.dir())?
+        .pop()
+        .map(|(_, name)| name)
+        .expect("a server always has snapshot 0");
+    let mut only_oldest = MemSnapshots::default();
+    let read_failed = |source| RecoveryError::SnapshotRead {
+        file: oldest.clone(),
+        source,
+    };
+    let file = snapshots.dir().open_read(&oldest).map_err(read_failed)?;
+    let mut bytes = vec![0u8; file.len() as usize];
+    file.read_at(0, &mut bytes).map_err(read_failed)?;
+    only_oldest.dir.files.insert(oldest, Rc::new(bytes));
+    Ok(recover(&mut only_oldest, log)?.tree)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_files_are_what_wal_reads() {
+        // The in-memory snapshot files carry wal's format: wal's own reader
+        // finds, verifies and streams them back.
+        let mut store = MemSnapshots::default();
+        store.begin(0x1_0000_0007).unwrap();
+        store.write(b"hello ").unwrap();
+        store.write(b"snapshot").unwrap();
+        let written = store.seal().unwrap();
+        assert_eq!(written.bytes, 14);
+        let info = wal::newest_valid_snapshot(store.dir()).unwrap().unwrap();
+        assert_eq!(info.zxid, 0x1_0000_0007);
+        let mut body = Vec::new();
+        wal::open_snapshot(store.dir(), &info.name)
+            .unwrap()
+            .read_to_end(&mut body)
+            .unwrap();
+        assert_eq!(body, b"hello snapshot");
+    }
+
+    #[test]
+    fn a_crash_loses_the_snapshot_in_progress_only() {
+        let mut store = MemSnapshots::default();
+        store.begin(1).unwrap();
+        store.write(b"a").unwrap();
+        store.seal().unwrap();
+        store.begin(2).unwrap();
+        store.write(b"b").unwrap();
+        store.crash();
+        let info = wal::newest_valid_snapshot(store.dir()).unwrap().unwrap();
+        assert_eq!(info.zxid, 1);
+    }
+
+    #[test]
+    fn the_stepped_log_makes_a_batch_durable_one_operation_per_event() {
+        // Each disk event lets one file operation through; the batch is
+        // durable only once its fdatasync has passed, and recovery then
+        // replays it.
+        let fs = MemFs::new();
+        let config = WriterConfig {
+            segment_bytes: 64 * 1024,
+            ..WriterConfig::default()
+        };
+        let mut snapshots = MemSnapshots::default();
+        let fresh = recover(&mut snapshots, &fs).unwrap();
+        assert_eq!(fresh.snapshot_zxid, None);
+        let mut disk = LogDisk::open(fs.clone(), config, fresh.tail).unwrap();
+        let header = tree::TxnHeader {
+            session_id: 5,
+            cxid: 0,
+            zxid: 1,
+            time_ms: 0,
+        };
+        let payload = tree::encode_record(&header, &tree::Txn::CreateSession { timeout_ms: 3000 });
+        let batch = Batch {
+            records: vec![LogRecord { zxid: 1, payload }],
+            roll_first: false,
+        };
+        let mut progress = disk.submit(batch);
+        let mut operations = Vec::new();
+        while let LogProgress::Waiting(op) = progress {
+            assert!(
+                disk.zxid_durable() < 1,
+                "not durable before the last operation"
+            );
+            operations.push(op);
+            progress = disk.step();
+        }
+        let LogProgress::Finished(Ok(durable)) = progress else {
+            panic!("the batch finishes: {progress:?}");
+        };
+        assert_eq!((durable.zxid, disk.zxid_durable()), (1, 1));
+        assert_eq!(operations.last(), Some(&DiskOp::SyncData));
+        assert!(
+            operations.len() > 2,
+            "a first segment is prepared: {operations:?}"
+        );
+        let recovered = recover(&mut snapshots, &fs).unwrap();
+        assert_eq!(recovered.snapshot_zxid, Some(0));
+        assert_eq!(recovered.replayed, vec![(1, 5, 0)]);
+        assert!(recovered.tree.has_session(5));
+    }
+}

@@ -1,0 +1,474 @@
+//! The linearizability checker: Wing & Gong's search with Lowe's memo
+//! (the algorithm of Porcupine and Knossos), over the [`Model`] tree, with
+//! ZooKeeper's zxids as extra constraints.
+//!
+//! # What it proves
+//!
+//! That there is one sequential order of all operations which (a) respects
+//! real time — an op that completed before another was invoked comes first,
+//! (b) respects the zxids the replies carried — writes in zxid order, each
+//! read between the txns at or below its zxid and those above it, and (c)
+//! in which every completed op answers exactly what the model answers at
+//! its place. Indeterminate ops (no reply) may fall anywhere after their
+//! invocation or nowhere; an [`Op::Expire`] floats from the session's last
+//! sign of life.
+//!
+//! (b) is stronger than linearizability and it is what ZooKeeper promises:
+//! one total order of txns, named by zxid. It is also what keeps the search
+//! small — completed writes are pinned, so the search branches only over
+//! where indeterminate ops and expiries go.
+//!
+//! # The search
+//!
+//! Calls and returns in real-time order form a list. Walking it from the
+//! head, a call may be linearized if the zxid constraints allow it and the
+//! model answers what the op saw; it is then lifted out of the list (call
+//! and return) and the walk restarts. Reaching a return whose op is not yet
+//! linearized means the last choice was wrong: undo it and try the next
+//! candidate. A state (which ops are linearized, the model's digest) is
+//! explored at most once. The search is bounded by a step budget; past it
+//! the verdict is "inconclusive", never a false alarm.
+
+use std::collections::{BTreeSet, HashSet};
+
+use crate::history::{OpRecord, Pin};
+use crate::model::{Model, Outcome};
+
+/// What the checker concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Linearizable {
+        /// Search steps taken.
+        steps: u64,
+    },
+    /// No valid order exists. `op` is an operation that no order could
+    /// place, from the deepest point the search reached.
+    NotLinearizable(Box<Counterexample>),
+    /// The step budget ran out first.
+    Inconclusive { steps: u64 },
+    /// Two completed writes claim the same zxid.
+    ZxidReused {
+        zxid: i64,
+        first: usize,
+        second: usize,
+    },
+}
+
+/// The deepest point the search reached before it had to give up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counterexample {
+    /// Ops in the order they were linearized up to that point.
+    pub linearized: Vec<usize>,
+    /// The op whose completion came with no order to explain it.
+    pub op: usize,
+    /// What the model would answer there (for the report).
+    pub model_answer: Option<Outcome>,
+}
+
+const NIL: usize = usize::MAX;
+
+/// The doubly linked list of call and return entries.
+struct Entries {
+    /// For entry `e`: the op it belongs to, and whether it is the call.
+    op: Vec<usize>,
+    is_call: Vec<bool>,
+    /// The matching return of a call entry.
+    partner: Vec<usize>,
+    next: Vec<usize>,
+    prev: Vec<usize>,
+    /// Index of the sentinel head.
+    head: usize,
+}
+
+impl Entries {
+    fn build(ops: &[OpRecord]) -> Entries {
+        // (position, is_return, op): returns of indeterminate ops go last.
+        let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
+        for (i, op) in ops.iter().enumerate() {
+            events.push((op.call, false, i));
+            let at = op.ret.as_ref().map_or(u64::MAX, |r| r.at);
+            events.push((at, true, i));
+        }
+        events.sort();
+        let n = events.len();
+        let head = n;
+        let mut entries = Entries {
+            op: Vec::with_capacity(n),
+            is_call: Vec::with_capacity(n),
+            partner: vec![NIL; n],
+            next: vec![NIL; n + 1],
+            prev: vec![NIL; n + 1],
+            head,
+        };
+        let mut call_of = vec![NIL; ops.len()];
+        for (e, (_, is_return, op)) in events.iter().enumerate() {
+            entries.op.push(*op);
+            entries.is_call.push(!is_return);
+            if *is_return {
+                entries.partner[call_of[*op]] = e;
+            } else {
+                call_of[*op] = e;
+            }
+        }
+        let mut last = head;
+        for e in 0..n {
+            entries.next[last] = e;
+            entries.prev[e] = last;
+            last = e;
+        }
+        entries.next[last] = NIL;
+        entries
+    }
+
+    fn first(&self) -> usize {
+        self.next[self.head]
+    }
+
+    fn unlink(&mut self, e: usize) {
+        let (p, n) = (self.prev[e], self.next[e]);
+        self.next[p] = n;
+        if n != NIL {
+            self.prev[n] = p;
+        }
+    }
+
+    fn relink(&mut self, e: usize) {
+        let (p, n) = (self.prev[e], self.next[e]);
+        self.next[p] = e;
+        if n != NIL {
+            self.prev[n] = e;
+        }
+    }
+
+    /// Takes a call and its return out of the list.
+    fn lift(&mut self, call: usize) {
+        self.unlink(call);
+        self.unlink(self.partner[call]);
+    }
+
+    /// Puts them back (in the reverse order of `lift`).
+    fn unlift(&mut self, call: usize) {
+        self.relink(self.partner[call]);
+        self.relink(call);
+    }
+}
+
+/// The zxid constraints, kept as the search moves.
+struct Pins {
+    /// Zxids of pinned txns not yet linearized.
+    txns_open: BTreeSet<i64>,
+    /// Zxids of pinned txns linearized, in order.
+    txns_done: Vec<i64>,
+}
+
+impl Pins {
+    fn allows(&self, pin: Pin) -> bool {
+        match pin {
+            Pin::Free => true,
+            Pin::Txn(zxid) => self.txns_open.first() == Some(&zxid),
+            Pin::Point(zxid) => {
+                self.txns_open.first().is_none_or(|next| *next > zxid)
+                    && self.txns_done.last().is_none_or(|last| *last <= zxid)
+            }
+        }
+    }
+
+    fn take(&mut self, pin: Pin) {
+        if let Pin::Txn(zxid) = pin {
+            assert!(self.txns_open.remove(&zxid));
+            self.txns_done.push(zxid);
+        }
+    }
+
+    fn give_back(&mut self, pin: Pin) {
+        if let Pin::Txn(zxid) = pin {
+            assert_eq!(self.txns_done.pop(), Some(zxid));
+            self.txns_open.insert(zxid);
+        }
+    }
+}
+
+/// A fixed per-op key for the memo's hash of "which ops are linearized".
+fn zobrist(op: usize) -> u64 {
+    let mut z = (op as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// One choice on the search stack.
+struct Choice {
+    call: usize,
+    /// The state before, if the op changed it.
+    state_before: Option<Model>,
+}
+
+/// Checks `ops` (one database's history) within `budget` search steps.
+pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
+    let mut txns_open = BTreeSet::new();
+    let mut owner = std::collections::BTreeMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Pin::Txn(zxid) = op.pin() {
+            if let Some(first) = owner.insert(zxid, i) {
+                return Verdict::ZxidReused {
+                    zxid,
+                    first,
+                    second: i,
+                };
+            }
+            txns_open.insert(zxid);
+        }
+    }
+    let pins: Vec<Pin> = ops.iter().map(OpRecord::pin).collect();
+    let mut pinned = Pins {
+        txns_open,
+        txns_done: Vec::new(),
+    };
+    let mut entries = Entries::build(ops);
+    let mut state = Model::new();
+    let mut stack: Vec<Choice> = Vec::new();
+    let mut linearized_hash = 0u64;
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
+    let mut deepest: Option<Counterexample> = None;
+    let mut steps = 0u64;
+    let mut entry = entries.first();
+    while entries.first() != NIL {
+        steps += 1;
+        if steps > budget {
+            return Verdict::Inconclusive { steps };
+        }
+        assert_ne!(entry, NIL, "a walk ends at a return before the list ends");
+        let op_index = entries.op[entry];
+        if entries.is_call[entry] {
+            let record = &ops[op_index];
+            let pin = pins[op_index];
+            if pinned.allows(pin) {
+                if let Some(next_state) = try_op(&state, record) {
+                    let changed = next_state.is_some();
+                    let digest = next_state.as_ref().unwrap_or(&state).digest();
+                    let key = (linearized_hash ^ zobrist(op_index), digest);
+                    if seen.insert(key) {
+                        let state_before = next_state.map(|s| std::mem::replace(&mut state, s));
+                        debug_assert_eq!(changed, state_before.is_some());
+                        stack.push(Choice {
+                            call: entry,
+                            state_before,
+                        });
+                        linearized_hash ^= zobrist(op_index);
+                        pinned.take(pin);
+                        entries.lift(entry);
+                        entry = entries.first();
+                        continue;
+                    }
+                }
+            }
+            entry = entries.next[entry];
+        } else {
+            // A return before its op was placed: remember how deep we got,
+            // then undo the last choice and try the next candidate.
+            if deepest
+                .as_ref()
+                .is_none_or(|d| d.linearized.len() < stack.len())
+            {
+                let mut probe = state.clone();
+                deepest = Some(Counterexample {
+                    linearized: stack.iter().map(|c| entries.op[c.call]).collect(),
+                    op: op_index,
+                    model_answer: Some(probe.apply(ops[op_index].session, &ops[op_index].op)),
+                });
+            }
+            let Some(choice) = stack.pop() else {
+                return Verdict::NotLinearizable(Box::new(deepest.expect("recorded just above")));
+            };
+            let undone = entries.op[choice.call];
+            if let Some(before) = choice.state_before {
+                state = before;
+            }
+            linearized_hash ^= zobrist(undone);
+            pinned.give_back(pins[undone]);
+            entries.unlift(choice.call);
+            entry = entries.next[choice.call];
+        }
+    }
+    Verdict::Linearizable { steps }
+}
+
+/// Applies `record` to `state` if the model's answer matches what the op
+/// saw: `Some(None)` (matches, state unchanged), `Some(Some(new))`
+/// (matches, new state), `None` (does not match here).
+fn try_op(state: &Model, record: &OpRecord) -> Option<Option<Model>> {
+    let mut next = state.clone();
+    let answer = next.apply(record.session, &record.op);
+    if let Some(ret) = &record.ret {
+        if answer != ret.outcome {
+            return None;
+        }
+    }
+    // Digests differ whenever states do; equal digests are checked in full.
+    let changed = next.digest() != state.digest() || next != *state;
+    Some(changed.then_some(next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{History, Return};
+    use crate::model::Op;
+    use proto::{CreateMode, ErrorCode};
+    use std::time::Duration;
+
+    fn set(path: &str, data: &[u8]) -> Op {
+        Op::SetData {
+            path: path.into(),
+            data: data.to_vec(),
+            version: -1,
+        }
+    }
+
+    fn get(path: &str) -> Op {
+        Op::GetData {
+            path: path.into(),
+            watch: false,
+        }
+    }
+
+    fn ret(at: u64, zxid: Option<i64>, outcome: Outcome) -> Return {
+        Return {
+            at,
+            time: Duration::ZERO,
+            zxid,
+            outcome,
+        }
+    }
+
+    fn data(bytes: &[u8], version: i32) -> Outcome {
+        Outcome::Data {
+            data: bytes.to_vec(),
+            stat: crate::model::NodeStat {
+                version,
+                ephemeral_owner: 0,
+                num_children: 0,
+                data_length: bytes.len() as i32,
+            },
+        }
+    }
+
+    /// A history with /a created at zxid 1 by client 0.
+    fn with_a() -> History {
+        let mut h = History::default();
+        let create = Op::Create {
+            path: "/a".into(),
+            data: b"0".to_vec(),
+            mode: CreateMode::Persistent,
+        };
+        let id = h.invoke(0, 1, create, 1, Duration::ZERO);
+        h.complete(id, ret(2, Some(1), Outcome::Created { path: "/a".into() }));
+        h
+    }
+
+    #[test]
+    fn a_read_of_the_latest_write_is_linearizable_and_a_stale_one_is_not() {
+        let mut h = with_a();
+        let w = h.invoke(0, 1, set("/a", b"1"), 3, Duration::ZERO);
+        h.complete(w, ret(4, Some(2), Outcome::DataSet { version: 1 }));
+        let r = h.invoke(1, 2, get("/a"), 5, Duration::ZERO);
+        h.complete(r, ret(6, Some(2), data(b"1", 1)));
+        assert!(matches!(
+            check(&h.ops, 10_000),
+            Verdict::Linearizable { .. }
+        ));
+
+        // The same read answering the old value after the write completed.
+        h.ops[r].ret = Some(ret(6, Some(1), data(b"0", 0)));
+        let Verdict::NotLinearizable(cx) = check(&h.ops, 10_000) else {
+            panic!("a stale read after a completed write must be caught");
+        };
+        assert_eq!(cx.op, r);
+    }
+
+    #[test]
+    fn an_indeterminate_write_may_have_happened_or_not() {
+        let mut h = with_a();
+        h.invoke(0, 1, set("/a", b"lost?"), 3, Duration::ZERO);
+        let r1 = h.invoke(1, 2, get("/a"), 4, Duration::ZERO);
+        h.complete(r1, ret(5, Some(1), data(b"0", 0)));
+        assert!(matches!(
+            check(&h.ops, 10_000),
+            Verdict::Linearizable { .. }
+        ));
+        let r2 = h.invoke(1, 2, get("/a"), 6, Duration::ZERO);
+        h.complete(r2, ret(7, Some(2), data(b"lost?", 1)));
+        assert!(matches!(
+            check(&h.ops, 10_000),
+            Verdict::Linearizable { .. }
+        ));
+        // But it cannot be undone once seen.
+        let r3 = h.invoke(1, 2, get("/a"), 8, Duration::ZERO);
+        h.complete(r3, ret(9, Some(2), data(b"0", 0)));
+        assert!(matches!(check(&h.ops, 10_000), Verdict::NotLinearizable(_)));
+    }
+
+    #[test]
+    fn writes_must_follow_their_zxids_even_when_concurrent() {
+        // Two concurrent setData calls; the replies say w1 got zxid 3 and
+        // w2 zxid 2, and both report version 1 — impossible in zxid order.
+        let mut h = with_a();
+        let w1 = h.invoke(0, 1, set("/a", b"x"), 3, Duration::ZERO);
+        let w2 = h.invoke(1, 2, set("/a", b"y"), 4, Duration::ZERO);
+        h.complete(w1, ret(5, Some(3), Outcome::DataSet { version: 1 }));
+        h.complete(w2, ret(6, Some(2), Outcome::DataSet { version: 1 }));
+        assert!(matches!(check(&h.ops, 10_000), Verdict::NotLinearizable(_)));
+        h.ops[w1].ret = Some(ret(5, Some(3), Outcome::DataSet { version: 2 }));
+        assert!(matches!(
+            check(&h.ops, 10_000),
+            Verdict::Linearizable { .. }
+        ));
+    }
+
+    #[test]
+    fn an_expiry_removes_ephemerals_somewhere_after_the_last_sign_of_life() {
+        let mut h = History::default();
+        let c = h.invoke(
+            0,
+            9,
+            Op::Create {
+                path: "/e".into(),
+                data: vec![],
+                mode: CreateMode::Ephemeral,
+            },
+            1,
+            Duration::ZERO,
+        );
+        h.complete(c, ret(2, Some(1), Outcome::Created { path: "/e".into() }));
+        h.expired(0, 9, (2, Duration::ZERO), None);
+        let r = h.invoke(1, 3, get("/e"), 5, Duration::ZERO);
+        h.complete(r, ret(6, Some(2), Outcome::Error(ErrorCode::NoNode)));
+        assert!(matches!(
+            check(&h.ops, 10_000),
+            Verdict::Linearizable { .. }
+        ));
+        // Without the expiry nothing explains the vanished ephemeral.
+        h.ops.remove(1);
+        assert!(matches!(check(&h.ops, 10_000), Verdict::NotLinearizable(_)));
+    }
+
+    #[test]
+    fn two_acknowledged_writes_cannot_share_a_zxid() {
+        let mut h = with_a();
+        let w = h.invoke(0, 1, set("/a", b"1"), 3, Duration::ZERO);
+        h.complete(w, ret(4, Some(1), Outcome::DataSet { version: 1 }));
+        assert!(matches!(
+            check(&h.ops, 10_000),
+            Verdict::ZxidReused { zxid: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn the_budget_bounds_the_search() {
+        let mut h = with_a();
+        for i in 0..30u64 {
+            h.invoke(0, 1, set("/a", &[i as u8]), 3 + i, Duration::ZERO);
+        }
+        assert!(matches!(check(&h.ops, 10), Verdict::Inconclusive { .. }));
+    }
+}

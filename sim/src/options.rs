@@ -1,0 +1,202 @@
+//! What a run is asked to do: its seed, its size, which faults may strike,
+//! and (for the simulator's own tests) which known bug to reintroduce.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// A kind of fault the simulator may inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// A server loses power (unsynced writes lost, kept or torn) or is
+    /// killed (the page cache survives), then restarts and recovers.
+    Crash,
+    /// An fdatasync of the log fails: the server must stop acknowledging writes.
+    Fsync,
+    /// The disk fills up: the next log segment cannot be preallocated.
+    DiskFull,
+    /// Disk operations take hundreds of milliseconds to seconds for a while.
+    SlowDisk,
+    /// A server's wall clock jumps or is skewed; its monotonic clock leaps
+    /// forward (a paused VM).
+    Clock,
+    /// A client connection is reset (both ends see it close).
+    Reset,
+    /// A client goes silent (its process died): its session must expire
+    /// and its ephemerals vanish.
+    Silent,
+    /// A client and a server cannot reach each other for a while.
+    Partition,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 8] = [
+        Fault::Crash,
+        Fault::Fsync,
+        Fault::DiskFull,
+        Fault::SlowDisk,
+        Fault::Clock,
+        Fault::Reset,
+        Fault::Silent,
+        Fault::Partition,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::Fsync => "fsync",
+            Fault::DiskFull => "disk-full",
+            Fault::SlowDisk => "slow-disk",
+            Fault::Clock => "clock",
+            Fault::Reset => "reset",
+            Fault::Silent => "silent",
+            Fault::Partition => "partition",
+        }
+    }
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("unknown fault {name:?} (known: all, none, {known})")]
+pub struct UnknownFault {
+    pub name: String,
+    pub known: String,
+}
+
+/// A set of faults, parsed from `crash,fsync,...`, `all` or `none`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Faults(pub BTreeSet<Fault>);
+
+impl Faults {
+    pub fn all() -> Faults {
+        Faults(Fault::ALL.into_iter().collect())
+    }
+
+    pub fn none() -> Faults {
+        Faults(BTreeSet::new())
+    }
+
+    pub fn has(&self, fault: Fault) -> bool {
+        self.0.contains(&fault)
+    }
+}
+
+impl FromStr for Faults {
+    type Err = UnknownFault;
+
+    fn from_str(list: &str) -> Result<Faults, UnknownFault> {
+        let mut faults = BTreeSet::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "all" => faults.extend(Fault::ALL),
+                "none" => {}
+                name => {
+                    let fault = Fault::ALL.into_iter().find(|f| f.name() == name);
+                    faults.insert(fault.ok_or_else(|| UnknownFault {
+                        name: name.to_string(),
+                        known: Fault::ALL.map(Fault::name).join(", "),
+                    })?);
+                }
+            }
+        }
+        Ok(Faults(faults))
+    }
+}
+
+impl fmt::Display for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "none");
+        }
+        let names: Vec<&str> = self.0.iter().map(|fault| fault.name()).collect();
+        write!(f, "{}", names.join(","))
+    }
+}
+
+/// A known class of bug the simulator can reintroduce on purpose, to prove
+/// that its checkers still catch it (see `tests/teeth.rs`). Never set in a
+/// normal run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bug {
+    /// The driver reports a batch durable to the node as soon as it is
+    /// appended, before the log's fdatasync: replies leave for writes a
+    /// power cut can still lose.
+    AckBeforeDurable,
+    /// The log writer runs with forceSync off (no fdatasync at all), as
+    /// `forceSync=no` does: the same loss, one layer down.
+    NoForceSync,
+}
+
+impl Bug {
+    pub const ALL: [Bug; 2] = [Bug::AckBeforeDurable, Bug::NoForceSync];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::AckBeforeDurable => "ack-before-durable",
+            Bug::NoForceSync => "no-force-sync",
+        }
+    }
+}
+
+impl FromStr for Bug {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Bug, String> {
+        Bug::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| format!("unknown bug {name:?}"))
+    }
+}
+
+/// One run's parameters. The seed decides everything else.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub seed: u64,
+    /// Standalone servers, each an independent database with its own clients.
+    pub servers: usize,
+    /// Clients per server.
+    pub clients_per_server: usize,
+    /// Scheduler events to process before the run winds down.
+    pub steps: u64,
+    pub faults: Faults,
+    /// A bug to reintroduce (the simulator's own tests only).
+    pub bug: Option<Bug>,
+    /// The driver asserts that no reply carries a zxid beyond the durable
+    /// log (on by default; the teeth tests turn it off to prove that the
+    /// end-to-end checkers catch the same bug on their own).
+    pub assert_reply_after_durable: bool,
+    /// Keep every event's line (for `--trace`); the fingerprint is kept either way.
+    pub trace: bool,
+}
+
+impl Options {
+    /// The defaults `fk-sim` and the CI tests use, for one seed.
+    pub fn new(seed: u64) -> Options {
+        Options {
+            seed,
+            servers: 1,
+            clients_per_server: 5,
+            steps: 20_000,
+            faults: Faults::all(),
+            bug: None,
+            assert_reply_after_durable: true,
+            trace: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_lists_parse_and_print_back() {
+        let faults: Faults = "crash, fsync,clock".parse().unwrap();
+        assert_eq!(faults.to_string(), "crash,fsync,clock");
+        assert_eq!("all".parse::<Faults>().unwrap(), Faults::all());
+        assert_eq!("none".parse::<Faults>().unwrap(), Faults::none());
+        assert!("crash,meteor".parse::<Faults>().is_err());
+    }
+}
