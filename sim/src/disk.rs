@@ -219,9 +219,9 @@ pub enum LogProgress {
 }
 
 /// Batches queued behind the one in flight at most: the node keeps one
-/// append in flight, so more than one queued means a driver that reports
-/// durability early (the reintroduced bug) — still bounded.
-const BATCHES_QUEUED_MAX: usize = 64;
+/// append in flight, so one queued happens only when a driver reports
+/// durability early (the reintroduced bug), and then once per batch.
+const BATCHES_QUEUED_MAX: usize = 4;
 
 /// The server's log directory and its writer.
 pub struct LogDisk {
@@ -230,6 +230,8 @@ pub struct LogDisk {
     /// The writer, when no batch future holds it.
     writer: Option<LogWriter<GatedFs>>,
     in_flight: Option<BatchFuture>,
+    /// What the batch in flight will have made durable when it finishes.
+    in_flight_batch: Option<BatchDurable>,
     queued: VecDeque<Batch>,
     /// The last zxid whose sync returned Ok.
     zxid_durable: i64,
@@ -268,6 +270,7 @@ impl LogDisk {
             gate,
             writer: Some(writer?),
             in_flight: None,
+            in_flight_batch: None,
             queued: VecDeque::new(),
             zxid_durable,
             failed: None,
@@ -281,6 +284,11 @@ impl LogDisk {
 
     pub fn zxid_durable(&self) -> i64 {
         self.zxid_durable
+    }
+
+    /// The batch being written, if any.
+    pub fn in_flight_batch(&self) -> Option<BatchDurable> {
+        self.in_flight_batch
     }
 
     pub fn is_busy(&self) -> bool {
@@ -315,6 +323,11 @@ impl LogDisk {
         let Some(batch) = self.queued.pop_front() else {
             return LogProgress::Idle;
         };
+        self.in_flight_batch = Some(BatchDurable {
+            zxid: batch.records.last().map_or(self.zxid_durable, |r| r.zxid),
+            records: batch.records.len(),
+            record_bytes: batch.records.iter().map(|r| r.payload.len() as u64).sum(),
+        });
         let mut writer = self.writer.take().expect("the writer is home when idle");
         self.in_flight = Some(Box::pin(async move {
             let result = write_batch(&mut writer, batch).await;
@@ -340,6 +353,7 @@ impl LogDisk {
             }
             Poll::Ready((writer, result)) => {
                 self.in_flight = None;
+                self.in_flight_batch = None;
                 self.gate.0.permits.set(0);
                 self.writer = Some(writer);
                 let result = match result {
@@ -598,6 +612,25 @@ pub enum RecoveryError {
     Record { zxid: i64, reason: String },
 }
 
+/// What kind of txn a log record holds, as far as matching it to the
+/// client request that caused it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnKind {
+    CreateSession,
+    CloseSession,
+    /// Any other txn (a write, or a refused write's error txn).
+    Request,
+}
+
+/// One txn found in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Logged {
+    pub zxid: i64,
+    pub session: i64,
+    pub cxid: i32,
+    pub kind: TxnKind,
+}
+
 /// What recovery produced.
 #[derive(Debug)]
 pub struct Recovered {
@@ -605,8 +638,8 @@ pub struct Recovered {
     pub tail: LogTail,
     /// The snapshot loaded (`None`: a fresh disk, snapshot 0 just written).
     pub snapshot_zxid: Option<i64>,
-    /// (zxid, session id, cxid) of every txn replayed from the log.
-    pub replayed: Vec<(i64, i64, i32)>,
+    /// Every txn replayed from the log, in order.
+    pub replayed: Vec<Logged>,
 }
 
 /// Recovers a server from its snapshot store and log directory, as the
@@ -651,7 +684,17 @@ pub fn recover<S: SnapshotStore>(
                 reason: err.to_string(),
             })?;
         tree.apply(&header, &txn);
-        replayed.push((header.zxid, header.session_id, header.cxid));
+        let kind = match txn {
+            tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
+            tree::Txn::CloseSession { .. } => TxnKind::CloseSession,
+            _ => TxnKind::Request,
+        };
+        replayed.push(Logged {
+            zxid: header.zxid,
+            session: header.session_id,
+            cxid: header.cxid,
+            kind,
+        });
     }
     let tail = log.finish()?;
     Ok(Recovered {
@@ -672,13 +715,14 @@ fn write_whole_snapshot<S: SnapshotStore>(
     snapshots.seal()
 }
 
-/// The tree a directory holds when every snapshot but the oldest is
-/// ignored: snapshot 0 and the whole log replayed (the cross-check that the
-/// fuzzy snapshots and replay agree with replaying everything).
+/// What a directory holds when every snapshot but the oldest is ignored:
+/// snapshot 0 and the whole log replayed (the cross-check that the fuzzy
+/// snapshots and replay agree with replaying everything, and the list of
+/// every txn the server ever made durable and kept).
 pub fn replay_everything<S: SnapshotStore>(
     snapshots: &S,
     log: &MemFs,
-) -> Result<DataTree, RecoveryError> {
+) -> Result<Recovered, RecoveryError> {
     let oldest = wal::list_snapshots(snapshots.dir())?
         .pop()
         .map(|(_, name)| name)
@@ -692,7 +736,7 @@ pub fn replay_everything<S: SnapshotStore>(
     let mut bytes = vec![0u8; file.len() as usize];
     file.read_at(0, &mut bytes).map_err(read_failed)?;
     only_oldest.dir.files.insert(oldest, Rc::new(bytes));
-    Ok(recover(&mut only_oldest, log)?.tree)
+    recover(&mut only_oldest, log)
 }
 
 #[cfg(test)]
@@ -778,7 +822,13 @@ mod tests {
         );
         let recovered = recover(&mut snapshots, &fs).unwrap();
         assert_eq!(recovered.snapshot_zxid, Some(0));
-        assert_eq!(recovered.replayed, vec![(1, 5, 0)]);
+        let logged = Logged {
+            zxid: 1,
+            session: 5,
+            cxid: 0,
+            kind: TxnKind::CreateSession,
+        };
+        assert_eq!(recovered.replayed, vec![logged]);
         assert!(recovered.tree.has_session(5));
     }
 }

@@ -38,6 +38,9 @@ pub struct Return {
 pub struct OpRecord {
     pub client: u32,
     pub session: i64,
+    /// The request's xid: its cxid in the txn it becomes (0 for an expiry,
+    /// which the server's closeSession txn carries with cxid 0).
+    pub xid: i32,
     pub op: Op,
     /// Position in real-time order of the invocation.
     pub call: u64,
@@ -60,10 +63,28 @@ impl OpRecord {
         else {
             return Pin::Free;
         };
+        if self.is_indeterminate() {
+            return Pin::Free;
+        }
         if self.op.is_write() && !is_refused_before_the_log(outcome) {
             Pin::Txn(*zxid)
         } else {
             Pin::Point(*zxid)
+        }
+    }
+}
+
+impl OpRecord {
+    /// Whether the op may or may not have taken effect: no reply came, or
+    /// the reply was SYSTEMERROR to a write, which the node sends for writes
+    /// that were in flight when the log failed — their records may still be
+    /// on disk and come back at the next start (see `Violation::RefusedWriteApplied`).
+    pub fn is_indeterminate(&self) -> bool {
+        match &self.ret {
+            None => true,
+            Some(ret) => {
+                self.op.is_write() && ret.outcome == Outcome::Error(ErrorCode::SystemError)
+            }
         }
     }
 }
@@ -106,6 +127,7 @@ impl History {
         &mut self,
         client: u32,
         session: i64,
+        xid: i32,
         op: Op,
         call: u64,
         call_time: Duration,
@@ -113,6 +135,7 @@ impl History {
         self.ops.push(OpRecord {
             client,
             session,
+            xid,
             op,
             call,
             call_time,
@@ -139,7 +162,7 @@ impl History {
         alive_at: (u64, Duration),
         learned: Option<(u64, Duration)>,
     ) {
-        let id = self.invoke(client, session, Op::Expire, alive_at.0, alive_at.1);
+        let id = self.invoke(client, session, 0, Op::Expire, alive_at.0, alive_at.1);
         if let Some((at, time)) = learned {
             self.complete(
                 id,

@@ -34,6 +34,27 @@ use std::collections::{BTreeSet, HashSet};
 use crate::history::{OpRecord, Pin};
 use crate::model::{Model, Outcome};
 
+/// One op as the search sees it: the record, where its zxid pins it, and
+/// whether any answer will do (an op whose reply never came, placed by
+/// the caller from the server's log).
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOp<'a> {
+    pub record: &'a OpRecord,
+    pub pin: Pin,
+    pub accept_any: bool,
+}
+
+impl<'a> CheckOp<'a> {
+    /// The op as its reply alone places it.
+    pub fn of(record: &'a OpRecord) -> CheckOp<'a> {
+        CheckOp {
+            record,
+            pin: record.pin(),
+            accept_any: record.is_indeterminate(),
+        }
+    }
+}
+
 /// What the checker concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -81,12 +102,17 @@ struct Entries {
 }
 
 impl Entries {
-    fn build(ops: &[OpRecord]) -> Entries {
+    fn build(ops: &[CheckOp<'_>]) -> Entries {
         // (position, is_return, op): returns of indeterminate ops go last.
         let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
         for (i, op) in ops.iter().enumerate() {
-            events.push((op.call, false, i));
-            let at = op.ret.as_ref().map_or(u64::MAX, |r| r.at);
+            events.push((op.record.call, false, i));
+            let at = match (&op.record.ret, op.accept_any) {
+                (Some(ret), false) => ret.at,
+                // An indeterminate op may take effect after its "reply"
+                // (a write answered SYSTEMERROR comes back at a restart).
+                _ => u64::MAX,
+            };
             events.push((at, true, i));
         }
         events.sort();
@@ -203,12 +229,23 @@ struct Choice {
     state_before: Option<Model>,
 }
 
-/// Checks `ops` (one database's history) within `budget` search steps.
+/// Checks a history as its replies alone place each op.
 pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
+    let ops: Vec<CheckOp<'_>> = ops
+        .iter()
+        .filter(|op| !(op.is_indeterminate() && !op.op.is_write()))
+        .map(CheckOp::of)
+        .collect();
+    check_ops(&ops, budget)
+}
+
+/// Checks `ops` (one database's history) within `budget` search steps.
+/// Indices in the verdict are positions in `ops`.
+pub fn check_ops(ops: &[CheckOp<'_>], budget: u64) -> Verdict {
     let mut txns_open = BTreeSet::new();
     let mut owner = std::collections::BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
-        if let Pin::Txn(zxid) = op.pin() {
+        if let Pin::Txn(zxid) = op.pin {
             if let Some(first) = owner.insert(zxid, i) {
                 return Verdict::ZxidReused {
                     zxid,
@@ -219,7 +256,7 @@ pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
             txns_open.insert(zxid);
         }
     }
-    let pins: Vec<Pin> = ops.iter().map(OpRecord::pin).collect();
+    let pins: Vec<Pin> = ops.iter().map(|op| op.pin).collect();
     let mut pinned = Pins {
         txns_open,
         txns_done: Vec::new(),
@@ -240,10 +277,9 @@ pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
         assert_ne!(entry, NIL, "a walk ends at a return before the list ends");
         let op_index = entries.op[entry];
         if entries.is_call[entry] {
-            let record = &ops[op_index];
             let pin = pins[op_index];
             if pinned.allows(pin) {
-                if let Some(next_state) = try_op(&state, record) {
+                if let Some(next_state) = try_op(&state, &ops[op_index]) {
                     let changed = next_state.is_some();
                     let digest = next_state.as_ref().unwrap_or(&state).digest();
                     let key = (linearized_hash ^ zobrist(op_index), digest);
@@ -274,7 +310,9 @@ pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
                 deepest = Some(Counterexample {
                     linearized: stack.iter().map(|c| entries.op[c.call]).collect(),
                     op: op_index,
-                    model_answer: Some(probe.apply(ops[op_index].session, &ops[op_index].op)),
+                    model_answer: Some(
+                        probe.apply(ops[op_index].record.session, &ops[op_index].record.op),
+                    ),
                 });
             }
             let Some(choice) = stack.pop() else {
@@ -296,13 +334,18 @@ pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
 /// Applies `record` to `state` if the model's answer matches what the op
 /// saw: `Some(None)` (matches, state unchanged), `Some(Some(new))`
 /// (matches, new state), `None` (does not match here).
-fn try_op(state: &Model, record: &OpRecord) -> Option<Option<Model>> {
+fn try_op(state: &Model, op: &CheckOp<'_>) -> Option<Option<Model>> {
+    let record = op.record;
+    if record.op.is_write() && matches!(op.pin, Pin::Point(_)) {
+        // Refused before it became a txn: it changed nothing, and its
+        // answer (SYSTEMERROR, SESSIONEXPIRED...) is the server's, not the tree's.
+        return Some(None);
+    }
     let mut next = state.clone();
     let answer = next.apply(record.session, &record.op);
-    if let Some(ret) = &record.ret {
-        if answer != ret.outcome {
-            return None;
-        }
+    match &record.ret {
+        Some(ret) if !op.accept_any && answer != ret.outcome => return None,
+        _ => {}
     }
     // Digests differ whenever states do; equal digests are checked in full.
     let changed = next.digest() != state.digest() || next != *state;
@@ -361,7 +404,7 @@ mod tests {
             data: b"0".to_vec(),
             mode: CreateMode::Persistent,
         };
-        let id = h.invoke(0, 1, create, 1, Duration::ZERO);
+        let id = h.invoke(0, 1, 0, create, 1, Duration::ZERO);
         h.complete(id, ret(2, Some(1), Outcome::Created { path: "/a".into() }));
         h
     }
@@ -369,9 +412,9 @@ mod tests {
     #[test]
     fn a_read_of_the_latest_write_is_linearizable_and_a_stale_one_is_not() {
         let mut h = with_a();
-        let w = h.invoke(0, 1, set("/a", b"1"), 3, Duration::ZERO);
+        let w = h.invoke(0, 1, 0, set("/a", b"1"), 3, Duration::ZERO);
         h.complete(w, ret(4, Some(2), Outcome::DataSet { version: 1 }));
-        let r = h.invoke(1, 2, get("/a"), 5, Duration::ZERO);
+        let r = h.invoke(1, 2, 0, get("/a"), 5, Duration::ZERO);
         h.complete(r, ret(6, Some(2), data(b"1", 1)));
         assert!(matches!(
             check(&h.ops, 10_000),
@@ -389,21 +432,21 @@ mod tests {
     #[test]
     fn an_indeterminate_write_may_have_happened_or_not() {
         let mut h = with_a();
-        h.invoke(0, 1, set("/a", b"lost?"), 3, Duration::ZERO);
-        let r1 = h.invoke(1, 2, get("/a"), 4, Duration::ZERO);
+        h.invoke(0, 1, 0, set("/a", b"lost?"), 3, Duration::ZERO);
+        let r1 = h.invoke(1, 2, 0, get("/a"), 4, Duration::ZERO);
         h.complete(r1, ret(5, Some(1), data(b"0", 0)));
         assert!(matches!(
             check(&h.ops, 10_000),
             Verdict::Linearizable { .. }
         ));
-        let r2 = h.invoke(1, 2, get("/a"), 6, Duration::ZERO);
+        let r2 = h.invoke(1, 2, 0, get("/a"), 6, Duration::ZERO);
         h.complete(r2, ret(7, Some(2), data(b"lost?", 1)));
         assert!(matches!(
             check(&h.ops, 10_000),
             Verdict::Linearizable { .. }
         ));
         // But it cannot be undone once seen.
-        let r3 = h.invoke(1, 2, get("/a"), 8, Duration::ZERO);
+        let r3 = h.invoke(1, 2, 0, get("/a"), 8, Duration::ZERO);
         h.complete(r3, ret(9, Some(2), data(b"0", 0)));
         assert!(matches!(check(&h.ops, 10_000), Verdict::NotLinearizable(_)));
     }
@@ -413,8 +456,8 @@ mod tests {
         // Two concurrent setData calls; the replies say w1 got zxid 3 and
         // w2 zxid 2, and both report version 1 — impossible in zxid order.
         let mut h = with_a();
-        let w1 = h.invoke(0, 1, set("/a", b"x"), 3, Duration::ZERO);
-        let w2 = h.invoke(1, 2, set("/a", b"y"), 4, Duration::ZERO);
+        let w1 = h.invoke(0, 1, 0, set("/a", b"x"), 3, Duration::ZERO);
+        let w2 = h.invoke(1, 2, 0, set("/a", b"y"), 4, Duration::ZERO);
         h.complete(w1, ret(5, Some(3), Outcome::DataSet { version: 1 }));
         h.complete(w2, ret(6, Some(2), Outcome::DataSet { version: 1 }));
         assert!(matches!(check(&h.ops, 10_000), Verdict::NotLinearizable(_)));
@@ -431,6 +474,7 @@ mod tests {
         let c = h.invoke(
             0,
             9,
+            0,
             Op::Create {
                 path: "/e".into(),
                 data: vec![],
@@ -441,7 +485,7 @@ mod tests {
         );
         h.complete(c, ret(2, Some(1), Outcome::Created { path: "/e".into() }));
         h.expired(0, 9, (2, Duration::ZERO), None);
-        let r = h.invoke(1, 3, get("/e"), 5, Duration::ZERO);
+        let r = h.invoke(1, 3, 0, get("/e"), 5, Duration::ZERO);
         h.complete(r, ret(6, Some(2), Outcome::Error(ErrorCode::NoNode)));
         assert!(matches!(
             check(&h.ops, 10_000),
@@ -455,7 +499,7 @@ mod tests {
     #[test]
     fn two_acknowledged_writes_cannot_share_a_zxid() {
         let mut h = with_a();
-        let w = h.invoke(0, 1, set("/a", b"1"), 3, Duration::ZERO);
+        let w = h.invoke(0, 1, 0, set("/a", b"1"), 3, Duration::ZERO);
         h.complete(w, ret(4, Some(1), Outcome::DataSet { version: 1 }));
         assert!(matches!(
             check(&h.ops, 10_000),
@@ -467,7 +511,7 @@ mod tests {
     fn the_budget_bounds_the_search() {
         let mut h = with_a();
         for i in 0..30u64 {
-            h.invoke(0, 1, set("/a", &[i as u8]), 3 + i, Duration::ZERO);
+            h.invoke(0, 1, 0, set("/a", &[i as u8]), 3 + i, Duration::ZERO);
         }
         assert!(matches!(check(&h.ops, 10), Verdict::Inconclusive { .. }));
     }

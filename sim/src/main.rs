@@ -1,1 +1,158 @@
-fn main() {}
+//! `fk-sim`: runs the deterministic simulator.
+//!
+//! ```text
+//! fk-sim --seed 42 [--trace]          one seed, bit for bit; --trace prints every event
+//! fk-sim --seeds 500 [--first-seed F] many seeds; stops at the first violation
+//!        [--servers K] [--clients C] [--steps M] [--faults crash,fsync,...|all|none]
+//! ```
+//!
+//! Exit status: 0 when every seed passed, 1 when one broke a property (its
+//! seed and the command that replays it are printed), 2 on bad arguments.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use sim::{Bug, Faults, Options, Outcome};
+
+#[derive(Debug, Parser)]
+#[command(name = "fk-sim", about = "ferrokeeper's deterministic simulator")]
+struct Args {
+    /// Run this one seed.
+    #[arg(long, conflicts_with = "seeds")]
+    seed: Option<u64>,
+    /// Run this many seeds, from --first-seed on.
+    #[arg(long)]
+    seeds: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
+    /// Standalone servers (each its own database with its own clients).
+    #[arg(long, default_value_t = 1)]
+    servers: usize,
+    /// Clients per server.
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Scheduler events before the run winds down.
+    #[arg(long, default_value_t = 20_000)]
+    steps: u64,
+    /// Faults to inject: a comma-separated list of crash, fsync, disk-full,
+    /// slow-disk, clock, reset, silent, partition; or all, or none.
+    #[arg(long, default_value = "all")]
+    faults: Faults,
+    /// Print the event trace of the run (with --seed).
+    #[arg(long)]
+    trace: bool,
+    /// Reintroduce a known bug (ack-before-durable, no-force-sync) to see
+    /// the checkers catch it.
+    #[arg(long)]
+    bug: Option<Bug>,
+    /// Turn off the driver's "no reply before durable" assertion, leaving
+    /// lost acknowledged writes to the end-to-end checkers.
+    #[arg(long)]
+    no_reply_assert: bool,
+    /// Do not check that writes answered SYSTEMERROR never take effect
+    /// (an open bug; see sim/tests/regressions.rs).
+    #[arg(long)]
+    allow_refused_writes: bool,
+}
+
+impl Args {
+    fn options(&self, seed: u64) -> Options {
+        Options {
+            seed,
+            servers: self.servers,
+            clients_per_server: self.clients,
+            steps: self.steps,
+            faults: self.faults.clone(),
+            bug: self.bug,
+            assert_reply_after_durable: !self.no_reply_assert,
+            check_refused_writes: !self.allow_refused_writes,
+            trace: self.trace && self.seed.is_some(),
+        }
+    }
+
+    /// The command line that replays one seed of this invocation.
+    fn replay(&self, seed: u64) -> String {
+        let mut command = format!(
+            "fk-sim --seed {seed} --servers {} --clients {} --steps {} --faults {}",
+            self.servers, self.clients, self.steps, self.faults
+        );
+        if let Some(bug) = self.bug {
+            command.push_str(&format!(" --bug {}", bug.name()));
+        }
+        if self.no_reply_assert {
+            command.push_str(" --no-reply-assert");
+        }
+        if self.allow_refused_writes {
+            command.push_str(" --allow-refused-writes");
+        }
+        command
+    }
+}
+
+fn report(outcome: &Outcome) -> String {
+    let s = &outcome.summary;
+    let faults: Vec<String> = s.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "seed {}: {} steps, {:.1}s simulated, {} ops ({} answered), {} sessions ({} expired), \
+         {} restarts ({} power cuts, {} kills, {} log failures), {} snapshots, {} watch events, \
+         faults [{}], checker steps {}{}, fingerprint {:016x}",
+        outcome.seed,
+        outcome.steps,
+        outcome.simulated.as_secs_f64(),
+        s.ops_invoked,
+        s.ops_completed,
+        s.clients.sessions,
+        s.clients.expired_sessions_learned,
+        s.servers.restarts,
+        s.servers.power_cuts,
+        s.servers.kills,
+        s.servers.log_failures,
+        s.servers.snapshots,
+        s.clients.watch_events,
+        faults.join(" "),
+        s.linearizability_steps,
+        if s.inconclusive > 0 {
+            " (inconclusive)"
+        } else {
+            ""
+        },
+        outcome.fingerprint,
+    )
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let seeds: Vec<u64> = match (args.seed, args.seeds) {
+        (Some(seed), _) => vec![seed],
+        (None, Some(n)) => (args.first_seed..args.first_seed.saturating_add(n)).collect(),
+        (None, None) => {
+            eprintln!("fk-sim: give --seed S or --seeds N");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let mut inconclusive = 0;
+    for seed in &seeds {
+        let mut outcome = sim::run(&args.options(*seed));
+        for line in outcome.trace.drain(..) {
+            println!("{line}");
+        }
+        inconclusive += u64::from(outcome.summary.inconclusive > 0);
+        if args.seed.is_some() || outcome.found.is_some() {
+            println!("{}", report(&outcome));
+        }
+        if let Some(found) = &outcome.found {
+            println!("seed {seed} FAILED: {found}");
+            println!("replay: {}", args.replay(*seed));
+            return ExitCode::from(1);
+        }
+    }
+    println!(
+        "{} seeds passed ({} with an inconclusive linearizability check) in {:.1}s",
+        seeds.len(),
+        inconclusive,
+        started.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}

@@ -167,6 +167,9 @@ pub struct Options {
     /// log (on by default; the teeth tests turn it off to prove that the
     /// end-to-end checkers catch the same bug on their own).
     pub assert_reply_after_durable: bool,
+    /// Check that a write answered SYSTEMERROR never takes effect (on by
+    /// default; see `tests/regressions.rs` for the open bug it finds).
+    pub check_refused_writes: bool,
     /// Keep every event's line (for `--trace`); the fingerprint is kept either way.
     pub trace: bool,
 }
@@ -182,6 +185,7 @@ impl Options {
             faults: Faults::all(),
             bug: None,
             assert_reply_after_durable: true,
+            check_refused_writes: true,
             trace: false,
         }
     }

@@ -1,0 +1,921 @@
+//! A simulated server: the real [`Node`] and the driver that carries out its
+//! actions on the simulated disk and network, as `engine/src/driver.rs`
+//! does with glommio — and asserts the orders each action's doc demands.
+//!
+//! ```text
+//!  network ─▶ decode frames (as engine/src/connection.rs) ─▶ node.step(now, Input)
+//!  disk events, snapshot events, ticks ───────────────────▶ node.step(now, Input)
+//!                                          node.ready() ─▶ Send ▸ link, Append ▸ LogDisk,
+//!                                                          Snapshot* ▸ store, Close ▸ Fin
+//! ```
+//!
+//! After every step: `node.check_invariants()`. On every `Send`: no frame
+//! carries a zxid the log has not made durable (a standalone server commits
+//! what is durable; a reply must never reveal more).
+//!
+//! A crash drops the process — node, writer, the batch and snapshot in
+//! flight, every connection — and keeps the disk as a power cut or a kill
+//! leaves it. A restart recovers from that image through wal, exactly as
+//! the engine starts, and then checks that nothing a client was told is
+//! missing: the recovered zxid reaches every zxid a client saw, and every
+//! acknowledged txn in the replayed log is the one the client was told about.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use node::{Action, AppendLimits, ConnId, Input, Level, Node, Now, Peer, RequestFrame, Settings};
+use proto::ops::Request;
+use proto::{ConnectRequest, OpCode, Reader, Record, ReplyHeader, RequestHeader};
+use wal::{MemFs, WriterConfig};
+
+use crate::client::Received;
+use crate::context::{Context, Event};
+use crate::disk::{self, Batch, DiskOp, LogDisk, LogProgress, ServerSnapshots, SnapshotStore};
+use crate::network::{Endpoint, LinkId, Payload};
+use crate::options::{Bug, Options};
+use crate::violation::Violation;
+
+/// The wall clock every run starts at (any fixed value).
+pub const WALL_START_MS: i64 = 1_700_000_000_000;
+
+/// The zoo.cfg values every simulated server runs with (times are short so
+/// that sessions expire and snapshots happen within a run).
+pub const TICK_MS: u32 = 200;
+pub const SESSION_TIMEOUT_MIN_MS: u32 = 400;
+pub const SESSION_TIMEOUT_MAX_MS: u32 = 4000;
+
+#[derive(Debug)]
+struct ConnState {
+    link: LinkId,
+    /// The handshake reply has gone out: later frames have reply headers.
+    handshake_sent: bool,
+}
+
+#[derive(Debug)]
+enum SnapshotWork {
+    Chunk(Vec<u8>),
+    End,
+}
+
+#[derive(Debug)]
+struct Running {
+    node: Node,
+    disk: LogDisk,
+    /// A `DiskOp` event is on the agenda.
+    disk_event_pending: bool,
+    conns: BTreeMap<ConnId, ConnState>,
+    by_link: BTreeMap<LinkId, ConnId>,
+    /// Requests held back while the node takes none (backpressure).
+    held: VecDeque<(ConnId, Vec<RequestFrame>)>,
+    /// Snapshot work queued for the writer, and whether an event is pending.
+    snapshot: VecDeque<SnapshotWork>,
+    snapshot_event_pending: bool,
+    /// A snapshot was begun and has not ended or failed (chunks for a
+    /// snapshot that failed to begin are dropped, as the engine drops them).
+    snapshot_active: bool,
+    log_failed: bool,
+    /// The highest zxid reported durable early (the reintroduced bug only).
+    reported_early: i64,
+}
+
+/// Counts for the run's summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ServerStats {
+    pub power_cuts: u64,
+    pub kills: u64,
+    pub restarts: u64,
+    pub log_failures: u64,
+    pub snapshots: u64,
+    pub replayed_txns: u64,
+    pub warnings: u64,
+    pub disk_operations: u64,
+}
+
+#[derive(Debug)]
+pub struct Server {
+    pub sid: u8,
+    pub database: usize,
+    boot: u64,
+    running: Option<Running>,
+    /// The log directory as it survives crashes.
+    log_fs: MemFs,
+    snapshots: ServerSnapshots,
+    next_conn: ConnId,
+    booted_at: Duration,
+    wall_offset_ms: i64,
+    monotonic_leap: Duration,
+    pub slow_disk: bool,
+    /// The highest zxid any client received from this server.
+    pub zxid_seen_by_clients: i64,
+    /// Txns clients were told about, by zxid: (session, cxid).
+    acknowledged: BTreeMap<i64, (i64, i32)>,
+    /// Writes answered SYSTEMERROR, a failure the client takes as final:
+    /// (session, cxid). None of them may ever become a txn.
+    refused: BTreeSet<(i64, i32)>,
+    check_refused_writes: bool,
+    bug: Option<Bug>,
+    assert_reply_after_durable: bool,
+    /// Actions are being carried out (see `step`).
+    carrying_out: bool,
+    pub stats: ServerStats,
+}
+
+impl Server {
+    /// A server with an empty disk, started at once.
+    pub fn new(sid: u8, database: usize, options: &Options, cx: &mut Context) -> Server {
+        let mut server = Server {
+            sid,
+            database,
+            boot: 0,
+            running: None,
+            log_fs: MemFs::new(),
+            snapshots: ServerSnapshots::default(),
+            next_conn: 1,
+            booted_at: Duration::ZERO,
+            wall_offset_ms: cx.rng.between(0, 10_000) as i64 - 5_000,
+            monotonic_leap: Duration::ZERO,
+            slow_disk: false,
+            zxid_seen_by_clients: 0,
+            acknowledged: BTreeMap::new(),
+            refused: BTreeSet::new(),
+            check_refused_writes: options.check_refused_writes,
+            bug: options.bug,
+            assert_reply_after_durable: options.assert_reply_after_durable,
+            carrying_out: false,
+            stats: ServerStats::default(),
+        };
+        server.start(cx);
+        server
+    }
+
+    pub fn boot(&self) -> u64 {
+        self.boot
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.running.is_some()
+    }
+
+    pub fn node(&self) -> Option<&Node> {
+        self.running.as_ref().map(|r| &r.node)
+    }
+
+    /// Whether the log or a snapshot still has work in flight.
+    pub fn is_busy(&self) -> bool {
+        self.running
+            .as_ref()
+            .is_some_and(|r| r.disk.is_busy() || !r.snapshot.is_empty())
+    }
+
+    /// The node's clock: monotonic since this boot (plus any leap), wall
+    /// with this server's skew.
+    fn now(&self, cx: &Context) -> Now {
+        Now {
+            monotonic: cx.now.saturating_sub(self.booted_at) + self.monotonic_leap,
+            wall_ms: WALL_START_MS + cx.now.as_millis() as i64 + self.wall_offset_ms,
+        }
+    }
+
+    fn settings(&self, cx: &mut Context) -> Settings {
+        Settings {
+            server_id: 0,
+            tick_time_ms: TICK_MS,
+            min_session_timeout_ms: SESSION_TIMEOUT_MIN_MS,
+            max_session_timeout_ms: SESSION_TIMEOUT_MAX_MS,
+            snap_count: cx.rng.between(10, 400),
+            snap_size_limit_kb: cx.rng.between(16, 512),
+            container_check_interval_ms: 1000,
+            autopurge_interval_hours: 0,
+            autopurge_retain_count: 3,
+            super_digest: None,
+            fsync_warning_threshold_ms: 1000,
+            random_seed: cx.rng.next_u64(),
+        }
+    }
+
+    fn writer_config(&self, cx: &mut Context) -> WriterConfig {
+        WriterConfig {
+            segment_bytes: *cx.rng.pick(&[16u64 << 10, 32 << 10, 64 << 10, 256 << 10]),
+            force_sync: self.bug != Some(Bug::NoForceSync),
+            batch_records_max: *cx.rng.pick(&[1usize, 3, 16, wal::BATCH_RECORDS_MAX]),
+            batch_bytes_max: wal::BATCH_BYTES_MAX,
+            salt_seed: cx.rng.next_u64(),
+        }
+    }
+
+    /// Recovers from the disk and starts a node on it.
+    fn start(&mut self, cx: &mut Context) {
+        assert!(self.running.is_none(), "start a stopped server");
+        let recovered = match disk::recover(&mut self.snapshots, &self.log_fs) {
+            Ok(recovered) => recovered,
+            Err(err) => {
+                return cx.violation(Violation::RecoveryFailed {
+                    server: self.sid,
+                    error: err.to_string(),
+                })
+            }
+        };
+        self.check_nothing_acknowledged_is_lost(cx, &recovered);
+        self.stats.replayed_txns += recovered.replayed.len() as u64;
+        let config = self.writer_config(cx);
+        let mut tree = recovered.tree;
+        tree.set_txn_bytes_max(config.record_payload_bytes_max() - tree::TxnHeader::ENCODED_LEN);
+        let limits = AppendLimits {
+            records_max: config.batch_records_max,
+            bytes_max: config.batch_bytes_max / 2,
+        };
+        let disk = match LogDisk::open(self.log_fs.clone(), config, recovered.tail) {
+            Ok(disk) => disk,
+            Err(err) => {
+                return cx.violation(Violation::RecoveryFailed {
+                    server: self.sid,
+                    error: format!("opening the log writer: {err}"),
+                })
+            }
+        };
+        self.booted_at = cx.now;
+        self.monotonic_leap = Duration::ZERO;
+        let settings = self.settings(cx);
+        let now = self.now(cx);
+        let node = Node::new(settings, tree, limits, now);
+        node.check_invariants();
+        let (sid, zxid) = (self.sid, node.zxid_applied());
+        cx.trace.line(cx.now, || {
+            format!(
+                "s{sid} boots at zxid 0x{zxid:x} (snapshot {:?}, {} txns replayed)",
+                recovered.snapshot_zxid,
+                recovered.replayed.len()
+            )
+        });
+        self.running = Some(Running {
+            node,
+            disk,
+            disk_event_pending: false,
+            conns: BTreeMap::new(),
+            by_link: BTreeMap::new(),
+            held: VecDeque::new(),
+            snapshot: VecDeque::new(),
+            snapshot_event_pending: false,
+            snapshot_active: false,
+            log_failed: false,
+            reported_early: 0,
+        });
+        self.schedule_tick(cx);
+    }
+
+    /// After recovery: every zxid a client saw is there, and every txn a
+    /// client was told about that the log replayed is that client's txn.
+    fn check_nothing_acknowledged_is_lost(&self, cx: &mut Context, recovered: &disk::Recovered) {
+        let zxid = recovered.tree.last_processed_zxid();
+        if zxid < self.zxid_seen_by_clients {
+            return cx.violation(Violation::AcknowledgedStateLost {
+                server: self.sid,
+                recovered: zxid,
+                seen: self.zxid_seen_by_clients,
+            });
+        }
+        let replayed: BTreeMap<i64, (i64, i32)> = recovered
+            .replayed
+            .iter()
+            .map(|t| (t.zxid, (t.session, t.cxid)))
+            .collect();
+        if self.check_refused_writes {
+            let applied = recovered
+                .replayed
+                .iter()
+                .find(|t| self.refused.contains(&(t.session, t.cxid)));
+            if let Some(t) = applied {
+                return cx.violation(Violation::RefusedWriteApplied {
+                    server: self.sid,
+                    zxid: t.zxid,
+                    session: t.session,
+                    cxid: t.cxid,
+                });
+            }
+        }
+        let from = recovered.snapshot_zxid.unwrap_or(0);
+        for (zxid, (session, cxid)) in self.acknowledged.range(from + 1..) {
+            match replayed.get(zxid) {
+                Some(found) if found == &(*session, *cxid) => {}
+                other => {
+                    return cx.violation(Violation::AcknowledgedWriteLost {
+                        server: self.sid,
+                        zxid: *zxid,
+                        session: *session,
+                        cxid: *cxid,
+                        found: match other {
+                            Some((s, c)) => format!("zxid holds session 0x{s:x} cxid {c}"),
+                            None => "no txn with that zxid".into(),
+                        },
+                    })
+                }
+            }
+        }
+    }
+
+    fn schedule_tick(&mut self, cx: &mut Context) {
+        let Some(running) = &self.running else { return };
+        let interval = running.node.tick_interval();
+        cx.after(
+            interval,
+            Event::Tick {
+                server: self.sid,
+                boot: self.boot,
+            },
+        );
+    }
+
+    pub fn on_tick(&mut self, cx: &mut Context) {
+        self.step(cx, Input::Tick);
+        self.schedule_tick(cx);
+    }
+
+    /// A client reported what it received from this server.
+    pub fn clients_received(&mut self, received: &Received) {
+        self.zxid_seen_by_clients = self.zxid_seen_by_clients.max(received.zxid_max);
+        for (zxid, session, cxid) in &received.txns {
+            self.acknowledged.insert(*zxid, (*session, *cxid));
+        }
+        self.refused.extend(received.refused.iter().copied());
+    }
+
+    // ----- network ------------------------------------------------------------------
+
+    /// A message from a client.
+    pub fn on_delivery(
+        &mut self,
+        cx: &mut Context,
+        link: LinkId,
+        from: Endpoint,
+        payload: Payload,
+    ) {
+        let Some(running) = &mut self.running else {
+            // Nobody listens: the connection is refused.
+            cx.reset(link);
+            return;
+        };
+        let known = running.by_link.get(&link).copied();
+        match (payload, known) {
+            (Payload::Fin, Some(conn)) => {
+                running.by_link.remove(&link);
+                running.conns.remove(&conn);
+                self.step(cx, Input::Closed { conn });
+            }
+            (Payload::Fin, None) => {}
+            (Payload::Bytes(bytes), None) => self.accept(cx, link, from, &bytes),
+            (Payload::Bytes(bytes), Some(conn)) => {
+                let requests = match decode_requests(&bytes) {
+                    Ok(requests) => requests,
+                    Err(_) => return self.drop_link(cx, link),
+                };
+                let running = self.running.as_mut().expect("checked above");
+                if !running.held.is_empty() || !running.node.accepts_requests() {
+                    running.held.push_back((conn, requests));
+                    return;
+                }
+                self.step(cx, Input::Requests { conn, requests });
+            }
+        }
+    }
+
+    /// The first message on a link: the handshake.
+    fn accept(&mut self, cx: &mut Context, link: LinkId, from: Endpoint, bytes: &[u8]) {
+        let request = match first_frame(bytes).and_then(|f| ConnectRequest::from_bytes(f).ok()) {
+            Some(request) => request,
+            None => return cx.reset(link),
+        };
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let running = self.running.as_mut().expect("accepting while up");
+        running.conns.insert(
+            conn,
+            ConnState {
+                link,
+                handshake_sent: false,
+            },
+        );
+        running.by_link.insert(link, conn);
+        let Endpoint::Client(client) = from else {
+            unreachable!("only clients open client connections")
+        };
+        let peer = Peer {
+            ip: format!("10.0.0.{}", client % 250 + 1),
+            port: 30_000 + (link % 30_000) as u16,
+        };
+        self.step(
+            cx,
+            Input::Connect {
+                conn,
+                peer,
+                request,
+            },
+        );
+    }
+
+    /// Resets a link and tells the node its connection is gone.
+    fn drop_link(&mut self, cx: &mut Context, link: LinkId) {
+        cx.reset(link);
+        if let Some(running) = &mut self.running {
+            if let Some(conn) = running.by_link.remove(&link) {
+                running.conns.remove(&conn);
+                self.step(cx, Input::Closed { conn });
+            }
+        }
+    }
+
+    /// A reset of `link` reached this server.
+    pub fn on_reset(&mut self, cx: &mut Context, link: LinkId) {
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        if let Some(conn) = running.by_link.remove(&link) {
+            running.conns.remove(&conn);
+            self.step(cx, Input::Closed { conn });
+        }
+    }
+
+    /// The driver's deferred report that a connection it closed is gone.
+    pub fn on_conn_closed(&mut self, cx: &mut Context, conn: ConnId) {
+        self.step(cx, Input::Closed { conn });
+    }
+
+    // ----- stepping the node --------------------------------------------------------
+
+    /// Feeds one input, then carries out every action. An input that comes
+    /// up while actions are being carried out (a failure the driver hits)
+    /// is fed at once but its actions wait for the next `ready`, so the
+    /// actions of one turn are carried out in the order they were given.
+    pub fn step(&mut self, cx: &mut Context, input: Input) {
+        let now = self.now(cx);
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        running.node.step(now, input);
+        if !self.carrying_out {
+            self.carry_out(cx);
+        }
+    }
+
+    fn carry_out(&mut self, cx: &mut Context) {
+        self.carrying_out = true;
+        loop {
+            let mut actions = Vec::new();
+            let Some(running) = &mut self.running else {
+                break;
+            };
+            running.node.ready(&mut actions);
+            running.node.check_invariants();
+            if actions.is_empty() && !self.release_held(cx) {
+                break;
+            }
+            for action in actions {
+                if self.running.is_none() || cx.found.is_some() {
+                    break;
+                }
+                self.carry_out_one(cx, action);
+            }
+        }
+        self.carrying_out = false;
+    }
+
+    /// Feeds requests held back by backpressure; true if it fed any.
+    fn release_held(&mut self, cx: &mut Context) -> bool {
+        let now = self.now(cx);
+        let Some(running) = &mut self.running else {
+            return false;
+        };
+        let mut fed = false;
+        while running.node.accepts_requests() {
+            let Some((conn, requests)) = running.held.pop_front() else {
+                break;
+            };
+            running.node.step(now, Input::Requests { conn, requests });
+            fed = true;
+        }
+        fed
+    }
+
+    fn carry_out_one(&mut self, cx: &mut Context, action: Action) {
+        let sid = self.sid;
+        match action {
+            Action::Send { conn, bytes, .. } => self.send(cx, conn, bytes),
+            Action::Close { conn } => {
+                let running = self.running.as_mut().expect("acting while up");
+                if let Some(state) = running.conns.remove(&conn) {
+                    running.by_link.remove(&state.link);
+                    cx.send(state.link, Endpoint::Server(sid), Payload::Fin);
+                }
+                // The connection task reports it gone once the Fin is out.
+                cx.after(
+                    Duration::ZERO,
+                    Event::ConnClosed {
+                        server: sid,
+                        boot: self.boot,
+                        conn,
+                    },
+                );
+            }
+            Action::Append {
+                records,
+                roll_first,
+            } => self.append(
+                cx,
+                Batch {
+                    records,
+                    roll_first,
+                },
+            ),
+            Action::SnapshotBegin { zxid } => self.snapshot_begin(cx, zxid),
+            Action::SnapshotChunk { bytes } => self.snapshot_queue(cx, SnapshotWork::Chunk(bytes)),
+            Action::SnapshotEnd => self.snapshot_queue(cx, SnapshotWork::End),
+            Action::Purge { .. } => cx.violation(Violation::ActionContract {
+                server: sid,
+                rule: "Purge asked for with autopurge off".into(),
+            }),
+            Action::FourLetterWord { .. } => cx.violation(Violation::ActionContract {
+                server: sid,
+                rule: "a four-letter word answered that nobody asked".into(),
+            }),
+            Action::Log { level, line } => {
+                if level >= Level::Warn {
+                    self.stats.warnings += 1;
+                }
+                cx.trace
+                    .line(cx.now, || format!("s{sid} log {level:?}: {line}"));
+            }
+        }
+    }
+
+    /// Writes frames to a connection, checking first that none reveals a
+    /// zxid beyond the durable log.
+    fn send(&mut self, cx: &mut Context, conn: ConnId, bytes: Vec<u8>) {
+        let running = self.running.as_mut().expect("acting while up");
+        cx.trace.mix_bytes(&bytes);
+        let Some(state) = running.conns.get_mut(&conn) else {
+            // Closed meanwhile (the node heard of it after deciding).
+            return;
+        };
+        let durable = running.disk.zxid_durable();
+        let skip = usize::from(!state.handshake_sent);
+        state.handshake_sent = true;
+        if self.assert_reply_after_durable {
+            let beyond = frame_slices(&bytes)
+                .skip(skip)
+                .map(|frame| ReplyHeader::decode(&mut Reader::new(frame)).map_or(0, |h| h.zxid))
+                .find(|zxid| *zxid > durable);
+            if let Some(zxid) = beyond {
+                return cx.violation(Violation::ReplyBeforeDurable {
+                    server: self.sid,
+                    zxid,
+                    durable,
+                });
+            }
+        }
+        let link = state.link;
+        cx.send(link, Endpoint::Server(self.sid), Payload::Bytes(bytes));
+    }
+
+    // ----- the log ------------------------------------------------------------------
+
+    fn append(&mut self, cx: &mut Context, batch: Batch) {
+        for record in &batch.records {
+            cx.trace.mix(record.zxid as u64);
+            cx.trace.mix_bytes(&record.payload);
+        }
+        let running = self.running.as_mut().expect("acting while up");
+        let progress = running.disk.submit(batch);
+        self.after_disk_progress(cx, progress);
+    }
+
+    /// A disk event: the log's next file operation completes.
+    pub fn on_disk_op(&mut self, cx: &mut Context) {
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        running.disk_event_pending = false;
+        let progress = running.disk.step();
+        self.after_disk_progress(cx, progress);
+    }
+
+    fn after_disk_progress(&mut self, cx: &mut Context, progress: LogProgress) {
+        match progress {
+            LogProgress::Idle => {}
+            LogProgress::Waiting(op) => {
+                if op == DiskOp::SyncData && self.bug == Some(Bug::AckBeforeDurable) {
+                    self.report_early(cx);
+                }
+                self.schedule_disk_op(cx, op);
+            }
+            LogProgress::Finished(result) => {
+                let input = match result {
+                    // The reintroduced bug told the node already.
+                    Ok(durable) if durable.zxid <= self.reported_early() => None,
+                    Ok(durable) => Some(Input::LogDurable {
+                        zxid: durable.zxid,
+                        records: durable.records,
+                        record_bytes: durable.record_bytes,
+                        sync_time: Duration::from_micros(200),
+                    }),
+                    Err(failure) => {
+                        self.log_failed(cx);
+                        Some(Input::LogFailed(failure))
+                    }
+                };
+                if let Some(input) = input {
+                    self.step(cx, input);
+                }
+                if let Some(running) = &mut self.running {
+                    let next = running.disk.continue_queue();
+                    self.after_disk_progress(cx, next);
+                }
+            }
+        }
+    }
+
+    fn reported_early(&self) -> i64 {
+        self.running.as_ref().map_or(0, |r| r.reported_early)
+    }
+
+    /// The reintroduced bug: tells the node the batch in flight is durable
+    /// before its fdatasync has run.
+    fn report_early(&mut self, cx: &mut Context) {
+        let running = self.running.as_mut().expect("disk work while up");
+        let Some(batch) = running.disk.in_flight_batch() else {
+            return;
+        };
+        if batch.zxid <= running.reported_early {
+            return;
+        }
+        running.reported_early = batch.zxid;
+        self.step(
+            cx,
+            Input::LogDurable {
+                zxid: batch.zxid,
+                records: batch.records,
+                record_bytes: batch.record_bytes,
+                sync_time: Duration::from_micros(1),
+            },
+        );
+    }
+
+    fn schedule_disk_op(&mut self, cx: &mut Context, op: DiskOp) {
+        let running = self.running.as_mut().expect("disk work while up");
+        if running.disk_event_pending {
+            return;
+        }
+        running.disk_event_pending = true;
+        self.stats.disk_operations += 1;
+        let latency = disk_latency(op, self.slow_disk, cx);
+        cx.after(
+            latency,
+            Event::DiskOp {
+                server: self.sid,
+                boot: self.boot,
+            },
+        );
+    }
+
+    /// The log failed: the operator restarts the server a while later
+    /// (after freeing space, replacing the disk...).
+    fn log_failed(&mut self, cx: &mut Context) {
+        let running = self.running.as_mut().expect("disk work while up");
+        if running.log_failed {
+            return;
+        }
+        running.log_failed = true;
+        self.stats.log_failures += 1;
+        let delay = Duration::from_millis(cx.rng.between(200, 3000));
+        cx.after(
+            delay,
+            Event::OperatorRestart {
+                server: self.sid,
+                boot: self.boot,
+            },
+        );
+    }
+
+    // ----- snapshots ----------------------------------------------------------------
+
+    fn snapshot_begin(&mut self, cx: &mut Context, zxid: i64) {
+        self.stats.snapshots += 1;
+        if let Err(failure) = self.snapshots.begin(zxid) {
+            let running = self.running.as_mut().expect("acting while up");
+            running.snapshot.clear();
+            self.step(
+                cx,
+                Input::SnapshotDone {
+                    result: Err(failure),
+                },
+            );
+            return;
+        }
+        self.running
+            .as_mut()
+            .expect("acting while up")
+            .snapshot_active = true;
+    }
+
+    fn snapshot_queue(&mut self, cx: &mut Context, work: SnapshotWork) {
+        let running = self.running.as_mut().expect("acting while up");
+        if !running.snapshot_active {
+            return;
+        }
+        running.snapshot.push_back(work);
+        if !running.snapshot_event_pending {
+            running.snapshot_event_pending = true;
+            let latency = snapshot_latency(self.slow_disk, cx);
+            cx.after(
+                latency,
+                Event::SnapshotOp {
+                    server: self.sid,
+                    boot: self.boot,
+                },
+            );
+        }
+    }
+
+    /// The snapshot writer finished its next piece of work.
+    pub fn on_snapshot_op(&mut self, cx: &mut Context) {
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        running.snapshot_event_pending = false;
+        let Some(work) = running.snapshot.pop_front() else {
+            return;
+        };
+        let input = match work {
+            SnapshotWork::Chunk(bytes) => match self.snapshots.write(&bytes) {
+                Ok(()) => Input::SnapshotChunkWritten,
+                Err(failure) => {
+                    running.snapshot.clear();
+                    running.snapshot_active = false;
+                    Input::SnapshotDone {
+                        result: Err(failure),
+                    }
+                }
+            },
+            SnapshotWork::End => {
+                running.snapshot_active = false;
+                Input::SnapshotDone {
+                    result: self.snapshots.seal(),
+                }
+            }
+        };
+        if !running.snapshot.is_empty() {
+            running.snapshot_event_pending = true;
+            let latency = snapshot_latency(self.slow_disk, cx);
+            cx.after(
+                latency,
+                Event::SnapshotOp {
+                    server: self.sid,
+                    boot: self.boot,
+                },
+            );
+        }
+        self.step(cx, input);
+    }
+
+    // ----- faults -------------------------------------------------------------------
+
+    /// The process dies: by power cut (`power_cut`, unsynced writes may be
+    /// lost or torn) or kill (the page cache survives). Returns false if it
+    /// was down already.
+    pub fn crash(&mut self, cx: &mut Context, power_cut: bool) -> bool {
+        let Some(running) = self.running.take() else {
+            return false;
+        };
+        self.boot += 1;
+        if power_cut {
+            self.stats.power_cuts += 1;
+            self.log_fs = self.log_fs.crash_image(cx.rng.next_u64());
+        } else {
+            self.stats.kills += 1;
+            self.log_fs = self.log_fs.snapshot_current();
+        }
+        self.snapshots.crash();
+        self.slow_disk = false;
+        for state in running.conns.values() {
+            cx.reset(state.link);
+        }
+        let (sid, how) = (
+            self.sid,
+            if power_cut {
+                "loses power"
+            } else {
+                "is killed"
+            },
+        );
+        cx.trace.line(cx.now, || format!("s{sid} {how}"));
+        true
+    }
+
+    /// Starts a crashed server again.
+    pub fn restart(&mut self, cx: &mut Context) {
+        if self.running.is_none() {
+            self.stats.restarts += 1;
+            self.start(cx);
+        }
+    }
+
+    /// The next fdatasync of the log fails.
+    pub fn fail_next_fsync(&mut self) {
+        self.log_fs.fail_sync_data_at(0);
+    }
+
+    /// The disk fills up a little past what is used now.
+    pub fn fill_disk(&mut self, cx: &mut Context) {
+        let used = disk::bytes_used(&self.log_fs);
+        self.log_fs.limit_bytes(used + cx.rng.between(0, 64 << 10));
+        self.snapshots.set_full(true);
+    }
+
+    /// The wall clock jumps by `ms` (either way).
+    pub fn jump_wall_clock(&mut self, ms: i64) {
+        self.wall_offset_ms += ms;
+    }
+
+    /// The monotonic clock leaps forward (a paused VM resumes).
+    pub fn leap_monotonic(&mut self, by: Duration) {
+        self.monotonic_leap += by;
+    }
+
+    // ----- the end ------------------------------------------------------------------
+
+    /// What recovery would rebuild from this disk now, two ways: from the
+    /// newest snapshot and the log after it, and from snapshot 0 and the
+    /// whole log (whose txns it lists too).
+    pub fn recover_now(&self) -> Result<(disk::Recovered, disk::Recovered), String> {
+        let mut snapshots = self.snapshots.clone();
+        let image = self.log_fs.snapshot_current();
+        let newest = disk::recover(&mut snapshots, &image).map_err(|e| e.to_string())?;
+        let everything =
+            disk::replay_everything(&self.snapshots, &image).map_err(|e| e.to_string())?;
+        Ok((newest, everything))
+    }
+}
+
+/// How long one file operation of the log takes.
+fn disk_latency(op: DiskOp, slow: bool, cx: &mut Context) -> Duration {
+    let micros = match op {
+        DiskOp::Write => cx.rng.between(10, 300),
+        DiskOp::SyncData if cx.rng.chance(1, 50) => cx.rng.between(5_000, 30_000),
+        DiskOp::SyncData => cx.rng.between(50, 2_000),
+        DiskOp::SyncDir => cx.rng.between(50, 1_000),
+        DiskOp::Create | DiskOp::Open | DiskOp::Stat | DiskOp::Rename | DiskOp::Remove => {
+            cx.rng.between(5, 100)
+        }
+    };
+    let micros = if slow {
+        micros * 100 + cx.rng.between(0, 500_000)
+    } else {
+        micros
+    };
+    Duration::from_micros(micros)
+}
+
+fn snapshot_latency(slow: bool, cx: &mut Context) -> Duration {
+    let micros = cx.rng.between(50, 3_000);
+    Duration::from_micros(if slow { micros * 200 } else { micros })
+}
+
+/// The frames of a message (length-prefixed), as slices; stops at a cut frame.
+fn frame_slices(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.len() < 4 {
+            return None;
+        }
+        let length = i32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
+        if rest.len() < 4 + length {
+            return None;
+        }
+        let frame = &rest[4..4 + length];
+        rest = &rest[4 + length..];
+        Some(frame)
+    })
+}
+
+fn first_frame(bytes: &[u8]) -> Option<&[u8]> {
+    frame_slices(bytes).next()
+}
+
+/// Decodes request frames as the engine's connection does: a header, then
+/// the body for its opcode (an unknown opcode or a bad body is still a
+/// request, answered in order); a bad header ends the connection.
+fn decode_requests(bytes: &[u8]) -> Result<Vec<RequestFrame>, proto::DecodeError> {
+    let mut requests = Vec::new();
+    for frame in frame_slices(bytes) {
+        let mut reader = Reader::new(frame);
+        let header = RequestHeader::decode(&mut reader)?;
+        let body = match OpCode::from_code(header.op) {
+            Some(op) => Request::decode(op, &mut reader),
+            None => Err(proto::DecodeError::UnknownOpCode(header.op)),
+        };
+        requests.push(RequestFrame {
+            xid: header.xid,
+            op: header.op,
+            body,
+        });
+    }
+    Ok(requests)
+}

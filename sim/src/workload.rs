@@ -1,0 +1,284 @@
+//! What simulated clients ask for: a ZooKeeper workload over a small set of
+//! paths, so that clients collide — creates (plain, ephemeral, sequential,
+//! ephemeral sequential), setData and delete with and without versions,
+//! multi, reads with and without watches, sync, and now and then a
+//! closeSession.
+//!
+//! Every data value a client writes is unique (`c<client>-<n>`), so a read
+//! names the write it saw. Conditional writes use the last version the
+//! client saw for the path, which is often stale: BADVERSION is part of the
+//! workload.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proto::ops::{
+    CheckVersionRequest, CreateRequest, DeleteRequest, ExistsRequest, GetChildrenRequest,
+    GetDataRequest, MultiOp, Request, SetDataRequest, SyncRequest,
+};
+use proto::{Acl, CreateMode};
+
+use crate::model::{Op, SubOp};
+use crate::rng::Rng;
+
+/// Plain keys every client reads and writes.
+pub const KEYS: [&str; 5] = ["/k0", "/k1", "/k2", "/k3", "/k4"];
+/// Paths clients create as ephemerals.
+pub const EPHEMERALS: [&str; 3] = ["/e0", "/e1", "/e2"];
+/// The parent of sequential nodes.
+pub const QUEUE: &str = "/q";
+/// The prefix of sequential children.
+pub const QUEUE_CHILD: &str = "/q/s-";
+
+/// Everything a client reads at the end of a run.
+pub fn final_reads() -> Vec<Op> {
+    let mut ops: Vec<Op> = KEYS
+        .iter()
+        .chain(EPHEMERALS.iter())
+        .chain([QUEUE].iter())
+        .map(|p| Op::GetData {
+            path: p.to_string(),
+            watch: false,
+        })
+        .collect();
+    for path in ["/", QUEUE] {
+        ops.push(Op::GetChildren {
+            path: path.into(),
+            watch: false,
+        });
+    }
+    ops
+}
+
+/// What a client remembers to aim its next requests.
+#[derive(Debug, Default)]
+pub struct Knowledge {
+    /// The last version seen per path.
+    pub versions: BTreeMap<String, i32>,
+    /// Sequential children seen (created, or listed).
+    pub queue_children: BTreeSet<String>,
+    /// Values written so far (for unique data).
+    pub writes: u64,
+}
+
+/// Children remembered at most (old ones are forgotten first).
+const QUEUE_CHILDREN_REMEMBERED_MAX: usize = 32;
+
+impl Knowledge {
+    pub fn saw_version(&mut self, path: &str, version: i32) {
+        self.versions.insert(path.to_string(), version);
+    }
+
+    pub fn saw_child(&mut self, path: String) {
+        self.queue_children.insert(path);
+        while self.queue_children.len() > QUEUE_CHILDREN_REMEMBERED_MAX {
+            let oldest = self.queue_children.first().cloned().expect("not empty");
+            self.queue_children.remove(&oldest);
+        }
+    }
+
+    pub fn forget(&mut self, path: &str) {
+        self.versions.remove(path);
+        self.queue_children.remove(path);
+    }
+
+    /// A version to expect: the one last seen (often stale) or any (-1).
+    fn version(&self, path: &str, rng: &mut Rng) -> i32 {
+        match self.versions.get(path) {
+            Some(v) if rng.chance(1, 2) => *v,
+            _ => -1,
+        }
+    }
+
+    fn data(&mut self, client: u32) -> Vec<u8> {
+        self.writes += 1;
+        format!("c{client}-{}", self.writes).into_bytes()
+    }
+}
+
+/// Picks the next operation for `client`.
+pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
+    let key = |rng: &mut Rng| rng.pick(&KEYS).to_string();
+    let watch = |rng: &mut Rng| rng.chance(1, 2);
+    // Weights: create, ephemeral, sequential, setData, delete, getData,
+    // exists, getChildren, multi, sync, closeSession.
+    let weights = [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1];
+    match rng.weighted(&weights) {
+        0 => {
+            let path = if rng.chance(1, 6) {
+                QUEUE.to_string()
+            } else {
+                key(rng)
+            };
+            Op::Create {
+                path,
+                data: knowledge.data(client),
+                mode: CreateMode::Persistent,
+            }
+        }
+        1 => Op::Create {
+            path: rng.pick(&EPHEMERALS).to_string(),
+            data: knowledge.data(client),
+            mode: CreateMode::Ephemeral,
+        },
+        2 => Op::Create {
+            path: QUEUE_CHILD.to_string(),
+            data: knowledge.data(client),
+            mode: if rng.chance(1, 2) {
+                CreateMode::EphemeralSequential
+            } else {
+                CreateMode::PersistentSequential
+            },
+        },
+        3 => {
+            let path = key(rng);
+            Op::SetData {
+                version: knowledge.version(&path, rng),
+                data: knowledge.data(client),
+                path,
+            }
+        }
+        4 => {
+            let path = delete_target(knowledge, rng);
+            Op::Delete {
+                version: knowledge.version(&path, rng),
+                path,
+            }
+        }
+        5 => Op::GetData {
+            path: read_target(rng),
+            watch: watch(rng),
+        },
+        6 => Op::Exists {
+            path: read_target(rng),
+            watch: watch(rng),
+        },
+        7 => Op::GetChildren {
+            path: if rng.chance(1, 2) { "/" } else { QUEUE }.to_string(),
+            watch: watch(rng),
+        },
+        8 => Op::Multi(multi_ops(client, knowledge, rng)),
+        9 => Op::Sync,
+        _ => Op::CloseSession,
+    }
+}
+
+fn read_target(rng: &mut Rng) -> String {
+    match rng.below(4) {
+        0 => rng.pick(&EPHEMERALS).to_string(),
+        1 if rng.chance(1, 3) => QUEUE.to_string(),
+        _ => rng.pick(&KEYS).to_string(),
+    }
+}
+
+fn delete_target(knowledge: &Knowledge, rng: &mut Rng) -> String {
+    let children: Vec<&String> = knowledge.queue_children.iter().collect();
+    match rng.below(5) {
+        0 | 1 if !children.is_empty() => rng.pick(&children).to_string(),
+        2 => rng.pick(&EPHEMERALS).to_string(),
+        3 if rng.chance(1, 4) => QUEUE.to_string(),
+        _ => rng.pick(&KEYS).to_string(),
+    }
+}
+
+/// Two to four ops, often a check guarding writes (a compare-and-set).
+fn multi_ops(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Vec<SubOp> {
+    let count = rng.between(2, 4);
+    let mut ops = Vec::new();
+    for _ in 0..count {
+        let path = rng.pick(&KEYS).to_string();
+        let op = match rng.below(4) {
+            0 => SubOp::Check {
+                version: knowledge.version(&path, rng),
+                path,
+            },
+            1 => SubOp::SetData {
+                version: knowledge.version(&path, rng),
+                data: knowledge.data(client),
+                path,
+            },
+            2 => SubOp::Create {
+                data: knowledge.data(client),
+                path,
+                mode: if rng.chance(1, 3) {
+                    CreateMode::Ephemeral
+                } else {
+                    CreateMode::Persistent
+                },
+            },
+            _ => SubOp::Delete {
+                version: knowledge.version(&path, rng),
+                path,
+            },
+        };
+        ops.push(op);
+    }
+    ops
+}
+
+/// The client request for an op (the expiry pseudo-op has none).
+pub fn request(op: &Op) -> Request {
+    match op {
+        Op::Create { path, data, mode } => Request::Create(create_request(path, data, *mode)),
+        Op::Delete { path, version } => Request::Delete(DeleteRequest {
+            path: path.clone(),
+            version: *version,
+        }),
+        Op::SetData {
+            path,
+            data,
+            version,
+        } => Request::SetData(SetDataRequest {
+            path: path.clone(),
+            data: Some(data.clone()),
+            version: *version,
+        }),
+        Op::Multi(ops) => Request::Multi(ops.iter().map(multi_op).collect()),
+        Op::GetData { path, watch } => Request::GetData(GetDataRequest {
+            path: path.clone(),
+            watch: *watch,
+        }),
+        Op::Exists { path, watch } => Request::Exists(ExistsRequest {
+            path: path.clone(),
+            watch: *watch,
+        }),
+        Op::GetChildren { path, watch } => Request::GetChildren(GetChildrenRequest {
+            path: path.clone(),
+            watch: *watch,
+        }),
+        Op::Sync => Request::Sync(SyncRequest { path: "/".into() }),
+        Op::CloseSession => Request::CloseSession,
+        Op::Expire => unreachable!("the expiry pseudo-op is never sent"),
+    }
+}
+
+fn create_request(path: &str, data: &[u8], mode: CreateMode) -> CreateRequest {
+    CreateRequest {
+        path: path.to_string(),
+        data: Some(data.to_vec()),
+        acl: Acl::open_unsafe(),
+        flags: mode.code(),
+    }
+}
+
+fn multi_op(op: &SubOp) -> MultiOp {
+    match op {
+        SubOp::Create { path, data, mode } => MultiOp::Create(create_request(path, data, *mode)),
+        SubOp::Delete { path, version } => MultiOp::Delete(DeleteRequest {
+            path: path.clone(),
+            version: *version,
+        }),
+        SubOp::SetData {
+            path,
+            data,
+            version,
+        } => MultiOp::SetData(SetDataRequest {
+            path: path.clone(),
+            data: Some(data.clone()),
+            version: *version,
+        }),
+        SubOp::Check { path, version } => MultiOp::Check(CheckVersionRequest {
+            path: path.clone(),
+            version: *version,
+        }),
+    }
+}

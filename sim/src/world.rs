@@ -1,0 +1,537 @@
+//! One run: the servers, the clients, the agenda, the faults, and the
+//! checks at the end.
+//!
+//! ```text
+//!   steps ── events one at a time (faults among them) ──▶ wind down ──▶ final reads ──▶ checks
+//!            every step: node invariants, reply order,     faults stop,  each live client   linearizability,
+//!            durability of what replies reveal, watches    sessions of   reads every path   sessions ⇔ tree,
+//!                                                          silent clients                   ephemerals, digests
+//!                                                          expire
+//! ```
+//!
+//! The run stops at the first violation; the seed replays it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use crate::checks;
+use crate::client::{Client, ClientStats};
+use crate::context::{Context, Event};
+use crate::history::OpRecord;
+use crate::linearizability::{self, Verdict};
+use crate::network::{Deliver, Endpoint};
+use crate::options::{Fault, Options};
+use crate::server::{Server, ServerStats, SESSION_TIMEOUT_MAX_MS};
+use crate::violation::{Found, Violation};
+
+/// Search steps the linearizability checker may take per history.
+pub const LINEARIZABILITY_BUDGET: u64 = 3_000_000;
+/// How long the final reads may take before the run is declared stuck.
+const FINAL_READS_DEADLINE: Duration = Duration::from_secs(30);
+
+/// What a run did and found.
+#[derive(Debug)]
+pub struct Outcome {
+    pub seed: u64,
+    pub steps: u64,
+    pub simulated: Duration,
+    /// Equal for two runs of one seed (see `trace`).
+    pub fingerprint: u64,
+    pub found: Option<Found>,
+    pub summary: Summary,
+    pub trace: Vec<String>,
+}
+
+/// Counts for the report.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    pub ops_invoked: u64,
+    pub ops_completed: u64,
+    pub faults: BTreeMap<&'static str, u64>,
+    pub servers: ServerStats,
+    pub clients: ClientStats,
+    pub linearizability_steps: u64,
+    pub inconclusive: u64,
+}
+
+struct World {
+    options: Options,
+    cx: Context,
+    servers: Vec<Server>,
+    clients: Vec<Client>,
+    faults: BTreeMap<&'static str, u64>,
+    winding_down: bool,
+    linearizability_steps: u64,
+    inconclusive: u64,
+}
+
+/// Runs one seed to the end (or to its first violation).
+pub fn run(options: &Options) -> Outcome {
+    let mut world = World::new(options);
+    let result = catch_unwind(AssertUnwindSafe(|| world.run()));
+    if let Err(panic) = result {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic without a message".into());
+        world.cx.found = None;
+        world.cx.violation(Violation::Panic { message });
+    }
+    world.outcome()
+}
+
+impl World {
+    fn new(options: &Options) -> World {
+        let mut cx = Context::new(options.seed, options.servers, options.trace);
+        let servers: Vec<Server> = (0..options.servers)
+            .map(|i| Server::new(sid_of(i), i, options, &mut cx))
+            .collect();
+        let clients = (0..options.servers * options.clients_per_server)
+            .map(|i| {
+                let database = i / options.clients_per_server;
+                Client::new(i as u32, sid_of(database), database, &mut cx)
+            })
+            .collect();
+        World {
+            options: options.clone(),
+            cx,
+            servers,
+            clients,
+            faults: BTreeMap::new(),
+            winding_down: false,
+            linearizability_steps: 0,
+            inconclusive: 0,
+        }
+    }
+
+    fn run(&mut self) {
+        if !self.options.faults.0.is_empty() {
+            self.schedule_fault();
+        }
+        while self.cx.step < self.options.steps && self.is_clean() {
+            self.process_next();
+        }
+        if !self.is_clean() {
+            return;
+        }
+        self.wind_down();
+        // Long enough for every silent client's session to expire.
+        let settle = Duration::from_millis(2 * u64::from(SESSION_TIMEOUT_MAX_MS) + 2_000);
+        self.run_for(settle);
+        for client in &mut self.clients {
+            client.start_final_reads();
+        }
+        let deadline = self.cx.now + FINAL_READS_DEADLINE;
+        while self.is_clean()
+            && self.cx.now < deadline
+            && !self.clients.iter().all(Client::final_reads_done)
+        {
+            self.process_next();
+        }
+        if self.is_clean() && !self.clients.iter().all(Client::final_reads_done) {
+            return self.cx.violation(Violation::Stuck {
+                what: "the final reads were not all answered".into(),
+            });
+        }
+        self.run_until_disks_idle();
+        for index in 0..self.servers.len() {
+            if self.is_clean() {
+                self.check_at_quiescence(index);
+            }
+        }
+    }
+
+    fn is_clean(&self) -> bool {
+        self.cx.found.is_none()
+    }
+
+    fn run_for(&mut self, duration: Duration) {
+        let until = self.cx.now + duration;
+        while self.is_clean() && self.cx.now < until {
+            self.process_next();
+        }
+    }
+
+    fn run_until_disks_idle(&mut self) {
+        let deadline = self.cx.now + Duration::from_secs(10);
+        while self.is_clean() && self.cx.now < deadline && self.servers.iter().any(Server::is_busy)
+        {
+            self.process_next();
+        }
+    }
+
+    /// Processes the next event on the agenda.
+    fn process_next(&mut self) {
+        let (at, event) = self.cx.agenda.pop().expect("ticks keep the agenda busy");
+        self.cx.now = at;
+        self.cx.step += 1;
+        self.cx.trace.mix(at.as_nanos() as u64);
+        self.dispatch(event);
+    }
+
+    fn server(&mut self, sid: u8) -> &mut Server {
+        &mut self.servers[usize::from(sid) - 1]
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        let cx = &mut self.cx;
+        match event {
+            Event::Deliver { link, from } => match cx.net.deliver(link, from, cx.now) {
+                Deliver::Delivered(delivery) => match delivery.to {
+                    Endpoint::Server(sid) => {
+                        let server = &mut self.servers[usize::from(sid) - 1];
+                        server.on_delivery(cx, link, from, delivery.payload);
+                    }
+                    Endpoint::Client(id) => {
+                        let received =
+                            self.clients[id as usize].on_delivery(cx, link, delivery.payload);
+                        if let Endpoint::Server(sid) = from {
+                            self.servers[usize::from(sid) - 1].clients_received(&received);
+                        }
+                    }
+                },
+                Deliver::Held(retry) => cx.agenda.push(retry, Event::Deliver { link, from }),
+                Deliver::Nothing => {}
+            },
+            Event::LinkReset { link, to } => match to {
+                Endpoint::Server(sid) => self.servers[usize::from(sid) - 1].on_reset(cx, link),
+                Endpoint::Client(id) => self.clients[id as usize].on_reset(cx, link),
+            },
+            Event::Tick { server, boot } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_tick(cx);
+                }
+            }
+            Event::DiskOp { server, boot } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_disk_op(cx);
+                }
+            }
+            Event::SnapshotOp { server, boot } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_snapshot_op(cx);
+                }
+            }
+            Event::ConnClosed { server, boot, conn } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_conn_closed(cx, conn);
+                }
+            }
+            Event::Restart { server } => {
+                let s = &mut self.servers[usize::from(server) - 1];
+                s.restart(cx);
+            }
+            Event::OperatorRestart { server, boot } => {
+                if server_at(&mut self.servers, server, boot).is_some() {
+                    self.crash(server, false);
+                }
+            }
+            Event::DiskRecovers { server } => self.server(server).slow_disk = false,
+            Event::ClientWake { client, generation } => {
+                let c = &mut self.clients[client as usize];
+                if c.is_current_wake(generation) {
+                    c.wake(cx);
+                }
+            }
+            Event::ClientRevives { client } => {
+                if !self.winding_down {
+                    self.clients[client as usize].revive(cx);
+                }
+            }
+            Event::Fault => {
+                if !self.winding_down {
+                    self.inject_fault();
+                    self.schedule_fault();
+                }
+            }
+            Event::Heal { a, b } => cx.net.heal(a, b),
+        }
+    }
+
+    // ----- faults -------------------------------------------------------------------
+
+    fn schedule_fault(&mut self) {
+        let delay = Duration::from_millis(self.cx.rng.between(50, 1_500));
+        self.cx.after(delay, Event::Fault);
+    }
+
+    fn inject_fault(&mut self) {
+        let enabled: Vec<Fault> = self.options.faults.0.iter().copied().collect();
+        let fault = *self.cx.rng.pick(&enabled);
+        *self.faults.entry(fault.name()).or_default() += 1;
+        let sid = sid_of(self.cx.rng.below(self.servers.len() as u64) as usize);
+        let (now, name) = (self.cx.now, fault.name());
+        self.cx.trace.line(now, || format!("FAULT {name}"));
+        match fault {
+            Fault::Crash => {
+                let power_cut = self.cx.rng.chance(7, 10);
+                self.crash(sid, power_cut);
+            }
+            Fault::Fsync => self.server(sid).fail_next_fsync(),
+            Fault::DiskFull => {
+                let Self { servers, cx, .. } = self;
+                servers[usize::from(sid) - 1].fill_disk(cx);
+            }
+            Fault::SlowDisk => {
+                self.server(sid).slow_disk = true;
+                let spell = Duration::from_millis(self.cx.rng.between(300, 6_000));
+                self.cx.after(spell, Event::DiskRecovers { server: sid });
+            }
+            Fault::Clock => {
+                if self.cx.rng.chance(1, 3) {
+                    let max = u64::from(SESSION_TIMEOUT_MAX_MS);
+                    let leap = Duration::from_millis(self.cx.rng.between(max / 5, 2 * max));
+                    self.server(sid).leap_monotonic(leap);
+                } else {
+                    let ms = self.cx.rng.between(1_000, 3_600_000) as i64;
+                    let ms = if self.cx.rng.chance(1, 2) { ms } else { -ms };
+                    self.server(sid).jump_wall_clock(ms);
+                }
+            }
+            Fault::Reset => {
+                let links = self.cx.net.open_links();
+                if !links.is_empty() {
+                    let link = *self.cx.rng.pick(&links);
+                    self.cx.reset(link);
+                }
+            }
+            Fault::Silent => {
+                let client = self.cx.rng.below(self.clients.len() as u64) as usize;
+                let hang = self.cx.rng.chance(1, 2);
+                self.clients[client].go_silent(&mut self.cx, hang);
+                let max = u64::from(SESSION_TIMEOUT_MAX_MS);
+                let revive = Duration::from_millis(self.cx.rng.between(max, 3 * max));
+                self.cx.after(
+                    revive,
+                    Event::ClientRevives {
+                        client: client as u32,
+                    },
+                );
+            }
+            Fault::Partition => {
+                let client = self.cx.rng.below(self.clients.len() as u64) as usize;
+                let (a, b) = (
+                    Endpoint::Client(client as u32),
+                    Endpoint::Server(self.clients[client].server),
+                );
+                self.cx.net.partition(a, b);
+                let spell = Duration::from_millis(self.cx.rng.between(200, 5_000));
+                self.cx.after(spell, Event::Heal { a, b });
+            }
+        }
+    }
+
+    /// Crashes a server and schedules its restart.
+    fn crash(&mut self, sid: u8, power_cut: bool) {
+        let Self { servers, cx, .. } = self;
+        if servers[usize::from(sid) - 1].crash(cx, power_cut) {
+            let down = Duration::from_millis(cx.rng.between(10, 2_000));
+            cx.after(down, Event::Restart { server: sid });
+        }
+    }
+
+    fn wind_down(&mut self) {
+        self.winding_down = true;
+        self.cx.net.heal_all();
+        for client in &mut self.clients {
+            client.winding_down = true;
+        }
+        for server in &mut self.servers {
+            server.slow_disk = false;
+        }
+        let now = self.cx.now;
+        self.cx
+            .trace
+            .line(now, || "winding down: faults stop".into());
+    }
+
+    // ----- the end ------------------------------------------------------------------
+
+    fn check_at_quiescence(&mut self, index: usize) {
+        let sid = sid_of(index);
+        if !self.servers[index].is_up() {
+            self.servers[index].restart(&mut self.cx);
+        }
+        let live: BTreeSet<i64> = self
+            .clients
+            .iter()
+            .filter(|c| c.database == index)
+            .filter_map(Client::live_session)
+            .collect();
+        let server = &self.servers[index];
+        let Some(node) = server.node() else { return };
+        if let Err(violation) = checks::sessions(sid, node.tree(), &live) {
+            return self.cx.violation(violation);
+        }
+        let (newest, everything) = match server.recover_now() {
+            Ok(recovered) => recovered,
+            Err(error) => {
+                return self
+                    .cx
+                    .violation(Violation::RecoveryFailed { server: sid, error })
+            }
+        };
+        if !server.is_busy() && node.zxid_applied() == node.zxid_prepared() {
+            let (zxid, live) = (node.zxid_applied(), node.tree().digest());
+            let mismatch =
+                if newest.tree.last_processed_zxid() != zxid || newest.tree.digest() != live {
+                    Some(("recovery from the newest snapshot", newest.tree.digest()))
+                } else if everything.tree.digest() != live {
+                    Some((
+                        "replaying the whole log on snapshot 0",
+                        everything.tree.digest(),
+                    ))
+                } else {
+                    None
+                };
+            if let Some((what, other)) = mismatch {
+                return self.cx.violation(Violation::DigestMismatch {
+                    server: sid,
+                    zxid,
+                    live,
+                    what,
+                    other,
+                });
+            }
+        }
+        let ops = &self.cx.histories[index].ops;
+        let placed = match checks::place_by_log(sid, ops, &everything.replayed) {
+            Ok(placed) => placed,
+            Err(violation) => return self.cx.violation(violation),
+        };
+        if std::env::var_os("FK_SIM_DUMP_HISTORY").is_some() {
+            for (i, op) in placed.iter().enumerate() {
+                eprintln!(
+                    "{i:5} call {:6} ret {:>6} {:?} any={} {}",
+                    op.record.call,
+                    op.record
+                        .ret
+                        .as_ref()
+                        .map_or("-".into(), |r| r.at.to_string()),
+                    op.pin,
+                    op.accept_any,
+                    describe(op.record)
+                );
+            }
+        }
+        match linearizability::check_ops(&placed, LINEARIZABILITY_BUDGET) {
+            Verdict::Linearizable { steps } => self.linearizability_steps += steps,
+            Verdict::Inconclusive { steps } => {
+                self.linearizability_steps += steps;
+                self.inconclusive += 1;
+            }
+            Verdict::NotLinearizable(counterexample) => {
+                let op = placed[counterexample.op].record;
+                let recent: Vec<String> = counterexample
+                    .linearized
+                    .iter()
+                    .rev()
+                    .take(8)
+                    .rev()
+                    .map(|i| describe(placed[*i].record))
+                    .collect();
+                let detail = format!(
+                    "no order explains {} (the model answers {:?} after {} ops; the last of them: {})",
+                    describe(op),
+                    counterexample.model_answer,
+                    counterexample.linearized.len(),
+                    recent.join("; ")
+                );
+                self.cx.violation(Violation::NotLinearizable {
+                    server: sid,
+                    detail,
+                });
+            }
+            Verdict::ZxidReused {
+                zxid,
+                first,
+                second,
+            } => {
+                let (first, second) = (
+                    describe(placed[first].record),
+                    describe(placed[second].record),
+                );
+                self.cx.violation(Violation::ZxidReused {
+                    server: sid,
+                    zxid,
+                    first,
+                    second,
+                });
+            }
+        }
+    }
+
+    fn outcome(mut self) -> Outcome {
+        let mut summary = Summary {
+            faults: self.faults.clone(),
+            linearizability_steps: self.linearizability_steps,
+            inconclusive: self.inconclusive,
+            ..Summary::default()
+        };
+        for history in &self.cx.histories {
+            summary.ops_invoked += history.ops.len() as u64;
+            summary.ops_completed += history.completed() as u64;
+        }
+        for s in &self.servers {
+            let t = &mut summary.servers;
+            t.power_cuts += s.stats.power_cuts;
+            t.kills += s.stats.kills;
+            t.restarts += s.stats.restarts;
+            t.log_failures += s.stats.log_failures;
+            t.snapshots += s.stats.snapshots;
+            t.replayed_txns += s.stats.replayed_txns;
+            t.warnings += s.stats.warnings;
+            t.disk_operations += s.stats.disk_operations;
+        }
+        for c in &self.clients {
+            let t = &mut summary.clients;
+            t.sessions += c.stats.sessions;
+            t.expired_sessions_learned += c.stats.expired_sessions_learned;
+            t.reconnects += c.stats.reconnects;
+            t.watch_events += c.stats.watch_events;
+        }
+        Outcome {
+            seed: self.options.seed,
+            steps: self.cx.step,
+            simulated: self.cx.now,
+            fingerprint: self.cx.trace.fingerprint(),
+            found: self.cx.found.take(),
+            summary,
+            trace: self.cx.trace.take_lines(),
+        }
+    }
+}
+
+/// The server, if `boot` is its current boot (events of a crashed process
+/// are ignored).
+fn server_at(servers: &mut [Server], sid: u8, boot: u64) -> Option<&mut Server> {
+    let server = &mut servers[usize::from(sid) - 1];
+    (server.boot() == boot && server.is_up()).then_some(server)
+}
+
+/// Standalone servers are numbered from 1, as ZooKeeper numbers sids.
+fn sid_of(index: usize) -> u8 {
+    u8::try_from(index + 1).expect("at most 255 servers")
+}
+
+/// One op for a report: who, what, when, what it got.
+fn describe(op: &OpRecord) -> String {
+    let ret = match &op.ret {
+        Some(ret) => format!(
+            "→ {:?} zxid {} at {:.6}s",
+            ret.outcome,
+            ret.zxid.map_or("-".into(), |z| format!("0x{z:x}")),
+            ret.time.as_secs_f64()
+        ),
+        None => "→ no reply".into(),
+    };
+    format!(
+        "c{} 0x{:x} {} at {:.6}s {ret}",
+        op.client,
+        op.session,
+        op.op.describe(),
+        op.call_time.as_secs_f64()
+    )
+}
