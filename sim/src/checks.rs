@@ -139,3 +139,143 @@ fn check_logged_as_told(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{History, Return};
+    use crate::linearizability::{check_ops, Verdict};
+    use crate::model::Outcome;
+    use proto::CreateMode;
+    use std::time::Duration;
+
+    fn logged(zxid: i64, session: i64, cxid: i32, kind: TxnKind) -> Logged {
+        Logged {
+            zxid,
+            session,
+            cxid,
+            kind,
+        }
+    }
+
+    fn done(at: u64, zxid: i64, outcome: Outcome) -> Return {
+        Return {
+            at,
+            time: Duration::ZERO,
+            zxid: Some(zxid),
+            outcome,
+        }
+    }
+
+    /// Session 9 creates ephemeral /e (txn 2); another client's read at
+    /// zxid 2 sees it.
+    fn history() -> (History, Vec<Logged>) {
+        let mut h = History::default();
+        let create = Op::Create {
+            path: "/e".into(),
+            data: vec![],
+            mode: CreateMode::Ephemeral,
+        };
+        let c = h.invoke(0, 9, 1, create, 1, Duration::ZERO);
+        h.complete(c, done(2, 2, Outcome::Created { path: "/e".into() }));
+        let log = vec![
+            logged(1, 9, 0, TxnKind::CreateSession),
+            logged(2, 9, 1, TxnKind::Request),
+        ];
+        (h, log)
+    }
+
+    #[test]
+    fn an_expiry_learned_before_its_txn_is_placed_at_the_txn() {
+        // The client hears "expired" (order 4) before the closeSession txn
+        // (zxid 3) is applied; a read at zxid 2 after that (order 5..6)
+        // still sees /e. Placed at its txn, the expiry explains both.
+        let (mut h, mut log) = history();
+        h.expired(0, 9, (2, Duration::ZERO), Some((4, Duration::ZERO)));
+        let get = Op::GetData {
+            path: "/e".into(),
+            watch: false,
+        };
+        let r = h.invoke(1, 5, 1, get, 5, Duration::ZERO);
+        let seen = Outcome::Data {
+            data: vec![],
+            stat: crate::model::NodeStat {
+                version: 0,
+                ephemeral_owner: 9,
+                num_children: 0,
+                data_length: 0,
+            },
+        };
+        h.complete(r, done(6, 2, seen));
+        log.push(logged(3, 9, 0, TxnKind::CloseSession));
+        let placed = place_by_log(1, &h.ops, &log).unwrap();
+        assert_eq!(placed[1].pin, Pin::Txn(3));
+        assert!(matches!(
+            check_ops(&placed, 1000),
+            Verdict::Linearizable { .. }
+        ));
+    }
+
+    #[test]
+    fn a_session_ended_by_its_own_unanswered_closesession_is_not_expired_twice() {
+        // The client's closeSession (xid 2) got no reply and its reconnect
+        // was refused: the close txn is that request, and the expiry the
+        // client recorded is left out rather than claimed by the same txn.
+        let (mut h, mut log) = history();
+        h.invoke(0, 9, 2, Op::CloseSession, 3, Duration::ZERO);
+        h.expired(0, 9, (2, Duration::ZERO), Some((5, Duration::ZERO)));
+        log.push(logged(3, 9, 2, TxnKind::CloseSession));
+        let placed = place_by_log(1, &h.ops, &log).unwrap();
+        assert_eq!(placed.len(), 2);
+        assert_eq!(placed[1].pin, Pin::Txn(3));
+        assert!(matches!(
+            check_ops(&placed, 1000),
+            Verdict::Linearizable { .. }
+        ));
+    }
+
+    #[test]
+    fn an_expiry_the_log_never_saw_is_reported() {
+        // The client was told its session expired, but no closeSession for
+        // it was ever logged: the server forgot a session it had confirmed.
+        let (mut h, log) = history();
+        h.expired(0, 9, (2, Duration::ZERO), Some((4, Duration::ZERO)));
+        assert_eq!(
+            place_by_log(1, &h.ops, &log).unwrap_err(),
+            Violation::SessionVanished {
+                server: 1,
+                session: 9
+            }
+        );
+    }
+
+    #[test]
+    fn an_unanswered_write_missing_from_the_log_never_happened() {
+        // No reply and no txn: the write is left out; with a txn it is
+        // pinned there and any answer will do.
+        let (mut h, mut log) = history();
+        let set = |data: &[u8]| Op::SetData {
+            path: "/e".into(),
+            data: data.to_vec(),
+            version: -1,
+        };
+        h.invoke(0, 9, 2, set(b"a"), 3, Duration::ZERO);
+        h.invoke(0, 9, 3, set(b"b"), 4, Duration::ZERO);
+        log.push(logged(3, 9, 3, TxnKind::Request));
+        let placed = place_by_log(1, &h.ops, &log).unwrap();
+        assert_eq!(placed.len(), 2);
+        assert_eq!((placed[1].pin, placed[1].accept_any), (Pin::Txn(3), true));
+    }
+
+    #[test]
+    fn an_acknowledged_txn_must_be_in_the_final_log_as_told() {
+        // The client was told its create is txn 2, but the final log's txn
+        // 2 belongs to someone else (a crash lost it and the zxid was reused).
+        let (h, mut log) = history();
+        log[1] = logged(2, 7, 4, TxnKind::Request);
+        assert!(matches!(
+            place_by_log(1, &h.ops, &log),
+            Err(Violation::AcknowledgedWriteLost { zxid: 2, .. })
+        ));
+    }
+}

@@ -286,6 +286,11 @@ impl LogDisk {
         self.zxid_durable
     }
 
+    /// The file operation in flight, if any.
+    pub fn waiting(&self) -> Option<DiskOp> {
+        self.in_flight.as_ref().and_then(|_| self.gate.waiting())
+    }
+
     /// The batch being written, if any.
     pub fn in_flight_batch(&self) -> Option<BatchDurable> {
         self.in_flight_batch
@@ -649,6 +654,16 @@ pub fn recover<S: SnapshotStore>(
     snapshots: &mut S,
     log: &MemFs,
 ) -> Result<Recovered, RecoveryError> {
+    recover_replaying(snapshots, log, true)
+}
+
+/// [`recover`], but with `replay` false the log after the snapshot is read
+/// and not applied (the reintroduced `Bug::SkipLogReplay`).
+pub fn recover_replaying<S: SnapshotStore>(
+    snapshots: &mut S,
+    log: &MemFs,
+    replay: bool,
+) -> Result<Recovered, RecoveryError> {
     let recovery = wal::recover_from(snapshots.dir(), log.clone())?;
     let (mut tree, snapshot_zxid) = match &recovery.snapshot {
         Some(info) => {
@@ -683,7 +698,9 @@ pub fn recover<S: SnapshotStore>(
                 zxid: record.zxid,
                 reason: err.to_string(),
             })?;
-        tree.apply(&header, &txn);
+        if replay {
+            tree.apply(&header, &txn);
+        }
         let kind = match txn {
             tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
             tree::Txn::CloseSession { .. } => TxnKind::CloseSession,

@@ -1,4 +1,82 @@
-//! The deterministic simulator (work in progress).
+//! The deterministic simulator: ferrokeeper's real [`node::Node`] over wal's
+//! in-memory fault-injecting disk and a simulated network, driven by one
+//! thread from one seed, with faults injected and every client-visible
+//! answer checked. In the spirit of TigerBeetle's VOPR and FoundationDB's
+//! simulator; `wal/tests/crash.rs` is the in-house model, for whole servers.
+//!
+//! # The model
+//!
+//! ```text
+//!              one seed ─▶ Rng ─▶ every latency, fault, choice, request
+//!                                        │
+//!   agenda (time-ordered events) ────────┼──────────────────────────────────────┐
+//!     │                                  ▼                                      │
+//!     ├─ Deliver ──▶ Network: FIFO links, resets, partitions ──▶ Client / Server│
+//!     ├─ DiskOp ───▶ Server: Node ⇄ driver ⇄ LogDisk (wal::LogWriter on MemFs,  │
+//!     ├─ Tick, SnapshotOp        one file operation per event) + snapshots      │
+//!     ├─ ClientWake ─▶ Client: handshake, pipelined requests, pings, watches    │
+//!     └─ Fault ─────▶ crash (power cut / kill, anywhere, or just before a disk  │
+//!                     operation), failed fsync, full disk, slow disk, clock     │
+//!                     jumps and skew, resets, silent clients, partitions ───────┘
+//! ```
+//!
+//! - [`context`]: what every actor shares — simulated time, the one
+//!   [`rng::Rng`], the [`network::Network`], the agenda ([`queue::Queue`]),
+//!   the histories, the trace.
+//! - [`server`]: a node and the driver that carries out its actions, as
+//!   `engine/src/driver.rs` does, asserting their orders; crash and
+//!   recovery through `wal::recover_from`, as the engine starts.
+//! - [`disk`]: the log written by the real `wal::LogWriter` over
+//!   `wal::MemFs`, stepped one file operation at a time so a crash can fall
+//!   between any two; the snapshot store; recovery.
+//! - [`client`] and [`workload`]: clients that speak the client protocol
+//!   and record what they asked and what they were told ([`history`]).
+//! - [`model`], [`linearizability`], [`checks`]: the judges.
+//! - [`world`]: one run from start to verdict.
+//!
+//! # What is checked
+//!
+//! Continuously: `check_invariants()` after every step of every node; no
+//! reply carries a zxid beyond the durable log; after every restart, the
+//! recovered zxid reaches every zxid a client saw, every acknowledged txn in
+//! the replayed log is the one the client was told about, and no write
+//! answered SYSTEMERROR came back; replies arrive in request order; a
+//! session's zxids never go back; watch events arrive in zxid order, before
+//! any reply with a higher zxid, and only for watches the client set.
+//!
+//! At the end (faults stop; silent clients' sessions expire; every live
+//! client reads every path): sessions in the tree are exactly the live
+//! clients' and every ephemeral belongs to one; the live tree's digest
+//! equals recovery's from the newest snapshot and from snapshot 0 with the
+//! whole log; and the history is linearizable over the [`model`], with
+//! writes in zxid order and each read at its reply's zxid (see
+//! [`linearizability`] and [`checks`] for how unanswered ops are placed).
+//!
+//! # Replay, CI and soak
+//!
+//! A run is a function of its [`Options`]: `fk-sim --seed S` replays seed S
+//! bit for bit (`--trace` prints every event; two runs print the same
+//! trace), and `fk-sim --seeds N` runs N seeds and stops at the first
+//! violation, printing the command that replays it. `cargo test -p sim`
+//! runs a fixed set of seeds in seconds (`tests/ci.rs`), proves the checkers
+//! still catch reintroduced bugs (`tests/teeth.rs`), and keeps every seed
+//! that once failed (`tests/regressions.rs`). A long soak, on all cores:
+//!
+//! ```text
+//! cargo build --release -p sim
+//! for i in $(seq 0 $(($(nproc) - 1))); do
+//!   target/release/fk-sim --seeds 100000 --first-seed $((i * 100000)) --steps 50000 &
+//! done; wait
+//! ```
+//!
+//! # Ensembles
+//!
+//! Servers are endpoints identified by sid and the network already carries
+//! links between any two endpoints, so when node grows peers its "send to
+//! sid" actions become `Context::send` on a server-to-server link and
+//! "packet received" comes from `Event::Deliver` — one more arm in the
+//! server's driver. A database is then an ensemble instead of one server;
+//! the histories, the model and the checkers are per database already.
 
 pub mod checks;
 pub mod client;

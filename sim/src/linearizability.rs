@@ -233,7 +233,7 @@ struct Choice {
 pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
     let ops: Vec<CheckOp<'_>> = ops
         .iter()
-        .filter(|op| !(op.is_indeterminate() && !op.op.is_write()))
+        .filter(|op| !op.is_indeterminate() || op.op.is_write())
         .map(CheckOp::of)
         .collect();
     check_ops(&ops, budget)

@@ -66,6 +66,7 @@ impl Args {
             faults: self.faults.clone(),
             bug: self.bug,
             assert_reply_after_durable: !self.no_reply_assert,
+            check_recovery: true,
             check_refused_writes: !self.allow_refused_writes,
             trace: self.trace && self.seed.is_some(),
         }

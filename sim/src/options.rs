@@ -126,15 +126,27 @@ pub enum Bug {
     /// The log writer runs with forceSync off (no fdatasync at all), as
     /// `forceSync=no` does: the same loss, one layer down.
     NoForceSync,
+    /// The driver now and then holds a connection's frames back and writes
+    /// them after the connection's next ones: replies leave out of order.
+    ReorderSends,
+    /// Recovery loads the newest snapshot and skips the log after it.
+    SkipLogReplay,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 2] = [Bug::AckBeforeDurable, Bug::NoForceSync];
+    pub const ALL: [Bug; 4] = [
+        Bug::AckBeforeDurable,
+        Bug::NoForceSync,
+        Bug::ReorderSends,
+        Bug::SkipLogReplay,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Bug::AckBeforeDurable => "ack-before-durable",
             Bug::NoForceSync => "no-force-sync",
+            Bug::ReorderSends => "reorder-sends",
+            Bug::SkipLogReplay => "skip-log-replay",
         }
     }
 }
@@ -167,6 +179,10 @@ pub struct Options {
     /// log (on by default; the teeth tests turn it off to prove that the
     /// end-to-end checkers catch the same bug on their own).
     pub assert_reply_after_durable: bool,
+    /// At every restart, check the recovered state against what clients
+    /// were told (on by default; the teeth tests turn it off to prove that
+    /// the end-of-run checkers catch lost writes on their own).
+    pub check_recovery: bool,
     /// Check that a write answered SYSTEMERROR never takes effect (on by
     /// default; see `tests/regressions.rs` for the open bug it finds).
     pub check_refused_writes: bool,
@@ -185,6 +201,7 @@ impl Options {
             faults: Faults::all(),
             bug: None,
             assert_reply_after_durable: true,
+            check_recovery: true,
             check_refused_writes: true,
             trace: false,
         }

@@ -49,6 +49,8 @@ struct ConnState {
     link: LinkId,
     /// The handshake reply has gone out: later frames have reply headers.
     handshake_sent: bool,
+    /// Frames held back by the reintroduced `Bug::ReorderSends`.
+    held_back: Option<Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -105,6 +107,9 @@ pub struct Server {
     wall_offset_ms: i64,
     monotonic_leap: Duration,
     pub slow_disk: bool,
+    /// Crash at the log's next file operation (of this kind, if given):
+    /// `(power_cut, kind)`.
+    pub crash_armed: Option<(bool, Option<DiskOp>)>,
     /// The highest zxid any client received from this server.
     pub zxid_seen_by_clients: i64,
     /// Txns clients were told about, by zxid: (session, cxid).
@@ -113,6 +118,7 @@ pub struct Server {
     /// (session, cxid). None of them may ever become a txn.
     refused: BTreeSet<(i64, i32)>,
     check_refused_writes: bool,
+    check_recovery: bool,
     bug: Option<Bug>,
     assert_reply_after_durable: bool,
     /// Actions are being carried out (see `step`).
@@ -135,10 +141,12 @@ impl Server {
             wall_offset_ms: cx.rng.between(0, 10_000) as i64 - 5_000,
             monotonic_leap: Duration::ZERO,
             slow_disk: false,
+            crash_armed: None,
             zxid_seen_by_clients: 0,
             acknowledged: BTreeMap::new(),
             refused: BTreeSet::new(),
             check_refused_writes: options.check_refused_writes,
+            check_recovery: options.check_recovery,
             bug: options.bug,
             assert_reply_after_durable: options.assert_reply_after_durable,
             carrying_out: false,
@@ -150,6 +158,11 @@ impl Server {
 
     pub fn boot(&self) -> u64 {
         self.boot
+    }
+
+    /// The file operation the log waits to complete, if any.
+    pub fn disk_waiting(&self) -> Option<DiskOp> {
+        self.running.as_ref().and_then(|r| r.disk.waiting())
     }
 
     pub fn is_up(&self) -> bool {
@@ -206,7 +219,8 @@ impl Server {
     /// Recovers from the disk and starts a node on it.
     fn start(&mut self, cx: &mut Context) {
         assert!(self.running.is_none(), "start a stopped server");
-        let recovered = match disk::recover(&mut self.snapshots, &self.log_fs) {
+        let replay = self.bug != Some(Bug::SkipLogReplay);
+        let recovered = match disk::recover_replaying(&mut self.snapshots, &self.log_fs, replay) {
             Ok(recovered) => recovered,
             Err(err) => {
                 return cx.violation(Violation::RecoveryFailed {
@@ -215,7 +229,9 @@ impl Server {
                 })
             }
         };
-        self.check_nothing_acknowledged_is_lost(cx, &recovered);
+        if self.check_recovery {
+            self.check_nothing_acknowledged_is_lost(cx, &recovered);
+        }
         self.stats.replayed_txns += recovered.replayed.len() as u64;
         let config = self.writer_config(cx);
         let mut tree = recovered.tree;
@@ -392,6 +408,7 @@ impl Server {
             ConnState {
                 link,
                 handshake_sent: false,
+                held_back: None,
             },
         );
         running.by_link.insert(link, conn);
@@ -572,7 +589,19 @@ impl Server {
             }
         }
         let link = state.link;
-        cx.send(link, Endpoint::Server(self.sid), Payload::Bytes(bytes));
+        let from = Endpoint::Server(self.sid);
+        if self.bug == Some(Bug::ReorderSends) && skip == 0 {
+            match state.held_back.take() {
+                Some(held) => {
+                    cx.send(link, from, Payload::Bytes(bytes));
+                    cx.send(link, from, Payload::Bytes(held));
+                }
+                None if cx.rng.chance(1, 20) => state.held_back = Some(bytes),
+                None => cx.send(link, from, Payload::Bytes(bytes)),
+            }
+            return;
+        }
+        cx.send(link, from, Payload::Bytes(bytes));
     }
 
     // ----- the log ------------------------------------------------------------------
@@ -666,6 +695,9 @@ impl Server {
         running.disk_event_pending = true;
         self.stats.disk_operations += 1;
         let latency = disk_latency(op, self.slow_disk, cx);
+        let sid = self.sid;
+        cx.trace
+            .line(cx.now, || format!("s{sid} disk: {op:?} takes {latency:?}"));
         cx.after(
             latency,
             Event::DiskOp {
@@ -794,6 +826,7 @@ impl Server {
         }
         self.snapshots.crash();
         self.slow_disk = false;
+        self.crash_armed = None;
         for state in running.conns.values() {
             cx.reset(state.link);
         }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::checks;
 use crate::client::{Client, ClientStats};
 use crate::context::{Context, Event};
+use crate::disk::DiskOp;
 use crate::history::OpRecord;
 use crate::linearizability::{self, Verdict};
 use crate::network::{Deliver, Endpoint};
@@ -168,6 +169,8 @@ impl World {
         self.cx.now = at;
         self.cx.step += 1;
         self.cx.trace.mix(at.as_nanos() as u64);
+        let step = self.cx.step;
+        self.cx.trace.line(at, || format!("#{step} {event:?}"));
         self.dispatch(event);
     }
 
@@ -206,7 +209,15 @@ impl World {
             }
             Event::DiskOp { server, boot } => {
                 if let Some(s) = server_at(&mut self.servers, server, boot) {
-                    s.on_disk_op(cx);
+                    match s.crash_armed {
+                        // The power fails just before this operation completes.
+                        Some((power_cut, target))
+                            if target.is_none_or(|op| s.disk_waiting() == Some(op)) =>
+                        {
+                            self.crash(server, power_cut)
+                        }
+                        _ => s.on_disk_op(cx),
+                    }
                 }
             }
             Event::SnapshotOp { server, boot } => {
@@ -267,7 +278,18 @@ impl World {
         match fault {
             Fault::Crash => {
                 let power_cut = self.cx.rng.chance(7, 10);
-                self.crash(sid, power_cut);
+                if self.cx.rng.chance(1, 2) {
+                    self.crash(sid, power_cut);
+                } else {
+                    // Between two persistence steps: at the log's next file
+                    // operation, or its next one of a kind.
+                    let target = match self.cx.rng.below(3) {
+                        0 => None,
+                        1 => Some(DiskOp::SyncData),
+                        _ => Some(DiskOp::Write),
+                    };
+                    self.server(sid).crash_armed = Some((power_cut, target));
+                }
             }
             Fault::Fsync => self.server(sid).fail_next_fsync(),
             Fault::DiskFull => {

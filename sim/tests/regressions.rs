@@ -1,0 +1,68 @@
+//! Seeds that once failed, kept so they keep passing. A seed's meaning is
+//! tied to the simulator's code: when a change to the simulator alters what
+//! a seed does, re-find a seed for the scenario and say so here.
+
+mod common;
+
+use common::{ci_options, failure};
+use sim::{run, Options, Violation};
+
+fn passes(options: &Options) {
+    let outcome = run(options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, options));
+}
+
+#[test]
+fn an_expiry_learned_before_its_closesession_is_durable() {
+    // Seeds 2, 4 and 9 (5,000 steps): a client reconnects while the server
+    // has its session's closeSession prepared but not yet durable (the log
+    // failed or the disk was slow) and is told the session expired; the txn
+    // took effect later (after the restart). The checker once took the
+    // client's learning as a bound on the txn and reported a false
+    // violation; ZooKeeper refuses a closing session's reconnect the same way.
+    // (The seeds failed when first found; the simulator has changed since,
+    // so `checks::tests` pins the scenario down without a seed too.)
+    for seed in [2, 4, 9] {
+        passes(&ci_options(seed));
+    }
+}
+
+#[test]
+fn a_session_closed_by_its_own_closesession_whose_reply_was_lost() {
+    // Seed 7: the client sent closeSession, its connection broke, and its
+    // reconnect was refused as expired. The session's end is the client's
+    // own closeSession txn (cxid = its xid), not a server expiry (cxid 0).
+    passes(&ci_options(7));
+}
+
+/// OPEN BUG (node): after a failed fsync, node answers the writes whose
+/// batch was in flight with SYSTEMERROR — a final failure to the client —
+/// though their records were written (not synced) and come back when the
+/// server restarts: the client is told a write failed that later takes
+/// effect. ZooKeeper's server exits on a failed log sync instead, and its
+/// clients see a connection loss (outcome unknown) — SYSTEMERROR is never
+/// sent by a ZooKeeper server. Seed 0 (5,000 steps): the fsync of the batch
+/// holding `create /e1` (session ...0002, xid 10, zxid 0x21) fails at
+/// 0.35s, the client is answered SYSTEMERROR, the operator restarts the
+/// server at 2.4s (the page cache survives a process restart), and recovery
+/// replays txn 0x21: the ephemeral the client was told was not created
+/// exists. Most seeds with a failed fsync hit it, so the CI options turn
+/// this check off until it is fixed. Un-ignore once node closes those
+/// connections (or otherwise leaves the outcome open) instead.
+#[test]
+#[ignore = "open bug in node: SYSTEMERROR for writes in flight when the log fails; see the doc comment"]
+fn a_write_answered_systemerror_never_comes_back() {
+    let options = Options {
+        check_refused_writes: true,
+        ..ci_options(0)
+    };
+    let outcome = run(&options);
+    if let Some(found) = &outcome.found {
+        assert!(
+            !matches!(found.violation, Violation::RefusedWriteApplied { .. }),
+            "{}",
+            failure(&outcome, &options)
+        );
+    }
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
