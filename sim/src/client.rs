@@ -162,6 +162,8 @@ pub struct Client {
     outstanding: VecDeque<Outstanding>,
     last_zxid_seen: i64,
     watches: Watches,
+    /// The paths of the last setWatches sent on this connection.
+    rewatched: BTreeSet<String>,
     knowledge: Knowledge,
     silent: bool,
     /// No new work, only pings and reconnects (the run is winding down).
@@ -188,6 +190,7 @@ impl Client {
             outstanding: VecDeque::new(),
             last_zxid_seen: 0,
             watches: Watches::default(),
+            rewatched: BTreeSet::new(),
             knowledge: Knowledge::default(),
             silent: false,
             winding_down: false,
@@ -498,6 +501,11 @@ impl Client {
                 response.session_id, response.timeout_ms
             )
         });
+        self.rewatched = (self.watches.data.iter())
+            .chain(&self.watches.exist)
+            .chain(&self.watches.child)
+            .cloned()
+            .collect();
         if !self.watches.is_empty() {
             let request = Request::SetWatches(SetWatches {
                 relative_zxid: self.last_zxid_seen,
@@ -790,6 +798,10 @@ impl Client {
             Some(event_type) => self.watches.fire(event_type, &event.path),
             None => false,
         };
+        // setWatches fires one event per watch list a path is in (a data
+        // and a child watch on a deleted node give two NodeDeleted, as
+        // ZooKeeper's DataTree.setWatches does); the first fires them all.
+        let matched = matched || (zxid <= 0 && self.rewatched.contains(&event.path));
         if !matched {
             cx.violation(Violation::SpuriousWatchEvent {
                 client: self.id,

@@ -26,7 +26,7 @@ use std::time::Duration;
 use node::{Action, AppendLimits, ConnId, Input, Level, Node, Now, Peer, RequestFrame, Settings};
 use proto::ops::Request;
 use proto::{ConnectRequest, OpCode, Reader, Record, ReplyHeader, RequestHeader};
-use wal::{MemFs, WriterConfig};
+use wal::{MemFs, WalError, WriterConfig};
 
 use crate::client::Received;
 use crate::context::{Context, Event};
@@ -91,6 +91,8 @@ pub struct ServerStats {
     pub replayed_txns: u64,
     pub warnings: u64,
     pub disk_operations: u64,
+    /// Starts that failed on a disk error (and were retried).
+    pub failed_starts: u64,
 }
 
 #[derive(Debug)]
@@ -158,6 +160,11 @@ impl Server {
 
     pub fn boot(&self) -> u64 {
         self.boot
+    }
+
+    /// When the current process started.
+    pub fn booted_at(&self) -> Duration {
+        self.booted_at
     }
 
     /// The file operation the log waits to complete, if any.
@@ -242,6 +249,18 @@ impl Server {
         };
         let disk = match LogDisk::open(self.log_fs.clone(), config, recovered.tail) {
             Ok(disk) => disk,
+            Err(err @ WalError::Io { .. }) => {
+                // The disk failed while the writer readied the log (zeroing a
+                // cut tail and syncing it): the process exits and its
+                // operator starts it again a while later.
+                self.stats.failed_starts += 1;
+                let sid = self.sid;
+                cx.trace
+                    .line(cx.now, || format!("s{sid} fails to start: {err}"));
+                let delay = Duration::from_millis(cx.rng.between(100, 1_000));
+                cx.after(delay, Event::Restart { server: sid });
+                return;
+            }
             Err(err) => {
                 return cx.violation(Violation::RecoveryFailed {
                     server: self.sid,

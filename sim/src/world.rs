@@ -118,9 +118,7 @@ impl World {
             return;
         }
         self.wind_down();
-        // Long enough for every silent client's session to expire.
-        let settle = Duration::from_millis(2 * u64::from(SESSION_TIMEOUT_MAX_MS) + 2_000);
-        self.run_for(settle);
+        self.settle();
         for client in &mut self.clients {
             client.start_final_reads();
         }
@@ -148,10 +146,28 @@ impl World {
         self.cx.found.is_none()
     }
 
-    fn run_for(&mut self, duration: Duration) {
-        let until = self.cx.now + duration;
-        while self.is_clean() && self.cx.now < until {
+    /// Runs until every server has been up long enough for every session
+    /// no live client holds to expire (a restart gives recovered sessions a
+    /// full timeout again), within a deadline.
+    fn settle(&mut self) {
+        let quiet = Duration::from_millis(2 * u64::from(SESSION_TIMEOUT_MAX_MS) + 1_000);
+        let (start, deadline) = (self.cx.now, self.cx.now + Duration::from_secs(60));
+        while self.is_clean() && self.cx.now < deadline {
+            let since = |t: Duration| self.cx.now >= t + quiet;
+            let settled = since(start)
+                && self
+                    .servers
+                    .iter()
+                    .all(|s| s.is_up() && since(s.booted_at()));
+            if settled {
+                return;
+            }
             self.process_next();
+        }
+        if self.is_clean() {
+            self.cx.violation(Violation::Stuck {
+                what: "a server did not stay up for a minute after the faults stopped".into(),
+            });
         }
     }
 
@@ -362,6 +378,7 @@ impl World {
         }
         for server in &mut self.servers {
             server.slow_disk = false;
+            server.crash_armed = None;
         }
         let now = self.cx.now;
         self.cx
