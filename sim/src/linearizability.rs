@@ -18,6 +18,14 @@
 //! small — completed writes are pinned, so the search branches only over
 //! where indeterminate ops and expiries go.
 //!
+//! # Two ways to the verdict
+//!
+//! When every op is pinned (the simulator places unanswered ops by the
+//! server's log, see `checks`), the pins leave no choice but the order of
+//! reads of one zxid, which commute: [`check_ops`] then checks real time
+//! against zxid order and replays the model once, in linear time. When some
+//! op floats, it searches.
+//!
 //! # The search
 //!
 //! Calls and returns in real-time order form a list. Walking it from the
@@ -73,6 +81,10 @@ pub enum Verdict {
         first: usize,
         second: usize,
     },
+    /// `earlier` completed before `later` was invoked, yet their zxids put
+    /// `earlier` after `later` (a stale read, or a write ordered before
+    /// one that completed ahead of it).
+    RealTimeBroken { earlier: usize, later: usize },
 }
 
 /// The deepest point the search reached before it had to give up.
@@ -242,7 +254,6 @@ pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
 /// Checks `ops` (one database's history) within `budget` search steps.
 /// Indices in the verdict are positions in `ops`.
 pub fn check_ops(ops: &[CheckOp<'_>], budget: u64) -> Verdict {
-    let mut txns_open = BTreeSet::new();
     let mut owner = std::collections::BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         if let Pin::Txn(zxid) = op.pin {
@@ -253,6 +264,20 @@ pub fn check_ops(ops: &[CheckOp<'_>], budget: u64) -> Verdict {
                     second: i,
                 };
             }
+        }
+    }
+    if ops.iter().all(|op| op.pin != Pin::Free) {
+        return check_in_zxid_order(ops);
+    }
+    search(ops, budget)
+}
+
+/// The search itself (what `check_ops` falls back to when some op is not
+/// pinned; tests run it on pinned histories too, to cross-check).
+pub fn search(ops: &[CheckOp<'_>], budget: u64) -> Verdict {
+    let mut txns_open = BTreeSet::new();
+    for op in ops {
+        if let Pin::Txn(zxid) = op.pin {
             txns_open.insert(zxid);
         }
     }
@@ -331,6 +356,75 @@ pub fn check_ops(ops: &[CheckOp<'_>], budget: u64) -> Verdict {
     Verdict::Linearizable { steps }
 }
 
+/// Where a pinned op sits in zxid order: a txn at (zxid, 0), a read of the
+/// tree as of a zxid at (zxid, 1).
+fn slot(pin: Pin) -> (i64, u8) {
+    match pin {
+        Pin::Txn(zxid) => (zxid, 0),
+        Pin::Point(zxid) => (zxid, 1),
+        Pin::Free => unreachable!("only pinned ops have slots"),
+    }
+}
+
+/// The search without a search: when every op is pinned, the only orders
+/// the pins allow are zxid order with the reads of one zxid in any order
+/// among themselves (they change nothing, so ordering them by invocation
+/// loses no generality and meets every real-time constraint among them).
+/// So: check that real time never contradicts the slots, then replay the
+/// model in that order. Exact, and linear in the history.
+fn check_in_zxid_order(ops: &[CheckOp<'_>]) -> Verdict {
+    let never = u64::MAX;
+    let ret_at = |op: &CheckOp<'_>| match (&op.record.ret, op.accept_any) {
+        (Some(ret), false) => ret.at,
+        _ => never,
+    };
+    // Sweep invocations and completions in real-time order, keeping the
+    // latest slot among the ops completed so far.
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
+    for (i, op) in ops.iter().enumerate() {
+        events.push((op.record.call, true, i));
+        if ret_at(op) != never {
+            events.push((ret_at(op), false, i));
+        }
+    }
+    // At one position a completion comes before an invocation: a later
+    // op's invocation number is always above an earlier one's completion.
+    events.sort_by_key(|(at, is_call, i)| (*at, *is_call, *i));
+    let mut latest: Option<((i64, u8), usize)> = None;
+    for (_, is_call, i) in &events {
+        let here = slot(ops[*i].pin);
+        if *is_call {
+            if let Some((before, earlier)) = latest {
+                if before > here {
+                    return Verdict::RealTimeBroken { earlier, later: *i };
+                }
+            }
+        } else if latest.is_none_or(|(before, _)| here > before) {
+            latest = Some((here, *i));
+        }
+    }
+    let mut order: Vec<usize> = (0..ops.len()).collect();
+    order.sort_by_key(|i| (slot(ops[*i].pin), ops[*i].record.call));
+    let mut state = Model::new();
+    for (done, i) in order.iter().enumerate() {
+        if try_op(&state, &ops[*i]).is_none() {
+            let mut probe = state.clone();
+            let record = ops[*i].record;
+            return Verdict::NotLinearizable(Box::new(Counterexample {
+                linearized: order[..done].to_vec(),
+                op: *i,
+                model_answer: Some(probe.apply(record.session, &record.op)),
+            }));
+        }
+        if let Some(Some(next)) = try_op(&state, &ops[*i]) {
+            state = next;
+        }
+    }
+    Verdict::Linearizable {
+        steps: ops.len() as u64,
+    }
+}
+
 /// Applies `record` to `state` if the model's answer matches what the op
 /// saw: `Some(None)` (matches, state unchanged), `Some(Some(new))`
 /// (matches, new state), `None` (does not match here).
@@ -359,6 +453,23 @@ mod tests {
     use crate::model::Op;
     use proto::{CreateMode, ErrorCode};
     use std::time::Duration;
+
+    /// Checks a history both ways (the zxid-order check when every op is
+    /// pinned, and the search) and asserts they agree; returns the first.
+    fn check(ops: &[OpRecord], budget: u64) -> Verdict {
+        let fast = super::check(ops, budget);
+        let placed: Vec<CheckOp<'_>> = ops
+            .iter()
+            .filter(|op| !op.is_indeterminate() || op.op.is_write())
+            .map(CheckOp::of)
+            .collect();
+        let slow = search(&placed, budget);
+        let ok = |v: &Verdict| matches!(v, Verdict::Linearizable { .. });
+        if !matches!(slow, Verdict::Inconclusive { .. }) {
+            assert_eq!(ok(&fast), ok(&slow), "{fast:?} vs {slow:?}");
+        }
+        fast
+    }
 
     fn set(path: &str, data: &[u8]) -> Op {
         Op::SetData {
@@ -423,8 +534,17 @@ mod tests {
 
         // The same read answering the old value after the write completed.
         h.ops[r].ret = Some(ret(6, Some(1), data(b"0", 0)));
+        assert_eq!(
+            check(&h.ops, 10_000),
+            Verdict::RealTimeBroken {
+                earlier: w,
+                later: r
+            }
+        );
+        // Or claiming the new zxid with the old value.
+        h.ops[r].ret = Some(ret(6, Some(2), data(b"0", 0)));
         let Verdict::NotLinearizable(cx) = check(&h.ops, 10_000) else {
-            panic!("a stale read after a completed write must be caught");
+            panic!("a read whose value is not its zxid's must be caught");
         };
         assert_eq!(cx.op, r);
     }

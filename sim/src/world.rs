@@ -483,6 +483,17 @@ impl World {
                     detail,
                 });
             }
+            Verdict::RealTimeBroken { earlier, later } => {
+                let detail = format!(
+                    "{} completed before {} was invoked, but their zxids order them the other way",
+                    describe(placed[earlier].record),
+                    describe(placed[later].record)
+                );
+                self.cx.violation(Violation::NotLinearizable {
+                    server: sid,
+                    detail,
+                });
+            }
             Verdict::ZxidReused {
                 zxid,
                 first,
