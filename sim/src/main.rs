@@ -96,7 +96,7 @@ fn report(outcome: &Outcome) -> String {
     let faults: Vec<String> = s.faults.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!(
         "seed {}: {} steps, {:.1}s simulated, {} ops ({} answered), {} sessions ({} expired), \
-         {} restarts ({} power cuts, {} kills, {} log failures), {} snapshots, {} watch events, \
+         {} restarts ({} power cuts, {} kills, {} log failures), {} snapshots (at most {} chunks), {} watch events, \
          faults [{}], checker steps {}{}, fingerprint {:016x}",
         outcome.seed,
         outcome.steps,
@@ -110,6 +110,7 @@ fn report(outcome: &Outcome) -> String {
         s.servers.kills,
         s.servers.log_failures,
         s.servers.snapshots,
+        s.servers.snapshot_chunks_max,
         s.clients.watch_events,
         faults.join(" "),
         s.linearizability_steps,

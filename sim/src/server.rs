@@ -75,6 +75,7 @@ struct Running {
     /// A snapshot was begun and has not ended or failed (chunks for a
     /// snapshot that failed to begin are dropped, as the engine drops them).
     snapshot_active: bool,
+    chunks_this_snapshot: u64,
     log_failed: bool,
     /// The highest zxid reported durable early (the reintroduced bug only).
     reported_early: i64,
@@ -93,6 +94,9 @@ pub struct ServerStats {
     pub disk_operations: u64,
     /// Starts that failed on a disk error (and were retried).
     pub failed_starts: u64,
+    /// Snapshot chunks written, and the most in one snapshot.
+    pub snapshot_chunks: u64,
+    pub snapshot_chunks_max: u64,
 }
 
 #[derive(Debug)]
@@ -292,6 +296,7 @@ impl Server {
             snapshot: VecDeque::new(),
             snapshot_event_pending: false,
             snapshot_active: false,
+            chunks_this_snapshot: 0,
             log_failed: false,
             reported_early: 0,
         });
@@ -796,7 +801,15 @@ impl Server {
         };
         let input = match work {
             SnapshotWork::Chunk(bytes) => match self.snapshots.write(&bytes) {
-                Ok(()) => Input::SnapshotChunkWritten,
+                Ok(()) => {
+                    self.stats.snapshot_chunks += 1;
+                    running.chunks_this_snapshot += 1;
+                    self.stats.snapshot_chunks_max = self
+                        .stats
+                        .snapshot_chunks_max
+                        .max(running.chunks_this_snapshot);
+                    Input::SnapshotChunkWritten
+                }
                 Err(failure) => {
                     running.snapshot.clear();
                     running.snapshot_active = false;

@@ -28,6 +28,15 @@ pub const EPHEMERALS: [&str; 3] = ["/e0", "/e1", "/e2"];
 pub const QUEUE: &str = "/q";
 /// The prefix of sequential children.
 pub const QUEUE_CHILD: &str = "/q/s-";
+/// A directory of many, sometimes large, nodes: it makes the tree big
+/// enough that a snapshot takes several chunks, with txns applied between
+/// them (the fuzzy snapshot at work).
+pub const BULK: &str = "/d";
+/// Nodes the bulk directory may hold.
+pub const BULK_NODES: u64 = 400;
+/// The largest value a bulk write carries (every segment size the
+/// simulator picks takes it in one record).
+pub const BULK_VALUE_BYTES_MAX: usize = 4096;
 
 /// Everything a client reads at the end of a run.
 pub fn final_reads() -> Vec<Op> {
@@ -40,7 +49,7 @@ pub fn final_reads() -> Vec<Op> {
             watch: false,
         })
         .collect();
-    for path in ["/", QUEUE] {
+    for path in ["/", QUEUE, BULK] {
         ops.push(Op::GetChildren {
             path: path.into(),
             watch: false,
@@ -93,6 +102,18 @@ impl Knowledge {
         self.writes += 1;
         format!("c{client}-{}", self.writes).into_bytes()
     }
+
+    /// A unique value, mostly small, now and then kilobytes long.
+    fn bulk_data(&mut self, client: u32, rng: &mut Rng) -> Vec<u8> {
+        let mut data = self.data(client);
+        let length = match rng.below(10) {
+            0 => rng.between(1024, BULK_VALUE_BYTES_MAX as u64),
+            1..=3 => rng.between(100, 1000),
+            _ => 0,
+        } as usize;
+        data.resize(data.len().max(length), b'.');
+        data
+    }
 }
 
 /// Picks the next operation for `client`.
@@ -100,8 +121,10 @@ pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
     let key = |rng: &mut Rng| rng.pick(&KEYS).to_string();
     let watch = |rng: &mut Rng| rng.chance(1, 2);
     // Weights: create, ephemeral, sequential, setData, delete, getData,
-    // exists, getChildren, multi, sync, closeSession.
-    let weights = [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1];
+    // exists, getChildren, multi, sync, closeSession, bulk create, bulk
+    // setData, bulk delete, bulk read.
+    let weights = [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4];
+    let bulk_node = |rng: &mut Rng| format!("{BULK}/n{}", rng.below(BULK_NODES));
     match rng.weighted(&weights) {
         0 => {
             let path = if rng.chance(1, 6) {
@@ -158,7 +181,44 @@ pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
         },
         8 => Op::Multi(multi_ops(client, knowledge, rng)),
         9 => Op::Sync,
-        _ => Op::CloseSession,
+        10 => Op::CloseSession,
+        11 => Op::Create {
+            path: if rng.chance(1, 10) {
+                BULK.to_string()
+            } else {
+                bulk_node(rng)
+            },
+            data: knowledge.bulk_data(client, rng),
+            mode: CreateMode::Persistent,
+        },
+        12 => {
+            let path = bulk_node(rng);
+            Op::SetData {
+                version: knowledge.version(&path, rng),
+                data: knowledge.bulk_data(client, rng),
+                path,
+            }
+        }
+        13 => {
+            let path = bulk_node(rng);
+            Op::Delete {
+                version: knowledge.version(&path, rng),
+                path,
+            }
+        }
+        _ => {
+            if rng.chance(1, 4) {
+                Op::GetChildren {
+                    path: BULK.to_string(),
+                    watch: watch(rng),
+                }
+            } else {
+                Op::GetData {
+                    path: bulk_node(rng),
+                    watch: watch(rng),
+                }
+            }
+        }
     }
 }
 

@@ -534,6 +534,9 @@ impl World {
             t.replayed_txns += s.stats.replayed_txns;
             t.warnings += s.stats.warnings;
             t.disk_operations += s.stats.disk_operations;
+            t.failed_starts += s.stats.failed_starts;
+            t.snapshot_chunks += s.stats.snapshot_chunks;
+            t.snapshot_chunks_max = t.snapshot_chunks_max.max(s.stats.snapshot_chunks_max);
         }
         for c in &self.clients {
             let t = &mut summary.clients;
