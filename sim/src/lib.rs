@@ -65,9 +65,13 @@
 //! ```text
 //! cargo build --release -p sim
 //! for i in $(seq 0 $(($(nproc) - 1))); do
-//!   target/release/fk-sim --seeds 100000 --first-seed $((i * 100000)) --steps 50000 &
+//!   target/release/fk-sim --seeds 100000 --first-seed $((i * 100000)) --steps 50000 --allow-refused-writes &
 //! done; wait
 //! ```
+//!
+//! (`--allow-refused-writes` leaves out the check that finds the open bug
+//! kept in `tests/regressions.rs`; drop it once that is fixed.) A release
+//! build runs a 20,000-step seed in about 0.2 s.
 //!
 //! # Ensembles
 //!
