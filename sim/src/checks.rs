@@ -17,10 +17,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::disk::{Logged, TxnKind};
 use crate::history::{OpRecord, Pin};
 use crate::linearizability::CheckOp;
 use crate::model::Op;
+use crate::recovery::{Logged, TxnKind};
 use crate::violation::Violation;
 
 /// Sessions in the tree must be exactly the live clients' sessions, and

@@ -21,7 +21,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use proto::ops::{encode_request, MultiResult, Request, Response, SetWatches};
+use proto::ops::{encode_request, Request, SetWatches};
 use proto::{
     ConnectRequest, ConnectResponse, ErrorCode, EventType, Reader, Record, ReplyHeader,
     WatcherEvent, Writer,
@@ -29,9 +29,10 @@ use proto::{
 
 use crate::context::{Context, Event};
 use crate::history::{OpId, Pin, Return};
-use crate::model::{NodeStat, Op, Outcome, SubResult};
+use crate::model::{Op, Outcome, SubResult};
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::violation::Violation;
+use crate::wire::{decode_outcome, split_frames};
 use crate::workload::{self, Knowledge, QUEUE};
 
 /// Requests a client keeps outstanding at most (pings included).
@@ -849,89 +850,4 @@ impl Client {
         self.conn = Conn::Down { retry_at: cx.now };
         self.schedule(cx, Duration::ZERO);
     }
-}
-
-/// Splits bytes into length-prefixed frames.
-fn split_frames(mut bytes: &[u8]) -> Result<Vec<&[u8]>, String> {
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        if bytes.len() < 4 {
-            return Err(format!("{} stray bytes after the last frame", bytes.len()));
-        }
-        let length = i32::from_be_bytes(bytes[..4].try_into().expect("4 bytes"));
-        let length = usize::try_from(length).map_err(|_| format!("frame length {length}"))?;
-        if bytes.len() < 4 + length {
-            return Err(format!("frame of {length} bytes cut short"));
-        }
-        frames.push(&bytes[4..4 + length]);
-        bytes = &bytes[4 + length..];
-    }
-    Ok(frames)
-}
-
-fn node_stat(stat: &proto::Stat) -> NodeStat {
-    NodeStat {
-        version: stat.version,
-        ephemeral_owner: stat.ephemeral_owner,
-        num_children: stat.num_children,
-        data_length: stat.data_length,
-    }
-}
-
-/// What a reply says, in the model's terms.
-fn decode_outcome(op: &Op, err: i32, body: &[u8]) -> Result<Outcome, String> {
-    let code = ErrorCode::from_code(err).ok_or_else(|| format!("unknown error code {err}"))?;
-    if code != ErrorCode::Ok {
-        return Ok(Outcome::Error(code));
-    }
-    let opcode = workload::request(op).op_code();
-    let response = Response::decode(opcode, &mut Reader::new(body)).map_err(|e| e.to_string())?;
-    Ok(match (op, response) {
-        (Op::Create { .. }, Response::Create(r)) => Outcome::Created { path: r.path },
-        (Op::Delete { .. }, _) => Outcome::Deleted,
-        (Op::SetData { .. }, Response::SetData(r)) => Outcome::DataSet {
-            version: r.stat.version,
-        },
-        (Op::Multi(_), Response::Multi(results)) => multi_outcome(results)?,
-        (Op::GetData { .. }, Response::GetData(r)) => Outcome::Data {
-            data: r.data.unwrap_or_default(),
-            stat: node_stat(&r.stat),
-        },
-        (Op::Exists { .. }, Response::Exists(r)) => Outcome::Stat(node_stat(&r.stat)),
-        (Op::GetChildren { .. }, Response::GetChildren(r)) => {
-            let mut children = r.children;
-            children.sort();
-            Outcome::Children(children)
-        }
-        (Op::Sync | Op::CloseSession, _) => Outcome::Done,
-        (op, response) => return Err(format!("{response:?} answers {}", op.describe())),
-    })
-}
-
-fn multi_outcome(results: Vec<MultiResult>) -> Result<Outcome, String> {
-    if results.iter().any(|r| matches!(r, MultiResult::Error(_))) {
-        let codes = results
-            .iter()
-            .map(|r| match r {
-                MultiResult::Error(code) => Ok(*code),
-                other => Err(format!("a failed multi holds a result {other:?}")),
-            })
-            .collect::<Result<Vec<i32>, String>>()?;
-        return Ok(Outcome::MultiFailed(codes));
-    }
-    let results = results
-        .into_iter()
-        .map(|r| match r {
-            MultiResult::Create { path } | MultiResult::Create2 { path, .. } => {
-                Ok(SubResult::Created(path))
-            }
-            MultiResult::Delete => Ok(SubResult::Deleted),
-            MultiResult::SetData { stat } => Ok(SubResult::DataSet {
-                version: stat.version,
-            }),
-            MultiResult::Check => Ok(SubResult::Checked),
-            other => Err(format!("unexpected multi result {other:?}")),
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(Outcome::Multi(results))
 }

@@ -28,7 +28,8 @@
 //!   recovery through `wal::recover_from`, as the engine starts.
 //! - [`disk`]: the log written by the real `wal::LogWriter` over
 //!   `wal::MemFs`, stepped one file operation at a time so a crash can fall
-//!   between any two; the snapshot store; recovery.
+//!   between any two; [`snapshots`]: the snapshot store; [`recovery`]: a
+//!   server's start from its disk, as the engine's.
 //! - [`client`] and [`workload`]: clients that speak the client protocol
 //!   and record what they asked and what they were told ([`history`]).
 //! - [`model`], [`linearizability`], [`checks`]: the judges.
@@ -92,10 +93,13 @@ pub mod model;
 pub mod network;
 pub mod options;
 pub mod queue;
+pub mod recovery;
 pub mod rng;
 pub mod server;
+pub mod snapshots;
 pub mod trace;
 pub mod violation;
+pub mod wire;
 pub mod workload;
 pub mod world;
 

@@ -24,16 +24,18 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use node::{Action, AppendLimits, ConnId, Input, Level, Node, Now, Peer, RequestFrame, Settings};
-use proto::ops::Request;
-use proto::{ConnectRequest, OpCode, Reader, Record, ReplyHeader, RequestHeader};
+use proto::{ConnectRequest, Reader, Record, ReplyHeader};
 use wal::{MemFs, WalError, WriterConfig};
 
 use crate::client::Received;
 use crate::context::{Context, Event};
-use crate::disk::{self, Batch, DiskOp, LogDisk, LogProgress, ServerSnapshots, SnapshotStore};
+use crate::disk::{self, Batch, DiskOp, LogDisk, LogProgress};
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::options::{Bug, Options};
+use crate::recovery;
+use crate::snapshots::{ServerSnapshots, SnapshotStore};
 use crate::violation::Violation;
+use crate::wire::{decode_requests, first_frame, frame_slices};
 
 /// The wall clock every run starts at (any fixed value).
 pub const WALL_START_MS: i64 = 1_700_000_000_000;
@@ -67,6 +69,9 @@ struct Running {
     disk_event_pending: bool,
     conns: BTreeMap<ConnId, ConnState>,
     by_link: BTreeMap<LinkId, ConnId>,
+    /// Links whose connection the node closed: what still arrives on them
+    /// is not read (and is not a new connection's handshake).
+    closed_links: BTreeSet<LinkId>,
     /// Requests held back while the node takes none (backpressure).
     held: VecDeque<(ConnId, Vec<RequestFrame>)>,
     /// Snapshot work queued for the writer, and whether an event is pending.
@@ -231,7 +236,8 @@ impl Server {
     fn start(&mut self, cx: &mut Context) {
         assert!(self.running.is_none(), "start a stopped server");
         let replay = self.bug != Some(Bug::SkipLogReplay);
-        let recovered = match disk::recover_replaying(&mut self.snapshots, &self.log_fs, replay) {
+        let recovered = match recovery::recover_replaying(&mut self.snapshots, &self.log_fs, replay)
+        {
             Ok(recovered) => recovered,
             Err(err) => {
                 return cx.violation(Violation::RecoveryFailed {
@@ -292,6 +298,7 @@ impl Server {
             disk_event_pending: false,
             conns: BTreeMap::new(),
             by_link: BTreeMap::new(),
+            closed_links: BTreeSet::new(),
             held: VecDeque::new(),
             snapshot: VecDeque::new(),
             snapshot_event_pending: false,
@@ -305,7 +312,11 @@ impl Server {
 
     /// After recovery: every zxid a client saw is there, and every txn a
     /// client was told about that the log replayed is that client's txn.
-    fn check_nothing_acknowledged_is_lost(&self, cx: &mut Context, recovered: &disk::Recovered) {
+    fn check_nothing_acknowledged_is_lost(
+        &self,
+        cx: &mut Context,
+        recovered: &recovery::Recovered,
+    ) {
         let zxid = recovered.tree.last_processed_zxid();
         if zxid < self.zxid_seen_by_clients {
             return cx.violation(Violation::AcknowledgedStateLost {
@@ -401,7 +412,10 @@ impl Server {
                 running.conns.remove(&conn);
                 self.step(cx, Input::Closed { conn });
             }
-            (Payload::Fin, None) => {}
+            (Payload::Fin, None) => {
+                running.closed_links.remove(&link);
+            }
+            (Payload::Bytes(_), None) if running.closed_links.contains(&link) => {}
             (Payload::Bytes(bytes), None) => self.accept(cx, link, from, &bytes),
             (Payload::Bytes(bytes), Some(conn)) => {
                 let requests = match decode_requests(&bytes) {
@@ -542,19 +556,23 @@ impl Server {
             Action::Send { conn, bytes, .. } => self.send(cx, conn, bytes),
             Action::Close { conn } => {
                 let running = self.running.as_mut().expect("acting while up");
+                // Already gone if the node heard of it first (a reset or
+                // the client's own close); else the connection task reports
+                // it gone once the Fin is out.
                 if let Some(state) = running.conns.remove(&conn) {
                     running.by_link.remove(&state.link);
+                    running.closed_links.insert(state.link);
                     cx.send(state.link, Endpoint::Server(sid), Payload::Fin);
+                    let boot = self.boot;
+                    cx.after(
+                        Duration::ZERO,
+                        Event::ConnClosed {
+                            server: sid,
+                            boot,
+                            conn,
+                        },
+                    );
                 }
-                // The connection task reports it gone once the Fin is out.
-                cx.after(
-                    Duration::ZERO,
-                    Event::ConnClosed {
-                        server: sid,
-                        boot: self.boot,
-                        conn,
-                    },
-                );
             }
             Action::Append {
                 records,
@@ -909,12 +927,12 @@ impl Server {
     /// What recovery would rebuild from this disk now, two ways: from the
     /// newest snapshot and the log after it, and from snapshot 0 and the
     /// whole log (whose txns it lists too).
-    pub fn recover_now(&self) -> Result<(disk::Recovered, disk::Recovered), String> {
+    pub fn recover_now(&self) -> Result<(recovery::Recovered, recovery::Recovered), String> {
         let mut snapshots = self.snapshots.clone();
         let image = self.log_fs.snapshot_current();
-        let newest = disk::recover(&mut snapshots, &image).map_err(|e| e.to_string())?;
+        let newest = recovery::recover(&mut snapshots, &image).map_err(|e| e.to_string())?;
         let everything =
-            disk::replay_everything(&self.snapshots, &image).map_err(|e| e.to_string())?;
+            recovery::replay_everything(&self.snapshots, &image).map_err(|e| e.to_string())?;
         Ok((newest, everything))
     }
 }
@@ -941,46 +959,4 @@ fn disk_latency(op: DiskOp, slow: bool, cx: &mut Context) -> Duration {
 fn snapshot_latency(slow: bool, cx: &mut Context) -> Duration {
     let micros = cx.rng.between(50, 3_000);
     Duration::from_micros(if slow { micros * 200 } else { micros })
-}
-
-/// The frames of a message (length-prefixed), as slices; stops at a cut frame.
-fn frame_slices(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut rest = bytes;
-    std::iter::from_fn(move || {
-        if rest.len() < 4 {
-            return None;
-        }
-        let length = i32::from_be_bytes(rest[..4].try_into().expect("4 bytes")) as usize;
-        if rest.len() < 4 + length {
-            return None;
-        }
-        let frame = &rest[4..4 + length];
-        rest = &rest[4 + length..];
-        Some(frame)
-    })
-}
-
-fn first_frame(bytes: &[u8]) -> Option<&[u8]> {
-    frame_slices(bytes).next()
-}
-
-/// Decodes request frames as the engine's connection does: a header, then
-/// the body for its opcode (an unknown opcode or a bad body is still a
-/// request, answered in order); a bad header ends the connection.
-fn decode_requests(bytes: &[u8]) -> Result<Vec<RequestFrame>, proto::DecodeError> {
-    let mut requests = Vec::new();
-    for frame in frame_slices(bytes) {
-        let mut reader = Reader::new(frame);
-        let header = RequestHeader::decode(&mut reader)?;
-        let body = match OpCode::from_code(header.op) {
-            Some(op) => Request::decode(op, &mut reader),
-            None => Err(proto::DecodeError::UnknownOpCode(header.op)),
-        };
-        requests.push(RequestFrame {
-            xid: header.xid,
-            op: header.op,
-            body,
-        });
-    }
-    Ok(requests)
 }
