@@ -155,6 +155,7 @@ mod tests {
             session,
             cxid,
             kind,
+            changes: Vec::new(),
         }
     }
 

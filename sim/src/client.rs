@@ -21,7 +21,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use proto::ops::{encode_request, Request, SetWatches};
+use proto::ops::{encode_request, Request, SetWatches2};
 use proto::{
     ConnectRequest, ConnectResponse, ErrorCode, EventType, Reader, Record, ReplyHeader,
     WatcherEvent, Writer,
@@ -32,6 +32,7 @@ use crate::history::{OpId, Pin, Return};
 use crate::model::{Op, Outcome, SubResult};
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::violation::Violation;
+use crate::watches::{ConnectionLog, Note, WatchKey, WatchKind, Watches};
 use crate::wire::{decode_outcome, split_frames};
 use crate::workload::{self, Knowledge, QUEUE};
 
@@ -95,40 +96,6 @@ struct Outstanding {
     kind: Kind,
 }
 
-/// The watches this client has set and not yet seen fire.
-#[derive(Debug, Default)]
-struct Watches {
-    data: BTreeSet<String>,
-    exist: BTreeSet<String>,
-    child: BTreeSet<String>,
-}
-
-impl Watches {
-    fn is_empty(&self) -> bool {
-        self.data.is_empty() && self.exist.is_empty() && self.child.is_empty()
-    }
-
-    /// Removes what an event fires; false if it matches no watch.
-    fn fire(&mut self, event: EventType, path: &str) -> bool {
-        match event {
-            EventType::NodeCreated | EventType::NodeDataChanged => {
-                let data = self.data.remove(path);
-                let exist = self.exist.remove(path);
-                data || exist
-            }
-            EventType::NodeDeleted => {
-                let data = self.data.remove(path);
-                let exist = self.exist.remove(path);
-                let child = self.child.remove(path);
-                data || exist || child
-            }
-            EventType::NodeChildrenChanged => self.child.remove(path),
-            // Watch-removal and other events are not part of the workload.
-            _ => true,
-        }
-    }
-}
-
 /// What a delivery told the world about the server it came from.
 #[derive(Debug, Default)]
 pub struct Received {
@@ -165,6 +132,8 @@ pub struct Client {
     watches: Watches,
     /// The paths of the last setWatches sent on this connection.
     rewatched: BTreeSet<String>,
+    /// What the current connection saw of watches (see `watches`).
+    notes: Vec<Note>,
     knowledge: Knowledge,
     silent: bool,
     /// No new work, only pings and reconnects (the run is winding down).
@@ -192,6 +161,7 @@ impl Client {
             last_zxid_seen: 0,
             watches: Watches::default(),
             rewatched: BTreeSet::new(),
+            notes: Vec::new(),
             knowledge: Knowledge::default(),
             silent: false,
             winding_down: false,
@@ -352,11 +322,30 @@ impl Client {
 
     /// The connection is gone; outstanding requests stay indeterminate.
     fn disconnected(&mut self, cx: &mut Context) {
+        self.close_log(cx);
         self.requeue_final_reads();
         self.stats.reconnects += 1;
         let retry_at = cx.now + Duration::from_micros(cx.rng.between(1_000, 150_000));
         self.conn = Conn::Down { retry_at };
         self.schedule(cx, retry_at - cx.now);
+    }
+
+    /// Hands the current connection's watch log to the checker.
+    fn close_log(&mut self, cx: &mut Context) {
+        if self.notes.is_empty() {
+            return;
+        }
+        let log = ConnectionLog {
+            client: self.id,
+            session: self.session.as_ref().map_or(0, |s| s.id),
+            notes: std::mem::take(&mut self.notes),
+        };
+        cx.watch_logs[self.database].push(log);
+    }
+
+    /// The run is over: hands over what is still being recorded.
+    pub fn finish(&mut self, cx: &mut Context) {
+        self.close_log(cx);
     }
 
     /// Drops the outstanding requests (they stay indeterminate) and queues
@@ -502,17 +491,16 @@ impl Client {
                 response.session_id, response.timeout_ms
             )
         });
-        self.rewatched = (self.watches.data.iter())
-            .chain(&self.watches.exist)
-            .chain(&self.watches.child)
-            .cloned()
-            .collect();
+        self.rewatched = self.watches.paths();
         if !self.watches.is_empty() {
-            let request = Request::SetWatches(SetWatches {
+            let list = |set: &BTreeSet<String>| set.iter().cloned().collect();
+            let request = Request::SetWatches2(SetWatches2 {
                 relative_zxid: self.last_zxid_seen,
-                data_watches: self.watches.data.iter().cloned().collect(),
-                exist_watches: self.watches.exist.iter().cloned().collect(),
-                child_watches: self.watches.child.iter().cloned().collect(),
+                data_watches: list(&self.watches.data),
+                exist_watches: list(&self.watches.exist),
+                child_watches: list(&self.watches.child),
+                persistent_watches: list(&self.watches.persistent),
+                persistent_recursive_watches: list(&self.watches.recursive),
             });
             self.send(cx, SET_WATCHES_XID, &request, Kind::SetWatches);
         }
@@ -633,6 +621,7 @@ impl Client {
         if let Conn::Open { reply_zxid_max, .. } = &mut self.conn {
             *reply_zxid_max = (*reply_zxid_max).max(header.zxid);
         }
+        self.notes.push(Note::Reply { zxid: header.zxid });
         if header.zxid > 0 && !matches!(front.kind, Kind::Ping) {
             self.last_zxid_seen = self.last_zxid_seen.max(header.zxid);
         }
@@ -655,7 +644,7 @@ impl Client {
                 header.xid, header.zxid
             )
         });
-        self.learn(&op, &outcome);
+        self.learn(&op, &outcome, header.zxid);
         let ret = Return {
             at: cx.next_order(),
             time: cx.now,
@@ -672,6 +661,7 @@ impl Client {
         }
         if op == Op::CloseSession && outcome == Outcome::Done {
             // The session is over; the server closes the connection.
+            self.close_log(cx);
             self.session = None;
             self.watches = Watches::default();
             self.requeue_final_reads();
@@ -681,35 +671,58 @@ impl Client {
     }
 
     /// Updates what the client knows (versions, children, watches) from an answer.
-    fn learn(&mut self, op: &Op, outcome: &Outcome) {
+    /// A reply at `zxid` set a watch (the server registered it then).
+    fn set_watch(&mut self, kind: WatchKind, path: &str, zxid: i64) {
+        let set = match kind {
+            WatchKind::Data => &mut self.watches.data,
+            WatchKind::Exist => &mut self.watches.exist,
+            WatchKind::Child => &mut self.watches.child,
+            WatchKind::Persistent => &mut self.watches.persistent,
+            WatchKind::Recursive => &mut self.watches.recursive,
+        };
+        set.insert(path.to_string());
+        let watch = WatchKey {
+            kind,
+            path: path.to_string(),
+        };
+        self.notes.push(Note::Set { watch, zxid });
+    }
+
+    /// Updates what the client knows (versions, children, watches) from
+    /// an answer that carried `zxid`.
+    fn learn(&mut self, op: &Op, outcome: &Outcome, zxid: i64) {
+        let watch = match (op, outcome) {
+            (Op::GetData { path, watch: true }, Outcome::Data { .. }) => {
+                Some((WatchKind::Data, path))
+            }
+            (Op::Exists { path, watch: true }, Outcome::Stat(_)) => Some((WatchKind::Data, path)),
+            (Op::Exists { path, watch: true }, Outcome::Error(ErrorCode::NoNode)) => {
+                Some((WatchKind::Exist, path))
+            }
+            (Op::GetChildren { path, watch: true }, Outcome::Children(_)) => {
+                Some((WatchKind::Child, path))
+            }
+            (Op::AddWatch { path, recursive }, Outcome::Done) => Some((
+                if *recursive {
+                    WatchKind::Recursive
+                } else {
+                    WatchKind::Persistent
+                },
+                path,
+            )),
+            _ => None,
+        };
+        if let Some((kind, path)) = watch {
+            self.set_watch(kind, path, zxid);
+        }
         let k = &mut self.knowledge;
         match (op, outcome) {
-            (Op::GetData { path, watch }, Outcome::Data { stat, .. }) => {
-                k.saw_version(path, stat.version);
-                if *watch {
-                    self.watches.data.insert(path.clone());
-                }
-            }
-            (Op::Exists { path, watch }, Outcome::Stat(stat)) => {
-                k.saw_version(path, stat.version);
-                if *watch {
-                    self.watches.data.insert(path.clone());
-                }
-            }
-            (Op::Exists { path, watch }, Outcome::Error(ErrorCode::NoNode)) => {
-                k.forget(path);
-                if *watch {
-                    self.watches.exist.insert(path.clone());
-                }
-            }
-            (Op::GetChildren { path, watch }, Outcome::Children(children)) => {
-                if path == QUEUE {
-                    for child in children {
-                        k.saw_child(format!("{QUEUE}/{child}"));
-                    }
-                }
-                if *watch {
-                    self.watches.child.insert(path.clone());
+            (Op::GetData { path, .. }, Outcome::Data { stat, .. })
+            | (Op::Exists { path, .. }, Outcome::Stat(stat)) => k.saw_version(path, stat.version),
+            (Op::Exists { path, .. }, Outcome::Error(ErrorCode::NoNode)) => k.forget(path),
+            (Op::GetChildren { path, .. }, Outcome::Children(children)) if path == QUEUE => {
+                for child in children {
+                    k.saw_child(format!("{QUEUE}/{child}"));
                 }
             }
             (Op::Create { .. }, Outcome::Created { path }) => {
@@ -795,6 +808,14 @@ impl Client {
                 *event_zxid_max = zxid;
             }
         }
+        if let (Some(kind), true) = (event_type, zxid > 0) {
+            let path = event.path.clone();
+            self.notes.push(Note::Event {
+                event: kind,
+                path,
+                zxid,
+            });
+        }
         let matched = match event_type {
             Some(event_type) => self.watches.fire(event_type, &event.path),
             None => false,
@@ -818,6 +839,7 @@ impl Client {
         if self.silent {
             return;
         }
+        self.close_log(cx);
         if let Some(session) = self.session.take() {
             cx.histories[self.database].expired(self.id, session.id, session.alive, None);
         }

@@ -12,6 +12,7 @@ use crate::queue::Queue;
 use crate::rng::Rng;
 use crate::trace::Trace;
 use crate::violation::{Found, Violation};
+use crate::watches::ConnectionLog;
 
 /// Every kind of event on the agenda. Events addressed to a server carry
 /// the boot they were scheduled in; a crash starts a new boot, so work of
@@ -57,6 +58,8 @@ pub struct Context {
     order: u64,
     /// One history per database (per standalone server).
     pub histories: Vec<History>,
+    /// What each client connection saw of watches, per database.
+    pub watch_logs: Vec<Vec<ConnectionLog>>,
     pub trace: Trace,
     pub found: Option<Found>,
     /// Scheduler events processed so far.
@@ -72,6 +75,7 @@ impl Context {
             agenda: Queue::default(),
             order: 0,
             histories: vec![History::default(); databases],
+            watch_logs: vec![Vec::new(); databases],
             trace: Trace::new(trace),
             found: None,
             step: 0,

@@ -488,6 +488,7 @@ mod tests {
             session: 5,
             cxid: 0,
             kind: TxnKind::CreateSession,
+            changes: Vec::new(),
         };
         assert_eq!(recovered.replayed, vec![logged]);
         assert!(recovered.tree.has_session(5));

@@ -99,6 +99,7 @@ pub mod server;
 pub mod snapshots;
 pub mod trace;
 pub mod violation;
+pub mod watches;
 pub mod wire;
 pub mod workload;
 pub mod world;

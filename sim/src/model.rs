@@ -70,6 +70,12 @@ pub enum Op {
         watch: bool,
     },
     Sync,
+    /// `addWatch`: a persistent watch on `path` (and its subtree when
+    /// `recursive`). Changes nothing in the tree.
+    AddWatch {
+        path: String,
+        recursive: bool,
+    },
     CloseSession,
     /// Not a request: the server expired the session. The checker places
     /// it somewhere after the session's last sign of life.
@@ -101,6 +107,12 @@ impl Op {
             Op::Exists { path, .. } => format!("exists {path}"),
             Op::GetChildren { path, .. } => format!("getChildren {path}"),
             Op::Sync => "sync".into(),
+            Op::AddWatch { path, recursive } => {
+                format!(
+                    "addWatch {path}{}",
+                    if *recursive { " recursive" } else { "" }
+                )
+            }
             Op::CloseSession => "closeSession".into(),
             Op::Expire => "expire".into(),
         }
@@ -321,7 +333,7 @@ impl Model {
                 Some(node) => Outcome::Children(node.children.iter().cloned().collect()),
                 None => Outcome::Error(ErrorCode::NoNode),
             },
-            Op::Sync => Outcome::Done,
+            Op::Sync | Op::AddWatch { .. } => Outcome::Done,
             Op::CloseSession | Op::Expire => {
                 self.close_session(session);
                 Outcome::Done

@@ -131,14 +131,18 @@ pub enum Bug {
     ReorderSends,
     /// Recovery loads the newest snapshot and skips the log after it.
     SkipLogReplay,
+    /// The driver now and then drops a watch notification from the frames
+    /// it writes.
+    DropWatchEvents,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 5] = [
         Bug::AckBeforeDurable,
         Bug::NoForceSync,
         Bug::ReorderSends,
         Bug::SkipLogReplay,
+        Bug::DropWatchEvents,
     ];
 
     pub fn name(self) -> &'static str {
@@ -147,6 +151,7 @@ impl Bug {
             Bug::NoForceSync => "no-force-sync",
             Bug::ReorderSends => "reorder-sends",
             Bug::SkipLogReplay => "skip-log-replay",
+            Bug::DropWatchEvents => "drop-watch-events",
         }
     }
 }

@@ -36,13 +36,40 @@ pub enum TxnKind {
     Request,
 }
 
+/// A change a txn made to the tree, as watches see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Created(String),
+    Deleted(String),
+    DataChanged(String),
+}
+
 /// One txn found in the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
     pub zxid: i64,
     pub session: i64,
     pub cxid: i32,
     pub kind: TxnKind,
+    /// What it changed, in order.
+    pub changes: Vec<Change>,
+}
+
+/// The changes a txn makes (a multi's, one after another).
+fn changes_of(txn: &tree::Txn, changes: &mut Vec<Change>) {
+    match txn {
+        tree::Txn::Create { path, .. } => changes.push(Change::Created(path.clone())),
+        tree::Txn::Delete { path } => changes.push(Change::Deleted(path.clone())),
+        tree::Txn::SetData { path, .. } => changes.push(Change::DataChanged(path.clone())),
+        tree::Txn::CloseSession { paths } => {
+            changes.extend(paths.iter().cloned().map(Change::Deleted))
+        }
+        tree::Txn::Multi(txns) => txns.iter().for_each(|t| changes_of(t, changes)),
+        tree::Txn::CreateSession { .. }
+        | tree::Txn::SetAcl { .. }
+        | tree::Txn::Check { .. }
+        | tree::Txn::Failed { .. } => {}
+    }
 }
 
 /// What recovery produced.
@@ -110,6 +137,8 @@ pub fn recover_replaying<S: SnapshotStore>(
         if replay {
             tree.apply(&header, &txn);
         }
+        let mut changes = Vec::new();
+        changes_of(&txn, &mut changes);
         let kind = match txn {
             tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
             tree::Txn::CloseSession { .. } => TxnKind::CloseSession,
@@ -120,6 +149,7 @@ pub fn recover_replaying<S: SnapshotStore>(
             session: header.session_id,
             cxid: header.cxid,
             kind,
+            changes,
         });
     }
     let tail = log.finish()?;

@@ -630,6 +630,11 @@ impl Server {
                 });
             }
         }
+        let bytes = if self.bug == Some(Bug::DropWatchEvents) && skip == 0 {
+            drop_a_notification(&bytes, &mut cx.rng)
+        } else {
+            bytes
+        };
         let link = state.link;
         let from = Endpoint::Server(self.sid);
         if self.bug == Some(Bug::ReorderSends) && skip == 0 {
@@ -935,6 +940,25 @@ impl Server {
             recovery::replay_everything(&self.snapshots, &image).map_err(|e| e.to_string())?;
         Ok((newest, everything))
     }
+}
+
+/// The reintroduced `Bug::DropWatchEvents`: the frames without one of
+/// their notifications, now and then.
+fn drop_a_notification(bytes: &[u8], rng: &mut crate::rng::Rng) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut dropped = false;
+    let mut rest = bytes;
+    for frame in frame_slices(bytes) {
+        let whole = &rest[..4 + frame.len()];
+        rest = &rest[4 + frame.len()..];
+        let notification = ReplyHeader::decode(&mut Reader::new(frame)).is_ok_and(|h| h.xid == -1);
+        if notification && !dropped && rng.chance(1, 4) {
+            dropped = true;
+            continue;
+        }
+        out.extend_from_slice(whole);
+    }
+    out
 }
 
 /// How long one file operation of the log takes.

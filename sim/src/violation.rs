@@ -77,6 +77,15 @@ pub enum Violation {
         session: i64,
         event: String,
     },
+    #[error("s{server}: client {client} session 0x{session:x}: the {watch} did not fire for txn 0x{txn:x} before a reply with zxid 0x{reply_zxid:x}")]
+    WatchEventLost {
+        server: u8,
+        client: u32,
+        session: i64,
+        watch: String,
+        txn: i64,
+        reply_zxid: i64,
+    },
     #[error("client {client}: reconnecting to session 0x{asked:x} got session 0x{got:x}")]
     WrongSessionOnReconnect { client: u32, asked: i64, got: i64 },
     #[error("client {client}: undecodable frame from the server: {reason}")]

@@ -104,7 +104,7 @@ pub fn decode_outcome(op: &Op, err: i32, body: &[u8]) -> Result<Outcome, String>
             children.sort();
             Outcome::Children(children)
         }
-        (Op::Sync | Op::CloseSession, _) => Outcome::Done,
+        (Op::Sync | Op::CloseSession | Op::AddWatch { .. }, _) => Outcome::Done,
         (op, response) => return Err(format!("{response:?} answers {}", op.describe())),
     })
 }

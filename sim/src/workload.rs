@@ -12,8 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::ops::{
-    CheckVersionRequest, CreateRequest, DeleteRequest, ExistsRequest, GetChildrenRequest,
-    GetDataRequest, MultiOp, Request, SetDataRequest, SyncRequest,
+    AddWatchRequest, CheckVersionRequest, CreateRequest, DeleteRequest, ExistsRequest,
+    GetChildrenRequest, GetDataRequest, MultiOp, Request, SetDataRequest, SyncRequest,
 };
 use proto::{Acl, CreateMode};
 
@@ -122,8 +122,8 @@ pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
     let watch = |rng: &mut Rng| rng.chance(1, 2);
     // Weights: create, ephemeral, sequential, setData, delete, getData,
     // exists, getChildren, multi, sync, closeSession, bulk create, bulk
-    // setData, bulk delete, bulk read.
-    let weights = [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4];
+    // setData, bulk delete, bulk read, addWatch.
+    let weights = [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4, 1];
     let bulk_node = |rng: &mut Rng| format!("{BULK}/n{}", rng.below(BULK_NODES));
     match rng.weighted(&weights) {
         0 => {
@@ -206,7 +206,7 @@ pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
                 path,
             }
         }
-        _ => {
+        14 => {
             if rng.chance(1, 4) {
                 Op::GetChildren {
                     path: BULK.to_string(),
@@ -219,6 +219,14 @@ pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
                 }
             }
         }
+        _ => Op::AddWatch {
+            path: match rng.below(4) {
+                0 => "/".to_string(),
+                1 => QUEUE.to_string(),
+                _ => read_target(rng),
+            },
+            recursive: rng.chance(1, 2),
+        },
     }
 }
 
@@ -306,6 +314,15 @@ pub fn request(op: &Op) -> Request {
             watch: *watch,
         }),
         Op::Sync => Request::Sync(SyncRequest { path: "/".into() }),
+        Op::AddWatch { path, recursive } => Request::AddWatch(AddWatchRequest {
+            path: path.clone(),
+            mode: if *recursive {
+                proto::AddWatchMode::PersistentRecursive
+            } else {
+                proto::AddWatchMode::Persistent
+            }
+            .code(),
+        }),
         Op::CloseSession => Request::CloseSession,
         Op::Expire => unreachable!("the expiry pseudo-op is never sent"),
     }

@@ -135,6 +135,9 @@ impl World {
             });
         }
         self.run_until_disks_idle();
+        for client in &mut self.clients {
+            client.finish(&mut self.cx);
+        }
         for index in 0..self.servers.len() {
             if self.is_clean() {
                 self.check_at_quiescence(index);
@@ -434,6 +437,10 @@ impl World {
                     other,
                 });
             }
+        }
+        let logs = &self.cx.watch_logs[index];
+        if let Err(violation) = crate::watches::check_delivery(sid, logs, &everything.replayed) {
+            return self.cx.violation(violation);
         }
         let ops = &self.cx.histories[index].ops;
         let placed = match checks::place_by_log(sid, ops, &everything.replayed) {

@@ -128,6 +128,20 @@ fn recovery_that_skips_the_log_is_caught_at_the_first_restart() {
 }
 
 #[test]
+fn lost_watch_events_are_caught_in_every_seed() {
+    // The driver drops a notification now and then: a watch the client set
+    // never fires before a reply that shows its txn applied.
+    let found = violations(0..5, |seed| with_bug(seed, Bug::DropWatchEvents));
+    assert_eq!(found.len(), 5, "{found:?}");
+    for (seed, violation) in found {
+        assert!(
+            matches!(violation, Violation::WatchEventLost { .. }),
+            "seed {seed}: {violation}"
+        );
+    }
+}
+
+#[test]
 fn the_ci_options_pass_without_a_bug() {
     // The control: the same seeds pass when no bug is reintroduced, so what
     // the tests above catch is the bug.

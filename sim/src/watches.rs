@@ -1,0 +1,281 @@
+//! Watches: the set a client holds, the log of what each connection saw,
+//! and the check that no watch event was lost.
+//!
+//! # No event lost
+//!
+//! A watch set on a connection by a read answered at zxid R must fire on
+//! that connection at the first later txn that triggers it (ZooKeeper's
+//! trigger rules: a create, delete or setData of the path; a child created
+//! or deleted for a child watch; anything in the subtree, but child-list
+//! changes, for a recursive one), and its event must arrive before any
+//! reply carrying that txn's zxid or a later one — the server had applied
+//! the txn when it answered. A persistent watch must so fire for every
+//! triggering txn. The txns come from the server's final log, decoded into
+//! the changes they made; the connection's side is its [`Note`]s in
+//! arrival order. Watches re-registered by setWatches after a reconnect
+//! are held to the spurious-event and ordering checks only: what they fire
+//! at once depends on the tree at that moment, not on one txn.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proto::EventType;
+
+use crate::recovery::{Change, Logged};
+use crate::violation::Violation;
+
+/// The watches this client has set: one-shot ones not yet seen fire, and
+/// persistent ones (which stay).
+#[derive(Debug, Default)]
+pub struct Watches {
+    pub data: BTreeSet<String>,
+    pub exist: BTreeSet<String>,
+    pub child: BTreeSet<String>,
+    pub persistent: BTreeSet<String>,
+    pub recursive: BTreeSet<String>,
+}
+
+impl Watches {
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+            && self.exist.is_empty()
+            && self.child.is_empty()
+            && self.persistent.is_empty()
+            && self.recursive.is_empty()
+    }
+
+    /// Every path watched in any way.
+    pub fn paths(&self) -> BTreeSet<String> {
+        (self.data.iter())
+            .chain(&self.exist)
+            .chain(&self.child)
+            .chain(&self.persistent)
+            .chain(&self.recursive)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether a persistent watch covers the event: one on the path (any
+    /// event), or a recursive one on the path or an ancestor (every event
+    /// but NodeChildrenChanged, as ZooKeeper's persistent-recursive mode).
+    fn persistent_covers(&self, event: EventType, path: &str) -> bool {
+        if self.persistent.contains(path) {
+            return true;
+        }
+        event != EventType::NodeChildrenChanged
+            && self.recursive.iter().any(|root| is_in_subtree(path, root))
+    }
+
+    /// Removes the one-shot watches an event fires; false if it matches
+    /// no watch at all.
+    pub fn fire(&mut self, event: EventType, path: &str) -> bool {
+        let persistent = self.persistent_covers(event, path);
+        let one_shot = self.fire_one_shot(event, path);
+        persistent || one_shot
+    }
+
+    fn fire_one_shot(&mut self, event: EventType, path: &str) -> bool {
+        match event {
+            EventType::NodeCreated | EventType::NodeDataChanged => {
+                let data = self.data.remove(path);
+                let exist = self.exist.remove(path);
+                data || exist
+            }
+            EventType::NodeDeleted => {
+                let data = self.data.remove(path);
+                let exist = self.exist.remove(path);
+                let child = self.child.remove(path);
+                data || exist || child
+            }
+            EventType::NodeChildrenChanged => self.child.remove(path),
+            // Watch-removal and other events are not part of the workload.
+            _ => true,
+        }
+    }
+}
+
+/// Whether `path` is `root` or below it.
+pub fn is_in_subtree(path: &str, root: &str) -> bool {
+    root == "/"
+        || path == root
+        || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
+}
+
+/// What kind of watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WatchKind {
+    Data,
+    Exist,
+    Child,
+    Persistent,
+    Recursive,
+}
+
+/// One watch: its kind and path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WatchKey {
+    pub kind: WatchKind,
+    pub path: String,
+}
+
+impl std::fmt::Display for WatchKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} watch on {}", self.kind, self.path)
+    }
+}
+
+/// What a connection saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A read or addWatch answered at `zxid` set this watch.
+    Set { watch: WatchKey, zxid: i64 },
+    /// A watch event for a txn.
+    Event {
+        event: EventType,
+        path: String,
+        zxid: i64,
+    },
+    /// A reply (pings included) carrying this zxid.
+    Reply { zxid: i64 },
+}
+
+/// Everything one connection of one session saw.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionLog {
+    pub client: u32,
+    pub session: i64,
+    pub notes: Vec<Note>,
+}
+
+fn parent_of(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(slash) => &path[..slash],
+    }
+}
+
+/// The event a change fires for a watch, if it fires one.
+fn fires(watch: &WatchKey, change: &Change) -> Option<(EventType, String)> {
+    let (event, path) = match change {
+        Change::Created(p) => (EventType::NodeCreated, p),
+        Change::Deleted(p) => (EventType::NodeDeleted, p),
+        Change::DataChanged(p) => (EventType::NodeDataChanged, p),
+    };
+    let on_path = *path == watch.path;
+    let child_list = parent_of(path) == watch.path
+        && path != "/"
+        && matches!(change, Change::Created(_) | Change::Deleted(_));
+    let fired = match watch.kind {
+        WatchKind::Data | WatchKind::Exist if on_path => Some((event, path.clone())),
+        WatchKind::Child | WatchKind::Persistent if on_path && event == EventType::NodeDeleted => {
+            Some((event, path.clone()))
+        }
+        WatchKind::Child | WatchKind::Persistent if child_list => {
+            Some((EventType::NodeChildrenChanged, watch.path.clone()))
+        }
+        WatchKind::Persistent if on_path => Some((event, path.clone())),
+        WatchKind::Recursive if is_in_subtree(path, &watch.path) => Some((event, path.clone())),
+        _ => None,
+    };
+    fired
+}
+
+/// Checks that every watch set on a connection fired there in time (see
+/// the module docs).
+pub fn check_delivery(
+    server: u8,
+    logs: &[ConnectionLog],
+    logged: &[Logged],
+) -> Result<(), Violation> {
+    let txns: BTreeMap<i64, &[Change]> = logged
+        .iter()
+        .map(|t| (t.zxid, t.changes.as_slice()))
+        .collect();
+    for log in logs {
+        check_connection(server, log, &txns)?;
+    }
+    Ok(())
+}
+
+/// The first txn after `after` that fires `watch`, with what it fires.
+fn first_trigger(
+    watch: &WatchKey,
+    after: i64,
+    txns: &BTreeMap<i64, &[Change]>,
+) -> Option<(i64, Vec<(EventType, String)>)> {
+    txns.range(after + 1..).find_map(|(zxid, changes)| {
+        let fired: Vec<_> = changes.iter().filter_map(|c| fires(watch, c)).collect();
+        (!fired.is_empty()).then_some((*zxid, fired))
+    })
+}
+
+fn lost(server: u8, log: &ConnectionLog, watch: &WatchKey, txn: i64, reply_zxid: i64) -> Violation {
+    Violation::WatchEventLost {
+        server,
+        client: log.client,
+        session: log.session,
+        watch: watch.to_string(),
+        txn,
+        reply_zxid,
+    }
+}
+
+fn check_connection(
+    server: u8,
+    log: &ConnectionLog,
+    txns: &BTreeMap<i64, &[Change]>,
+) -> Result<(), Violation> {
+    // One-shot watches with the txn that must fire them.
+    let mut one_shots: Vec<(&WatchKey, Option<(i64, Vec<(EventType, String)>)>)> = Vec::new();
+    // Persistent watches, with the zxid up to which their firing is checked.
+    let mut persistent: Vec<(&WatchKey, i64)> = Vec::new();
+    let mut delivered: BTreeSet<(i64, i32, &str)> = BTreeSet::new();
+    for note in &log.notes {
+        match note {
+            Note::Set { watch, zxid } => match watch.kind {
+                WatchKind::Persistent | WatchKind::Recursive => {
+                    if !persistent.iter().any(|(w, _)| *w == watch) {
+                        persistent.push((watch, *zxid));
+                    }
+                }
+                _ => {
+                    // The server holds one watch per (kind, path): a second
+                    // read with a watch before it fires changes nothing.
+                    if !one_shots.iter().any(|(w, _)| *w == watch) {
+                        one_shots.push((watch, first_trigger(watch, *zxid, txns)));
+                    }
+                }
+            },
+            Note::Event { event, path, zxid } => {
+                delivered.insert((*zxid, event.code(), path));
+                one_shots.retain(|(_, trigger)| {
+                    !trigger.as_ref().is_some_and(|(txn, fired)| {
+                        txn == zxid && fired.iter().any(|(e, p)| e == event && p == path)
+                    })
+                });
+            }
+            Note::Reply { zxid } => {
+                for (watch, trigger) in &one_shots {
+                    if let Some((txn, _)) = trigger {
+                        if txn <= zxid {
+                            return Err(lost(server, log, watch, *txn, *zxid));
+                        }
+                    }
+                }
+                for (watch, checked) in &mut persistent {
+                    if *zxid <= *checked {
+                        continue;
+                    }
+                    for (txn, changes) in txns.range(*checked + 1..=*zxid) {
+                        for (event, path) in changes.iter().filter_map(|c| fires(watch, c)) {
+                            if !delivered.contains(&(*txn, event.code(), path.as_str())) {
+                                return Err(lost(server, log, watch, *txn, *zxid));
+                            }
+                        }
+                    }
+                    *checked = (*checked).max(*zxid);
+                }
+            }
+        }
+    }
+    Ok(())
+}
