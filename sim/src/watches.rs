@@ -164,7 +164,7 @@ fn fires(watch: &WatchKey, change: &Change) -> Option<(EventType, String)> {
     let child_list = parent_of(path) == watch.path
         && path != "/"
         && matches!(change, Change::Created(_) | Change::Deleted(_));
-    let fired = match watch.kind {
+    match watch.kind {
         WatchKind::Data | WatchKind::Exist if on_path => Some((event, path.clone())),
         WatchKind::Child | WatchKind::Persistent if on_path && event == EventType::NodeDeleted => {
             Some((event, path.clone()))
@@ -175,8 +175,7 @@ fn fires(watch: &WatchKey, change: &Change) -> Option<(EventType, String)> {
         WatchKind::Persistent if on_path => Some((event, path.clone())),
         WatchKind::Recursive if is_in_subtree(path, &watch.path) => Some((event, path.clone())),
         _ => None,
-    };
-    fired
+    }
 }
 
 /// Checks that every watch set on a connection fired there in time (see
@@ -196,12 +195,11 @@ pub fn check_delivery(
     Ok(())
 }
 
+/// A txn that fires a watch: its zxid and the events it fires.
+type Trigger = (i64, Vec<(EventType, String)>);
+
 /// The first txn after `after` that fires `watch`, with what it fires.
-fn first_trigger(
-    watch: &WatchKey,
-    after: i64,
-    txns: &BTreeMap<i64, &[Change]>,
-) -> Option<(i64, Vec<(EventType, String)>)> {
+fn first_trigger(watch: &WatchKey, after: i64, txns: &BTreeMap<i64, &[Change]>) -> Option<Trigger> {
     txns.range(after + 1..).find_map(|(zxid, changes)| {
         let fired: Vec<_> = changes.iter().filter_map(|c| fires(watch, c)).collect();
         (!fired.is_empty()).then_some((*zxid, fired))
@@ -225,7 +223,7 @@ fn check_connection(
     txns: &BTreeMap<i64, &[Change]>,
 ) -> Result<(), Violation> {
     // One-shot watches with the txn that must fire them.
-    let mut one_shots: Vec<(&WatchKey, Option<(i64, Vec<(EventType, String)>)>)> = Vec::new();
+    let mut one_shots: Vec<(&WatchKey, Option<Trigger>)> = Vec::new();
     // Persistent watches, with the zxid up to which their firing is checked.
     let mut persistent: Vec<(&WatchKey, i64)> = Vec::new();
     let mut delivered: BTreeSet<(i64, i32, &str)> = BTreeSet::new();
