@@ -7,7 +7,7 @@ use sim::{Options, Outcome};
 
 /// Scheduler events per seed in the CI budget (a few simulated seconds of
 /// five busy clients, a handful of faults).
-pub const CI_STEPS: u64 = 5_000;
+pub const CI_STEPS: u64 = 4_000;
 
 /// The options of a CI run of `seed`: every fault, every check — except
 /// the one that finds the open bug kept in `regressions.rs` (writes
