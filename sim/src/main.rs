@@ -50,6 +50,10 @@ struct Args {
     /// lost acknowledged writes to the end-to-end checkers.
     #[arg(long)]
     no_reply_assert: bool,
+    /// Skip the checks made at each restart (the recovered state against
+    /// what clients were told), leaving lost writes to the end-of-run checks.
+    #[arg(long)]
+    no_recovery_checks: bool,
     /// Do not check that writes answered SYSTEMERROR never take effect
     /// (an open bug; see sim/tests/regressions.rs).
     #[arg(long)]
@@ -66,7 +70,7 @@ impl Args {
             faults: self.faults.clone(),
             bug: self.bug,
             assert_reply_after_durable: !self.no_reply_assert,
-            check_recovery: true,
+            check_recovery: !self.no_recovery_checks,
             check_refused_writes: !self.allow_refused_writes,
             trace: self.trace && self.seed.is_some(),
         }
@@ -83,6 +87,9 @@ impl Args {
         }
         if self.no_reply_assert {
             command.push_str(" --no-reply-assert");
+        }
+        if self.no_recovery_checks {
+            command.push_str(" --no-recovery-checks");
         }
         if self.allow_refused_writes {
             command.push_str(" --allow-refused-writes");

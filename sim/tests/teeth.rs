@@ -40,17 +40,18 @@ fn ack_before_durable_is_caught_by_the_drivers_order_check_in_every_seed() {
 }
 
 #[test]
-fn ack_before_durable_is_caught_by_recovery_checks_within_five_seeds() {
+fn ack_before_durable_is_caught_by_recovery_checks_within_ten_seeds() {
     // With the driver's check off, a power cut between the batch's write
     // and its fdatasync loses writes clients were told about; the restart
-    // finds them missing. Crash faults only; today seed 0 already catches it.
+    // finds them missing. Crash faults only; today about half the seeds
+    // catch it, the first at seed 2.
     let options = |seed| Options {
         faults: "crash".parse::<Faults>().unwrap(),
         assert_reply_after_durable: false,
         ..with_bug(seed, Bug::AckBeforeDurable)
     };
-    let found = violations(0..5, options);
-    assert!(!found.is_empty(), "not caught in 5 seeds");
+    let found = violations(0..10, options);
+    assert!(found.len() >= 2, "caught in {} of 10 seeds", found.len());
     for (seed, violation) in &found {
         assert!(
             matches!(
@@ -66,7 +67,7 @@ fn ack_before_durable_is_caught_by_recovery_checks_within_five_seeds() {
 fn lost_acknowledged_writes_are_caught_by_the_end_of_run_checks_alone() {
     // The same bug with every check made at restart turned off: the final
     // log lacks txns clients were told about, or reads saw writes that no
-    // order explains. Caught within ten seeds.
+    // order explains. Today about half the seeds catch it, the first at seed 2.
     let options = |seed| Options {
         faults: "crash".parse::<Faults>().unwrap(),
         assert_reply_after_durable: false,
@@ -74,7 +75,7 @@ fn lost_acknowledged_writes_are_caught_by_the_end_of_run_checks_alone() {
         ..with_bug(seed, Bug::AckBeforeDurable)
     };
     let found = violations(0..10, options);
-    assert!(!found.is_empty(), "not caught in 10 seeds");
+    assert!(found.len() >= 2, "caught in {} of 10 seeds", found.len());
     for (seed, violation) in &found {
         assert!(
             matches!(
@@ -92,13 +93,14 @@ fn lost_acknowledged_writes_are_caught_by_the_end_of_run_checks_alone() {
 #[test]
 fn no_force_sync_is_caught_within_three_seeds() {
     // forceSync=no: nothing is ever fdatasynced, and a power cut loses
-    // acknowledged writes (or leaves a log recovery refuses).
+    // acknowledged writes (or leaves a log recovery refuses). Today every
+    // seed catches it.
     let options = |seed| Options {
         faults: "crash".parse::<Faults>().unwrap(),
         ..with_bug(seed, Bug::NoForceSync)
     };
     let found = violations(0..3, options);
-    assert!(!found.is_empty(), "not caught in 3 seeds");
+    assert_eq!(found.len(), 3, "{found:?}");
 }
 
 #[test]
