@@ -91,7 +91,7 @@ fn lost_acknowledged_writes_are_caught_by_the_end_of_run_checks_alone() {
 }
 
 #[test]
-fn no_force_sync_is_caught_within_three_seeds() {
+fn no_force_sync_is_caught_in_every_seed() {
     // forceSync=no: nothing is ever fdatasynced, and a power cut loses
     // acknowledged writes (or leaves a log recovery refuses). Today every
     // seed catches it.
