@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::history::{OpRecord, Pin};
 use crate::linearizability::CheckOp;
 use crate::model::Op;
-use crate::recovery::{Logged, TxnKind};
+use std::borrow::Cow;
+
+use crate::recovery::{Change, Logged, TxnKind};
 use crate::violation::Violation;
 
 /// Sessions in the tree must be exactly the live clients' sessions, and
@@ -68,10 +70,12 @@ pub fn place_by_log<'a>(
         index.entry((t.session, t.cxid)).or_insert(t.zxid);
     }
     let mut placed = Vec::with_capacity(ops.len());
+    let mut claimed = BTreeSet::new();
     for record in ops {
         if !record.is_indeterminate() && record.op != Op::Expire {
             if let Pin::Txn(zxid) = record.pin() {
                 check_logged_as_told(server, record, zxid, &by_zxid)?;
+                claimed.insert(zxid);
             }
             placed.push(CheckOp::of(record));
             continue;
@@ -105,14 +109,75 @@ pub fn place_by_log<'a>(
         // way): that is no bound on when the txn takes effect. Not found in
         // the log: it never happened.
         if let Some(zxid) = zxid {
+            claimed.insert(zxid);
             placed.push(CheckOp {
-                record,
+                record: Cow::Borrowed(record),
                 pin: Pin::Txn(zxid),
                 accept_any: true,
             });
         }
     }
+    let closers: BTreeSet<(i64, i32)> = ops
+        .iter()
+        .filter(|o| o.op == Op::CloseSession)
+        .map(|o| (o.session, o.xid))
+        .collect();
+    for t in logged.iter().filter(|t| !claimed.contains(&t.zxid)) {
+        if let Some(op) = server_op(server, t, &closers)? {
+            placed.push(op);
+        }
+    }
     Ok(placed)
+}
+
+/// The client id of the ops the server makes itself.
+pub const SERVER_CLIENT: u32 = u32::MAX;
+
+/// A txn no request in the history claims: one the server made itself —
+/// creating a session, expiring one (closeSession, cxid 0), deleting a
+/// closing session's ephemerals one by one when they do not fit one txn,
+/// reaping a container — made into an op of the model at its zxid. Any
+/// other unclaimed txn is a write no client asked for.
+///
+/// `closers` are the (session, xid) of the clients' closeSession requests:
+/// the ephemerals a closing session sheds carry its close's cxid (0 for an
+/// expiry, as a reaped container's delete does).
+fn server_op(
+    server: u8,
+    t: &Logged,
+    closers: &BTreeSet<(i64, i32)>,
+) -> Result<Option<CheckOp<'static>>, Violation> {
+    let made_by_server = t.cxid == 0 || closers.contains(&(t.session, t.cxid));
+    let op = match (t.kind, t.changes.as_slice()) {
+        (TxnKind::CreateSession, _) => return Ok(None),
+        (TxnKind::CloseSession, _) => Op::Expire,
+        (TxnKind::Request, [Change::Deleted(path)]) if made_by_server => Op::Delete {
+            path: path.clone(),
+            version: -1,
+        },
+        _ => {
+            return Err(Violation::PhantomTxn {
+                server,
+                zxid: t.zxid,
+                session: t.session,
+                cxid: t.cxid,
+            })
+        }
+    };
+    let record = OpRecord {
+        client: SERVER_CLIENT,
+        session: t.session,
+        xid: t.cxid,
+        op,
+        call: 0,
+        call_time: std::time::Duration::ZERO,
+        ret: None,
+    };
+    Ok(Some(CheckOp {
+        record: Cow::Owned(record),
+        pin: Pin::Txn(t.zxid),
+        accept_any: true,
+    }))
 }
 
 /// A write acknowledged as txn `zxid` is that txn in the final log.

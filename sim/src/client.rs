@@ -31,6 +31,7 @@ use crate::context::{Context, Event};
 use crate::history::{OpId, Pin, Return};
 use crate::model::{Op, Outcome, SubResult};
 use crate::network::{Endpoint, LinkId, Payload};
+use crate::options::Mix;
 use crate::violation::Violation;
 use crate::watches::{ConnectionLog, Note, WatchKey, WatchKind, Watches};
 use crate::wire::{decode_outcome, split_frames};
@@ -141,11 +142,12 @@ pub struct Client {
     /// End-of-run reads not yet sent.
     final_reads: VecDeque<Op>,
     wake_generation: u64,
+    mix: Mix,
     pub stats: ClientStats,
 }
 
 impl Client {
-    pub fn new(id: u32, server: u8, database: usize, cx: &mut Context) -> Client {
+    pub fn new(id: u32, server: u8, database: usize, mix: Mix, cx: &mut Context) -> Client {
         let requested_timeout_ms = cx.rng.between(1000, 4000) as i32;
         let mut client = Client {
             id,
@@ -167,6 +169,7 @@ impl Client {
             winding_down: false,
             final_reads: VecDeque::new(),
             wake_generation: 0,
+            mix,
             stats: ClientStats::default(),
         };
         let delay = Duration::from_micros(cx.rng.between(0, 20_000));
@@ -544,7 +547,7 @@ impl Client {
         } else if self.winding_down || cx.rng.chance(1, 4) {
             return;
         } else {
-            workload::next_op(self.id, &mut self.knowledge, &mut cx.rng)
+            workload::next_op(self.id, self.mix, &mut self.knowledge, &mut cx.rng)
         };
         let xid = self.next_xid;
         self.next_xid += 1;

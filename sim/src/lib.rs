@@ -104,6 +104,6 @@ pub mod wire;
 pub mod workload;
 pub mod world;
 
-pub use options::{Bug, Fault, Faults, Options};
+pub use options::{Bug, Fault, Faults, Mix, Options};
 pub use violation::{Found, Violation};
 pub use world::{run, Outcome, Summary};

@@ -37,6 +37,7 @@
 //! explored at most once. The search is bounded by a step budget; past it
 //! the verdict is "inconclusive", never a false alarm.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 
 use crate::history::{OpRecord, Pin};
@@ -45,9 +46,11 @@ use crate::model::{Model, Outcome};
 /// One op as the search sees it: the record, where its zxid pins it, and
 /// whether any answer will do (an op whose reply never came, placed by
 /// the caller from the server's log).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct CheckOp<'a> {
-    pub record: &'a OpRecord,
+    /// Borrowed from the history, or made up for a txn the server made
+    /// itself (see `checks`).
+    pub record: Cow<'a, OpRecord>,
     pub pin: Pin,
     pub accept_any: bool,
 }
@@ -56,7 +59,7 @@ impl<'a> CheckOp<'a> {
     /// The op as its reply alone places it.
     pub fn of(record: &'a OpRecord) -> CheckOp<'a> {
         CheckOp {
-            record,
+            record: Cow::Borrowed(record),
             pin: record.pin(),
             accept_any: record.is_indeterminate(),
         }
@@ -409,7 +412,7 @@ fn check_in_zxid_order(ops: &[CheckOp<'_>]) -> Verdict {
     for (done, i) in order.iter().enumerate() {
         if try_op(&state, &ops[*i]).is_none() {
             let mut probe = state.clone();
-            let record = ops[*i].record;
+            let record = &ops[*i].record;
             return Verdict::NotLinearizable(Box::new(Counterexample {
                 linearized: order[..done].to_vec(),
                 op: *i,
@@ -429,7 +432,7 @@ fn check_in_zxid_order(ops: &[CheckOp<'_>]) -> Verdict {
 /// saw: `Some(None)` (matches, state unchanged), `Some(Some(new))`
 /// (matches, new state), `None` (does not match here).
 fn try_op(state: &Model, op: &CheckOp<'_>) -> Option<Option<Model>> {
-    let record = op.record;
+    let record = &op.record;
     if record.op.is_write() && matches!(op.pin, Pin::Point(_)) {
         // Refused before it became a txn: it changed nothing, and its
         // answer (SYSTEMERROR, SESSIONEXPIRED...) is the server's, not the tree's.

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use sim::{Bug, Faults, Options, Outcome};
+use sim::{Bug, Faults, Mix, Options, Outcome};
 
 #[derive(Debug, Parser)]
 #[command(name = "fk-sim", about = "ferrokeeper's deterministic simulator")]
@@ -39,6 +39,9 @@ struct Args {
     /// slow-disk, clock, reset, silent, partition; or all, or none.
     #[arg(long, default_value = "all")]
     faults: Faults,
+    /// What the clients mostly do: standard, or many-ephemerals.
+    #[arg(long, default_value = "standard")]
+    mix: Mix,
     /// Print the event trace of the run (with --seed).
     #[arg(long)]
     trace: bool,
@@ -68,6 +71,7 @@ impl Args {
             clients_per_server: self.clients,
             steps: self.steps,
             faults: self.faults.clone(),
+            mix: self.mix,
             bug: self.bug,
             assert_reply_after_durable: !self.no_reply_assert,
             check_recovery: !self.no_recovery_checks,
@@ -82,6 +86,9 @@ impl Args {
             "fk-sim --seed {seed} --servers {} --clients {} --steps {} --faults {}",
             self.servers, self.clients, self.steps, self.faults
         );
+        if self.mix != Mix::Standard {
+            command.push_str(&format!(" --mix {}", self.mix.name()));
+        }
         if let Some(bug) = self.bug {
             command.push_str(&format!(" --bug {}", bug.name()));
         }

@@ -167,6 +167,38 @@ impl FromStr for Bug {
     }
 }
 
+/// What the clients mostly do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Every kind of request, over every path (the default).
+    Standard,
+    /// Mostly sessions gathering many long-named ephemerals on servers
+    /// with small log segments, so that closing or expiring a session
+    /// takes more than one txn.
+    ManyEphemerals,
+}
+
+impl FromStr for Mix {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Mix, String> {
+        match name {
+            "standard" => Ok(Mix::Standard),
+            "many-ephemerals" => Ok(Mix::ManyEphemerals),
+            _ => Err(format!("unknown mix {name:?} (standard, many-ephemerals)")),
+        }
+    }
+}
+
+impl Mix {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mix::Standard => "standard",
+            Mix::ManyEphemerals => "many-ephemerals",
+        }
+    }
+}
+
 /// One run's parameters. The seed decides everything else.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -178,6 +210,7 @@ pub struct Options {
     /// Scheduler events to process before the run winds down.
     pub steps: u64,
     pub faults: Faults,
+    pub mix: Mix,
     /// A bug to reintroduce (the simulator's own tests only).
     pub bug: Option<Bug>,
     /// The driver asserts that no reply carries a zxid beyond the durable
@@ -204,6 +237,7 @@ impl Options {
             clients_per_server: 5,
             steps: 20_000,
             faults: Faults::all(),
+            mix: Mix::Standard,
             bug: None,
             assert_reply_after_durable: true,
             check_recovery: true,

@@ -31,7 +31,7 @@ use crate::client::Received;
 use crate::context::{Context, Event};
 use crate::disk::{self, Batch, DiskOp, LogDisk, LogProgress};
 use crate::network::{Endpoint, LinkId, Payload};
-use crate::options::{Bug, Options};
+use crate::options::{Bug, Mix, Options};
 use crate::recovery;
 use crate::snapshots::{ServerSnapshots, SnapshotStore};
 use crate::violation::Violation;
@@ -131,6 +131,7 @@ pub struct Server {
     check_refused_writes: bool,
     check_recovery: bool,
     bug: Option<Bug>,
+    mix: Mix,
     assert_reply_after_durable: bool,
     /// Actions are being carried out (see `step`).
     carrying_out: bool,
@@ -159,6 +160,7 @@ impl Server {
             check_refused_writes: options.check_refused_writes,
             check_recovery: options.check_recovery,
             bug: options.bug,
+            mix: options.mix,
             assert_reply_after_durable: options.assert_reply_after_durable,
             carrying_out: false,
             stats: ServerStats::default(),
@@ -224,7 +226,10 @@ impl Server {
 
     fn writer_config(&self, cx: &mut Context) -> WriterConfig {
         WriterConfig {
-            segment_bytes: *cx.rng.pick(&[16u64 << 10, 32 << 10, 64 << 10, 256 << 10]),
+            segment_bytes: match self.mix {
+                Mix::Standard => *cx.rng.pick(&[16u64 << 10, 32 << 10, 64 << 10, 256 << 10]),
+                Mix::ManyEphemerals => wal::SEGMENT_BYTES_MIN,
+            },
             force_sync: self.bug != Some(Bug::NoForceSync),
             batch_records_max: *cx.rng.pick(&[1usize, 3, 16, wal::BATCH_RECORDS_MAX]),
             batch_bytes_max: wal::BATCH_BYTES_MAX,

@@ -105,6 +105,13 @@ pub enum Violation {
         dead: Vec<i64>,
         missing: Vec<i64>,
     },
+    #[error("s{server}: txn 0x{zxid:x} (session 0x{session:x} cxid {cxid}) is in the log, but no client asked for it")]
+    PhantomTxn {
+        server: u8,
+        zxid: i64,
+        session: i64,
+        cxid: i32,
+    },
     #[error("s{server}: a client was told session 0x{session:x} expired, but the log has no closeSession for it")]
     SessionVanished { server: u8, session: i64 },
     #[error(

@@ -18,6 +18,7 @@ use proto::ops::{
 use proto::{Acl, CreateMode};
 
 use crate::model::{Op, SubOp};
+use crate::options::Mix;
 use crate::rng::Rng;
 
 /// Plain keys every client reads and writes.
@@ -117,13 +118,18 @@ impl Knowledge {
 }
 
 /// Picks the next operation for `client`.
-pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
+pub fn next_op(client: u32, mix: Mix, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
     let key = |rng: &mut Rng| rng.pick(&KEYS).to_string();
     let watch = |rng: &mut Rng| rng.chance(1, 2);
     // Weights: create, ephemeral, sequential, setData, delete, getData,
     // exists, getChildren, multi, sync, closeSession, bulk create, bulk
-    // setData, bulk delete, bulk read, addWatch.
-    let weights = [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4, 1];
+    // setData, bulk delete, bulk read, addWatch, many ephemerals.
+    // The standard mix leaves out many ephemerals while the open bug kept
+    // in tests/regressions.rs makes sessions that hold that many immortal.
+    let weights = match mix {
+        Mix::Standard => [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4, 1, 0],
+        Mix::ManyEphemerals => [2, 2, 2, 2, 1, 2, 1, 2, 1, 1, 1, 0, 0, 0, 0, 1, 20],
+    };
     let bulk_node = |rng: &mut Rng| format!("{BULK}/n{}", rng.below(BULK_NODES));
     match rng.weighted(&weights) {
         0 => {
@@ -219,6 +225,7 @@ pub fn next_op(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Op {
                 }
             }
         }
+        16 => Op::Multi(many_ephemerals(client, knowledge, rng)),
         _ => Op::AddWatch {
             path: match rng.below(4) {
                 0 => "/".to_string(),
@@ -247,6 +254,25 @@ fn delete_target(knowledge: &Knowledge, rng: &mut Rng) -> String {
         _ => rng.pick(&KEYS).to_string(),
     }
 }
+
+/// Long-named ephemeral sequential nodes, many at once: a session that
+/// gathers a few hundred of them no longer fits its closeSession in one
+/// txn on the smaller log segments, and the server deletes them one by one
+/// first.
+fn many_ephemerals(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Vec<SubOp> {
+    let name = format!("{QUEUE}/e{client}-{}-", "x".repeat(EPHEMERAL_NAME_PAD));
+    (0..rng.between(5, 20))
+        .map(|_| SubOp::Create {
+            path: name.clone(),
+            data: knowledge.data(client),
+            mode: CreateMode::EphemeralSequential,
+        })
+        .collect()
+}
+
+/// Padding in the names of the many ephemerals (long names make big
+/// closeSession txns).
+const EPHEMERAL_NAME_PAD: usize = 100;
 
 /// Two to four ops, often a check guarding writes (a compare-and-set).
 fn multi_ops(client: u32, knowledge: &mut Knowledge, rng: &mut Rng) -> Vec<SubOp> {

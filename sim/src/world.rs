@@ -92,7 +92,7 @@ impl World {
         let clients = (0..options.servers * options.clients_per_server)
             .map(|i| {
                 let database = i / options.clients_per_server;
-                Client::new(i as u32, sid_of(database), database, &mut cx)
+                Client::new(i as u32, sid_of(database), database, options.mix, &mut cx)
             })
             .collect();
         World {
@@ -458,7 +458,7 @@ impl World {
                         .map_or("-".into(), |r| r.at.to_string()),
                     op.pin,
                     op.accept_any,
-                    describe(op.record)
+                    describe(&op.record)
                 );
             }
         }
@@ -469,14 +469,14 @@ impl World {
                 self.inconclusive += 1;
             }
             Verdict::NotLinearizable(counterexample) => {
-                let op = placed[counterexample.op].record;
+                let op = &placed[counterexample.op].record;
                 let recent: Vec<String> = counterexample
                     .linearized
                     .iter()
                     .rev()
                     .take(8)
                     .rev()
-                    .map(|i| describe(placed[*i].record))
+                    .map(|i| describe(&placed[*i].record))
                     .collect();
                 let detail = format!(
                     "no order explains {} (the model answers {:?} after {} ops; the last of them: {})",
@@ -493,8 +493,8 @@ impl World {
             Verdict::RealTimeBroken { earlier, later } => {
                 let detail = format!(
                     "{} completed before {} was invoked, but their zxids order them the other way",
-                    describe(placed[earlier].record),
-                    describe(placed[later].record)
+                    describe(&placed[earlier].record),
+                    describe(&placed[later].record)
                 );
                 self.cx.violation(Violation::NotLinearizable {
                     server: sid,
@@ -507,8 +507,8 @@ impl World {
                 second,
             } => {
                 let (first, second) = (
-                    describe(placed[first].record),
-                    describe(placed[second].record),
+                    describe(&placed[first].record),
+                    describe(&placed[second].record),
                 );
                 self.cx.violation(Violation::ZxidReused {
                     server: sid,
@@ -578,6 +578,13 @@ fn sid_of(index: usize) -> u8 {
 
 /// One op for a report: who, what, when, what it got.
 fn describe(op: &OpRecord) -> String {
+    if op.client == checks::SERVER_CLIENT {
+        return format!(
+            "the server's {} for session 0x{:x}",
+            op.op.describe(),
+            op.session
+        );
+    }
     let ret = match &op.ret {
         Some(ret) => format!(
             "→ {:?} zxid {} at {:.6}s",

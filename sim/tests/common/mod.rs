@@ -30,6 +30,9 @@ pub fn failure(outcome: &Outcome, options: &Options) -> String {
         "fk-sim --seed {} --servers {} --clients {} --steps {} --faults {}",
         options.seed, options.servers, options.clients_per_server, options.steps, options.faults
     );
+    if options.mix != sim::Mix::Standard {
+        replay.push_str(&format!(" --mix {}", options.mix.name()));
+    }
     if let Some(bug) = options.bug {
         replay.push_str(&format!(" --bug {}", bug.name()));
     }
