@@ -49,9 +49,21 @@
 //! client reads every path): sessions in the tree are exactly the live
 //! clients' and every ephemeral belongs to one; the live tree's digest
 //! equals recovery's from the newest snapshot and from snapshot 0 with the
-//! whole log; and the history is linearizable over the [`model`], with
-//! writes in zxid order and each read at its reply's zxid (see
-//! [`linearizability`] and [`checks`] for how unanswered ops are placed).
+//! whole log; every txn the client was told about is in the final log as
+//! told, and every other txn is one the server makes itself (expiries,
+//! shed ephemerals, reaped containers); no watch set on a connection failed
+//! to fire there before a reply showing its txn applied ([`watches`]); and
+//! the history is linearizable over the [`model`], with writes in zxid
+//! order and each read at its reply's zxid (see [`linearizability`] and
+//! [`checks`] for how unanswered ops are placed).
+//!
+//! # Open bugs it finds
+//!
+//! Two node bugs are kept as ignored tests in `tests/regressions.rs`, and
+//! the defaults step around them until they are fixed: the CI options skip
+//! the SYSTEMERROR check (`Options::check_refused_writes`,
+//! `--allow-refused-writes`), and the standard [`Mix`] leaves out sessions
+//! with hundreds of ephemerals (`--mix many-ephemerals` brings them back).
 //!
 //! # Replay, CI and soak
 //!

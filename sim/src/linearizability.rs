@@ -10,7 +10,7 @@
 //! read between the txns at or below its zxid and those above it, and (c)
 //! in which every completed op answers exactly what the model answers at
 //! its place. Indeterminate ops (no reply) may fall anywhere after their
-//! invocation or nowhere; an [`Op::Expire`] floats from the session's last
+//! invocation or nowhere; an [`crate::model::Op::Expire`] floats from the session's last
 //! sign of life.
 //!
 //! (b) is stronger than linearizability and it is what ZooKeeper promises:
