@@ -149,12 +149,16 @@ fn main() -> ExitCode {
     };
     let started = Instant::now();
     let mut inconclusive = 0;
+    let (mut simulated, mut ops, mut restarts) = (0.0f64, 0u64, 0u64);
     for seed in &seeds {
         let mut outcome = sim::run(&args.options(*seed));
         for line in outcome.trace.drain(..) {
             println!("{line}");
         }
         inconclusive += u64::from(outcome.summary.inconclusive > 0);
+        simulated += outcome.simulated.as_secs_f64();
+        ops += outcome.summary.ops_invoked;
+        restarts += outcome.summary.servers.restarts;
         if args.seed.is_some() || outcome.found.is_some() {
             println!("{}", report(&outcome));
         }
@@ -165,10 +169,14 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds passed ({} with an inconclusive linearizability check) in {:.1}s",
+        "{} seeds passed ({} with an inconclusive linearizability check) in {:.1}s: \
+         {:.0}s simulated, {} ops, {} server restarts",
         seeds.len(),
         inconclusive,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        simulated,
+        ops,
+        restarts
     );
     ExitCode::SUCCESS
 }

@@ -84,6 +84,8 @@ struct Running {
     log_failed: bool,
     /// The highest zxid reported durable early (the reintroduced bug only).
     reported_early: i64,
+    /// When the batch in flight started (its sync time for the node's stats).
+    batch_started: Duration,
 }
 
 /// Counts for the run's summary.
@@ -311,6 +313,7 @@ impl Server {
             chunks_this_snapshot: 0,
             log_failed: false,
             reported_early: 0,
+            batch_started: Duration::ZERO,
         });
         self.schedule_tick(cx);
     }
@@ -664,6 +667,9 @@ impl Server {
             cx.trace.mix_bytes(&record.payload);
         }
         let running = self.running.as_mut().expect("acting while up");
+        if !running.disk.is_busy() {
+            running.batch_started = cx.now;
+        }
         let progress = running.disk.submit(batch);
         self.after_disk_progress(cx, progress);
     }
@@ -695,7 +701,7 @@ impl Server {
                         zxid: durable.zxid,
                         records: durable.records,
                         record_bytes: durable.record_bytes,
-                        sync_time: Duration::from_micros(200),
+                        sync_time: self.batch_time(cx),
                     }),
                     Err(failure) => {
                         self.log_failed(cx);
@@ -706,11 +712,19 @@ impl Server {
                     self.step(cx, input);
                 }
                 if let Some(running) = &mut self.running {
+                    running.batch_started = cx.now;
                     let next = running.disk.continue_queue();
                     self.after_disk_progress(cx, next);
                 }
             }
         }
+    }
+
+    /// How long the batch that just finished took, in simulated time.
+    fn batch_time(&self, cx: &Context) -> Duration {
+        self.running
+            .as_ref()
+            .map_or(Duration::ZERO, |r| cx.now.saturating_sub(r.batch_started))
     }
 
     fn reported_early(&self) -> i64 {
