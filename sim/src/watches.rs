@@ -277,3 +277,110 @@ fn check_connection(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recovery::TxnKind;
+
+    fn txn(zxid: i64, changes: Vec<Change>) -> Logged {
+        Logged {
+            zxid,
+            session: 1,
+            cxid: zxid as i32,
+            kind: TxnKind::Request,
+            changes,
+        }
+    }
+
+    fn log(notes: Vec<Note>) -> Vec<ConnectionLog> {
+        vec![ConnectionLog {
+            client: 0,
+            session: 7,
+            notes,
+        }]
+    }
+
+    fn set(kind: WatchKind, path: &str, zxid: i64) -> Note {
+        Note::Set {
+            watch: WatchKey {
+                kind,
+                path: path.into(),
+            },
+            zxid,
+        }
+    }
+
+    fn event(event: EventType, path: &str, zxid: i64) -> Note {
+        Note::Event {
+            event,
+            path: path.into(),
+            zxid,
+        }
+    }
+
+    /// /a's data changes at 2 and 4; a child of / is created at 3.
+    fn txns() -> Vec<Logged> {
+        vec![
+            txn(2, vec![Change::DataChanged("/a".into())]),
+            txn(3, vec![Change::Created("/b".into())]),
+            txn(4, vec![Change::DataChanged("/a".into())]),
+        ]
+    }
+
+    #[test]
+    fn a_one_shot_watch_must_fire_before_a_reply_past_its_trigger() {
+        let watched = set(WatchKind::Data, "/a", 1);
+        let ok = log(vec![
+            watched.clone(),
+            event(EventType::NodeDataChanged, "/a", 2),
+            Note::Reply { zxid: 4 },
+        ]);
+        assert_eq!(check_delivery(1, &ok, &txns()), Ok(()));
+        let lost = log(vec![watched, Note::Reply { zxid: 3 }]);
+        assert!(matches!(
+            check_delivery(1, &lost, &txns()),
+            Err(Violation::WatchEventLost {
+                txn: 2,
+                reply_zxid: 3,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_reply_before_the_trigger_says_nothing_yet() {
+        let early = log(vec![set(WatchKind::Data, "/a", 1), Note::Reply { zxid: 1 }]);
+        assert_eq!(check_delivery(1, &early, &txns()), Ok(()));
+    }
+
+    #[test]
+    fn a_persistent_watch_must_fire_for_every_trigger() {
+        let once = log(vec![
+            set(WatchKind::Persistent, "/a", 1),
+            event(EventType::NodeDataChanged, "/a", 2),
+            Note::Reply { zxid: 4 },
+        ]);
+        assert!(matches!(
+            check_delivery(1, &once, &txns()),
+            Err(Violation::WatchEventLost { txn: 4, .. })
+        ));
+        let recursive = log(vec![
+            set(WatchKind::Recursive, "/", 1),
+            event(EventType::NodeDataChanged, "/a", 2),
+            event(EventType::NodeCreated, "/b", 3),
+            event(EventType::NodeDataChanged, "/a", 4),
+            Note::Reply { zxid: 4 },
+        ]);
+        assert_eq!(check_delivery(1, &recursive, &txns()), Ok(()));
+    }
+
+    #[test]
+    fn a_child_watch_fires_on_a_child_created() {
+        let child = log(vec![set(WatchKind::Child, "/", 2), Note::Reply { zxid: 3 }]);
+        assert!(matches!(
+            check_delivery(1, &child, &txns()),
+            Err(Violation::WatchEventLost { txn: 3, .. })
+        ));
+    }
+}
