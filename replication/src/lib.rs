@@ -13,16 +13,18 @@
 //!   type, as typed leader → learner and learner → leader messages.
 //! - [`ensemble`]: `server.N=...` lines, membership, majority quorums over
 //!   participants.
-//! - `election` (next): fast leader election as a state machine.
+//! - [`election`]: fast leader election as a state machine.
 //!
 //! Txn payloads are opaque [`bytes::Bytes`]: this crate never sees tree
 //! types, and one encoded proposal is shared by every follower queue.
 
+pub mod election;
 pub mod election_wire;
 pub mod ensemble;
 pub mod messages;
 pub mod packet;
 
+pub use election::{Election, ElectionAction, ElectionConfig, ElectionInput, Role, Vote};
 pub use election_wire::{
     ElectionFrame, ElectionHello, ElectionStreamDecoder, ElectionStreamError, HostPort,
     Notification, NotificationError, ServerState,
