@@ -475,3 +475,31 @@ fn nothing_happens_before_start() {
     assert_eq!(s.receive(0, 2, looking(2, ZXID, 1)), vec![]);
     assert_eq!(s.step(10_000, ElectionInput::Tick), vec![]);
 }
+
+#[test]
+fn followers_alone_do_not_make_a_leader() {
+    // checkLeader: a quorum FOLLOWING 3 is not enough until 3 itself says LEADING,
+    // and nobody leads on the word of followers from another round.
+    let five = Ensemble::from_server_values((1..=5).map(|sid| (sid, "h:1:2"))).unwrap();
+    let following = |leader| from_peer(ServerState::Following, leader, ZXID, 7, 2);
+    let mut s = Server::in_ensemble(1, five.clone());
+    s.start(0);
+    for from in [2, 4, 5] {
+        s.receive(10, from, following(3));
+    }
+    assert!(s.election.is_looking());
+    let actions = s.receive(20, 3, from_peer(ServerState::Leading, 3, ZXID, 7, 2));
+    assert!(matches!(
+        actions[0],
+        ElectionAction::Decided {
+            role: Role::Following,
+            ..
+        }
+    ));
+    let mut me = Server::in_ensemble(3, five);
+    me.start(0);
+    for from in [1, 2, 4] {
+        me.receive(10, from, following(3));
+    }
+    assert!(me.election.is_looking(), "round 7 is not ours (1)");
+}
