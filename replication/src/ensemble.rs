@@ -97,14 +97,17 @@ impl ServerSpec {
             value: value.to_string(),
         };
         let parts = java_split(value, ';');
-        if parts.len() > 3 {
+        // Java's split leaves nothing of ";" or "|" (ZooKeeper then fails
+        // on an index; here it is a format error).
+        if parts.is_empty() || parts.len() > 3 {
             return Err(format());
         }
         let addresses = java_split(parts[0], '|');
         if addresses.len() > 1 {
             return Err(EnsembleError::MultipleAddresses { sid });
         }
-        let fields = split_host_and_ports(addresses[0]).ok_or_else(format)?;
+        let address = addresses.first().ok_or_else(format)?;
+        let fields = split_host_and_ports(address).ok_or_else(format)?;
         if !(3..=4).contains(&fields.len()) {
             return Err(format());
         }
@@ -358,6 +361,9 @@ mod tests {
         );
         assert_eq!(spec("[::1:2888:3888"), Err(format("[::1:2888:3888")));
         assert_eq!(spec("h:1:2;a:b:3"), Err(format("h:1:2;a:b:3")));
+        for nothing in [";", "|", ":", ";;", ""] {
+            assert_eq!(spec(nothing), Err(format(nothing)), "{nothing:?}");
+        }
         assert!(matches!(
             ServerSpec::parse_line("server.x=h:1:2"),
             Err(EnsembleError::BadKey { .. })

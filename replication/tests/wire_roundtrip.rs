@@ -319,6 +319,16 @@ proptest! {
     }
 
     #[test]
+    fn config_like_text_never_panics_the_server_line_parser(
+        value in "[a-z0-9:;|\\[\\]. ]{0,30}",
+    ) {
+        if let Ok(spec) = ServerSpec::parse(1, &value) {
+            prop_assert_ne!(spec.quorum.port, spec.election.port);
+        }
+        let _ = ServerSpec::parse_line(&format!("server.{value}"));
+    }
+
+    #[test]
     fn truncated_and_mutated_messages_never_panic(
         n in notification(),
         hello in hello(),
