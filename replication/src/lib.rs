@@ -14,6 +14,8 @@
 //! - [`ensemble`]: `server.N=...` lines, membership, majority quorums over
 //!   participants.
 //! - [`election`]: fast leader election as a state machine.
+//! - [`leader`]: the leader after election — discovery, synchronisation of
+//!   each learner (DIFF / TRUNC / SNAP), pipelined broadcast.
 //!
 //! Txn payloads are opaque [`bytes::Bytes`]: this crate never sees tree
 //! types, and one encoded proposal is shared by every follower queue.
@@ -21,6 +23,7 @@
 pub mod election;
 pub mod election_wire;
 pub mod ensemble;
+pub mod leader;
 pub mod messages;
 pub mod packet;
 

@@ -195,8 +195,20 @@ pub enum LeaderMessage {
     Trunc {
         zxid: Zxid,
     },
-    /// The snapshot follows in the stream, outside any packet.
+    /// A snapshot of the leader's tree at `zxid` follows. ZooKeeper writes
+    /// it raw into the stream; ferrokeeper sends it in its own snapshot
+    /// format as SNAP packets with data (`SnapChunk`), ended by a SNAP packet
+    /// with empty data (`SnapEnd`). This SNAP has null data.
     Snap {
+        zxid: Zxid,
+    },
+    /// The next bytes of the snapshot (a SNAP packet with non-empty data).
+    SnapChunk {
+        zxid: Zxid,
+        chunk: Bytes,
+    },
+    /// The snapshot is complete (a SNAP packet with empty, non-null data).
+    SnapEnd {
         zxid: Zxid,
     },
     NewLeader {
@@ -384,7 +396,7 @@ impl LeaderMessage {
             Self::LeaderInfo { .. } => PacketType::LeaderInfo,
             Self::Diff { .. } => PacketType::Diff,
             Self::Trunc { .. } => PacketType::Trunc,
-            Self::Snap { .. } => PacketType::Snap,
+            Self::Snap { .. } | Self::SnapChunk { .. } | Self::SnapEnd { .. } => PacketType::Snap,
             Self::NewLeader { .. } => PacketType::NewLeader,
             Self::UpToDate => PacketType::UpToDate,
             Self::Proposal { .. } => PacketType::Proposal,
@@ -423,6 +435,8 @@ impl LeaderMessage {
             | Self::Snap { zxid }
             | Self::Commit { zxid }
             | Self::Ping { zxid } => QuorumPacket::new(packet_type, *zxid),
+            Self::SnapChunk { zxid, chunk } => QuorumPacket::with_data(packet_type, *zxid, chunk.clone()),
+            Self::SnapEnd { zxid } => QuorumPacket::with_data(packet_type, *zxid, Bytes::new()),
             Self::NewLeader { zxid, config } => QuorumPacket {
                 data: config.clone(),
                 ..QuorumPacket::new(packet_type, *zxid)
@@ -462,7 +476,14 @@ impl LeaderMessage {
             },
             PacketType::Diff => Self::Diff { zxid },
             PacketType::Trunc => Self::Trunc { zxid },
-            PacketType::Snap => Self::Snap { zxid },
+            PacketType::Snap => match &packet.data {
+                None => Self::Snap { zxid },
+                Some(data) if data.is_empty() => Self::SnapEnd { zxid },
+                Some(data) => Self::SnapChunk {
+                    zxid,
+                    chunk: data.clone(),
+                },
+            },
             PacketType::NewLeader => Self::NewLeader {
                 zxid,
                 config: packet.data.clone(),
