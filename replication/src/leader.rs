@@ -90,7 +90,11 @@ pub enum StepDownReason {
     /// Discovery or synchronisation did not finish within initLimit.
     NotEstablished,
     /// A participant's history is ahead of the leader's.
-    FollowerAhead { sid: Sid, current_epoch: i64, last_zxid: Zxid },
+    FollowerAhead {
+        sid: Sid,
+        current_epoch: i64,
+        last_zxid: Zxid,
+    },
 }
 
 /// What the driver must do, in order.
@@ -117,10 +121,17 @@ pub enum LeaderAction {
     /// Sessions these learners' clients used (from PING replies).
     Touch { touches: Vec<SessionTouch> },
     /// A learner forwards a client request.
-    Request { link: LinkId, request: ForwardedRequest },
+    Request {
+        link: LinkId,
+        request: ForwardedRequest,
+    },
     /// A client reconnects to a learner: is this session alive? Answer with
     /// [`Leader::revalidated`].
-    Revalidate { link: LinkId, session_id: i64, timeout_ms: i32 },
+    Revalidate {
+        link: LinkId,
+        session_id: i64,
+        timeout_ms: i32,
+    },
     /// Give up leadership.
     StepDown { reason: StepDownReason },
 }
@@ -210,7 +221,10 @@ impl Leader {
         zxid_last: Zxid,
         now_ms: u64,
     ) -> Leader {
-        assert!(config.ensemble.is_voter(config.my_sid), "only a participant leads");
+        assert!(
+            config.ensemble.is_voter(config.my_sid),
+            "only a participant leads"
+        );
         let mut leader = Leader {
             phase: LeaderPhase::Discovery,
             accepted_epoch,
@@ -316,7 +330,10 @@ impl Leader {
             queued_bytes: 0,
             last_heard_ms: now_ms,
         };
-        assert!(self.learners.insert(link, learner).is_none(), "links are never reused");
+        assert!(
+            self.learners.insert(link, learner).is_none(),
+            "links are never reused"
+        );
     }
 
     /// The learner's connection is gone.
@@ -408,13 +425,25 @@ impl Leader {
             return self.close(link, "a second FOLLOWERINFO on one connection", out);
         }
         let Some(sid) = sid else {
-            return self.close(link, "a learner without LearnerInfo (protocol too old)", out);
+            return self.close(
+                link,
+                "a learner without LearnerInfo (protocol too old)",
+                out,
+            );
         };
         let Some(spec) = self.config.ensemble.get(sid) else {
-            return self.close(link, &format!("server id {sid} is not in the ensemble"), out);
+            return self.close(
+                link,
+                &format!("server id {sid} is not in the ensemble"),
+                out,
+            );
         };
         if spec.learner_type != kind || sid == self.config.my_sid {
-            return self.close(link, &format!("server {sid} connects as a {kind:?}, which it is not"), out);
+            return self.close(
+                link,
+                &format!("server {sid} connects as a {kind:?}, which it is not"),
+                out,
+            );
         }
         // A learner that reconnects replaces its old connection.
         let old: Vec<LinkId> = self
@@ -451,7 +480,12 @@ impl Leader {
         {
             return;
         }
-        let highest = self.epoch_votes.values().copied().max().expect("a quorum is not empty");
+        let highest = self
+            .epoch_votes
+            .values()
+            .copied()
+            .max()
+            .expect("a quorum is not empty");
         self.epoch = highest + 1;
         self.phase = LeaderPhase::PersistAccepted;
         self.persisting = Some(EpochKind::Accepted);
@@ -460,7 +494,11 @@ impl Leader {
 
     /// The epoch write asked for last is durable.
     pub fn epoch_persisted(&mut self, out: &mut Vec<LeaderAction>) {
-        match self.persisting.take().expect("an epoch write was asked for") {
+        match self
+            .persisting
+            .take()
+            .expect("an epoch write was asked for")
+        {
             EpochKind::Accepted => {
                 self.accepted_epoch = self.epoch;
                 self.phase = LeaderPhase::EpochAcks;
@@ -644,8 +682,18 @@ impl Leader {
     }
 
     /// The next chunk of the snapshot streaming to `link`.
-    pub fn snapshot_chunk(&mut self, link: LinkId, zxid: Zxid, chunk: Bytes, out: &mut Vec<LeaderAction>) {
-        if self.learners.get(&link).is_some_and(|l| l.snapshot_streaming) {
+    pub fn snapshot_chunk(
+        &mut self,
+        link: LinkId,
+        zxid: Zxid,
+        chunk: Bytes,
+        out: &mut Vec<LeaderAction>,
+    ) {
+        if self
+            .learners
+            .get(&link)
+            .is_some_and(|l| l.snapshot_streaming)
+        {
             let packet = encode(&LeaderMessage::SnapChunk { zxid, chunk });
             self.send_now(link, packet, out);
         }
@@ -679,7 +727,10 @@ impl Leader {
     }
 
     fn on_ack(&mut self, link: LinkId, zxid: Zxid, out: &mut Vec<LeaderAction>) {
-        let learner = self.learners.get_mut(&link).expect("the caller looked it up");
+        let learner = self
+            .learners
+            .get_mut(&link)
+            .expect("the caller looked it up");
         let Some(sid) = learner.sid else {
             return self.close(link, "ACK before FOLLOWERINFO", out);
         };
@@ -732,9 +783,17 @@ impl Leader {
     /// The leader's node prepared a new txn (established epoch only): it goes
     /// to every forwarding follower now, while the leader's own log writes it.
     pub fn propose(&mut self, zxid: Zxid, txn: Bytes, out: &mut Vec<LeaderAction>) {
-        assert_eq!(self.phase, LeaderPhase::Broadcast, "proposals only once established");
+        assert_eq!(
+            self.phase,
+            LeaderPhase::Broadcast,
+            "proposals only once established"
+        );
         assert!(zxid > self.zxid_last, "proposals in zxid order");
-        assert_eq!(epoch_of(zxid), self.epoch, "proposals carry the leader's epoch");
+        assert_eq!(
+            epoch_of(zxid),
+            self.epoch,
+            "proposals carry the leader's epoch"
+        );
         self.zxid_last = zxid;
         self.outstanding.push_back((zxid, txn.clone()));
         let packet = encode(&LeaderMessage::Proposal { zxid, txn });
@@ -782,7 +841,8 @@ impl Leader {
 
     /// The highest zxid a quorum of participants has made durable.
     fn quorum_acked(&self) -> Zxid {
-        let mut acks: BTreeMap<Sid, Zxid> = BTreeMap::from([(self.config.my_sid, self.zxid_durable)]);
+        let mut acks: BTreeMap<Sid, Zxid> =
+            BTreeMap::from([(self.config.my_sid, self.zxid_durable)]);
         for learner in self.learners.values() {
             if let Some(sid) = learner.sid {
                 if learner.kind == LearnerType::Participant && learner.forwarding {
@@ -835,7 +895,13 @@ impl Leader {
     }
 
     /// Answers a learner's REVALIDATE.
-    pub fn revalidated(&mut self, link: LinkId, session_id: i64, valid: bool, out: &mut Vec<LeaderAction>) {
+    pub fn revalidated(
+        &mut self,
+        link: LinkId,
+        session_id: i64,
+        valid: bool,
+        out: &mut Vec<LeaderAction>,
+    ) {
         let message = LeaderMessage::Revalidate { session_id, valid };
         self.send(link, encode(&message), out);
     }
@@ -858,7 +924,11 @@ impl Leader {
             .learners
             .iter()
             .filter(|(_, l)| {
-                let limit = if l.phase == LearnerPhase::Synced { sync_ms } else { init_ms };
+                let limit = if l.phase == LearnerPhase::Synced {
+                    sync_ms
+                } else {
+                    init_ms
+                };
                 now_ms.saturating_sub(l.last_heard_ms) > limit
             })
             .map(|(link, _)| *link)
@@ -874,7 +944,9 @@ impl Leader {
             }
             return;
         }
-        let ping = encode(&LeaderMessage::Ping { zxid: self.zxid_last });
+        let ping = encode(&LeaderMessage::Ping {
+            zxid: self.zxid_last,
+        });
         let links: Vec<LinkId> = self
             .learners
             .iter()
@@ -950,14 +1022,23 @@ impl Leader {
         assert!(self.zxid_committed <= self.zxid_last);
         let mut previous = self.zxid_committed;
         for (zxid, _) in &self.outstanding {
-            assert!(*zxid > previous, "outstanding proposals in zxid order, after the committed");
+            assert!(
+                *zxid > previous,
+                "outstanding proposals in zxid order, after the committed"
+            );
             previous = *zxid;
         }
-        assert_eq!(previous.max(self.zxid_committed), self.zxid_last.max(self.zxid_committed));
+        assert_eq!(
+            previous.max(self.zxid_committed),
+            self.zxid_last.max(self.zxid_committed)
+        );
         let mut previous = Zxid::MIN;
         let mut bytes = 0;
         for (zxid, txn) in &self.window {
-            assert!(*zxid > previous && *zxid <= self.zxid_committed, "the window is committed history");
+            assert!(
+                *zxid > previous && *zxid <= self.zxid_committed,
+                "the window is committed history"
+            );
             previous = *zxid;
             bytes += txn.len();
         }

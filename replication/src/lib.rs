@@ -16,6 +16,8 @@
 //! - [`election`]: fast leader election as a state machine.
 //! - [`leader`]: the leader after election — discovery, synchronisation of
 //!   each learner (DIFF / TRUNC / SNAP), pipelined broadcast.
+//! - [`learner`]: a follower or observer — registration, synchronisation
+//!   with its persistence orders, following the broadcast.
 //!
 //! Txn payloads are opaque [`bytes::Bytes`]: this crate never sees tree
 //! types, and one encoded proposal is shared by every follower queue.
@@ -24,6 +26,7 @@ pub mod election;
 pub mod election_wire;
 pub mod ensemble;
 pub mod leader;
+pub mod learner;
 pub mod messages;
 pub mod packet;
 

@@ -435,7 +435,9 @@ impl LeaderMessage {
             | Self::Snap { zxid }
             | Self::Commit { zxid }
             | Self::Ping { zxid } => QuorumPacket::new(packet_type, *zxid),
-            Self::SnapChunk { zxid, chunk } => QuorumPacket::with_data(packet_type, *zxid, chunk.clone()),
+            Self::SnapChunk { zxid, chunk } => {
+                QuorumPacket::with_data(packet_type, *zxid, chunk.clone())
+            }
             Self::SnapEnd { zxid } => QuorumPacket::with_data(packet_type, *zxid, Bytes::new()),
             Self::NewLeader { zxid, config } => QuorumPacket {
                 data: config.clone(),
