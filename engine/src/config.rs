@@ -163,6 +163,9 @@ impl Config {
             super_digest: self.super_digest.clone(),
             fsync_warning_threshold_ms: self.fsync_warning_threshold_ms,
             random_seed,
+            extended_types_enabled: self.extended_types_enabled,
+            txn_bytes_max: self.txn_bytes_max(),
+            ensemble: None,
         }
     }
 

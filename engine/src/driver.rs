@@ -291,7 +291,22 @@ impl Driver {
                 Level::Warn => warn!("{line}"),
                 Level::Error => error!("{line}"),
             },
+            action @ (Action::ElectionSend { .. }
+            | Action::ConnectToLeader { .. }
+            | Action::PeerSend { .. }
+            | Action::PeerClose { .. }
+            | Action::PersistEpoch { .. }
+            | Action::TruncateLog { .. }
+            | Action::Reload) => self.carry_out_peer(action),
         }
+    }
+
+    /// Ensemble actions: a standalone node never asks for them.
+    fn carry_out_peer(&mut self, action: Action) {
+        error!(
+            ?action,
+            "a standalone server was asked for an ensemble action; ignored"
+        );
     }
 
     /// Hands frames to a connection. A connection whose outbox is full is not

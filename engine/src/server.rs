@@ -204,9 +204,7 @@ struct DriverChannels {
 }
 
 /// Starts the node and its driver on this executor.
-fn start_driver(config: &Arc<Config>, mut tree: DataTree, channels: DriverChannels) {
-    tree.set_extended_types_enabled(config.extended_types_enabled);
-    tree.set_txn_bytes_max(config.txn_bytes_max());
+fn start_driver(config: &Arc<Config>, tree: DataTree, channels: DriverChannels) {
     let origin = Instant::now();
     let now = node::Now {
         monotonic: origin.elapsed(),
@@ -214,7 +212,13 @@ fn start_driver(config: &Arc<Config>, mut tree: DataTree, channels: DriverChanne
     };
     // A fresh seed at every start: which txn counts trigger snapshots.
     let settings = config.node_settings(rand::random());
-    let node = node::Node::new(settings, tree, crate::log_stage::append_limits(), now);
+    let recovered = node::Recovered {
+        tree,
+        history: Vec::new(),
+        accepted_epoch: 0,
+        current_epoch: 0,
+    };
+    let node = node::Node::new(settings, recovered, crate::log_stage::append_limits(), now);
     let config = Rc::new(Config::clone(config));
     let driver = Driver::new(
         config,

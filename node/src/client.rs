@@ -24,6 +24,19 @@ impl Node {
         let timeout_ms = self.settings.negotiate_session_timeout(request.timeout_ms);
         let connection = Connection::new(peer.clone(), timeout_ms, request.read_only);
         self.conns.insert(conn, connection);
+        if !self.role.serving() {
+            // ZooKeeper closes connections while it is not serving ("not
+            // running"); the client tries another server or again later.
+            self.out.log(
+                Level::Info,
+                format!(
+                    "refusing session from {peer}: this server is not serving ({})",
+                    self.role.mode()
+                ),
+            );
+            self.close_conn(conn);
+            return;
+        }
         if request.last_zxid_seen > self.zxid_applied() {
             self.out.log(
                 Level::Warn,
@@ -55,6 +68,15 @@ impl Node {
         let auth = c.auth.clone();
         self.sessions
             .insert(session_id, timeout_ms, Some(conn), self.now.monotonic);
+        if matches!(self.role, crate::roles::Role::Learning(_)) {
+            self.out.log(
+                Level::Info,
+                format!("new session 0x{session_id:x} from {peer}, timeout {timeout_ms} ms, forwarded to the leader"),
+            );
+            self.learner_create_session(conn, session_id, timeout_ms);
+            self.push(conn, Pending::Connecting);
+            return;
+        }
         match self.prepare(session_id, 0, &auth, &WriteOp::CreateSession { timeout_ms }) {
             Ok(_) => {
                 self.out.log(
@@ -80,7 +102,9 @@ impl Node {
         let session_id = request.session_id;
         let peer = self.conns.get(conn).expect("registered").peer.clone();
         let password_ok = request.password == session_password(session_id);
-        let live = self.sessions.get(session_id).is_some_and(|s| !s.closing);
+        let learning = matches!(self.role, crate::roles::Role::Learning(_));
+        // A learner asks the leader, which tracks every session.
+        let live = learning || self.sessions.get(session_id).is_some_and(|s| !s.closing);
         // ZooKeeper closes the session's current connection before it checks
         // the password (processConnectRequest); the session itself survives.
         if let Some(old) = self
@@ -110,6 +134,12 @@ impl Node {
             self.push(conn, Pending::Ready(frame_of(&response)));
             self.push(conn, Pending::Close);
             self.drain(conn);
+            return;
+        }
+        if learning {
+            let timeout_ms = self.conns.get(conn).expect("registered").timeout_ms;
+            self.sessions.remove(session_id);
+            self.learner_revalidate(conn, request, timeout_ms);
             return;
         }
         let c = self.conns.get_mut(conn).expect("registered");
@@ -202,7 +232,11 @@ impl Node {
             // After closeSession nothing more is answered; the connection
             // closes once that reply is out, as ZooKeeper's does.
             Some(session) if session.closing => return,
-            Some(_) => self.sessions.touch(session_id, self.now.monotonic),
+            Some(session) => {
+                let timeout_ms = session.timeout_ms;
+                self.sessions.touch(session_id, self.now.monotonic);
+                self.learner_touch(session_id, timeout_ms);
+            }
             None => {}
         }
         let request = match body {
@@ -211,6 +245,9 @@ impl Node {
         };
         let received = self.now.monotonic;
         let op = request.op_code();
+        if matches!(self.role, crate::roles::Role::Learning(_)) && forwarded_by_learners(&request) {
+            return self.learner_request(conn, session_id, xid, request, received);
+        }
         match request {
             Request::Auth(packet) => self.on_auth(conn, xid, packet),
             Request::Sync(sync) => {
@@ -240,6 +277,56 @@ impl Node {
                     },
                 ),
             },
+        }
+    }
+
+    /// A learner forwards writes and syncs to the leader; the reply waits
+    /// for the txn's commit (or the leader's SYNC) like any other.
+    fn learner_request(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        received: std::time::Duration,
+    ) {
+        let auth = self
+            .conns
+            .get(conn)
+            .expect("looked up by the caller")
+            .auth
+            .clone();
+        self.learner_write(session_id, xid, &request, &auth);
+        match request {
+            Request::Sync(sync) => {
+                self.push(
+                    conn,
+                    Pending::Sync {
+                        xid,
+                        path: sync.path,
+                        // Known once the leader answers (LearnerAction::SyncAnswered).
+                        zxid: i64::MAX,
+                        received,
+                    },
+                );
+                self.sync_waiters.insert(conn);
+                self.learning().syncs.push_back(conn);
+            }
+            request => {
+                if matches!(request, Request::CloseSession) {
+                    self.sessions.mark_closing(session_id);
+                }
+                self.pipeline.wait(session_id, xid, conn);
+                let shape = ReplyShape::of(&request);
+                self.push(
+                    conn,
+                    Pending::Write {
+                        xid,
+                        shape,
+                        received,
+                    },
+                );
+            }
         }
     }
 
@@ -492,4 +579,22 @@ pub(crate) fn frame_of<R: Record>(record: &R) -> Vec<u8> {
     let mut w = Writer::begin_frame();
     record.encode(&mut w);
     w.finish_frame()
+}
+
+/// Requests a learner sends to the leader: writes, closeSession and sync.
+fn forwarded_by_learners(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Check(_)
+            | Request::Multi(_)
+            | Request::CloseSession
+            | Request::Sync(_)
+    )
 }

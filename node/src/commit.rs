@@ -15,6 +15,7 @@ use crate::connections::Pending;
 use crate::io::{ConnId, Level, StorageFailure};
 use crate::node::Node;
 use crate::requests::{self, ReplyShape};
+use crate::roles::Role;
 use crate::session_id::session_password;
 
 impl Node {
@@ -56,13 +57,21 @@ impl Node {
     }
 
     fn enqueue(&mut self, session_id: i64, cxid: i32, txn: Txn) -> i64 {
+        let zxid = self.pipeline.zxid_next();
         let header = TxnHeader {
             session_id,
             cxid,
-            zxid: self.pipeline.zxid_next(),
+            zxid,
             time_ms: self.now.wall_ms,
         };
-        self.pipeline.enqueue(header, txn)
+        let payload = self.pipeline.enqueue(header, txn);
+        if let Role::Leading(leading) = &mut self.role {
+            // The same bytes go to the log and to every follower, at once.
+            let mut actions = Vec::new();
+            leading.leader.propose(zxid, payload, &mut actions);
+            self.leader_actions(actions);
+        }
+        zxid
     }
 
     /// Prepares the deletion of every ephemeral a closing session owns, each
@@ -93,8 +102,21 @@ impl Node {
         self.stats
             .record_sync(sync_time, self.settings.fsync_warning_threshold_ms);
         self.pipeline.durable(zxid);
-        // Standalone: durable here is durable on a quorum of one.
-        self.pipeline.commit(zxid);
+        match &mut self.role {
+            // Standalone: durable here is durable on a quorum of one.
+            Role::Standalone => self.pipeline.commit(zxid),
+            Role::Leading(leading) => {
+                let mut actions = Vec::new();
+                leading.leader.local_durable(zxid, &mut actions);
+                self.leader_actions(actions);
+            }
+            Role::Learning(learning) => {
+                let mut actions = Vec::new();
+                learning.learner.durable(zxid, &mut actions);
+                self.learner_actions(actions);
+            }
+            Role::Looking(_) => self.maybe_start_election(),
+        }
         self.apply_committed();
         self.release_syncs();
         self.snapshots.logged(
@@ -119,7 +141,7 @@ impl Node {
         let applied = self.zxid_applied();
         let dropped = self.pipeline.fail(failure, applied);
         self.tree.discard_pending();
-        for (header, txn) in dropped {
+        for (header, txn, _) in dropped {
             let Some(conn) = self.pipeline.waiter(header.session_id, header.cxid) else {
                 continue;
             };
@@ -144,11 +166,14 @@ impl Node {
             }
         }
         self.release_syncs();
+        // A member that cannot persist must not lead, follow or vote.
+        self.go_looking("the log failed");
     }
 
     /// Applies every committed txn, in zxid order.
     pub(crate) fn apply_committed(&mut self) {
-        while let Some((header, txn)) = self.pipeline.pop_committed() {
+        while let Some((header, txn, payload)) = self.pipeline.pop_committed() {
+            self.history.push(header.zxid, payload);
             self.apply(header, txn);
         }
     }

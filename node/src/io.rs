@@ -9,8 +9,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use proto::ops::Request;
 use proto::{ConnectRequest, DecodeError};
+pub use replication::leader::LinkId;
+use replication::{Notification, QuorumPacket, Sid};
 
 /// Identifies one client connection for the life of the server (never reused).
 pub type ConnId = u64;
@@ -53,11 +56,21 @@ pub struct RequestFrame {
     pub body: Result<Request, DecodeError>,
 }
 
-/// One txn on its way to the log: its zxid and its encoded header and body.
+/// One txn on its way to the log: its zxid and its encoded header and body
+/// (the same bytes go to every follower in a PROPOSAL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
     pub zxid: i64,
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
+}
+
+/// Which epoch file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochKind {
+    /// The epoch this server last agreed to follow (ZAB's acceptedEpoch).
+    Accepted,
+    /// The epoch of the last leader this server synchronised with.
+    Current,
 }
 
 /// Why a storage operation (a log append, a snapshot, a purge) failed.
@@ -124,6 +137,28 @@ pub enum Input {
     Tick,
     /// A four-letter word; answered by [`Action::FourLetterWord`] with the same `request`.
     FourLetterWord { request: u64, word: String },
+    /// An election notification from server `from`.
+    ElectionReceived {
+        from: Sid,
+        notification: Notification,
+    },
+    /// A quorum-port connection is up: one a learner dialled in (leader), or
+    /// the one [`Action::ConnectToLeader`] asked for (learner).
+    PeerConnected { link: LinkId, outbound: bool },
+    /// The connection [`Action::ConnectToLeader`] asked for could not be made.
+    PeerConnectFailed { sid: Sid },
+    /// A packet arrived on a quorum-port connection.
+    PeerReceived { link: LinkId, packet: QuorumPacket },
+    /// A quorum-port connection is gone.
+    PeerClosed { link: LinkId },
+    /// `bytes` of what was sent on `link` are written to its socket.
+    PeerWritten { link: LinkId, bytes: usize },
+    /// The epoch file asked for by [`Action::PersistEpoch`] is durable.
+    EpochPersisted,
+    /// The log was truncated as [`Action::TruncateLog`] asked.
+    LogTruncated { zxid: i64 },
+    /// The state reloaded from disk as [`Action::Reload`] asked.
+    Reloaded(Box<crate::node::Recovered>),
 }
 
 /// A sealed snapshot.
@@ -193,4 +228,25 @@ pub enum Action {
     },
     /// A line for the operator's log.
     Log { level: Level, line: String },
+    /// Send an election notification to server `to` (dialling it if need be;
+    /// if it cannot be reached, keep only the latest notification for it).
+    ElectionSend { to: Sid, notification: Notification },
+    /// Dial the leader's quorum port, then report [`Input::PeerConnected`]
+    /// (outbound) or [`Input::PeerConnectFailed`].
+    ConnectToLeader { sid: Sid },
+    /// Write this encoded packet on a quorum-port connection, after
+    /// everything sent on it before; report [`Input::PeerWritten`].
+    PeerSend { link: LinkId, packet: Bytes },
+    /// Close a quorum-port connection (then report [`Input::PeerClosed`]).
+    PeerClose { link: LinkId },
+    /// Make the epoch file durable (temp, fsync, rename, fsync the
+    /// directory), then report [`Input::EpochPersisted`]. Nothing that
+    /// depends on it happens before.
+    PersistEpoch { kind: EpochKind, epoch: i64 },
+    /// Cut the log after `zxid`, durably (ZAB's TRUNC), then report
+    /// [`Input::LogTruncated`]. No append is in flight meanwhile.
+    TruncateLog { zxid: i64 },
+    /// Load the state from disk again (the newest valid snapshot and the log
+    /// after it), then report [`Input::Reloaded`].
+    Reload,
 }

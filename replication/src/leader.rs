@@ -299,6 +299,11 @@ impl Leader {
         (followers, observers)
     }
 
+    /// Every learner connection.
+    pub fn links(&self) -> Vec<LinkId> {
+        self.learners.keys().copied().collect()
+    }
+
     /// Learners still being synchronised (zk_pending_syncs).
     pub fn pending_syncs(&self) -> usize {
         self.learners

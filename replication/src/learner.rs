@@ -218,13 +218,22 @@ impl Learner {
         match message {
             LeaderMessage::LeaderInfo { zxid, .. } => self.on_leader_info(epoch_of(zxid), out),
             LeaderMessage::Diff { .. } => {
-                self.begin_sync(out);
+                // The leader's history holds all of this learner's log: it
+                // is committed in the new epoch.
+                if self.begin_sync(out) {
+                    out.push(LearnerAction::Commit {
+                        zxid: self.zxid_received,
+                    });
+                }
             }
             LeaderMessage::Trunc { zxid } => {
                 if self.begin_sync(out) {
-                    self.zxid_received = zxid;
+                    self.zxid_received = self.zxid_received.min(zxid);
                     self.zxid_durable = self.zxid_durable.min(zxid);
                     out.push(LearnerAction::Truncate { zxid });
+                    out.push(LearnerAction::Commit {
+                        zxid: self.zxid_received,
+                    });
                 }
             }
             LeaderMessage::Snap { zxid } => {

@@ -159,7 +159,11 @@ impl Harness {
             monotonic: Duration::ZERO,
             wall_ms: WALL_START_MS,
         };
-        let node = Node::new(settings, tree, limits, now);
+        let recovered = node::Recovered {
+            tree,
+            ..node::Recovered::fresh()
+        };
+        let node = Node::new(settings, recovered, limits, now);
         node.check_invariants();
         Harness {
             node,
