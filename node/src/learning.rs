@@ -190,6 +190,10 @@ impl Node {
                 let learning = self.learning();
                 learning.serving = true;
                 let (kind, leader) = (learning.kind, learning.leader_sid);
+                let epoch = learning.learner.leader_epoch();
+                // Later lookers match this server's vote with the leader's
+                // (ZooKeeper's updateElectionVote).
+                self.election_step(replication::ElectionInput::EpochEstablished { epoch });
                 self.out.log(
                     Level::Info,
                     format!("{kind:?} of leader {leader}: synchronised; serving clients"),

@@ -288,3 +288,5 @@ pub fn connect_response(actions: &[Action], conn: ConnId) -> ConnectResponse {
     let length = i32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
     ConnectResponse::from_bytes(&bytes[4..4 + length]).expect("a ConnectResponse")
 }
+
+pub mod cluster;
