@@ -91,3 +91,22 @@ def test_handshake_with_trailing_bytes_is_accepted(server):
     finally:
         c.close()
 
+
+# --- exists checks no ACL ---------------------------------------------------------
+
+
+def test_exists_needs_no_read_permission(server, make_wire):
+    # Proves exists answers the stat of a node the caller may not read (ZooKeeper
+    # 3.8's FinalRequestProcessor checks no ACL for exists) while getData is NOAUTH.
+    owner = make_wire()
+    assert owner.auth("digest", b"exists-owner:pw") == w.OK
+    path = "/null-strings-exists-locked"
+    err, _ = owner.create(path, b"x", acl=[(w.PERM_ALL, "auth", "")])
+    assert err in (w.OK, w.NODEEXISTS), err
+    stranger = make_wire()
+    err, stat = stranger.exists(path, watch=True)
+    assert err == w.OK and stat is not None and stat.dataLength == 1
+    assert stranger.get_data(path)[0] == w.NOAUTH
+    # exists(watch) left a data watch (its event would be withheld from a
+    # connection without READ: ZOOKEEPER-4799).
+    assert stranger.check_watches(path, w.WATCHER_DATA) == w.OK
