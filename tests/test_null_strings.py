@@ -110,3 +110,52 @@ def test_exists_needs_no_read_permission(server, make_wire):
     # exists(watch) left a data watch (its event would be withheld from a
     # connection without READ: ZOOKEEPER-4799).
     assert stranger.check_watches(path, w.WATCHER_DATA) == w.OK
+
+
+# --- digest auth without a colon -------------------------------------------------------
+
+
+def _digest_of(credential):
+    """DigestAuthenticationProvider's id for any credential: text before the
+    first colon, ':', base64(sha1(credential))."""
+    import base64
+    import hashlib
+
+    user = credential.split(b":", 1)[0].decode()
+    return f"{user}:{base64.b64encode(hashlib.sha1(credential).digest()).decode()}"
+
+
+ENGINE_AUTH = "engine on_auth must ask tree::acl::authenticate (any digest credential is accepted)"
+
+
+@fk_xfail(ENGINE_AUTH)
+@pytest.mark.parametrize("credential", [b"nocolon", b""], ids=["no-colon", "empty"])
+def test_digest_auth_without_colon_is_accepted(server, make_wire, credential):
+    # Proves ZooKeeper accepts a digest credential with no colon or no text at all:
+    # the connection stays, whoAmI shows the derived user, and the id it proves
+    # matches an ACL that names exactly that id (and nothing else).
+    c = make_wire()
+    assert c.auth("digest", credential) == w.OK
+    assert still_open(c)
+    ident = _digest_of(credential)
+    err, who = c.who_am_i()
+    assert err == w.OK and ("digest", ident.split(":", 1)[0]) in who
+    path = f"/null-strings-digest-{len(credential)}"
+    admin = make_wire()
+    err, _ = admin.create(path, b"x", acl=[(w.PERM_ALL, "digest", ident), (w.PERM_ADMIN, "world", "anyone")])
+    assert err in (w.OK, w.NODEEXISTS), err
+    assert c.get_data(path)[0] == w.OK
+    assert admin.get_data(path)[0] == w.NOAUTH
+
+
+@pytest.mark.parametrize(
+    "ident,expected",
+    [("user:hash", w.OK), ("user:hash:", w.OK), (":hash", w.OK), ("user:", w.INVALIDACL), ("nocolon", w.INVALIDACL)],
+    ids=["plain", "trailing-colon", "empty-user", "empty-hash", "no-colon"],
+)
+def test_digest_acl_ids_are_split_as_java_splits_them(wire, ident, expected):
+    # Proves DigestAuthenticationProvider.isValid (`id.split(":").length == 2`,
+    # Java dropping trailing empty parts) decides which digest ACL ids are valid.
+    path = "/null-strings-digest-acl-" + (ident.replace(":", "_") or "empty")
+    err, _ = wire.create(path, b"", acl=[(w.PERM_ALL, "digest", ident)])
+    assert err in ((expected, w.NODEEXISTS) if expected == w.OK else (expected,)), err
