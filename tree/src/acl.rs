@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use base64::Engine;
-use proto::{perms, Acl, ErrorCode, Id};
+use proto::{perms, Acl, ErrorCode, Id, Nulls};
 use sha1::{Digest, Sha1};
 use thiserror::Error;
 
@@ -123,18 +123,72 @@ fn matches(scheme: &str, proven: &str, acl_id: &str) -> bool {
 /// into the caller's authenticated identities (PrepRequestProcessor.fixupACL).
 /// Fails with InvalidAcl.
 pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
-    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
-    for entry in acl {
-        if !unique.contains(&entry) {
-            unique.push(entry);
+    fixup_with_nulls(acl, auth, &Nulls::NONE, 0)
+}
+
+/// [`fixup`] for an ACL list whose schemes and ids may have been jute nulls
+/// (listed in `nulls` for op `op`; they read as ""). ZooKeeper checks no
+/// field for null, so each null fails where Java first touches it:
+///
+/// - removing duplicates calls the later entry's `equals` on each kept one:
+///   with equal perms, a null scheme throws, and with equal schemes too, a
+///   null id throws: MARSHALLINGERROR;
+/// - a null scheme is INVALIDACL;
+/// - a null id is never read for `auth`; `world` compares it with "anyone"
+///   and `ip` and `digest` validate it, which throws: MARSHALLINGERROR;
+///   other schemes have no provider: INVALIDACL.
+pub fn fixup_with_nulls(
+    acl: &[Acl],
+    auth: &[Id],
+    nulls: &Nulls,
+    op: usize,
+) -> Result<Vec<Acl>, ErrorCode> {
+    let scheme_null = |entry: usize| !nulls.is_empty() && nulls.acl_scheme(op, entry);
+    let id_null = |entry: usize| !nulls.is_empty() && nulls.acl_id(op, entry);
+    // ACL.equals as jute generates it: perms, then scheme.equals, then id.equals,
+    // each called on the later entry's field.
+    let java_equals = |later: usize, kept: usize| -> Result<bool, ErrorCode> {
+        let (a, b) = (&acl[later], &acl[kept]);
+        if a.perms != b.perms {
+            return Ok(false);
+        }
+        if scheme_null(later) {
+            return Err(ErrorCode::MarshallingError);
+        }
+        if scheme_null(kept) || a.id.scheme != b.id.scheme {
+            return Ok(false);
+        }
+        if id_null(later) {
+            return Err(ErrorCode::MarshallingError);
+        }
+        Ok(!id_null(kept) && a.id.id == b.id.id)
+    };
+    let mut unique: Vec<usize> = Vec::with_capacity(acl.len());
+    for later in 0..acl.len() {
+        let mut duplicate = false;
+        for &kept in &unique {
+            if java_equals(later, kept)? {
+                duplicate = true;
+                break;
+            }
+        }
+        if !duplicate {
+            unique.push(later);
         }
     }
     if unique.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
     let mut fixed = Vec::with_capacity(unique.len());
-    for entry in unique {
+    for index in unique {
+        let entry = &acl[index];
         let id = &entry.id;
+        if scheme_null(index) {
+            return Err(ErrorCode::InvalidAcl);
+        }
+        if id.scheme == "world" && id_null(index) {
+            return Err(ErrorCode::MarshallingError);
+        }
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
@@ -150,6 +204,10 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             if !any {
                 return Err(ErrorCode::InvalidAcl);
             }
+        } else if !has_provider(&id.scheme) {
+            return Err(ErrorCode::InvalidAcl);
+        } else if id_null(index) {
+            return Err(ErrorCode::MarshallingError);
         } else if is_valid_id(&id.scheme, &id.id) {
             fixed.push(entry.clone());
         } else {
@@ -157,6 +215,12 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
         }
     }
     Ok(fixed)
+}
+
+/// Schemes with a server authentication provider (ProviderRegistry): the
+/// ones whose ACL ids are validated.
+fn has_provider(scheme: &str) -> bool {
+    matches!(scheme, "digest" | "ip")
 }
 
 fn is_valid_id(scheme: &str, id: &str) -> bool {
@@ -377,6 +441,69 @@ mod tests {
         ] {
             assert_eq!(is_valid_id("digest", id), valid, "{id:?}");
         }
+    }
+
+    #[test]
+    fn null_acl_fields_fail_where_java_touches_them() {
+        // Proves fixupACL's answers for a null scheme or id, per scheme and
+        // per position, as measured against ZooKeeper 3.8.0.
+        use proto::NullAt;
+        let alice = Id::new("digest", digest_id("alice:pw"));
+        let nulls = |at: &[NullAt]| at.iter().copied().collect::<Nulls>();
+        let one_null_id = nulls(&[NullAt::AclId { op: 0, entry: 0 }]);
+        let one_null_scheme = nulls(&[NullAt::AclScheme { op: 0, entry: 0 }]);
+        let fix = |scheme: &str, nulls: &Nulls, auth: &[Id]| {
+            fixup_with_nulls(&[acl(perms::ALL, scheme, "")], auth, nulls, 0)
+        };
+        for scheme in ["world", "digest", "ip"] {
+            assert_eq!(
+                fix(scheme, &one_null_id, &[]),
+                Err(ErrorCode::MarshallingError),
+                "{scheme}"
+            );
+        }
+        for scheme in ["super", "madeup", "x509", "sasl"] {
+            assert_eq!(
+                fix(scheme, &one_null_id, &[]),
+                Err(ErrorCode::InvalidAcl),
+                "{scheme}"
+            );
+        }
+        assert_eq!(fix("auth", &one_null_id, &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fix("auth", &one_null_id, std::slice::from_ref(&alice)),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: alice.clone()
+            }]),
+            "kazoo's CREATOR_ALL_ACL"
+        );
+        assert_eq!(fix("", &one_null_scheme, &[]), Err(ErrorCode::InvalidAcl));
+        // The second entry's null fields meet Java's equals only when the perms
+        // (and, for the id, the schemes) match an entry kept before it.
+        let second = |at: NullAt, first: Acl, second: Acl| {
+            let nulls = nulls(&[at]);
+            fixup_with_nulls(&[first, second], std::slice::from_ref(&alice), &nulls, 0)
+        };
+        let null_scheme = NullAt::AclScheme { op: 0, entry: 1 };
+        let null_id = NullAt::AclId { op: 0, entry: 1 };
+        assert_eq!(
+            second(null_scheme, acl(31, "world", "anyone"), acl(31, "", "x")),
+            Err(ErrorCode::MarshallingError)
+        );
+        assert_eq!(
+            second(null_scheme, acl(31, "world", "anyone"), acl(1, "", "x")),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            second(null_id, acl(31, "auth", ""), acl(31, "auth", "")),
+            Err(ErrorCode::MarshallingError)
+        );
+        assert_eq!(
+            second(null_id, acl(31, "madeup", "x"), acl(1, "world", "")),
+            Err(ErrorCode::InvalidAcl),
+            "the first entry fails before the null is read"
+        );
     }
 
     #[test]

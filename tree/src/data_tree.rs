@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use proto::ops::Data;
-use proto::{perms, Acl, AddWatchMode, ErrorCode, EventType, Stat, WatcherType};
+use proto::{
+    perms, Acl, AddWatchMode, ErrorCode, EventType, NullAt, Nulls, Stat, WatchList, WatcherType,
+};
 
 use crate::acl;
 use crate::node::{owner_kind, Node, OwnerKind};
@@ -642,46 +644,89 @@ impl DataTree {
         relative_zxid: i64,
         lists: &WatchLists<'_>,
     ) -> Vec<WatchEvent> {
+        let (events, result) =
+            self.set_watches_with_nulls(session_id, relative_zxid, lists, &Nulls::NONE);
+        assert!(result.is_ok(), "only a null stops a restore");
+        events
+    }
+
+    /// [`DataTree::set_watches`] for a request that carried jute nulls
+    /// (`Request::decode_with_nulls`; null lists read as empty, null paths
+    /// as ""). ZooKeeper restores the lists in order (data, exist, child,
+    /// persistent, recursive) and throws at a null list or at a null path it
+    /// looks up (the first three lists): what it restored before stays, its
+    /// events are sent, and the reply is MARSHALLINGERROR. A null path in a
+    /// persistent list is registered there under the null path, where no
+    /// event can fire it; here it is skipped.
+    pub fn set_watches_with_nulls(
+        &mut self,
+        session_id: i64,
+        relative_zxid: i64,
+        lists: &WatchLists<'_>,
+        nulls: &Nulls,
+    ) -> (Vec<WatchEvent>, Result<(), ErrorCode>) {
         let mut events = Vec::new();
-        // Like ZooKeeper's, these events carry zxid -1 and are not filtered by ACL.
-        let mut fire = |path: &str, event_type| {
+        let stop = nulls.watch_stop();
+        for list in WatchList::ALL {
+            if stop == Some(NullAt::WatchList { list }) {
+                return (events, Err(ErrorCode::MarshallingError));
+            }
+            for (index, path) in lists.get(list).iter().enumerate() {
+                let at = NullAt::WatchPath { list, index };
+                if stop == Some(at) {
+                    return (events, Err(ErrorCode::MarshallingError));
+                }
+                if !nulls.is_empty() && nulls.contains(at) {
+                    continue;
+                }
+                self.restore_watch(session_id, relative_zxid, list, path, &mut events);
+            }
+        }
+        (events, Ok(()))
+    }
+
+    /// One watch of a setWatches list: registered, or fired at once (zxid -1,
+    /// unfiltered by ACL, like ZooKeeper's) when the node changed after
+    /// `relative_zxid`, the last zxid the client saw.
+    fn restore_watch(
+        &mut self,
+        session_id: i64,
+        relative_zxid: i64,
+        list: WatchList,
+        path: &str,
+        events: &mut Vec<WatchEvent>,
+    ) {
+        let node = self.nodes.get(path);
+        let fire = match (list, node) {
+            (WatchList::Data, None) | (WatchList::Child, None) => Some(EventType::NodeDeleted),
+            (WatchList::Data, Some(node)) if node.mzxid > relative_zxid => {
+                Some(EventType::NodeDataChanged)
+            }
+            (WatchList::Exist, Some(_)) => Some(EventType::NodeCreated),
+            (WatchList::Child, Some(node)) if node.pzxid > relative_zxid => {
+                Some(EventType::NodeChildrenChanged)
+            }
+            _ => None,
+        };
+        if let Some(event_type) = fire {
             events.push(WatchEvent {
                 session_id,
                 event_type,
                 path: path.to_string(),
                 zxid: -1,
                 acl: Vec::new().into(),
-            })
-        };
-        for path in lists.data {
-            match self.nodes.get(path) {
-                None => fire(path, EventType::NodeDeleted),
-                Some(node) if node.mzxid > relative_zxid => fire(path, EventType::NodeDataChanged),
-                Some(_) => self.watches.add_data_watch(session_id, path),
+            });
+            return;
+        }
+        match list {
+            WatchList::Data => self.watches.add_data_watch(session_id, path),
+            WatchList::Exist => self.watches.add_exist_watch(session_id, path),
+            WatchList::Child => self.watches.add_child_watch(session_id, path),
+            WatchList::Persistent => self.watches.add_persistent_watch(session_id, path, false),
+            WatchList::PersistentRecursive => {
+                self.watches.add_persistent_watch(session_id, path, true)
             }
         }
-        for path in lists.exist {
-            match self.nodes.get(path) {
-                Some(_) => fire(path, EventType::NodeCreated),
-                None => self.watches.add_exist_watch(session_id, path),
-            }
-        }
-        for path in lists.child {
-            match self.nodes.get(path) {
-                None => fire(path, EventType::NodeDeleted),
-                Some(node) if node.pzxid > relative_zxid => {
-                    fire(path, EventType::NodeChildrenChanged)
-                }
-                Some(_) => self.watches.add_child_watch(session_id, path),
-            }
-        }
-        for path in lists.persistent {
-            self.watches.add_persistent_watch(session_id, path, false);
-        }
-        for path in lists.persistent_recursive {
-            self.watches.add_persistent_watch(session_id, path, true);
-        }
-        events
     }
 
     // ----- server housekeeping ------------------------------------------------------
@@ -767,6 +812,19 @@ pub struct WatchLists<'a> {
     pub child: &'a [String],
     pub persistent: &'a [String],
     pub persistent_recursive: &'a [String],
+}
+
+impl<'a> WatchLists<'a> {
+    /// The paths of one list.
+    pub fn get(&self, list: WatchList) -> &'a [String] {
+        match list {
+            WatchList::Data => self.data,
+            WatchList::Exist => self.exist,
+            WatchList::Child => self.child,
+            WatchList::Persistent => self.persistent,
+            WatchList::PersistentRecursive => self.persistent_recursive,
+        }
+    }
 }
 
 /// A create txn's fields, borrowed.
