@@ -102,6 +102,8 @@ pub struct DataTree {
     /// Interned ACL lists (see `intern_acl`).
     pub(crate) acls: HashSet<Arc<[Acl]>>,
     pub(crate) acls_after_sweep: usize,
+    /// Keys every hash map of this tree (see [`crate::HashMap`]).
+    pub(crate) hash_seed: u64,
 }
 
 impl Default for DataTree {
@@ -112,9 +114,19 @@ impl Default for DataTree {
 
 impl DataTree {
     /// A fresh tree as ZooKeeper starts one: `/`, `/zookeeper`,
-    /// `/zookeeper/quota` and the read-only `/zookeeper/config`.
+    /// `/zookeeper/quota` and the read-only `/zookeeper/config`, its hash
+    /// maps keyed from the process's random source. Outputs do not depend on
+    /// the seed; [`DataTree::with_hash_seed`] also makes the maps' layout
+    /// reproducible.
     pub fn new() -> DataTree {
-        let mut tree = DataTree::empty();
+        DataTree::with_hash_seed(crate::random_hash_seed())
+    }
+
+    /// [`DataTree::new`] with its hash maps keyed by `hash_seed`: servers
+    /// pass a random seed (crafted paths cannot collide without knowing it),
+    /// simulators the run's seed.
+    pub fn with_hash_seed(hash_seed: u64) -> DataTree {
+        let mut tree = DataTree::empty(hash_seed);
         let mut root = Node::new(Some(Vec::new()), Acl::open_unsafe().into(), 0, 0, 0);
         root.children.insert("zookeeper".into());
         let mut zookeeper = Node::new(Some(Vec::new()), Acl::open_unsafe().into(), 0, 0, 0);
@@ -140,23 +152,30 @@ impl DataTree {
     }
 
     /// A tree with no nodes at all (snapshot loading fills it).
-    pub(crate) fn empty() -> DataTree {
+    pub(crate) fn empty(hash_seed: u64) -> DataTree {
+        let hasher = crate::hasher(hash_seed);
         DataTree {
-            nodes: HashMap::default(),
-            ephemerals: HashMap::default(),
+            nodes: HashMap::with_hasher(hasher.clone()),
+            ephemerals: HashMap::with_hasher(hasher.clone()),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             sessions: BTreeMap::new(),
-            watches: WatchManager::new(),
+            watches: WatchManager::with_hash_seed(hash_seed),
             zxid_applied: 0,
             digest: 0,
             data_bytes: 0,
             extended_types_enabled: false,
-            overlay: Overlay::default(),
+            overlay: Overlay::with_hash_seed(hash_seed),
             txn_bytes_max: usize::MAX,
-            acls: HashSet::default(),
+            acls: HashSet::with_hasher(hasher),
             acls_after_sweep: 0,
+            hash_seed,
         }
+    }
+
+    /// The seed keying this tree's hash maps.
+    pub fn hash_seed(&self) -> u64 {
+        self.hash_seed
     }
 
     pub fn set_extended_types_enabled(&mut self, enabled: bool) {
@@ -198,9 +217,16 @@ impl DataTree {
         self.nodes.get(path)
     }
 
-    /// Every node with its path, in no particular order.
+    /// Every node with its path, sorted by path (it collects and sorts:
+    /// for tools and tests, not the request path).
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(path, node)| (path.as_str(), node))
+        let mut nodes: Vec<(&str, &Node)> = self
+            .nodes
+            .iter()
+            .map(|(path, node)| (path.as_str(), node))
+            .collect();
+        nodes.sort_unstable_by_key(|(path, _)| *path);
+        nodes.into_iter()
     }
 
     // ----- applying txns --------------------------------------------------------

@@ -105,13 +105,20 @@ struct Shadow {
 
 /// Prepared changes not yet applied: path → (zxid, the node after it or
 /// `None` for deleted), and the order they were made in.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Overlay {
     changes: HashMap<String, (i64, Option<Shadow>)>,
     order: VecDeque<(i64, String)>,
 }
 
 impl Overlay {
+    pub(crate) fn with_hash_seed(hash_seed: u64) -> Overlay {
+        Overlay {
+            changes: HashMap::with_hasher(crate::hasher(hash_seed)),
+            order: VecDeque::new(),
+        }
+    }
+
     /// Forgets every change made by txns up to `zxid`: the tree shows them now.
     pub(crate) fn applied(&mut self, zxid: i64) {
         while let Some((change_zxid, _)) = self.order.front() {
@@ -201,7 +208,7 @@ impl DataTree {
         );
         let mut staging = Staging {
             tree: self,
-            changes: HashMap::default(),
+            changes: HashMap::with_hasher(crate::hasher(self.hash_seed)),
         };
         let txn = match op {
             WriteOp::Multi(_) if nulls.iter().any(|at| matches!(at, NullAt::Path { .. })) => {
@@ -224,7 +231,7 @@ impl DataTree {
     /// Forgets every prepared-but-unapplied change (the log failed and those
     /// txns will never be applied).
     pub fn discard_pending(&mut self) {
-        self.overlay = Overlay::default();
+        self.overlay = Overlay::with_hash_seed(self.hash_seed);
     }
 
     /// The largest encoded txn `prepare` produces (the log's record bound);
