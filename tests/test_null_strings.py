@@ -92,6 +92,24 @@ def test_handshake_with_trailing_bytes_is_accepted(server):
         c.close()
 
 
+# --- kazoo ---------------------------------------------------------------------------
+
+
+def test_kazoo_creator_all_acl(make_kazoo):
+    # Proves kazoo's creator-only ACL works: kazoo sends Id("auth", "") with a null
+    # id, which ZooKeeper expands to the caller's digest on create (makepath
+    # included) and on set_acls.
+    from kazoo.security import CREATOR_ALL_ACL
+
+    owner = make_kazoo(auth_data=[("digest", "kazoo-owner:pw")])
+    path = "/null-strings-kazoo/creator/node"
+    owner.create(path, b"x", acl=CREATOR_ALL_ACL, makepath=True)
+    owner.set_acls(path, CREATOR_ALL_ACL)
+    acl, _ = owner.get_acls(path)
+    assert [(a.perms, a.id.scheme, a.id.id) for a in acl] == [(w.PERM_ALL, "digest", digest("kazoo-owner", "pw"))]
+    assert owner.get(path)[0] == b"x"
+
+
 # --- exists checks no ACL ---------------------------------------------------------
 
 
