@@ -4,12 +4,78 @@
 //! A caller carries the identities it has proven: `ip:<address>` from its
 //! connection, `digest:<user>:<hash>` for each successful digest auth, and
 //! `super:` when its digest matched the configured super digest.
+//! [`authenticate`] turns an auth packet into those identities.
+
+use std::net::IpAddr;
 
 use base64::Engine;
-use proto::{perms, Acl, ErrorCode, Id};
+use proto::{perms, Acl, ErrorCode, Id, Nulls};
 use sha1::{Digest, Sha1};
+use thiserror::Error;
+
+/// Why an auth packet was refused. ZooKeeper answers every one of these
+/// with AUTHFAILED and closes the connection (`ZooKeeperServer.processPacket`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    /// No authentication provider has this scheme (world, auth, sasl, x509
+    /// without configuration, or a null or empty scheme).
+    #[error("no authentication provider for scheme {scheme:?}")]
+    UnknownScheme { scheme: String },
+    /// A digest packet whose credential was jute's null buffer:
+    /// `new String(null)` throws inside the provider.
+    #[error("digest auth packet without a credential (null buffer)")]
+    NullCredential,
+}
+
+impl AuthError {
+    /// The reply's error code: always AUTHFAILED.
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::AuthFailed
+    }
+}
+
+/// The identities an auth packet proves, in the order ZooKeeper adds them to
+/// the connection (the caller skips any it already holds, as
+/// `ServerCnxn.addAuthInfo` does).
+///
+/// - `digest`: any credential is accepted, colon or not, empty or not
+///   (`DigestAuthenticationProvider.handleAuthentication`): the id is
+///   `<text before the first colon>:base64(sha1(credential))`, which simply
+///   matches no ACL unless one names exactly that id. Bytes that are not
+///   UTF-8 are read the way Java's `new String(bytes)` reads them, each bad
+///   sequence becoming U+FFFD. When the id equals `super_digest`,
+///   `super:` comes first.
+/// - `ip`: the credential is ignored; the id is the peer's address
+///   (`IPAuthenticationProvider`).
+/// - anything else has no provider: [`AuthError::UnknownScheme`].
+///
+/// `credential` is `None` when the packet carried jute's null buffer.
+pub fn authenticate(
+    scheme: &str,
+    credential: Option<&[u8]>,
+    peer: IpAddr,
+    super_digest: Option<&str>,
+) -> Result<Vec<Id>, AuthError> {
+    match scheme {
+        "digest" => {
+            let credential = credential.ok_or(AuthError::NullCredential)?;
+            let id = digest_id(&String::from_utf8_lossy(credential));
+            let mut proven = Vec::with_capacity(2);
+            if super_digest == Some(id.as_str()) {
+                proven.push(Id::new("super", ""));
+            }
+            proven.push(Id::new("digest", id));
+            Ok(proven)
+        }
+        "ip" => Ok(vec![Id::new("ip", peer.to_string())]),
+        _ => Err(AuthError::UnknownScheme {
+            scheme: scheme.to_string(),
+        }),
+    }
+}
 
 /// `user:base64(sha1("user:password"))`, the digest scheme's stored form.
+/// `user` is everything before the first colon (all of it when there is none).
 pub fn digest_id(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or_default();
     let hash = Sha1::digest(user_password.as_bytes());
@@ -57,18 +123,72 @@ fn matches(scheme: &str, proven: &str, acl_id: &str) -> bool {
 /// into the caller's authenticated identities (PrepRequestProcessor.fixupACL).
 /// Fails with InvalidAcl.
 pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
-    let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
-    for entry in acl {
-        if !unique.contains(&entry) {
-            unique.push(entry);
+    fixup_with_nulls(acl, auth, &Nulls::NONE, 0)
+}
+
+/// [`fixup`] for an ACL list whose schemes and ids may have been jute nulls
+/// (listed in `nulls` for op `op`; they read as ""). ZooKeeper checks no
+/// field for null, so each null fails where Java first touches it:
+///
+/// - removing duplicates calls the later entry's `equals` on each kept one:
+///   with equal perms, a null scheme throws, and with equal schemes too, a
+///   null id throws: MARSHALLINGERROR;
+/// - a null scheme is INVALIDACL;
+/// - a null id is never read for `auth`; `world` compares it with "anyone"
+///   and `ip` and `digest` validate it, which throws: MARSHALLINGERROR;
+///   other schemes have no provider: INVALIDACL.
+pub fn fixup_with_nulls(
+    acl: &[Acl],
+    auth: &[Id],
+    nulls: &Nulls,
+    op: usize,
+) -> Result<Vec<Acl>, ErrorCode> {
+    let scheme_null = |entry: usize| !nulls.is_empty() && nulls.acl_scheme(op, entry);
+    let id_null = |entry: usize| !nulls.is_empty() && nulls.acl_id(op, entry);
+    // ACL.equals as jute generates it: perms, then scheme.equals, then id.equals,
+    // each called on the later entry's field.
+    let java_equals = |later: usize, kept: usize| -> Result<bool, ErrorCode> {
+        let (a, b) = (&acl[later], &acl[kept]);
+        if a.perms != b.perms {
+            return Ok(false);
+        }
+        if scheme_null(later) {
+            return Err(ErrorCode::MarshallingError);
+        }
+        if scheme_null(kept) || a.id.scheme != b.id.scheme {
+            return Ok(false);
+        }
+        if id_null(later) {
+            return Err(ErrorCode::MarshallingError);
+        }
+        Ok(!id_null(kept) && a.id.id == b.id.id)
+    };
+    let mut unique: Vec<usize> = Vec::with_capacity(acl.len());
+    for later in 0..acl.len() {
+        let mut duplicate = false;
+        for &kept in &unique {
+            if java_equals(later, kept)? {
+                duplicate = true;
+                break;
+            }
+        }
+        if !duplicate {
+            unique.push(later);
         }
     }
     if unique.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
     let mut fixed = Vec::with_capacity(unique.len());
-    for entry in unique {
+    for index in unique {
+        let entry = &acl[index];
         let id = &entry.id;
+        if scheme_null(index) {
+            return Err(ErrorCode::InvalidAcl);
+        }
+        if id.scheme == "world" && id_null(index) {
+            return Err(ErrorCode::MarshallingError);
+        }
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
@@ -84,6 +204,10 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
             if !any {
                 return Err(ErrorCode::InvalidAcl);
             }
+        } else if !has_provider(&id.scheme) {
+            return Err(ErrorCode::InvalidAcl);
+        } else if id_null(index) {
+            return Err(ErrorCode::MarshallingError);
         } else if is_valid_id(&id.scheme, &id.id) {
             fixed.push(entry.clone());
         } else {
@@ -93,12 +217,30 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
     Ok(fixed)
 }
 
+/// Schemes with a server authentication provider (ProviderRegistry): the
+/// ones whose ACL ids are validated.
+fn has_provider(scheme: &str) -> bool {
+    matches!(scheme, "digest" | "ip")
+}
+
 fn is_valid_id(scheme: &str, id: &str) -> bool {
     match scheme {
-        "digest" => id.split(':').count() == 2,
+        "digest" => java_split_count(id, ':') == 2,
         "ip" => parse_ip_mask(id).is_some(),
         _ => false,
     }
+}
+
+/// How many parts Java's `String.split` returns: trailing empty parts are
+/// dropped, and a string without the separator is one part even when empty.
+/// `DigestAuthenticationProvider.isValid` counts parts this way, so
+/// `user:hash:` is a valid digest id and `user:` is not.
+fn java_split_count(text: &str, separator: char) -> usize {
+    if !text.contains(separator) {
+        return 1;
+    }
+    let parts: Vec<&str> = text.split(separator).collect();
+    parts.len() - parts.iter().rev().take_while(|p| p.is_empty()).count()
 }
 
 /// The ACL a getACL caller may see: digest hashes are hidden (`user:x`)
@@ -226,6 +368,141 @@ mod tests {
         assert_eq!(
             fixup(&[acl(1, "madeup", "x")], &[]),
             Err(ErrorCode::InvalidAcl)
+        );
+    }
+
+    #[test]
+    fn digest_auth_accepts_any_credential() {
+        // Proves a digest credential without a colon, empty, or not UTF-8 is
+        // accepted with the id ZooKeeper 3.8 derives (measured with whoAmI),
+        // and that a null credential or an unknown scheme is refused.
+        let peer: IpAddr = "10.0.0.7".parse().unwrap();
+        let id = |credential: &[u8]| authenticate("digest", Some(credential), peer, None);
+        let sha =
+            |text: &[u8]| base64::engine::general_purpose::STANDARD.encode(Sha1::digest(text));
+        assert_eq!(
+            id(b"nocolon"),
+            Ok(vec![Id::new(
+                "digest",
+                format!("nocolon:{}", sha(b"nocolon"))
+            )])
+        );
+        assert_eq!(
+            id(b""),
+            Ok(vec![Id::new("digest", format!(":{}", sha(b"")))])
+        );
+        assert_eq!(
+            id(b"u\xff:p"),
+            Ok(vec![Id::new(
+                "digest",
+                format!("u\u{fffd}:{}", sha("u\u{fffd}:p".as_bytes()))
+            )])
+        );
+        assert_eq!(
+            authenticate("digest", None, peer, None),
+            Err(AuthError::NullCredential)
+        );
+        for scheme in ["", "world", "auth", "super", "sasl", "x509"] {
+            let refused = authenticate(scheme, Some(b"a:b"), peer, None).unwrap_err();
+            assert_eq!(refused.code(), ErrorCode::AuthFailed, "{scheme}");
+        }
+    }
+
+    #[test]
+    fn digest_auth_adds_super_first_and_ip_auth_names_the_peer() {
+        // Proves the super digest adds `super:` before the digest id, and that
+        // the ip scheme ignores its credential (even a null one).
+        let peer: IpAddr = "10.0.0.7".parse().unwrap();
+        let super_id = digest_id("super:test");
+        assert_eq!(
+            authenticate("digest", Some(b"super:test"), peer, Some(&super_id)),
+            Ok(vec![Id::new("super", ""), Id::new("digest", super_id)])
+        );
+        assert_eq!(
+            authenticate("ip", None, peer, None),
+            Ok(vec![Id::new("ip", "10.0.0.7")])
+        );
+    }
+
+    #[test]
+    fn digest_ids_are_split_as_java_splits_them() {
+        // Proves DigestAuthenticationProvider.isValid's `split(":").length == 2`:
+        // Java drops trailing empty parts.
+        for (id, valid) in [
+            ("user:hash", true),
+            ("user:hash:", true),
+            (":hash", true),
+            ("user:", false),
+            ("user::", false),
+            (":", false),
+            ("", false),
+            ("nocolon", false),
+            ("a:b:c", false),
+        ] {
+            assert_eq!(is_valid_id("digest", id), valid, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn null_acl_fields_fail_where_java_touches_them() {
+        // Proves fixupACL's answers for a null scheme or id, per scheme and
+        // per position, as measured against ZooKeeper 3.8.0.
+        use proto::NullAt;
+        let alice = Id::new("digest", digest_id("alice:pw"));
+        let nulls = |at: &[NullAt]| at.iter().copied().collect::<Nulls>();
+        let one_null_id = nulls(&[NullAt::AclId { op: 0, entry: 0 }]);
+        let one_null_scheme = nulls(&[NullAt::AclScheme { op: 0, entry: 0 }]);
+        let fix = |scheme: &str, nulls: &Nulls, auth: &[Id]| {
+            fixup_with_nulls(&[acl(perms::ALL, scheme, "")], auth, nulls, 0)
+        };
+        for scheme in ["world", "digest", "ip"] {
+            assert_eq!(
+                fix(scheme, &one_null_id, &[]),
+                Err(ErrorCode::MarshallingError),
+                "{scheme}"
+            );
+        }
+        for scheme in ["super", "madeup", "x509", "sasl"] {
+            assert_eq!(
+                fix(scheme, &one_null_id, &[]),
+                Err(ErrorCode::InvalidAcl),
+                "{scheme}"
+            );
+        }
+        assert_eq!(fix("auth", &one_null_id, &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(
+            fix("auth", &one_null_id, std::slice::from_ref(&alice)),
+            Ok(vec![Acl {
+                perms: perms::ALL,
+                id: alice.clone()
+            }]),
+            "kazoo's CREATOR_ALL_ACL"
+        );
+        assert_eq!(fix("", &one_null_scheme, &[]), Err(ErrorCode::InvalidAcl));
+        // The second entry's null fields meet Java's equals only when the perms
+        // (and, for the id, the schemes) match an entry kept before it.
+        let second = |at: NullAt, first: Acl, second: Acl| {
+            let nulls = nulls(&[at]);
+            fixup_with_nulls(&[first, second], std::slice::from_ref(&alice), &nulls, 0)
+        };
+        let null_scheme = NullAt::AclScheme { op: 0, entry: 1 };
+        let null_id = NullAt::AclId { op: 0, entry: 1 };
+        assert_eq!(
+            second(null_scheme, acl(31, "world", "anyone"), acl(31, "", "x")),
+            Err(ErrorCode::MarshallingError)
+        );
+        assert_eq!(
+            second(null_scheme, acl(31, "world", "anyone"), acl(1, "", "x")),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            second(null_id, acl(31, "auth", ""), acl(31, "auth", "")),
+            Err(ErrorCode::MarshallingError)
+        );
+        assert_eq!(
+            second(null_id, acl(31, "madeup", "x"), acl(1, "world", "")),
+            Err(ErrorCode::InvalidAcl),
+            "the first entry fails before the null is read"
         );
     }
 

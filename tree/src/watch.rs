@@ -70,8 +70,18 @@ pub struct WatchManager {
 }
 
 impl WatchManager {
+    /// Tables keyed from the process's random source (see [`crate::HashMap`]).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Tables keyed by `hash_seed`, as the tree that owns them.
+    pub fn with_hash_seed(hash_seed: u64) -> Self {
+        let table = || HashMap::with_hasher(crate::hasher(hash_seed));
+        WatchManager {
+            tables: [table(), table(), table(), table()],
+            by_session: HashMap::with_hasher(crate::hasher(hash_seed)),
+        }
     }
 
     fn table(&mut self, kind: Kind) -> &mut HashMap<String, BTreeSet<i64>> {
