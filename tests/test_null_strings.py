@@ -29,10 +29,6 @@ it (FK_TARGET=zookeeper) and explained from its source:
   and its events are sent; a negative count other than -1 is an empty list;
 - auth: a null scheme or a null digest credential is AUTHFAILED and the
   connection closes; the ip scheme ignores its credential.
-
-Rows whose ferrokeeper answer needs the engine to use proto's
-`Request::decode_with_nulls` and tree's `*_with_nulls` functions are marked
-xfail(strict) for ferrokeeper with the reason.
 """
 
 import pytest
@@ -44,11 +40,6 @@ W = w.Writer
 
 # A node every row may read; created once per module.
 NODE = "/null-strings"
-
-
-def fk_xfail(reason):
-    """Expected to fail against ferrokeeper until the engine change named in reason."""
-    return pytest.mark.xfail(IS_FK, reason=reason, strict=True)
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +134,8 @@ def _digest_of(credential):
     return f"{user}:{base64.b64encode(hashlib.sha1(credential).digest()).decode()}"
 
 
-ENGINE_AUTH = "engine on_auth must ask tree::acl::authenticate (any digest credential is accepted)"
 
 
-@fk_xfail(ENGINE_AUTH)
 @pytest.mark.parametrize("credential", [b"nocolon", b""], ids=["no-colon", "empty"])
 def test_digest_auth_without_colon_is_accepted(server, make_wire, credential):
     # Proves ZooKeeper accepts a digest credential with no colon or no text at all:
@@ -181,10 +170,6 @@ def test_digest_acl_ids_are_split_as_java_splits_them(wire, ident, expected):
 
 # --- the null table ---------------------------------------------------------------------
 
-ENGINE_PREPARE = "engine must decode with Request::decode_with_nulls and prepare writes with DataTree::prepare_with_nulls"
-ENGINE_SYNC = "engine must answer sync's NullVerdict::EchoNullPath with Response::SyncNullPath"
-ENGINE_WATCHES = "engine must restore setWatches with DataTree::set_watches_with_nulls (partial restore, then MARSHALLINGERROR)"
-ENGINE_RECONFIG = "engine answers reconfig UNIMPLEMENTED; ZooKeeper with reconfig disabled answers RECONFIGDISABLED"
 
 ALICE = b"null-alice:pw"
 ALICE_ID = digest("null-alice", "pw")
@@ -221,13 +206,12 @@ class Row:
     error code. auth logs the connection in as ALICE first.
     """
 
-    def __init__(self, name, op, body, err, check=None, auth=False, xid=None, closes=False, fk=None):
+    def __init__(self, name, op, body, err, check=None, auth=False, xid=None, closes=False):
         self.name, self.op, self.body, self.err = name, op, body, err
-        self.check, self.auth, self.xid, self.closes, self.fk = check, auth, xid, closes, fk
+        self.check, self.auth, self.xid, self.closes = check, auth, xid, closes
 
     def param(self):
-        marks = [fk_xfail(self.fk)] if self.fk else []
-        return pytest.param(self, id=self.name, marks=marks)
+        return pytest.param(self, id=self.name)
 
 
 def created(reply, conn, base):
@@ -284,15 +268,14 @@ def create_rows():
                 rows.append(Row(f"{name}.acl.id.{scheme}", op, lambda b, s=scheme: create(b, acl=acl1(s, None)),
                                 w.INVALIDACL))
             rows += [
-                Row(f"{name}.path.bad-flags", op, lambda b: create(None, flags=99), w.BADARGUMENTS,
-                    fk=ENGINE_PREPARE),
+                Row(f"{name}.path.bad-flags", op, lambda b: create(None, flags=99), w.BADARGUMENTS),
                 Row(f"{name}.acl.dup-scheme", op,
                     lambda b: create(b, acl=W().int(2).int(31).string("world").string("anyone")
                                      .int(31).string(None).string("x").bytes()),
-                    w.MARSHALLINGERROR, fk=ENGINE_PREPARE),
+                    w.MARSHALLINGERROR),
             ]
     rows.append(Row("createTTL.path.bad-ttl", w.OP_CREATE_TTL,
-                    lambda b: create(None, flags=w.PERSISTENT_WITH_TTL, ttl=0), w.BADARGUMENTS, fk=ENGINE_PREPARE))
+                    lambda b: create(None, flags=w.PERSISTENT_WITH_TTL, ttl=0), w.BADARGUMENTS))
     return rows
 
 
@@ -313,7 +296,7 @@ def path_rows():
         Row("setData.path", w.OP_SET_DATA, lambda b: W().string(None).buffer(b"x").int(-1).bytes(), w.BADARGUMENTS),
         Row("setData.data", w.OP_SET_DATA, lambda b: W().string(NODE).buffer(None).int(-1).bytes(), w.OK),
         Row("check.path", w.OP_CHECK, path(None, version), w.BADARGUMENTS),
-        Row("sync.path", w.OP_SYNC, path(None), w.OK, check=body_is(W().string(None).bytes()), fk=ENGINE_SYNC),
+        Row("sync.path", w.OP_SYNC, path(None), w.OK, check=body_is(W().string(None).bytes())),
         Row("sync.empty", w.OP_SYNC, path(""), w.OK, check=body_is(W().string("").bytes())),
         Row("getEphemerals.prefixPath", w.OP_GET_EPHEMERALS, path(None), w.OK, check=body_is(W().int(0).bytes())),
         Row("addWatch.path", w.OP_ADD_WATCH, path(None, W().int(w.ADD_WATCH_PERSISTENT).bytes()), w.OK,
@@ -368,8 +351,7 @@ def multi_rows():
         Row("multi.create.acl.id.world-after-failed-op", w.OP_MULTI,
             multi((w.OP_CHECK, lambda b: W().string(b + "-missing").int(-1).bytes()),
                   (w.OP_CREATE, lambda b: create(b, acl=acl1("world", None)))),
-            w.OK, check=multi_results((w.OP_ERROR, w.NONODE), (w.OP_ERROR, w.RUNTIMEINCONSISTENCY)),
-            fk=ENGINE_PREPARE),
+            w.OK, check=multi_results((w.OP_ERROR, w.NONODE), (w.OP_ERROR, w.RUNTIMEINCONSISTENCY))),
         Row("multiRead.getData.path-second", w.OP_MULTI_READ,
             multi((w.OP_GET_DATA, lambda b: W().string(NODE).bool(False).bytes()),
                   (w.OP_GET_DATA, lambda b: W().string(None).bool(False).bytes())), w.MARSHALLINGERROR),
@@ -387,7 +369,7 @@ def reconfig_rows():
         def body(b, strings=strings):
             return W().string(strings[0]).string(strings[1]).string(strings[2]).long(-1).bytes()
 
-        rows.append(Row(f"reconfig.string{field}", w.OP_RECONFIG, body, w.RECONFIGDISABLED, fk=ENGINE_RECONFIG))
+        rows.append(Row(f"reconfig.string{field}", w.OP_RECONFIG, body, w.RECONFIGDISABLED))
     return rows
 
 
@@ -398,7 +380,7 @@ def auth_rows():
     return [
         Row("auth.scheme", w.OP_AUTH, auth(None, b"a:b"), w.AUTHFAILED, xid=w.XID_AUTH, closes=True),
         Row("auth.digest.credential", w.OP_AUTH, auth("digest", None), w.AUTHFAILED, xid=w.XID_AUTH, closes=True),
-        Row("auth.ip.credential", w.OP_AUTH, auth("ip", None), w.OK, xid=w.XID_AUTH, fk=ENGINE_AUTH),
+        Row("auth.ip.credential", w.OP_AUTH, auth("ip", None), w.OK, xid=w.XID_AUTH),
     ]
 
 
@@ -442,17 +424,17 @@ def set_watches_rows():
         Row("setWatches.data.count-2", sw, lists(-2, [gone], [NODE]), w.OK, xid=minus8,
             check=restored([children_changed], watched=[gone])),
         Row("setWatches.exist", sw, lists([NODE], None, [NODE]), w.MARSHALLINGERROR, xid=minus8,
-            check=restored([data_changed]), fk=ENGINE_WATCHES),
+            check=restored([data_changed])),
         Row("setWatches.child", sw, lists([NODE], [gone], None), w.MARSHALLINGERROR, xid=minus8,
-            check=restored([data_changed], watched=[gone]), fk=ENGINE_WATCHES),
+            check=restored([data_changed], watched=[gone])),
         Row("setWatches.data.path", sw, lists([NODE, None, gone], [gone], [NODE]), w.MARSHALLINGERROR, xid=minus8,
-            check=restored([data_changed], unwatched=[gone]), fk=ENGINE_WATCHES),
+            check=restored([data_changed], unwatched=[gone])),
         Row("setWatches.exist.path", sw, lists([], [None], [NODE]), w.MARSHALLINGERROR, xid=minus8,
             check=restored([])),
         Row("setWatches2.persistent", sw2, lists([NODE], [], [NODE], None, []), w.MARSHALLINGERROR, xid=minus8,
-            check=restored([data_changed, children_changed]), fk=ENGINE_WATCHES),
+            check=restored([data_changed, children_changed])),
         Row("setWatches2.recursive", sw2, lists([], [gone], [], [], None), w.MARSHALLINGERROR, xid=minus8,
-            check=restored([], watched=[gone]), fk=ENGINE_WATCHES),
+            check=restored([], watched=[gone])),
         Row("setWatches2.persistent.path", sw2, lists([], [], [], [None], []), w.OK, xid=minus8,
             check=restored([])),
         Row("setWatches2.count-2", sw2, lists(-2, -2, -2, -2, -2), w.OK, xid=minus8, check=restored([])),

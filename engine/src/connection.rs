@@ -248,16 +248,25 @@ impl Connection {
                 return None;
             }
         };
-        let body = match OpCode::from_code(header.op) {
-            // Bytes after a complete record are ignored, as jute does.
-            Some(op) => Request::decode(op, &mut reader),
-            None => Err(proto::DecodeError::UnknownOpCode(header.op)),
+        // Bytes after a complete record are ignored, as jute does; nulls are
+        // noted where the client sent them, for the node to answer as
+        // ZooKeeper does.
+        let (body, nulls) = match OpCode::from_code(header.op) {
+            Some(op) => match Request::decode_with_nulls(op, &mut reader) {
+                Ok((request, nulls)) => (Ok(request), nulls),
+                Err(err) => (Err(err), proto::Nulls::default()),
+            },
+            None => (
+                Err(proto::DecodeError::UnknownOpCode(header.op)),
+                proto::Nulls::default(),
+            ),
         };
         self.outstanding += 1;
         Some(RequestFrame {
             xid: header.xid,
             op: header.op,
             body,
+            nulls,
         })
     }
 

@@ -9,7 +9,10 @@
 use std::collections::VecDeque;
 
 use proto::ops::{encode_notification, encode_reply, Request, Response};
-use proto::{ConnectRequest, ConnectResponse, DecodeError, ErrorCode, OpCode, Record, Writer};
+use proto::{
+    ConnectRequest, ConnectResponse, DecodeError, ErrorCode, NullAt, NullVerdict, Nulls, OpCode,
+    Record, Writer,
+};
 use tree::watch::WatchEvent;
 use tree::{PrepareError, WriteOp};
 
@@ -227,7 +230,12 @@ impl Node {
         }
         let session_id = c.session_id;
         let peer = c.peer.clone();
-        let RequestFrame { xid, op, body } = frame;
+        let RequestFrame {
+            xid,
+            op,
+            body,
+            nulls,
+        } = frame;
         match self.sessions.get(session_id) {
             // After closeSession nothing more is answered; the connection
             // closes once that reply is out, as ZooKeeper's does.
@@ -245,27 +253,41 @@ impl Node {
         };
         let received = self.now.monotonic;
         let op = request.op_code();
+        // Nulls whose answer depends on the request alone (proto's table).
+        let echo_null_path = match nulls.verdict(&request) {
+            NullVerdict::Proceed => false,
+            NullVerdict::Refuse(code) => return self.push_error(conn, xid, code),
+            NullVerdict::Acknowledge => {
+                let ok = Response::Error(proto::ops::ErrorResponse { err: 0 });
+                let frame = encode_reply(xid, self.zxid_applied(), ErrorCode::Ok, Some(&ok));
+                return self.push(conn, Pending::Ready(frame));
+            }
+            NullVerdict::EchoNullPath => true,
+        };
         if matches!(self.role, crate::roles::Role::Learning(_)) && forwarded_by_learners(&request) {
             return self.learner_request(conn, session_id, xid, request, received);
         }
         match request {
-            Request::Auth(packet) => self.on_auth(conn, xid, packet),
+            Request::Auth(packet) => self.on_auth(conn, xid, packet, &nulls),
             Request::Sync(sync) => {
                 let zxid = self.pipeline.zxid_prepared();
+                let path = (!echo_null_path).then_some(sync.path);
                 self.push(
                     conn,
                     Pending::Sync {
                         xid,
-                        path: sync.path,
+                        path,
                         zxid,
                         received,
                     },
                 );
                 self.sync_waiters.insert(conn);
             }
-            Request::Reconfig(_) => self.push_error(conn, xid, ErrorCode::Unimplemented),
+            // Dynamic reconfiguration is off, as in a ZooKeeper without
+            // reconfigEnabled.
+            Request::Reconfig(_) => self.push_error(conn, xid, ErrorCode::ReconfigDisabled),
             request => match requests::classify(request) {
-                Classified::Write(shape, write) => self.on_write(conn, xid, shape, write),
+                Classified::Write(shape, write) => self.on_write(conn, xid, shape, write, &nulls),
                 Classified::Malformed(code) => self.push_error(conn, xid, code),
                 Classified::Read(request) => self.push(
                     conn,
@@ -273,6 +295,7 @@ impl Node {
                         xid,
                         op,
                         request,
+                        nulls,
                         received,
                     },
                 ),
@@ -303,7 +326,7 @@ impl Node {
                     conn,
                     Pending::Sync {
                         xid,
-                        path: sync.path,
+                        path: Some(sync.path),
                         // Known once the leader answers (LearnerAction::SyncAnswered).
                         zxid: i64::MAX,
                         received,
@@ -376,35 +399,33 @@ impl Node {
     /// `auth` packets change the connection's identities at once, so that every
     /// later request is checked with them. Clients send them with xid -4 (the
     /// Java client) or a counted xid (others); the reply echoes it, as ZooKeeper's.
-    fn on_auth(&mut self, conn: ConnId, xid: i32, packet: proto::ops::AuthPacket) {
+    fn on_auth(&mut self, conn: ConnId, xid: i32, packet: proto::ops::AuthPacket, nulls: &Nulls) {
         let super_digest = self.settings.super_digest.clone();
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let identity = match packet.scheme.as_str() {
-            "digest" => std::str::from_utf8(&packet.auth)
-                .ok()
-                .filter(|s| s.contains(':'))
-                .map(tree::acl::digest_id),
-            _ => None,
-        };
-        match identity {
-            Some(id) => {
-                if super_digest.as_deref() == Some(id.as_str()) {
-                    c.auth.push(proto::Id::new("super", ""));
-                }
-                if !c.auth.iter().any(|a| a.scheme == "digest" && a.id == id) {
-                    c.auth.push(proto::Id::new("digest", id));
+        let credential = (!nulls.contains(NullAt::AuthCredential)).then_some(&packet.auth[..]);
+        match tree::acl::authenticate(
+            &packet.scheme,
+            credential,
+            &c.peer.ip,
+            super_digest.as_deref(),
+        ) {
+            Ok(identities) => {
+                for id in identities {
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
                 }
                 let frame = encode_reply(xid, 0, ErrorCode::Ok, None);
                 c.queue.push_back(Pending::Ready(frame));
             }
-            None => {
+            Err(err) => {
                 let line = format!(
-                    "authentication failed for {} (scheme {}): closing connection",
-                    c.peer, packet.scheme
+                    "authentication failed for {}: {err}: closing connection",
+                    c.peer
                 );
-                let frame = encode_reply(xid, 0, ErrorCode::AuthFailed, None);
+                let frame = encode_reply(xid, 0, err.code(), None);
                 c.queue.push_back(Pending::Ready(frame));
                 c.queue.push_back(Pending::Close);
                 self.out.log(Level::Info, line);
@@ -412,7 +433,14 @@ impl Node {
         }
     }
 
-    fn on_write(&mut self, conn: ConnId, xid: i32, shape: ReplyShape, write: WriteOp) {
+    fn on_write(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        shape: ReplyShape,
+        write: WriteOp,
+        nulls: &Nulls,
+    ) {
         let Some(c) = self.conns.get(conn) else {
             return;
         };
@@ -422,15 +450,15 @@ impl Node {
             return self.push_error(conn, xid, ErrorCode::SessionExpired);
         }
         let close = write == WriteOp::CloseSession;
-        match self.prepare(session_id, xid, &auth, &write) {
+        match self.prepare_with_nulls(session_id, xid, &auth, &write, nulls) {
             Ok(_) => {
                 if close {
                     self.sessions.mark_closing(session_id);
                 }
                 self.await_reply(conn, session_id, xid, shape);
             }
-            Err(PrepareError::Op(code)) => {
-                if code == ErrorCode::BadArguments {
+            Err(refusal) => {
+                if refusal == PrepareError::Op(ErrorCode::BadArguments) {
                     let peer = &self.conns.get(conn).expect("looked up above").peer;
                     let line = format!(
                         "{peer} session 0x{session_id:x} xid {xid} {:?}: answering BADARGUMENTS: invalid path or argument",
@@ -438,9 +466,8 @@ impl Node {
                     );
                     self.out.log(Level::Info, line);
                 }
-                self.refuse(conn, session_id, xid, shape, &[code]);
+                self.refuse(conn, session_id, xid, shape, &refusal);
             }
-            Err(PrepareError::Multi(codes)) => self.refuse(conn, session_id, xid, shape, &codes),
         }
     }
 
@@ -452,9 +479,9 @@ impl Node {
         session_id: i64,
         xid: i32,
         shape: ReplyShape,
-        codes: &[ErrorCode],
+        refusal: &PrepareError,
     ) {
-        if self.prepare_refusal(session_id, xid, codes).is_some() {
+        if self.prepare_refusal(session_id, xid, refusal).is_some() {
             self.await_reply(conn, session_id, xid, shape);
         } else {
             self.push_error(conn, xid, ErrorCode::SystemError);
@@ -510,11 +537,19 @@ impl Node {
                     xid,
                     op,
                     request,
+                    nulls,
                     received,
                 } => {
                     let auth = c.auth.clone();
-                    let answer =
-                        requests::answer_read(&mut self.tree, session_id, &auth, xid, op, request);
+                    let answer = requests::answer_read(
+                        &mut self.tree,
+                        session_id,
+                        &auth,
+                        xid,
+                        op,
+                        request,
+                        &nulls,
+                    );
                     self.deliver(&answer.events);
                     if answer.error == Some(ErrorCode::BadArguments) {
                         let peer = &self.conns.get(conn).expect("looked up above").peer;
@@ -534,7 +569,10 @@ impl Node {
                     received,
                     ..
                 } => {
-                    let response = Response::Sync(proto::ops::SyncResponse { path });
+                    let response = match path {
+                        Some(path) => Response::Sync(proto::ops::SyncResponse { path }),
+                        None => Response::SyncNullPath,
+                    };
                     let frame = encode_reply(xid, applied, ErrorCode::Ok, Some(&response));
                     self.stats
                         .record_latency(self.now.monotonic.saturating_sub(received));

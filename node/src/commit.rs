@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use proto::ops::encode_reply;
-use proto::{ConnectResponse, ErrorCode, Id, OpCode};
+use proto::{ConnectResponse, ErrorCode, Id, Nulls, OpCode};
 use tree::{Caller, PrepareError, Txn, TxnHeader, WriteOp};
 
 use crate::client::frame_of;
@@ -27,11 +27,25 @@ impl Node {
         auth: &[Id],
         op: &WriteOp,
     ) -> Result<i64, PrepareError> {
+        self.prepare_with_nulls(session_id, cxid, auth, op, &Nulls::NONE)
+    }
+
+    /// [`Node::prepare`] for a request in which the client sent nulls: tree
+    /// answers them where ZooKeeper first touches them.
+    pub(crate) fn prepare_with_nulls(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        auth: &[Id],
+        op: &WriteOp,
+        nulls: &Nulls,
+    ) -> Result<i64, PrepareError> {
         if self.pipeline.failed().is_some() {
             return Err(PrepareError::Op(ErrorCode::SystemError));
         }
         let caller = Caller { session_id, auth };
-        let txn = match self.tree.prepare(&caller, op, self.pipeline.zxid_next()) {
+        let zxid = self.pipeline.zxid_next();
+        let txn = match self.tree.prepare_with_nulls(&caller, op, nulls, zxid) {
             Err(PrepareError::Op(ErrorCode::BadArguments)) if *op == WriteOp::CloseSession => {
                 // Too many ephemerals for one txn: delete them one by one first.
                 self.shed_ephemerals(session_id, cxid, auth);
@@ -43,17 +57,24 @@ impl Node {
     }
 
     /// Logs a write that prepare refused, so that its reply carries a zxid of
-    /// its own and leaves in order after the log, as ZooKeeper's error txns.
+    /// its own and leaves in order after the log, as ZooKeeper's error txns:
+    /// a refusal of the whole request, or one code per op of a multi.
     pub(crate) fn prepare_refusal(
         &mut self,
         session_id: i64,
         cxid: i32,
-        codes: &[ErrorCode],
+        refusal: &PrepareError,
     ) -> Option<i64> {
-        self.pipeline.failed().is_none().then(|| {
-            let codes = codes.iter().map(|code| code.code()).collect();
-            self.enqueue(session_id, cxid, Txn::Failed { codes })
-        })
+        let txn = match refusal {
+            PrepareError::Op(code) => Txn::Refused { code: code.code() },
+            PrepareError::Multi(codes) => Txn::Failed {
+                codes: codes.iter().map(|code| code.code()).collect(),
+            },
+        };
+        self.pipeline
+            .failed()
+            .is_none()
+            .then(|| self.enqueue(session_id, cxid, txn))
     }
 
     fn enqueue(&mut self, session_id: i64, cxid: i32, txn: Txn) -> i64 {
@@ -290,7 +311,7 @@ impl Node {
 /// the ephemeral deletions before a large closeSession — answer nothing.
 fn answers(txn: &Txn, op: OpCode) -> bool {
     match txn {
-        Txn::Failed { .. } => true,
+        Txn::Failed { .. } | Txn::Refused { .. } => true,
         Txn::CreateSession { .. } => false,
         Txn::CloseSession { .. } => op == OpCode::CloseSession,
         Txn::Create { .. } => matches!(

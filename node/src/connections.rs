@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use proto::ops::Request;
-use proto::{Id, OpCode};
+use proto::{Id, Nulls, OpCode};
 
 use crate::io::{Action, ConnId, Peer};
 use crate::requests::ReplyShape;
@@ -30,6 +30,8 @@ pub(crate) enum Pending {
         xid: i32,
         op: OpCode,
         request: Request,
+        /// Where the client sent nulls (setWatches restores up to the first).
+        nulls: Nulls,
         received: Duration,
     },
     /// A write in flight: its txn carries (session, `xid`). Becomes `Ready`
@@ -42,7 +44,8 @@ pub(crate) enum Pending {
     /// `sync`: answered once every txn up to `zxid` is applied.
     Sync {
         xid: i32,
-        path: String,
+        /// `None`: the client sent a null path, echoed as null.
+        path: Option<String>,
         zxid: i64,
         received: Duration,
     },

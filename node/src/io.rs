@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proto::ops::Request;
-use proto::{ConnectRequest, DecodeError};
+use proto::{ConnectRequest, DecodeError, Nulls};
 pub use replication::leader::LinkId;
 use replication::{Notification, QuorumPacket, Sid};
 
@@ -48,12 +48,14 @@ impl std::fmt::Display for Peer {
 }
 
 /// One decoded request frame. `body` is an error when the frame could not be
-/// decoded for its opcode; it is still answered in request order.
+/// decoded for its opcode; it is still answered in request order. `nulls`
+/// lists where the client sent jute's null (`Request::decode_with_nulls`).
 #[derive(Debug)]
 pub struct RequestFrame {
     pub xid: i32,
     pub op: i32,
     pub body: Result<Request, DecodeError>,
+    pub nulls: Nulls,
 }
 
 /// One txn on its way to the log: its zxid and its encoded header and body

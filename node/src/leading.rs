@@ -262,7 +262,11 @@ impl Node {
         }
         let live = self.sessions.get(session_id).is_some_and(|s| !s.closing);
         if !live {
-            self.prepare_refusal(session_id, cxid, &[ErrorCode::SessionExpired]);
+            self.prepare_refusal(
+                session_id,
+                cxid,
+                &PrepareError::Op(ErrorCode::SessionExpired),
+            );
             return;
         }
         self.sessions.touch(session_id, self.now.monotonic);
@@ -274,7 +278,7 @@ impl Node {
         let write = match write {
             Ok(write) => write,
             Err(code) => {
-                self.prepare_refusal(session_id, cxid, &[code]);
+                self.prepare_refusal(session_id, cxid, &PrepareError::Op(code));
                 return;
             }
         };
@@ -282,11 +286,8 @@ impl Node {
         match self.prepare(session_id, cxid, &authinfo, &write) {
             Ok(_) if close => self.sessions.mark_closing(session_id),
             Ok(_) => {}
-            Err(PrepareError::Op(code)) => {
-                self.prepare_refusal(session_id, cxid, &[code]);
-            }
-            Err(PrepareError::Multi(codes)) => {
-                self.prepare_refusal(session_id, cxid, &codes);
+            Err(refusal) => {
+                self.prepare_refusal(session_id, cxid, &refusal);
             }
         }
     }

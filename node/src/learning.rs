@@ -252,7 +252,7 @@ impl Node {
         let Some((_, bytes)) = self.learning().snapshot.take() else {
             return;
         };
-        let tree = match DataTree::from_snapshot(&bytes) {
+        let tree = match DataTree::from_snapshot_with_hash_seed(&bytes, self.tree.hash_seed()) {
             Ok(tree) => tree,
             Err(err) => {
                 return self.go_looking(&format!("the leader's snapshot does not load: {err}"))

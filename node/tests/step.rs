@@ -489,11 +489,13 @@ fn undecodable_requests_are_answered_in_order() {
                     offset: 0,
                     needed: 4,
                 }),
+                nulls: proto::Nulls::default(),
             },
             node::RequestFrame {
                 xid: 2,
                 op: 999,
                 body: Err(proto::DecodeError::UnknownOpCode(999)),
+                nulls: proto::Nulls::default(),
             },
         ],
     });

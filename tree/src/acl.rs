@@ -6,8 +6,6 @@
 //! `super:` when its digest matched the configured super digest.
 //! [`authenticate`] turns an auth packet into those identities.
 
-use std::net::IpAddr;
-
 use base64::Engine;
 use proto::{perms, Acl, ErrorCode, Id, Nulls};
 use sha1::{Digest, Sha1};
@@ -45,7 +43,7 @@ impl AuthError {
 ///   UTF-8 are read the way Java's `new String(bytes)` reads them, each bad
 ///   sequence becoming U+FFFD. When the id equals `super_digest`,
 ///   `super:` comes first.
-/// - `ip`: the credential is ignored; the id is the peer's address
+/// - `ip`: the credential is ignored; the id is the peer's address as text
 ///   (`IPAuthenticationProvider`).
 /// - anything else has no provider: [`AuthError::UnknownScheme`].
 ///
@@ -53,7 +51,7 @@ impl AuthError {
 pub fn authenticate(
     scheme: &str,
     credential: Option<&[u8]>,
-    peer: IpAddr,
+    peer_ip: &str,
     super_digest: Option<&str>,
 ) -> Result<Vec<Id>, AuthError> {
     match scheme {
@@ -67,7 +65,7 @@ pub fn authenticate(
             proven.push(Id::new("digest", id));
             Ok(proven)
         }
-        "ip" => Ok(vec![Id::new("ip", peer.to_string())]),
+        "ip" => Ok(vec![Id::new("ip", peer_ip)]),
         _ => Err(AuthError::UnknownScheme {
             scheme: scheme.to_string(),
         }),
@@ -376,7 +374,7 @@ mod tests {
         // Proves a digest credential without a colon, empty, or not UTF-8 is
         // accepted with the id ZooKeeper 3.8 derives (measured with whoAmI),
         // and that a null credential or an unknown scheme is refused.
-        let peer: IpAddr = "10.0.0.7".parse().unwrap();
+        let peer = "10.0.0.7";
         let id = |credential: &[u8]| authenticate("digest", Some(credential), peer, None);
         let sha =
             |text: &[u8]| base64::engine::general_purpose::STANDARD.encode(Sha1::digest(text));
@@ -412,7 +410,7 @@ mod tests {
     fn digest_auth_adds_super_first_and_ip_auth_names_the_peer() {
         // Proves the super digest adds `super:` before the digest id, and that
         // the ip scheme ignores its credential (even a null one).
-        let peer: IpAddr = "10.0.0.7".parse().unwrap();
+        let peer = "10.0.0.7";
         let super_id = digest_id("super:test");
         assert_eq!(
             authenticate("digest", Some(b"super:test"), peer, Some(&super_id)),

@@ -59,6 +59,8 @@ pub enum TxnResult {
     Multi(Vec<MultiOpResult>),
     /// A logged refusal (`Txn::Failed`): the codes for its reply.
     Failed(Vec<ErrorCode>),
+    /// A request refused as a whole (`Txn::Refused`): a plain error reply.
+    Refused(ErrorCode),
 }
 
 /// The outcome of one op inside an applied multi.
@@ -303,6 +305,9 @@ impl DataTree {
                 Ok(TxnResult::AclSet { stat })
             }
             Txn::Check { .. } => Ok(TxnResult::Checked),
+            Txn::Refused { code } => Ok(TxnResult::Refused(
+                ErrorCode::from_code(*code).unwrap_or(ErrorCode::SystemError),
+            )),
             Txn::Failed { codes } => Ok(TxnResult::Failed(
                 codes
                     .iter()

@@ -531,6 +531,7 @@ impl Cluster {
             xid,
             op: request.op_code().code(),
             body: Ok(request),
+            nulls: proto::Nulls::default(),
         };
         self.feed(
             sid,

@@ -263,6 +263,7 @@ impl Harness {
                 xid,
                 op: request.op_code().code(),
                 body: Ok(request),
+                nulls: proto::Nulls::default(),
             })
             .collect();
         self.step(Input::Requests { conn, requests })
