@@ -72,8 +72,17 @@ pub struct Config {
     /// or with a write and an fdatasync (`fdatasync`). `fk-diskbench --dsync`
     /// shows which a disk favours.
     pub log_sync_dsync: bool,
-    /// `server.N` lines; kept for the replication work, unused standalone.
+    /// `server.N` lines, by N: two or more make an ensemble.
     pub servers: BTreeMap<u32, String>,
+    /// `peerType`: `observer` makes this server an observer (its server.N
+    /// line must say so too).
+    pub peer_type: Option<String>,
+    /// `standaloneEnabled`: with one server.N line, run standalone (true) or
+    /// as an ensemble of one (false).
+    pub standalone_enabled: bool,
+    /// ferrokeeper's own (`ferrokeeper.peerQueueBytesMax`): bytes queued for
+    /// one learner on the leader before it is disconnected and re-synced.
+    pub peer_queue_bytes_max: usize,
     /// Keys this version does not act on (warned at start-up).
     pub unknown: BTreeMap<String, String>,
 }
@@ -115,6 +124,9 @@ impl Default for Config {
             io_memory_bytes: 512 * 1024,
             log_sync_dsync: true,
             servers: BTreeMap::new(),
+            peer_type: None,
+            standalone_enabled: true,
+            peer_queue_bytes_max: 64 << 20,
             unknown: BTreeMap::new(),
         }
     }
@@ -146,6 +158,56 @@ impl Config {
     /// Whether a four-letter word may run (`4lw.commands.whitelist`).
     pub fn four_letter_word_enabled(&self, word: &str) -> bool {
         self.four_letter_words.iter().any(|w| w == "*" || w == word)
+    }
+
+    /// Whether the server.N lines make this server part of an ensemble.
+    pub fn is_ensemble(&self) -> bool {
+        self.servers.len() >= 2 || (self.servers.len() == 1 && !self.standalone_enabled)
+    }
+
+    /// The ensemble and this server's place in it, from the server.N lines
+    /// and `dataDir/myid` (read here). `None` for a standalone server.
+    pub fn ensemble_settings(&self) -> Result<Option<node::EnsembleSettings>, ConfigError> {
+        if !self.is_ensemble() {
+            return Ok(None);
+        }
+        let values = self
+            .servers
+            .iter()
+            .map(|(sid, value)| (u64::from(*sid), value.as_str()));
+        let ensemble = replication::Ensemble::from_server_values(values)
+            .map_err(|err| ConfigError::Inconsistent(err.to_string()))?;
+        let myid_path = self.data_dir.join("myid");
+        let text = std::fs::read_to_string(&myid_path).map_err(|source| ConfigError::Read {
+            path: myid_path.clone(),
+            source,
+        })?;
+        let my_sid: u64 = text.trim().parse().map_err(|_| {
+            ConfigError::Inconsistent(format!("{} does not hold a server id", myid_path.display()))
+        })?;
+        let Some(me) = ensemble.get(my_sid) else {
+            return Err(ConfigError::Inconsistent(format!(
+                "myid {my_sid} has no server.{my_sid} line"
+            )));
+        };
+        if my_sid > 254 {
+            return Err(ConfigError::Inconsistent(format!(
+                "myid {my_sid} is over 254: session ids carry it in one byte"
+            )));
+        }
+        let observer = me.learner_type == replication::LearnerType::Observer;
+        if self.peer_type.as_deref().is_some_and(|t| (t == "observer") != observer) {
+            return Err(ConfigError::Inconsistent(format!(
+                "peerType={} but server.{my_sid} is a {:?}",
+                self.peer_type.as_deref().unwrap_or_default(),
+                me.learner_type
+            )));
+        }
+        let mut settings = node::EnsembleSettings::new(my_sid, ensemble);
+        settings.init_limit = self.init_limit.max(1);
+        settings.sync_limit = self.sync_limit.max(1);
+        settings.peer_queue_bytes_max = self.peer_queue_bytes_max;
+        Ok(Some(settings))
     }
 
     /// What the node needs to know; `random_seed` seeds its random choices.
@@ -290,6 +352,21 @@ impl Config {
                         "fdatasync" => false,
                         _ => return Err(bad("expected dsync or fdatasync")),
                     }
+                }
+                "peerType" => {
+                    if !matches!(value, "participant" | "observer") {
+                        return Err(bad("expected participant or observer"));
+                    }
+                    config.peer_type = Some(value.to_string());
+                }
+                "standaloneEnabled" => {
+                    config.standalone_enabled =
+                        yes_no(value).ok_or_else(|| bad("expected true or false"))?
+                }
+                "ferrokeeper.peerQueueBytesMax" => {
+                    config.peer_queue_bytes_max = number(value)
+                        .filter(|n: &usize| *n >= 1 << 20)
+                        .ok_or_else(|| bad("expected a byte count of at least 1 MiB"))?
                 }
                 _ if key.starts_with("server.") => {
                     let id = key["server.".len()..]

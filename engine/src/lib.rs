@@ -10,6 +10,7 @@ pub mod driver;
 pub mod fourlw;
 pub mod log_stage;
 pub mod messages;
+pub mod peers;
 pub mod server;
 pub mod storage;
 

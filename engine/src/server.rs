@@ -26,8 +26,8 @@ use crate::connection::{self, ConnectionSettings};
 use crate::driver::{Completion, Driver, COMPLETIONS_MAX};
 use crate::log_stage::{log_channels, spawn_disk_log, DiskLogSettings, LogEnd, LogHandle};
 use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
+use crate::peers::{Peers, PEER_EVENTS_MAX};
 use crate::storage::{self, Recovered, StorageError};
-use tree::DataTree;
 use wal::LogTail;
 
 #[derive(Debug, Error)]
@@ -43,6 +43,10 @@ pub enum ServerError {
     Stopped { index: usize, reason: String },
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("configuration: {0}")]
+    Config(crate::config::ConfigError),
+    #[error("server {sid}: cannot listen for peers: {source}")]
+    Peers { sid: u64, source: std::io::Error },
 }
 
 /// Open connections per client IP, shared by every executor's listener.
@@ -80,10 +84,30 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .writer_config(0)
         .validate()
         .map_err(StorageError::Wal)?;
-    let Recovered { tree, tail, .. } = storage::recover(&config.data_dir, &config.data_log_dir)?;
+    let ensemble = config.ensemble_settings().map_err(ServerError::Config)?;
+    let Recovered {
+        tree,
+        tail,
+        history,
+        ..
+    } = storage::recover(&config.data_dir, &config.data_log_dir)?;
+    let (accepted_epoch, current_epoch) =
+        storage::read_epochs(&config.data_dir, tree.last_processed_zxid())?;
+    let recovered = node::Recovered {
+        tree,
+        history,
+        accepted_epoch,
+        current_epoch,
+    };
     let (completions_sender, completions) = async_channel::bounded::<Completion>(COMPLETIONS_MAX);
     let (log_handle, log_end) = log_channels(completions_sender.clone());
-    let mut node_part = Some((tree, log_handle, completions_sender, completions));
+    let mut node_part = Some((
+        recovered,
+        ensemble,
+        log_handle,
+        completions_sender,
+        completions,
+    ));
     let mut log_part = Some((log_end, tail));
     // The log task shares the node's executor: on another core it made
     // writes no faster here (they are bound by the node's turn, not the
@@ -127,14 +151,17 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                     }
                 }
                 match node_part {
-                    Some((tree, log, completions_sender, completions)) => {
+                    Some((recovered, ensemble, log, completions_sender, completions)) => {
                         let channels = DriverChannels {
                             inbox,
                             log,
                             completions_sender,
                             completions,
                         };
-                        start_driver(&config, tree, channels);
+                        if let Err(err) = start_driver(&config, recovered, ensemble, channels) {
+                            let _ = bound_sender.send(Err(err));
+                            return;
+                        }
                     }
                     None => drop(inbox),
                 }
@@ -203,21 +230,37 @@ struct DriverChannels {
     completions: async_channel::Receiver<Completion>,
 }
 
-/// Starts the node and its driver on this executor.
-fn start_driver(config: &Arc<Config>, tree: DataTree, channels: DriverChannels) {
+/// Starts the node and its driver on this executor (and, in an ensemble,
+/// the peer transport).
+fn start_driver(
+    config: &Arc<Config>,
+    recovered: node::Recovered,
+    ensemble: Option<node::EnsembleSettings>,
+    channels: DriverChannels,
+) -> Result<(), ServerError> {
     let origin = Instant::now();
     let now = node::Now {
         monotonic: origin.elapsed(),
         wall_ms: crate::driver::now_ms(),
     };
     // A fresh seed at every start: which txn counts trigger snapshots.
-    let settings = config.node_settings(rand::random());
-    let recovered = node::Recovered {
-        tree,
-        history: Vec::new(),
-        accepted_epoch: 0,
-        current_epoch: 0,
+    let mut settings = config.node_settings(rand::random());
+    let peers = match &ensemble {
+        Some(ensemble) => {
+            let (events, received) = async_channel::bounded(PEER_EVENTS_MAX);
+            let peers = Peers::new(ensemble.my_sid, ensemble.ensemble.clone(), events);
+            peers.listen().map_err(|source| ServerError::Peers {
+                sid: ensemble.my_sid,
+                source,
+            })?;
+            info!(sid = ensemble.my_sid, servers = ensemble.ensemble.members().count(),
+                "joining the ensemble");
+            settings.server_id = ensemble.my_sid as u8;
+            Some((peers, received))
+        }
+        None => None,
     };
+    settings.ensemble = ensemble;
     let node = node::Node::new(settings, recovered, crate::log_stage::append_limits(), now);
     let config = Rc::new(Config::clone(config));
     let driver = Driver::new(
@@ -226,6 +269,7 @@ fn start_driver(config: &Arc<Config>, tree: DataTree, channels: DriverChannels) 
         origin,
         channels.log,
         channels.completions_sender,
+        peers,
     );
     let (inbox, completions) = (channels.inbox, channels.completions);
     glommio::spawn_local(async move {
@@ -233,6 +277,7 @@ fn start_driver(config: &Arc<Config>, tree: DataTree, channels: DriverChannels) 
         error!("the driver stopped");
     })
     .detach();
+    Ok(())
 }
 
 async fn accept_loop(
