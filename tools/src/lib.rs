@@ -339,12 +339,13 @@ pub fn render_purge(report: &wal::PurgeReport) -> String {
         }
     };
     format!(
-        "snapshots kept: {}\nsnapshots removed: {}\nsegments kept: {}\nsegments recycled: {}\nsegments removed: {}\n",
+        "snapshots kept: {}\nsnapshots removed: {}\nsegments kept: {}\nsegments recycled: {}\nsegments removed: {}\ntemp files removed: {}\n",
         list(&report.snapshots_kept),
         list(&report.snapshots_removed),
         list(&report.segments_kept),
         list(&report.segments_recycled),
-        list(&report.segments_removed)
+        list(&report.segments_removed),
+        list(&report.temps_removed)
     )
 }
 
@@ -356,6 +357,7 @@ pub fn purge_json(report: &wal::PurgeReport) -> serde_json::Value {
         "segments_kept": report.segments_kept,
         "segments_recycled": report.segments_recycled,
         "segments_removed": report.segments_removed,
+        "temps_removed": report.temps_removed,
     })
 }
 

@@ -14,6 +14,18 @@ pub enum WalError {
         #[source]
         source: io::Error,
     },
+    /// The file system is full (ENOSPC) or the quota is used up (EDQUOT).
+    /// Nothing was written to the log by the call that returned it (space for
+    /// records is preallocated; it runs out when a segment is prepared), so
+    /// the log stays usable: refuse writes, keep serving reads, and try again
+    /// once space is freed. Temp files of the failed call are removed.
+    #[error("no space left on the device: {op} {path}: {source}")]
+    NoSpace {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     /// A log record before the tail is damaged: records that were durable
     /// follow it, so cutting here would lose acknowledged writes.
     #[error("log corrupt in {file} at byte {offset}: {reason}")]
@@ -53,12 +65,29 @@ pub enum WalError {
     InvalidConfig(String),
 }
 
+/// errno values that mean "the disk is full" (Linux).
+const ENOSPC: i32 = 28;
+const EDQUOT: i32 = 122;
+
 impl WalError {
+    /// An I/O error; a full disk becomes [`WalError::NoSpace`].
     pub(crate) fn io(op: &'static str, path: impl std::fmt::Display, source: io::Error) -> Self {
-        WalError::Io {
-            op,
-            path: path.to_string(),
-            source,
+        let path = path.to_string();
+        if is_no_space(&source) {
+            WalError::NoSpace { op, path, source }
+        } else {
+            WalError::Io { op, path, source }
         }
     }
+
+    /// Whether this is a full disk (the caller may wait for space and retry).
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, WalError::NoSpace { .. })
+    }
+}
+
+/// Whether an I/O error says the disk (or the quota) is full.
+pub fn is_no_space(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::StorageFull
+        || matches!(error.raw_os_error(), Some(ENOSPC | EDQUOT))
 }

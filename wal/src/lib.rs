@@ -27,7 +27,9 @@
 //! use wal::{recover, GlommioFs, LogWriter, SnapshotWriter, WriterConfig};
 //! let (snap_dir, log_dir) = (Path::new("data"), Path::new("datalog"));
 //!
-//! // 1. Start-up, blocking, before executors start.
+//! // 1. Start-up, blocking, before executors start. Temp files a crash left
+//! //    behind go first; they are never part of what recovery reads.
+//! wal::remove_temporary_files(snap_dir, log_dir)?;
 //! let recovery = recover(snap_dir, log_dir)?;
 //! match &recovery.snapshot {
 //!     Some(info) => { /* load wal::open_snapshot(..info.name..) into the tree */ }
@@ -63,11 +65,14 @@
 //!
 //! # Backends
 //!
-//! The writer is generic over [`LogFs`]: [`GlommioFs`] (production: O_DIRECT
-//! through io_uring), [`StdFs`] (tools, tests) and [`MemFs`] (tests: records
-//! what is durable, injects torn writes, failed fsyncs and ENOSPC, and
-//! produces the images a power cut could leave). Reading goes through the
-//! blocking [`ReadFs`]: [`StdDir`] or a [`MemFs`] image.
+//! The log writer is generic over [`LogFs`]: [`GlommioFs`] (production:
+//! O_DIRECT through io_uring), [`StdFs`] (tools, tests) and [`MemFs`] (tests:
+//! records what is durable, injects torn writes, failed fsyncs and ENOSPC, and
+//! produces the images a power cut could leave). Snapshots, epoch files and
+//! purge write through the blocking [`WriteFs`] ([`SnapshotWriter::create_in`],
+//! [`write_epoch_in`], [`purge_in`]; the path-taking functions above are thin
+//! wrappers over [`StdDir`]), so [`MemFs`] crashes them too. Reading goes
+//! through the blocking [`ReadFs`]: [`StdDir`] or a [`MemFs`] image.
 
 mod epoch;
 mod error;
@@ -81,8 +86,8 @@ mod scan;
 mod snapshot;
 mod writer;
 
-pub use epoch::{read_epoch, write_epoch, EpochFile};
-pub use error::WalError;
+pub use epoch::{read_epoch, read_epoch_in, write_epoch, write_epoch_in, EpochFile};
+pub use error::{is_no_space, WalError};
 pub use format::{
     align_down, align_up, decode_record, encode_record, parse_segment_name, record_bytes,
     segment_name, Decoded, HeaderError, InvalidReason, SegmentHeader, BATCH_BYTES_MAX,
@@ -90,18 +95,25 @@ pub use format::{
     SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
     WRITE_BYTES_MAX,
 };
-pub use fs::{sync_dir_path, LogFs, ReadAt, ReadFs, StdDir, StdFs, StdReader};
+pub use fs::{
+    sync_dir_path, FileWriter, LogFs, ReadAt, ReadFs, StdDir, StdFileWriter, StdFs, StdReader,
+    WriteFs,
+};
 pub use glommio_fs::GlommioFs;
-pub use memfs::{MemFs, MemReader, MemState};
-pub use purge::{purge, PurgeReport, RETAIN_COUNT_MIN, SPARES_MAX};
+pub use memfs::{MemFileWriter, MemFs, MemReader, MemState};
+pub use purge::{
+    is_temporary_file, purge, purge_in, remove_temporary_files, remove_temporary_files_in,
+    PurgeReport, RETAIN_COUNT_MIN, SPARES_MAX,
+};
 pub use recovery::{
     first_needed_segment, list_segments, recover, recover_from, LogReader, LogRecord, LogTail,
     Recovery, SegmentTail,
 };
 pub use scan::{EndKind, ScannedRecord, SegmentEnd, SegmentScan};
 pub use snapshot::{
-    list_snapshots, newest_valid_snapshot, open_snapshot, parse_snapshot_name, read_snapshot,
-    snapshot_name, verify_snapshot, SnapshotInfo, SnapshotReader, SnapshotWriter,
-    SNAPSHOT_HEADER_BYTES, SNAPSHOT_TRAILER_BYTES,
+    list_snapshots, newest_valid_snapshot, open_snapshot, parse_snapshot_name,
+    parse_snapshot_temp_name, read_snapshot, snapshot_name, verify_snapshot, SnapshotInfo,
+    SnapshotReader, SnapshotWriter, SNAPSHOT_HEADER_BYTES, SNAPSHOT_SYNC_EVERY_BYTES,
+    SNAPSHOT_TRAILER_BYTES,
 };
 pub use writer::{is_ready_spare, prepare_spare, LogWriter, SyncStats, WriterConfig};

@@ -646,7 +646,8 @@ pub(crate) fn spare_name(names: &[String], skip: u64) -> String {
 /// Creates a spare segment of `segment_bytes`: zero-filled by writing zeros
 /// (so its extents are allocated and initialised, and later fdatasyncs write no
 /// metadata), synced, renamed from `.tmp` to its final name, directory synced.
-/// Returns its name.
+/// Returns its name. On any error the `.tmp` file is removed again, so a
+/// full disk ([`WalError::NoSpace`]) leaves no partial spare taking space.
 pub async fn prepare_spare<F: LogFs>(fs: &F, segment_bytes: u64) -> Result<String, WalError> {
     assert!(segment_bytes.is_multiple_of(BLOCK_BYTES as u64));
     let names = fs
@@ -672,19 +673,15 @@ pub async fn prepare_spare<F: LogFs>(fs: &F, segment_bytes: u64) -> Result<Strin
             std::io::ErrorKind::AlreadyExists.into(),
         ));
     };
-    let zeros = vec![0u8; ZERO_CHUNK_BYTES.min(segment_bytes as usize)];
-    let mut at = 0u64;
-    while at < segment_bytes {
-        let len = (segment_bytes - at).min(zeros.len() as u64) as usize;
-        fs.write_at(&file, at, &zeros[..len])
-            .await
-            .map_err(|e| WalError::io("write", fs.display(&tmp), e))?;
-        at += len as u64;
+    match fill_spare(fs, &tmp, file, segment_bytes).await {
+        Ok(()) => {}
+        Err(error) => {
+            if let Err(e) = fs.remove(&tmp).await {
+                tracing::warn!(file = %fs.display(&tmp), error = %e, "could not remove a failed spare segment");
+            }
+            return Err(error);
+        }
     }
-    fs.sync_data(&file)
-        .await
-        .map_err(|e| WalError::io("fdatasync", fs.display(&tmp), e))?;
-    drop(file);
     fs.rename(&tmp, &name)
         .await
         .map_err(|e| WalError::io("rename", fs.display(&tmp), e))?;
@@ -692,4 +689,25 @@ pub async fn prepare_spare<F: LogFs>(fs: &F, segment_bytes: u64) -> Result<Strin
         .await
         .map_err(|e| WalError::io("fsync directory", fs.display(&name), e))?;
     Ok(name)
+}
+
+/// Zero-fills and syncs a new spare file.
+async fn fill_spare<F: LogFs>(
+    fs: &F,
+    tmp: &str,
+    file: F::File,
+    segment_bytes: u64,
+) -> Result<(), WalError> {
+    let zeros = vec![0u8; ZERO_CHUNK_BYTES.min(segment_bytes as usize)];
+    let mut at = 0u64;
+    while at < segment_bytes {
+        let len = (segment_bytes - at).min(zeros.len() as u64) as usize;
+        fs.write_at(&file, at, &zeros[..len])
+            .await
+            .map_err(|e| WalError::io("write", fs.display(tmp), e))?;
+        at += len as u64;
+    }
+    fs.sync_data(&file)
+        .await
+        .map_err(|e| WalError::io("fdatasync", fs.display(tmp), e))
 }

@@ -75,7 +75,7 @@ fn enospc_stops_the_writer() {
         assert!(zxid < 100, "never ran out of space");
     };
     match error {
-        WalError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(28)),
+        WalError::NoSpace { source, .. } => assert_eq!(source.raw_os_error(), Some(28)),
         other => panic!("{other:?}"),
     }
     assert_refuses(&mut writer, zxid + 1);
