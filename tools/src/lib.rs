@@ -41,13 +41,13 @@ pub struct SegmentReport {
     pub zxid_previous: Option<i64>,
     pub record_count: u64,
     pub zxid_last: Option<i64>,
+    /// The segment's format version (1: before sector stamps).
+    pub format: Option<u32>,
     /// Where the data ends (the offset after the last good record).
     pub end_offset: u64,
-    /// "clean", or "torn: <reason>".
+    /// "clean", "torn: <reason>" or "corrupt: <reason>".
     pub end: String,
-    /// A valid record a torn last write can explain (recovery zeroes it).
-    pub leftover_at: Option<u64>,
-    /// A valid record after damaged bytes that no torn write explains.
+    /// Where durable bytes are damaged (recovery refuses).
     pub corrupt_at: Option<u64>,
     pub records: Vec<RecordReport>,
     pub problems: Vec<String>,
@@ -86,19 +86,18 @@ pub fn inspect_log(path: &Path, with_records: bool) -> Result<LogReport, ToolErr
             zxid_last_before = segment.zxid_last.or(segment.zxid_previous);
         }
         report.problems.extend(segment.problems.iter().cloned());
-        if segment.end != "clean" || segment.leftover_at.is_some() {
+        if segment.end.starts_with("torn") {
             let what = format!(
                 "{}: data ends at byte {} ({})",
                 segment.file, segment.end_offset, segment.end
             );
             if is_last {
-                report
-                    .notes
-                    .push(format!("{what}; recovery cuts this torn tail"));
-            } else if segment.leftover_at.is_some() {
+                report.notes.push(format!(
+                    "{what}; recovery cuts this torn tail (an unacknowledged write)"
+                ));
+            } else {
                 report.problems.push(format!(
-                    "{what}, valid records follow at {:?}",
-                    segment.leftover_at
+                    "{what}, but a later segment follows, so that write had completed"
                 ));
             }
         }
@@ -126,6 +125,7 @@ fn inspect_segment(fs: &StdDir, name: &str, with_records: bool) -> SegmentReport
             return report;
         }
     };
+    report.format = Some(scan.header().version);
     report.zxid_first = Some(scan.header().zxid_first);
     report.zxid_previous = Some(scan.header().zxid_previous);
     if wal::parse_segment_name(name).is_some_and(|z| z != scan.header().zxid_first) {
@@ -157,14 +157,13 @@ fn inspect_segment(fs: &StdDir, name: &str, with_records: bool) -> SegmentReport
     report.end = match &end.kind {
         EndKind::Clean => "clean".to_string(),
         EndKind::Torn { reason } => format!("torn: {reason}"),
+        EndKind::Corrupt { reason, .. } => format!("corrupt: {reason}"),
     };
-    report.leftover_at = end.leftover_at;
-    report.corrupt_at = end.unexplained_at;
-    if let Some(at) = end.unexplained_at {
-        report.problems.push(format!(
-            "{file}: corrupt at byte {}: a valid record follows at byte {at}",
-            end.offset
-        ));
+    if let EndKind::Corrupt { at, reason } = &end.kind {
+        report.corrupt_at = Some(*at);
+        report
+            .problems
+            .push(format!("{file}: corrupt at byte {at}: {reason}"));
     }
     report
 }
@@ -268,8 +267,9 @@ pub fn render_log(report: &LogReport) -> String {
     let mut out = String::new();
     for segment in &report.segments {
         out += &format!(
-            "{}  first {}  previous {}  records {}  last {}  end {} at byte {}\n",
+            "{}  format {}  first {}  previous {}  records {}  last {}  end {} at byte {}\n",
             segment.file,
+            segment.format.map_or("?".to_string(), |v| v.to_string()),
             hex(segment.zxid_first),
             hex(segment.zxid_previous),
             segment.record_count,

@@ -26,17 +26,34 @@ pub enum WalError {
         #[source]
         source: io::Error,
     },
-    /// A log record before the tail is damaged: records that were durable
-    /// follow it, so cutting here would lose acknowledged writes.
-    #[error("log corrupt in {file} at byte {offset}: {reason}")]
+    /// Log bytes that were durable are damaged (see the format doc in
+    /// `format.rs` for how this is told from a torn, unacknowledged write):
+    /// cutting here could lose acknowledged writes, so recovery refuses.
+    /// `accept_loss`, when recovery knows it, is the command that cuts the
+    /// log before the damage, accepting the loss of what follows.
+    #[error("log corrupt in {file} at byte {offset}: {reason}{}", accept_loss_hint(.accept_loss))]
     Corrupt {
         file: String,
         offset: u64,
         reason: String,
+        accept_loss: Option<String>,
     },
     /// Zxids in the log do not increase, or a segment is missing.
-    #[error("log gap in {file}: {reason}")]
-    Gap { file: String, reason: String },
+    #[error("log gap in {file}: {reason}{}", accept_loss_hint(.accept_loss))]
+    Gap {
+        file: String,
+        reason: String,
+        accept_loss: Option<String>,
+    },
+    /// The records asked for are not (or no longer) all in the log: purged,
+    /// cut, or never written. Replication answers with a snapshot instead.
+    #[error("log records after {zxid_after:#x} up to {zxid_to:#x} are not all in {dir}: {reason}")]
+    NotInLog {
+        dir: String,
+        zxid_after: i64,
+        zxid_to: i64,
+        reason: String,
+    },
     /// Log segments exist but no snapshot does (ZOOKEEPER-2325): replaying the
     /// log onto an empty tree would silently lose whatever came before it.
     #[error("log segments exist in {log_dir} but there is no snapshot in {snap_dir}")]
@@ -63,6 +80,16 @@ pub enum WalError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+}
+
+fn accept_loss_hint(command: &Option<String>) -> String {
+    match command {
+        Some(command) => format!(
+            "; to start without the damaged record and every record after it \
+             (losing them), run: {command}"
+        ),
+        None => String::new(),
+    }
 }
 
 /// errno values that mean "the disk is full" (Linux).

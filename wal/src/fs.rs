@@ -93,6 +93,10 @@ pub trait LogFs: std::fmt::Debug {
     async fn len(&self, file: &Self::File) -> io::Result<u64>;
     /// Writes all of `bytes` at `offset` (block-aligned).
     async fn write_at(&self, file: &Self::File, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Reads up to `buf.len()` bytes at `offset` (any alignment); returns how
+    /// many were read (fewer only at the end of the file). Used off the hot
+    /// path: a spare's old header, the segment a truncation cuts.
+    async fn read_at(&self, file: &Self::File, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// fdatasync: makes the file's written data durable.
     async fn sync_data(&self, file: &Self::File) -> io::Result<()>;
     /// Renames a file, replacing nothing (the target must not exist).
@@ -151,17 +155,22 @@ impl ReadAt for StdReader {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
+        read_fully_at(&self.file, offset, buf)
     }
+}
+
+/// Reads until `buf` is full or the file ends.
+pub(crate) fn read_fully_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 impl ReadFs for StdDir {
@@ -259,6 +268,10 @@ impl LogFs for StdFs {
 
     async fn write_at(&self, file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
         file.write_all_at(bytes, offset)
+    }
+
+    async fn read_at(&self, file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        read_fully_at(file, offset, buf)
     }
 
     async fn sync_data(&self, file: &File) -> io::Result<()> {

@@ -83,15 +83,20 @@ mod memfs;
 mod purge;
 mod recovery;
 mod scan;
+mod scan_v1;
 mod snapshot;
+mod spare;
 mod writer;
 
 pub use epoch::{read_epoch, read_epoch_in, write_epoch, write_epoch_in, EpochFile};
 pub use error::{is_no_space, WalError};
 pub use format::{
-    align_down, align_up, decode_record, encode_record, parse_segment_name, record_bytes,
-    segment_name, Decoded, HeaderError, InvalidReason, SegmentHeader, BATCH_BYTES_MAX,
-    BATCH_RECORDS_MAX, BLOCK_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, SECTOR_BYTES,
+    align_down, align_up, classify_sector, decode_record, encode_record, encode_sectors,
+    parse_segment_name, record_bytes, sector_count, sector_file_offset, segment_name,
+    stream_capacity, stream_file_offset, write_extent, Decoded, HeaderError, InvalidReason,
+    SectorClass, SectorStamp, SegmentHeader, BATCH_BYTES_MAX, BATCH_RECORDS_MAX, BLOCK_BYTES,
+    BLOCK_STREAM_BYTES, FORMAT_VERSION, FORMAT_VERSION_V1, RECORD_HEADER_BYTES,
+    RECORD_PAYLOAD_BYTES_MAX, SECTOR_BYTES, SECTOR_STAMP_BYTES, SECTOR_STREAM_BYTES,
     SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
     WRITE_BYTES_MAX,
 };
@@ -116,4 +121,5 @@ pub use snapshot::{
     SnapshotReader, SnapshotWriter, SNAPSHOT_HEADER_BYTES, SNAPSHOT_SYNC_EVERY_BYTES,
     SNAPSHOT_TRAILER_BYTES,
 };
-pub use writer::{is_ready_spare, prepare_spare, LogWriter, SyncStats, WriterConfig};
+pub use spare::{is_ready_spare, prepare_spare};
+pub use writer::{LogWriter, SyncStats, WriterConfig};

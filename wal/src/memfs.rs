@@ -542,6 +542,15 @@ impl LogFs for MemFs {
         self.write_inode(*file, offset, bytes)
     }
 
+    async fn read_at(&self, file: &u64, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let shared = self.shared.borrow();
+        let data = &shared.state.inodes[file].data;
+        let start = (offset as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+
     async fn sync_data(&self, file: &u64) -> io::Result<()> {
         self.sync_inode(*file)
     }

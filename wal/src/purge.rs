@@ -5,8 +5,8 @@
 //! kept needs the segment holding S + 1 (the last segment starting at or
 //! before S + 1) and everything after it. Older segments are renamed to
 //! `spare.recycled.<first zxid>` while fewer than [`SPARES_MAX`] spares wait,
-//! so the writer reuses their allocated, initialised blocks; the rest are
-//! deleted. Safe to run while the server writes: it never touches the
+//! so the writer reuses their allocated, initialised blocks; the rest (and
+//! every format-1 segment) are deleted. Safe to run while the server writes: it never touches the
 //! segment being written (the newest), nor files still being written, except
 //! snapshot temp files older than the newest kept snapshot (one snapshot is
 //! written at a time, and never below a finished one, so those are debris).
@@ -27,10 +27,12 @@ use std::path::Path;
 
 use crate::epoch::EpochFile;
 use crate::error::WalError;
+use crate::format::{SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_BYTES};
+use crate::fs::ReadAt;
 use crate::fs::{StdDir, WriteFs};
 use crate::recovery::{first_needed_segment, list_segments};
 use crate::snapshot::{list_snapshots, parse_snapshot_temp_name, TEMP_SUFFIX};
-use crate::writer::is_ready_spare;
+use crate::spare::is_ready_spare;
 
 /// ZooKeeper refuses to keep fewer snapshots than this (autopurge.snapRetainCount).
 pub const RETAIN_COUNT_MIN: usize = 3;
@@ -99,7 +101,7 @@ pub fn purge_in<S: WriteFs, L: WriteFs>(
         .filter(|n| is_ready_spare(n))
         .count();
     for (zxid, name) in &segments[..needed_from] {
-        if spares < SPARES_MAX {
+        if spares < SPARES_MAX && is_current_format(log, name) {
             let spare = format!("spare.recycled.{:016x}", *zxid as u64);
             log.rename_file(name, &spare)
                 .map_err(|e| WalError::io("rename", log.display(name), e))?;
@@ -118,6 +120,20 @@ pub fn purge_in<S: WriteFs, L: WriteFs>(
     log.sync_directory()
         .map_err(|e| WalError::io("fsync directory", log.display(""), e))?;
     Ok(report)
+}
+
+/// Whether a segment is of the format the writer writes: only those are
+/// recycled (a format-1 file's unstamped bytes must never sit in a segment of
+/// format 2, where they would read as damage).
+fn is_current_format<L: WriteFs>(log: &L, name: &str) -> bool {
+    let Ok(reader) = log.open_read(name) else {
+        return false;
+    };
+    let mut block = vec![0u8; SEGMENT_HEADER_BYTES];
+    match reader.read_at(0, &mut block) {
+        Ok(n) => SegmentHeader::decode(&block[..n]).is_ok_and(|h| h.version == FORMAT_VERSION),
+        Err(_) => false,
+    }
 }
 
 /// Removes every temporary file wal writes (`snapshot.<hex>.tmp`,
