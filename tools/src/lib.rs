@@ -1,5 +1,6 @@
 //! Operator tools for ferrokeeper's data directories: inspect and verify log
-//! segments and snapshots, purge old ones. The `fk-tools` binary is a thin
+//! segments and snapshots, purge old ones, truncate the log (accepting a
+//! loss recovery refuses to take). The `fk-tools` binary is a thin
 //! clap front end over these functions; every report is plain data that
 //! prints as text or serialises as JSON.
 
@@ -358,6 +359,49 @@ pub fn purge_json(report: &wal::PurgeReport) -> serde_json::Value {
         "segments_recycled": report.segments_recycled,
         "segments_removed": report.segments_removed,
         "temps_removed": report.temps_removed,
+    })
+}
+
+/// Parses a zxid given as decimal or as hex with a `0x` prefix.
+pub fn parse_zxid(text: &str) -> Result<i64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).map(|z| z as i64),
+        None => text.parse::<i64>(),
+    };
+    parsed.map_err(|e| format!("not a zxid: {text} ({e})"))
+}
+
+/// Renders a truncation report as text.
+pub fn render_truncate(report: &wal::TruncateLogReport) -> String {
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(" ")
+        }
+    };
+    let cut = report
+        .log
+        .segment_cut
+        .as_ref()
+        .map_or("-".to_string(), |(name, at)| format!("{name} at byte {at}"));
+    format!(
+        "snapshots removed: {}\nsegments removed: {}\nsegment cut: {cut}\nthe log now ends at zxid {:#x}\n",
+        list(&report.snapshots_removed),
+        list(&report.log.segments_removed),
+        report.log.zxid_last
+    )
+}
+
+/// The truncation report as JSON.
+pub fn truncate_json(report: &wal::TruncateLogReport) -> serde_json::Value {
+    serde_json::json!({
+        "snapshots_removed": report.snapshots_removed,
+        "segments_removed": report.log.segments_removed,
+        "segment_cut": report.log.segment_cut.as_ref().map(|(name, at)| {
+            serde_json::json!({ "file": name, "offset": at })
+        }),
+        "zxid_last": report.log.zxid_last,
     })
 }
 

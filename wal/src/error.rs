@@ -77,6 +77,13 @@ pub enum WalError {
     /// (STYLE rule 2: a failed fsync is never retried).
     #[error("log writer stopped after an earlier failure: {first_error}")]
     WriterFailed { first_error: String },
+    /// A truncation would leave no snapshot at or below its cut (the log
+    /// would have nothing under it, ZOOKEEPER-2325); nothing was removed.
+    #[error("no snapshot at or below zxid {zxid:#x} in {snap_dir}: a truncation there needs a snapshot from the leader")]
+    NoSnapshotBelow { snap_dir: String, zxid: i64 },
+    /// An operation this file's format cannot support.
+    #[error("{file}: {reason}")]
+    Unsupported { file: String, reason: String },
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),

@@ -58,6 +58,16 @@
 //!
 //! // 4. Purge from a timer (blocking std I/O; run it off the hot executor).
 //! wal::purge(snap_dir, log_dir, 3)?;
+//!
+//! // 5. Replication. DIFF: records (from, to] read back on a thread of its own
+//! //    while the writer goes on (to ≤ the writer's durable zxid).
+//! let to = writer.zxid_durable();
+//! for record in wal::read_log_range(wal::StdDir::new(log_dir), 0, to)? {
+//!     let record = record?; // Err(NotInLog): send a snapshot instead
+//! }
+//! //    TRUNC: snapshots above the cut first, then the log.
+//! wal::remove_snapshots_after(&wal::StdDir::new(snap_dir), 0)?;
+//! writer.truncate(0).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -81,11 +91,13 @@ mod fs;
 mod glommio_fs;
 mod memfs;
 mod purge;
+mod range;
 mod recovery;
 mod scan;
 mod scan_v1;
 mod snapshot;
 mod spare;
+mod truncate;
 mod writer;
 
 pub use epoch::{read_epoch, read_epoch_in, write_epoch, write_epoch_in, EpochFile};
@@ -110,6 +122,7 @@ pub use purge::{
     is_temporary_file, purge, purge_in, remove_temporary_files, remove_temporary_files_in,
     PurgeReport, RETAIN_COUNT_MIN, SPARES_MAX,
 };
+pub use range::{read_log_range, LogRange};
 pub use recovery::{
     first_needed_segment, list_segments, recover, recover_from, LogReader, LogRecord, LogTail,
     Recovery, SegmentTail,
@@ -122,4 +135,5 @@ pub use snapshot::{
     SNAPSHOT_TRAILER_BYTES,
 };
 pub use spare::{is_ready_spare, prepare_spare};
+pub use truncate::{remove_snapshots_after, truncate_log, TruncateLogReport, TruncateReport};
 pub use writer::{LogWriter, SyncStats, WriterConfig};

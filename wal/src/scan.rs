@@ -297,6 +297,12 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
         Ok(self.bytes_at(start, (end - start) as usize)?.to_vec())
     }
 
+    /// One past the last sector of this life seen so far (all of them after
+    /// [`Self::latest_write`]).
+    pub(crate) fn current_end(&self) -> u64 {
+        self.current_end
+    }
+
     /// The stamp of the newest write in the whole file (format 2), reading
     /// and classifying whatever was not read yet.
     pub fn latest_write(&mut self) -> Result<Option<SectorStamp>, WalError> {

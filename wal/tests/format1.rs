@@ -160,3 +160,32 @@ fn format_1_files_are_never_recycled() {
     let zxids: Vec<i64> = recovery.log.map(|r| r.unwrap().zxid).collect();
     assert_eq!(zxids, (11..=20).collect::<Vec<_>>());
 }
+
+// A cut inside a format-1 segment is refused (its unstamped sectors cannot
+// make the cut durable and final), changing nothing; a cut at its end, with
+// later segments removed, works.
+#[test]
+fn truncation_inside_a_format_1_segment_is_refused() {
+    let snaps = snapshot_dir(0);
+    let fs = MemFs::new();
+    put(&fs, "log.0000000000000001", &v1_segment(-1, 81, &[1..=6]));
+    let (_, tail) = recover_all(snaps.path(), fs.clone()).unwrap();
+    let mut writer = open_writer(fs.clone(), small_config(6), tail);
+    append_and_sync(&mut writer, 1, 7..=9, 300);
+    let before = names(&fs);
+    let mut cutter = open_writer(fs.clone(), small_config(6), wal::LogTail::fresh());
+    let error = run(cutter.truncate(3)).unwrap_err();
+    assert!(
+        matches!(error, wal::WalError::Unsupported { .. }),
+        "{error}"
+    );
+    assert!(before.contains(&"log.0000000000000001".to_string()));
+    let mut cutter = open_writer(fs.clone(), small_config(6), wal::LogTail::fresh());
+    let report = run(cutter.truncate(6)).unwrap();
+    assert_eq!(
+        report.segments_removed,
+        vec!["log.0000000000000007".to_string()]
+    );
+    let (records, _) = recover_all(snaps.path(), fs.clone()).unwrap();
+    assert_eq!(records.len(), 6);
+}
