@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use glommio::io::{DmaFile, OpenOptions};
 
-use crate::fs::{list_dir, rename_no_replace, sync_dir_path, LogFs};
+use crate::fs::{list_dir, read_fully_at, rename_no_replace, sync_dir_path, LogFs};
 
 /// A log directory written through glommio.
 #[derive(Debug, Clone)]
@@ -101,6 +101,20 @@ impl LogFs for GlommioFs {
             ));
         }
         Ok(())
+    }
+
+    /// A blocking read through a std file opened by the DmaFile's path.
+    /// glommio's own DMA reads fail with EOPNOTSUPP on some kernels and
+    /// devices, and these reads are rare and small (a spare's old header at a
+    /// segment switch; the segment a truncation cuts), so they are not worth
+    /// a second I/O path. The kernel keeps buffered reads coherent with
+    /// O_DIRECT writes.
+    async fn read_at(&self, file: &DmaFile, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let path = file
+            .path()
+            .map(|path| path.to_path_buf())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "DmaFile without a path"))?;
+        read_fully_at(&std::fs::File::open(path)?, offset, buf)
     }
 
     async fn sync_data(&self, file: &DmaFile) -> io::Result<()> {
