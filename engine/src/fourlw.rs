@@ -71,7 +71,6 @@ impl HostContext {
                     "maxSessionTimeout".into(),
                     config.max_session_timeout_ms.to_string(),
                 ),
-                ("serverId".into(), "0".into()),
             ],
             data_dir: config.data_dir.clone(),
             data_log_dir: config.data_log_dir.clone(),
@@ -81,10 +80,12 @@ impl HostContext {
     /// Completes the node's report with the host's figures `word` shows.
     /// Blocking: it reads /proc and lists directories.
     pub fn complete(&self, word: &str, node: NodeReport) -> Snapshot {
+        let mut config = self.config.clone();
+        config.push(("serverId".into(), node.server_id.to_string()));
         let mut snapshot = Snapshot {
             node,
             version: crate::VERSION.to_string(),
-            config: self.config.clone(),
+            config,
             ..Snapshot::default()
         };
         match word {
@@ -155,8 +156,15 @@ pub fn refusal(word: &str) -> String {
     format!("{word} is not executed because it is not in the whitelist.\n")
 }
 
+/// What ZooKeeper's words answer while the server serves no clients.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 /// The answer to `word`.
 pub fn render(word: &str, s: &Snapshot) -> String {
+    let needs_a_serving_server = !matches!(word, "ruok" | "conf" | "envi" | "isro");
+    if needs_a_serving_server && !s.node.serving {
+        return NOT_SERVING.to_string();
+    }
     match word {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
@@ -264,6 +272,14 @@ fn monitor(s: &Snapshot) -> String {
         ),
         ("zk_last_zxid", format!("0x{:x}", s.node.last_zxid)),
     ];
+    let mut rows = rows;
+    if s.node.mode == "leader" {
+        rows.push(("zk_learners", (s.node.followers + s.node.observers).to_string()));
+        rows.push(("zk_followers", s.node.followers.to_string()));
+        rows.push(("zk_synced_followers", s.node.synced_followers.to_string()));
+        rows.push(("zk_synced_observers", s.node.observers.to_string()));
+        rows.push(("zk_pending_syncs", s.node.pending_syncs.to_string()));
+    }
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()
@@ -340,6 +356,7 @@ mod tests {
             "dump is not executed because it is not in the whitelist.\n"
         );
         assert_eq!(render("ruok", &Snapshot::default()), "imok");
+        assert_eq!(render("srvr", &Snapshot::default()), NOT_SERVING);
     }
 
     #[test]
@@ -347,6 +364,7 @@ mod tests {
         let s = Snapshot {
             node: NodeReport {
                 mode: "standalone",
+                serving: true,
                 node_count: 4,
                 last_zxid: 0x1f,
                 ..NodeReport::default()

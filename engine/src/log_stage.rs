@@ -23,6 +23,16 @@ use wal::{GlommioFs, LogFs, LogTail, LogWriter, WalError, WriterConfig};
 
 use crate::driver::Completion;
 
+/// What the log task is asked to do, in order.
+#[derive(Debug)]
+pub enum LogCommand {
+    Append(LogBatch),
+    /// ZAB's TRUNC: snapshots above the cut are removed (ZOOKEEPER-1549: a
+    /// snapshot that holds an uncommitted txn must not be loaded again),
+    /// then every record after `zxid`, durably.
+    Truncate(i64),
+}
+
 /// What the node hands the log at once.
 #[derive(Debug)]
 pub struct LogBatch {
@@ -44,6 +54,8 @@ pub enum LogReport {
     },
     /// The log failed; no further write can be acknowledged.
     Failed(StorageFailure),
+    /// The log now ends at or before `zxid` (the TRUNC asked for).
+    Truncated { zxid: i64 },
 }
 
 /// What the node may put in one append: the log's own bounds. An append
@@ -60,7 +72,7 @@ pub fn append_limits() -> node::AppendLimits {
 /// The driver's end of the log: at most one batch in flight.
 #[derive(Debug)]
 pub struct LogHandle {
-    pub to_log: async_channel::Sender<LogBatch>,
+    pub to_log: async_channel::Sender<LogCommand>,
 }
 
 /// How the disk log is set up (from zoo.cfg).
@@ -71,12 +83,14 @@ pub struct DiskLogSettings {
     pub fsync_warning: Duration,
     /// With forceSync on: O_DSYNC writes instead of write + fdatasync.
     pub dsync: bool,
+    /// Where snapshots are (a TRUNC removes those above the cut).
+    pub snap_dir: std::path::PathBuf,
 }
 
 /// The log task's end of the channels.
 #[derive(Debug)]
 pub struct LogEnd {
-    batches: async_channel::Receiver<LogBatch>,
+    batches: async_channel::Receiver<LogCommand>,
     reports: async_channel::Sender<Completion>,
 }
 
@@ -84,7 +98,7 @@ pub struct LogEnd {
 /// completions. They work across executors, so the log task may run on
 /// another core than the driver.
 pub fn log_channels(completions: async_channel::Sender<Completion>) -> (LogHandle, LogEnd) {
-    let (to_log, batches) = async_channel::bounded::<LogBatch>(1);
+    let (to_log, batches) = async_channel::bounded::<LogCommand>(1);
     (
         LogHandle { to_log },
         LogEnd {
@@ -119,11 +133,15 @@ pub async fn spawn_disk_log(
 async fn run_disk_log(
     mut writer: LogWriter<GlommioFs>,
     settings: DiskLogSettings,
-    batches: async_channel::Receiver<LogBatch>,
+    batches: async_channel::Receiver<LogCommand>,
     reports: async_channel::Sender<Completion>,
 ) {
-    while let Ok(batch) = batches.recv().await {
-        let report = match write_batch(&mut writer, batch).await {
+    while let Ok(command) = batches.recv().await {
+        let done = match command {
+            LogCommand::Append(batch) => write_batch(&mut writer, batch).await,
+            LogCommand::Truncate(zxid) => truncate(&mut writer, &settings.snap_dir, zxid).await,
+        };
+        let report = match done {
             Ok(report) => report,
             Err(err) => {
                 error!(dir = %settings.dir.display(), %err, "the txn log failed");
@@ -148,6 +166,22 @@ async fn run_disk_log(
             return;
         }
     }
+}
+
+/// Cuts the log after `zxid`, snapshots above it first.
+async fn truncate(
+    writer: &mut LogWriter<GlommioFs>,
+    snap_dir: &std::path::Path,
+    zxid: i64,
+) -> Result<LogReport, WalError> {
+    let removed = wal::remove_snapshots_after(&wal::StdDir::new(snap_dir), zxid)?;
+    if !removed.is_empty() {
+        warn!(?removed, zxid = format!("0x{zxid:x}"), "removed snapshots above the TRUNC point");
+    }
+    let report = writer.truncate(zxid).await?;
+    tracing::info!(zxid = format!("0x{zxid:x}"), removed = report.segments_removed.len(),
+        cut = ?report.segment_cut, "log truncated");
+    Ok(LogReport::Truncated { zxid })
 }
 
 /// A snapshot rolls the log only once the current segment is at least this

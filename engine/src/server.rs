@@ -216,6 +216,7 @@ async fn start_log(config: &Arc<Config>, end: LogEnd, tail: LogTail) -> Result<(
         dir: config.data_log_dir.clone(),
         fsync_warning: Duration::from_millis(config.fsync_warning_threshold_ms),
         dsync: config.log_sync_dsync,
+        snap_dir: config.data_dir.clone(),
     };
     spawn_disk_log(end, settings, tail)
         .await

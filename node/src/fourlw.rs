@@ -24,8 +24,17 @@ pub struct ConnectionInfo {
 /// left empty.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeReport {
-    /// `standalone` (later: leader, follower, observer).
+    /// standalone, leader, follower, observer, or looking.
     pub mode: &'static str,
+    /// Whether the server serves clients (an established leader, a synced
+    /// learner, standalone). ZooKeeper's words answer "not currently serving
+    /// requests" otherwise.
+    pub serving: bool,
+    /// Leader only: learners connected, synced followers, learners syncing.
+    pub followers: usize,
+    pub observers: usize,
+    pub synced_followers: usize,
+    pub pending_syncs: usize,
     pub server_id: u8,
     pub latency_min_ms: u64,
     pub latency_avg_ms: f64,
@@ -62,8 +71,14 @@ pub struct NodeReport {
 pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
     let tree = node.tree();
     let stats = node.stats();
+    let (followers, observers, synced_followers, pending_syncs) = node.leader_counts();
     let mut report = NodeReport {
-        mode: "standalone",
+        mode: node.mode(),
+        serving: node.serving(),
+        followers,
+        observers,
+        synced_followers,
+        pending_syncs,
         server_id: node.settings().server_id,
         latency_min_ms: stats.latency_min_ms(),
         latency_avg_ms: stats.latency_avg_ms(),

@@ -365,6 +365,18 @@ impl Node {
         self.role.serving()
     }
 
+    /// On a leader: (followers, observers, synced followers, pending syncs).
+    pub fn leader_counts(&self) -> (usize, usize, usize, usize) {
+        match &self.role {
+            Role::Leading(leading) => {
+                let (followers, observers) = leading.leader.learner_counts();
+                let synced = leading.leader.synced_followers();
+                (followers, observers, synced, leading.leader.pending_syncs())
+            }
+            _ => (0, 0, 0, 0),
+        }
+    }
+
     /// ZAB's acceptedEpoch and currentEpoch.
     pub fn epochs(&self) -> (i64, i64) {
         (self.accepted_epoch, self.current_epoch)
