@@ -50,6 +50,10 @@ IS_FK = TARGET == "ferrokeeper"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FK_BIN = os.environ.get("FK_BIN", os.path.join(REPO, "target", "release", "ferrokeeper"))
 ZK_JARS = "/usr/share/java"
+# Debian's zookeeper.jar names its dependencies in its manifest's Class-Path;
+# slf4j-simple is the one logging binding, so the server's log goes to stderr
+# (server.log) whatever other jars /usr/share/java holds.
+ZK_CLASSPATH = ":".join(os.path.join(ZK_JARS, j) for j in ("zookeeper.jar", "slf4j-simple.jar"))
 START_TIMEOUT_S = float(os.environ.get("FK_START_TIMEOUT", "20"))
 TEST_DEADLINE_S = 60
 
@@ -140,12 +144,11 @@ class Server:
             if not os.path.exists(FK_BIN):
                 pytest.exit(f"ferrokeeper binary not found at {FK_BIN} (set FK_BIN or build it)", returncode=3)
             return [FK_BIN, "--config", cfg_path]
-        jars = sorted(os.path.join(ZK_JARS, j) for j in os.listdir(ZK_JARS) if j.endswith(".jar"))
         props = ["-Xmx256m", "-Dzookeeper.admin.enableServer=false"]
         for key, prop in ZK_SYSTEM_PROPERTIES.items():
             if key in self.config:
                 props.append(f"-D{prop}={self.config[key]}")
-        return ["java", *props, "-cp", ":".join(jars),
+        return ["java", *props, "-cp", ZK_CLASSPATH,
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg_path]
 
     def start(self):
