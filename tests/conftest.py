@@ -359,6 +359,14 @@ def wire(make_wire):
     return make_wire()
 
 
+def require_files(*paths):
+    """Fails (does not skip) when a file the suite needs is missing: in CI a
+    skipped client would pass for proof. tests/prereqs.sh installs them."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run tests/prereqs.sh install (as root)", pytrace=False)
+
+
 def wait_until(predicate, timeout=5.0, interval=0.05, message="condition"):
     """Polls predicate until it is truthy; fails the test after timeout."""
     deadline = time.monotonic() + timeout
