@@ -13,6 +13,7 @@ every outcome it asserts held.
 import itertools
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -72,3 +73,41 @@ def test_multi(c_checks, server):
 def test_async_completions(c_checks, server):
     """52 pipelined async calls complete in submission order with their results."""
     run_check(c_checks, server, "async")
+
+
+@pytest.mark.fresh
+@pytest.mark.deadline(150)
+def test_rides_through_restart(c_checks, make_server):
+    """The C client rides through a server crash and restart (SIGKILL, same port and
+    dataDir): the session reconnects with the same id, nothing fires for the unchanged
+    nodes, the data, child and exist watches set before the crash (re-sent by the
+    client in setWatches) fire once each for changes made after it, and the ephemeral
+    survived."""
+    srv = make_server()
+    base = f"/c-client-restart-{os.getpid()}"
+    proc = subprocess.Popen([c_checks, "restart", srv.hosts, base], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        ready = _read_line(proc, timeout=60.0)
+        assert ready == "ready\n", ready + proc.stdout.read()
+        srv.restart()
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, f"restart check failed (exit {proc.returncode}):\n{output}"
+    assert output.endswith("reconnected\nok: restart\n"), output
+
+
+def _read_line(proc, timeout):
+    """The next line of proc's output, or what there is when it exits or the time runs out."""
+    import selectors
+
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                return proc.stdout.readline()
+    raise AssertionError(f"no line from the C client within {timeout} s")

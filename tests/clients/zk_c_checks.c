@@ -5,7 +5,8 @@
  *
  *     zk_c_checks <check> <host:port> <base path>
  *
- * checks: crud, watch, ephemeral, multi, async. Each prints "ok: <check>" and
+ * checks: crud, watch, ephemeral, multi, async, restart (which prints "ready"
+ * and then expects the driver to restart the server). Each prints "ok: <check>" and
  * exits 0 only when every outcome it asserts held; the first failed assertion
  * prints "FAIL: ..." and exits 1. Every wait has a deadline.
  *
@@ -85,24 +86,31 @@ static void wait_at_least(const int *value, int target, const char *what) {
 /* --- sessions ------------------------------------------------------------------ */
 
 struct session {
-    int connected;
+    int connected; /* how many times the session (re)connected */
+    int disconnected; /* how many times it lost its connection */
+    int expired;
 };
 
 static void session_watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
     (void)zh;
     (void)path;
     struct session *s = ctx;
-    if (type == ZOO_SESSION_EVENT && state == ZOO_CONNECTED_STATE) {
-        pthread_mutex_lock(&lock);
-        s->connected = 1;
-        pthread_cond_broadcast(&changed);
-        pthread_mutex_unlock(&lock);
-    }
+    if (type != ZOO_SESSION_EVENT)
+        return;
+    pthread_mutex_lock(&lock);
+    if (state == ZOO_CONNECTED_STATE)
+        s->connected++;
+    else if (state == ZOO_CONNECTING_STATE)
+        s->disconnected++;
+    else if (state == ZOO_EXPIRED_SESSION_STATE)
+        s->expired = 1;
+    pthread_cond_broadcast(&changed);
+    pthread_mutex_unlock(&lock);
 }
 
 static zhandle_t *open_session(const char *hosts, struct session *s) {
-    s->connected = 0;
-    zhandle_t *zh = zookeeper_init(hosts, session_watcher, 10000, NULL, s, 0);
+    memset(s, 0, sizeof *s);
+    zhandle_t *zh = zookeeper_init(hosts, session_watcher, 30000, NULL, s, 0);
     CHECK(zh != NULL, "zookeeper_init: %s", strerror(errno));
     wait_at_least(&s->connected, 1, "the session to connect");
     return zh;
@@ -124,6 +132,10 @@ struct recorder {
 static void record(zhandle_t *zh, int type, int state, const char *path, void *ctx) {
     (void)zh;
     struct recorder *r = ctx;
+    /* the C client tells every registered watcher about connection state changes
+     * too (ZOO_SESSION_EVENT); only node events are recorded */
+    if (type == ZOO_SESSION_EVENT)
+        return;
     pthread_mutex_lock(&lock);
     if (r->count < EVENTS_MAX) {
         struct event *e = &r->events[r->count];
@@ -447,9 +459,70 @@ static void check_async(const char *hosts, const char *base) {
     CHECK_RC(zookeeper_close(zh), ZOK);
 }
 
+/* Rides through a server restart that the driver performs after "ready": the
+ * session reconnects (same id, not expired), nothing fires on the reconnect
+ * (nothing changed), and the data, child and exist watches set before the
+ * restart -- which the client re-sends in setWatches -- fire for changes another
+ * session makes after it; the ephemeral survived. */
+static void check_restart(const char *hosts, const char *base) {
+    struct session s1, s2;
+    zhandle_t *zh = open_session(hosts, &s1);
+    struct recorder data_events, child_events, exist_events;
+    memset(&data_events, 0, sizeof data_events);
+    memset(&child_events, 0, sizeof child_events);
+    memset(&exist_events, 0, sizeof exist_events);
+    char data[512], parent[512], later[512], eph[512], kid[512], buf[64];
+    int len = sizeof buf;
+
+    path_join(data, sizeof data, base, "data");
+    path_join(parent, sizeof parent, base, "parent");
+    path_join(later, sizeof later, base, "later");
+    path_join(eph, sizeof eph, base, "eph");
+    path_join(kid, sizeof kid, parent, "new");
+    CHECK_RC(zoo_create(zh, base, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+    CHECK_RC(zoo_create(zh, data, "before", 6, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+    CHECK_RC(zoo_create(zh, parent, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+    CHECK_RC(zoo_create(zh, eph, "mine", 4, &ZOO_OPEN_ACL_UNSAFE, ZOO_EPHEMERAL, NULL, 0), ZOK);
+    CHECK_RC(zoo_wget(zh, data, record, &data_events, buf, &len, NULL), ZOK);
+    struct String_vector children;
+    CHECK_RC(zoo_wget_children(zh, parent, record, &child_events, &children), ZOK);
+    deallocate_String_vector(&children);
+    CHECK_RC(zoo_wexists(zh, later, record, &exist_events, NULL), ZNONODE);
+    int64_t session_id = zoo_client_id(zh)->client_id;
+
+    printf("ready\n");
+    fflush(stdout);
+    wait_at_least(&s1.disconnected, 1, "the connection to drop");
+    wait_at_least(&s1.connected, 2, "the session to reconnect");
+    CHECK(!s1.expired, "the session expired");
+    CHECK(zoo_client_id(zh)->client_id == session_id, "session id changed");
+    barrier(zh);
+    CHECK(data_events.count + child_events.count + exist_events.count == 0,
+          "watches fired on reconnect with nothing changed: %d %d %d", data_events.count, child_events.count,
+          exist_events.count);
+    printf("reconnected\n");
+    fflush(stdout);
+
+    zhandle_t *writer = open_session(hosts, &s2);
+    struct Stat stat;
+    CHECK_RC(zoo_exists(writer, eph, 0, &stat), ZOK);
+    CHECK(stat.ephemeralOwner == session_id, "ephemeral owner after the restart");
+    CHECK_RC(zoo_set(writer, data, "after", 5, -1), ZOK);
+    CHECK_RC(zoo_create(writer, kid, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+    CHECK_RC(zoo_create(writer, later, "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, NULL, 0), ZOK);
+    expect_event(&data_events, 1, ZOO_CHANGED_EVENT, data);
+    expect_event(&child_events, 1, ZOO_CHILD_EVENT, parent);
+    expect_event(&exist_events, 1, ZOO_CREATED_EVENT, later);
+    barrier(zh);
+    CHECK(data_events.count == 1 && child_events.count == 1 && exist_events.count == 1, "events: %d %d %d",
+          data_events.count, child_events.count, exist_events.count);
+    CHECK_RC(zookeeper_close(writer), ZOK);
+    CHECK_RC(zookeeper_close(zh), ZOK);
+}
+
 int main(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: %s crud|watch|ephemeral|multi|async <host:port> <base path>\n", argv[0]);
+        fprintf(stderr, "usage: %s crud|watch|ephemeral|multi|async|restart <host:port> <base path>\n", argv[0]);
         return 2;
     }
     zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
@@ -464,6 +537,8 @@ int main(int argc, char **argv) {
         check_multi(hosts, base);
     else if (strcmp(check, "async") == 0)
         check_async(hosts, base);
+    else if (strcmp(check, "restart") == 0)
+        check_restart(hosts, base);
     else
         fail("unknown check %s", check);
     printf("ok: %s\n", check);
