@@ -144,6 +144,9 @@ class Server:
             if not os.path.exists(FK_BIN):
                 pytest.exit(f"ferrokeeper binary not found at {FK_BIN} (set FK_BIN or build it)", returncode=3)
             return [FK_BIN, "--config", cfg_path]
+        for jar in ZK_CLASSPATH.split(":"):
+            if not os.path.exists(jar):
+                pytest.exit(f"{jar} not found: run tests/prereqs.sh install (as root)", returncode=3)
         props = ["-Xmx256m", "-Dzookeeper.admin.enableServer=false"]
         for key, prop in ZK_SYSTEM_PROPERTIES.items():
             if key in self.config:

@@ -30,7 +30,7 @@ import time
 import pytest
 
 import zkwire as w
-from conftest import IS_FK, IS_ZK, Server
+from conftest import IS_FK, Server
 
 MAX_BUFFER = 0xFFFFF
 

@@ -14,7 +14,7 @@ import re
 import pytest
 
 import zkwire as w
-from conftest import Server, IS_ZK
+from conftest import Server
 
 
 @pytest.fixture(scope="module")

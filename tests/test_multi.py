@@ -12,7 +12,7 @@ failing op, its own code, RUNTIMEINCONSISTENCY (-2) after
 import struct
 
 import pytest
-from kazoo.exceptions import BadVersionError, NoNodeError, RolledBackError, RuntimeInconsistency
+from kazoo.exceptions import BadVersionError, RolledBackError, RuntimeInconsistency
 
 import zkwire as w
 from conftest import IS_ZK

@@ -11,7 +11,7 @@ import pytest
 from kazoo.exceptions import BadVersionError, NoNodeError, NodeExistsError, NotEmptyError
 
 import zkwire as w
-from conftest import IS_FK, IS_ZK
+from conftest import IS_ZK
 
 
 def test_create_and_get_data(zk, base):
