@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -368,6 +369,34 @@ def require_files(*paths):
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         pytest.fail(f"missing {', '.join(missing)}: run tests/prereqs.sh install (as root)", pytrace=False)
+
+
+def read_line(proc, timeout):
+    """The next line of a child process's stdout (opened as text), waiting at most
+    timeout seconds; an empty string means it closed its output."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout=timeout):
+            raise AssertionError(f"no line from {proc.args[0]} within {timeout} s")
+    return proc.stdout.readline()
+
+
+def restart_under(proc, srv, timeout=120):
+    """Drives a client check that prints "ready" once its watches are set and then
+    expects the server to restart: restarts srv (SIGKILL, same port and dataDir)
+    then; returns (exit code, the rest of its output)."""
+    try:
+        ready = read_line(proc, timeout=60.0)
+        if ready != "ready\n":
+            proc.kill()
+            return proc.wait(), ready + proc.stdout.read()
+        srv.restart()
+        output, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def wait_until(predicate, timeout=5.0, interval=0.05, message="condition"):

@@ -13,11 +13,10 @@ every outcome it asserts held.
 import itertools
 import os
 import subprocess
-import time
 
 import pytest
 
-from conftest import require_files
+from conftest import require_files, restart_under
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "clients", "zk_c_checks.c")
@@ -75,7 +74,6 @@ def test_async_completions(c_checks, server):
     run_check(c_checks, server, "async")
 
 
-@pytest.mark.fresh
 @pytest.mark.deadline(150)
 def test_rides_through_restart(c_checks, make_server):
     """The C client rides through a server crash and restart (SIGKILL, same port and
@@ -87,27 +85,6 @@ def test_rides_through_restart(c_checks, make_server):
     base = f"/c-client-restart-{os.getpid()}"
     proc = subprocess.Popen([c_checks, "restart", srv.hosts, base], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    try:
-        ready = _read_line(proc, timeout=60.0)
-        assert ready == "ready\n", ready + proc.stdout.read()
-        srv.restart()
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, f"restart check failed (exit {proc.returncode}):\n{output}"
+    code, output = restart_under(proc, srv)
+    assert code == 0, f"restart check failed (exit {code}):\n{output}"
     assert output.endswith("reconnected\nok: restart\n"), output
-
-
-def _read_line(proc, timeout):
-    """The next line of proc's output, or what there is when it exits or the time runs out."""
-    import selectors
-
-    deadline = time.monotonic() + timeout
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                return proc.stdout.readline()
-    raise AssertionError(f"no line from the C client within {timeout} s")

@@ -1,6 +1,7 @@
 """Apache Curator 5.4 (Debian's libcurator-*-java) recipes against the server:
 InterProcessMutex, LeaderLatch, CuratorCache, TreeCache,
-DistributedAtomicLong, SharedCount, PersistentNode and service discovery.
+DistributedAtomicLong, SharedCount, PersistentNode and service discovery; and
+the plain Java client riding through a server restart.
 
 clients/CuratorChecks.java is compiled once per run with javac against the
 jars in /usr/share/java (no Maven, no network) and each test runs one of its
@@ -17,7 +18,7 @@ import subprocess
 
 import pytest
 
-from conftest import require_files
+from conftest import require_files, restart_under
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "clients", "CuratorChecks.java")
@@ -40,14 +41,17 @@ def curator_classes(tmp_path_factory):
     return str(out)
 
 
-def run_check(classes, server, check, timeout=180):
-    """Runs one check in its own JVM; returns its output."""
+def _command(classes, server, check):
     base = f"/curator-{check}-{next(_bases)}-{os.getpid()}"
-    cmd = ["java", "-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+    return ["java", "-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
            # the ZooKeeper client's own logging of every connection is noise here
            "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper=error",
            "-cp", f"{classes}:{CLASSPATH}", "CuratorChecks", check, server.hosts, base]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def run_check(classes, server, check, timeout=180):
+    """Runs one check in its own JVM; returns its output."""
+    result = subprocess.run(_command(classes, server, check), capture_output=True, text=True, timeout=timeout)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{check} failed (exit {result.returncode}):\n{output}"
     assert f"ok: {check}\n" in result.stdout, output
@@ -102,3 +106,17 @@ def test_service_discovery(curator_classes, server):
     """curator-x-discovery: three registered instances found with address, port and
     payload; the ServiceCache drops an unregistered one and one whose session ended."""
     run_check(curator_classes, server, "service-discovery")
+
+
+@pytest.mark.deadline(150)
+def test_java_client_rides_through_restart(curator_classes, make_server):
+    """The plain Java client (ZooKeeper 3.8's) rides through a server crash and restart:
+    same session, ephemeral kept, and its persistent, persistent-recursive and one-shot
+    watches -- re-sent in setWatches2 -- fire nothing for unchanged nodes, then fire
+    for changes made after the restart."""
+    srv = make_server()
+    proc = subprocess.Popen(_command(curator_classes, srv, "zookeeper-restart"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    code, output = restart_under(proc, srv)
+    assert code == 0, f"zookeeper-restart failed (exit {code}):\n{output}"
+    assert "reconnected\n" in output and output.endswith("ok: zookeeper-restart\n"), output

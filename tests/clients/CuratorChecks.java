@@ -1,5 +1,6 @@
 // Apache Curator recipes end to end against a ZooKeeper server: what
-// applications built on Curator actually do. Driven by tests/test_curator.py,
+// applications built on Curator actually do; and the plain Java client riding
+// through a server restart with persistent watches (setWatches2). Driven by tests/test_curator.py,
 // which compiles this file with javac against Debian's Curator 5.4 jars and
 // runs one check per JVM:
 //
@@ -50,7 +51,11 @@ import org.apache.curator.x.discovery.ServiceCache;
 import org.apache.curator.x.discovery.ServiceDiscovery;
 import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
 import org.apache.curator.x.discovery.ServiceInstance;
+import org.apache.zookeeper.AddWatchMode;
 import org.apache.zookeeper.CreateMode;
+import org.apache.zookeeper.Watcher;
+import org.apache.zookeeper.ZooDefs;
+import org.apache.zookeeper.ZooKeeper;
 import org.apache.zookeeper.data.Stat;
 
 public final class CuratorChecks {
@@ -81,6 +86,7 @@ public final class CuratorChecks {
                 case "shared-count" -> checks.sharedCount();
                 case "persistent-node" -> checks.persistentNode();
                 case "service-discovery" -> checks.serviceDiscovery();
+                case "zookeeper-restart" -> checks.zookeeperRestart();
                 default -> throw new IllegalArgumentException("unknown check " + args[0]);
             }
         } finally {
@@ -561,5 +567,81 @@ public final class CuratorChecks {
 
     private static List<String> ids(ServiceCache<String> cache) {
         return cache.getInstances().stream().map(ServiceInstance::getId).sorted().collect(Collectors.toList());
+    }
+
+    // --- the Java client across a server restart -----------------------------------
+
+    /**
+     * The plain Java client (zookeeper.jar) rides through a server restart that the
+     * driver performs after "ready": the session reconnects with the same id; the
+     * persistent, persistent-recursive and one-shot watches set before the restart,
+     * which the client re-sends in setWatches2 on reconnect, fire nothing for the
+     * unchanged nodes and then fire for changes made after the restart (the
+     * persistent ones on every change); the ephemeral survived.
+     */
+    private void zookeeperRestart() throws Exception {
+        List<String> states = new CopyOnWriteArrayList<>();
+        ZooKeeper zk = new ZooKeeper(hosts, 30_000, event -> {
+            if (event.getType() == Watcher.Event.EventType.None) {
+                states.add(event.getState().name());
+            }
+        });
+        toClose.add(zk::close);
+        waitFor(() -> states.contains("SyncConnected"), "connected");
+        String data = base + "/data";
+        String one = base + "/one";
+        String tree = base + "/tree";
+        String eph = base + "/eph";
+        var acl = ZooDefs.Ids.OPEN_ACL_UNSAFE;
+        zk.create(base, new byte[0], acl, CreateMode.PERSISTENT);
+        zk.create(data, bytes("0"), acl, CreateMode.PERSISTENT);
+        zk.create(one, bytes("0"), acl, CreateMode.PERSISTENT);
+        zk.create(tree, new byte[0], acl, CreateMode.PERSISTENT);
+        zk.create(eph, bytes("mine"), acl, CreateMode.EPHEMERAL);
+        List<String> events = new CopyOnWriteArrayList<>();
+        Watcher recorder = event -> {
+            if (event.getType() != Watcher.Event.EventType.None) {
+                events.add(event.getType() + " " + event.getPath().substring(base.length()));
+            }
+        };
+        zk.addWatch(data, recorder, AddWatchMode.PERSISTENT);
+        zk.addWatch(tree, recorder, AddWatchMode.PERSISTENT_RECURSIVE);
+        zk.getData(one, recorder, null);
+        long sessionId = zk.getSessionId();
+
+        System.out.println("ready");
+        System.out.flush();
+        waitFor(() -> states.contains("Disconnected"), "the connection to drop");
+        waitFor(() -> states.size() >= 3 && states.get(states.size() - 1).equals("SyncConnected"), "reconnected");
+        checkEqual(List.of("SyncConnected", "Disconnected", "SyncConnected"), new ArrayList<>(states), "states");
+        checkEqual(sessionId, zk.getSessionId(), "session id after the restart");
+        syncBarrier(zk);
+        checkEqual(List.of(), new ArrayList<>(events), "events on reconnect with nothing changed");
+        System.out.println("reconnected");
+        System.out.flush();
+
+        ZooKeeper other = new ZooKeeper(hosts, 30_000, event -> { });
+        toClose.add(other::close);
+        waitFor(() -> other.getState().isConnected(), "second client connected");
+        checkEqual(sessionId, other.exists(eph, false).getEphemeralOwner(), "ephemeral owner after the restart");
+        other.setData(data, bytes("1"), -1);
+        other.setData(data, bytes("2"), -1);
+        other.setData(one, bytes("1"), -1);
+        other.setData(one, bytes("2"), -1); // the one-shot watch is spent by now
+        other.create(tree + "/x", new byte[0], acl, CreateMode.PERSISTENT);
+        other.create(tree + "/x/y", new byte[0], acl, CreateMode.PERSISTENT);
+        List<String> expected = List.of("NodeDataChanged /data", "NodeDataChanged /data", "NodeDataChanged /one",
+                "NodeCreated /tree/x", "NodeCreated /tree/x/y");
+        waitFor(() -> events.size() >= expected.size(), "five events");
+        syncBarrier(zk);
+        checkEqual(expected, new ArrayList<>(events), "events after the restart");
+        ok("Java client kept its session and its watches across the restart");
+    }
+
+    /** A sync whose callback runs on the event thread after every earlier event. */
+    private static void syncBarrier(ZooKeeper zk) throws InterruptedException {
+        java.util.concurrent.CountDownLatch done = new java.util.concurrent.CountDownLatch(1);
+        zk.sync("/", (rc, path, ctx) -> done.countDown(), null);
+        check(done.await(WAIT_SECONDS, TimeUnit.SECONDS), "sync callback");
     }
 }
