@@ -30,6 +30,9 @@ CLASSPATH = ":".join(JARS[2:])
 
 _bases = itertools.count()
 
+# a JVM per check: leave room for a loaded machine
+pytestmark = pytest.mark.deadline(120)
+
 
 @pytest.fixture(scope="session")
 def curator_classes(tmp_path_factory):
