@@ -191,16 +191,11 @@ def test_reply_header_zxid(make_server):
 
 
 def test_reconfig_standalone(wire):
-    """reconfig (16) on a standalone server is refused: Apache ZooKeeper 3.8 without
-    reconfigEnabled answers RECONFIGDISABLED (-123, PrepRequestProcessor checks
-    isReconfigEnabled first); ferrokeeper intentionally answers UNIMPLEMENTED (-6),
-    what ZooKeeper answers standalone once reconfig is enabled (the
-    ClassCastException branch), since it has no dynamic reconfig to enable."""
+    """reconfig (16) is refused as Apache ZooKeeper 3.8 without reconfigEnabled
+    refuses it: RECONFIGDISABLED (-123, PrepRequestProcessor checks
+    isReconfigEnabled first). ferrokeeper has no dynamic reconfiguration."""
     rep = wire.request(w.OP_RECONFIG, w.reconfig_body(joining="server.2=127.0.0.1:2888:3888;2182"))
-    if IS_ZK:
-        assert rep.err == w.RECONFIGDISABLED
-    else:
-        assert rep.err == w.UNIMPLEMENTED
+    assert rep.err == w.RECONFIGDISABLED
     assert rep.body == b""
     # the connection stays usable
     assert wire.exists("/")[0] == w.OK
