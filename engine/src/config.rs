@@ -196,7 +196,11 @@ impl Config {
             )));
         }
         let observer = me.learner_type == replication::LearnerType::Observer;
-        if self.peer_type.as_deref().is_some_and(|t| (t == "observer") != observer) {
+        if self
+            .peer_type
+            .as_deref()
+            .is_some_and(|t| (t == "observer") != observer)
+        {
             return Err(ConfigError::Inconsistent(format!(
                 "peerType={} but server.{my_sid} is a {:?}",
                 self.peer_type.as_deref().unwrap_or_default(),

@@ -178,17 +178,17 @@ impl Driver {
                         }
                     },
                     futures_lite::future::or(
-                    async {
-                        if !accepting {
-                            // Backpressure: a completion wakes the loop.
-                            return futures_lite::future::pending().await;
-                        }
-                        inbox.recv().await.map_or(Wake::Stop, Wake::Inbox)
-                    },
-                    async {
-                        glommio::timer::sleep(until_tick).await;
-                        Wake::Tick
-                    },
+                        async {
+                            if !accepting {
+                                // Backpressure: a completion wakes the loop.
+                                return futures_lite::future::pending().await;
+                            }
+                            inbox.recv().await.map_or(Wake::Stop, Wake::Inbox)
+                        },
+                        async {
+                            glommio::timer::sleep(until_tick).await;
+                            Wake::Tick
+                        },
                     ),
                 ),
             )
@@ -372,7 +372,10 @@ impl Driver {
     /// Ensemble actions.
     fn carry_out_peer(&mut self, action: Action) {
         let Some(peers) = self.peers.clone() else {
-            error!(?action, "a standalone server was asked for an ensemble action; ignored");
+            error!(
+                ?action,
+                "a standalone server was asked for an ensemble action; ignored"
+            );
             return;
         };
         match action {
@@ -415,7 +418,10 @@ impl Driver {
 
     /// Loads the state from disk again on a blocking thread.
     fn reload(&mut self) {
-        let (data_dir, log_dir) = (self.config.data_dir.clone(), self.config.data_log_dir.clone());
+        let (data_dir, log_dir) = (
+            self.config.data_dir.clone(),
+            self.config.data_log_dir.clone(),
+        );
         let completions = self.completions.clone();
         glommio::spawn_local(async move {
             let loaded = glommio::executor()
@@ -448,7 +454,12 @@ impl Driver {
 
     /// TRUNC: the log task cuts the log (in order with the appends).
     fn truncate_log(&mut self, zxid: i64) {
-        if self.log.to_log.try_send(crate::log_stage::LogCommand::Truncate(zxid)).is_err() {
+        if self
+            .log
+            .to_log
+            .try_send(crate::log_stage::LogCommand::Truncate(zxid))
+            .is_err()
+        {
             error!("the log task is gone: refusing all writes from now on");
             let now = self.now();
             self.node.step(now, Input::LogFailed(StorageFailure::Gone));

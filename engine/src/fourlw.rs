@@ -274,7 +274,10 @@ fn monitor(s: &Snapshot) -> String {
     ];
     let mut rows = rows;
     if s.node.mode == "leader" {
-        rows.push(("zk_learners", (s.node.followers + s.node.observers).to_string()));
+        rows.push((
+            "zk_learners",
+            (s.node.followers + s.node.observers).to_string(),
+        ));
         rows.push(("zk_followers", s.node.followers.to_string()));
         rows.push(("zk_synced_followers", s.node.synced_followers.to_string()));
         rows.push(("zk_synced_observers", s.node.observers.to_string()));

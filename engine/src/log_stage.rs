@@ -176,7 +176,11 @@ async fn truncate(
 ) -> Result<LogReport, WalError> {
     let removed = wal::remove_snapshots_after(&wal::StdDir::new(snap_dir), zxid)?;
     if !removed.is_empty() {
-        warn!(?removed, zxid = format!("0x{zxid:x}"), "removed snapshots above the TRUNC point");
+        warn!(
+            ?removed,
+            zxid = format!("0x{zxid:x}"),
+            "removed snapshots above the TRUNC point"
+        );
     }
     let report = writer.truncate(zxid).await?;
     tracing::info!(zxid = format!("0x{zxid:x}"), removed = report.segments_removed.len(),

@@ -31,18 +31,36 @@ use glommio::net::{TcpListener, TcpStream};
 use node::LinkId;
 use replication::election_wire::{frame_election_message, ElectionStreamDecoder};
 use replication::packet::{QuorumStreamDecoder, PACKET_BYTES_MAX_DEFAULT};
-use replication::{ElectionFrame, ElectionHello, Ensemble, HostPort, Notification, QuorumPacket, Sid};
+use replication::{
+    ElectionFrame, ElectionHello, Ensemble, HostPort, Notification, QuorumPacket, Sid,
+};
 use tracing::{debug, info, warn};
 
 /// What the transport tells the driver.
 #[derive(Debug)]
 pub enum PeerEvent {
-    Election { from: Sid, notification: Notification },
-    Connected { link: LinkId, outbound: bool },
-    ConnectFailed { sid: Sid },
-    Received { link: LinkId, packet: QuorumPacket },
-    Closed { link: LinkId },
-    Written { link: LinkId, bytes: usize },
+    Election {
+        from: Sid,
+        notification: Notification,
+    },
+    Connected {
+        link: LinkId,
+        outbound: bool,
+    },
+    ConnectFailed {
+        sid: Sid,
+    },
+    Received {
+        link: LinkId,
+        packet: QuorumPacket,
+    },
+    Closed {
+        link: LinkId,
+    },
+    Written {
+        link: LinkId,
+        bytes: usize,
+    },
 }
 
 /// Events waiting for the driver: the node bounds what each link may queue,
@@ -87,7 +105,11 @@ struct ElectionSlot {
 }
 
 impl Peers {
-    pub fn new(my_sid: Sid, ensemble: Ensemble, events: async_channel::Sender<PeerEvent>) -> Rc<Peers> {
+    pub fn new(
+        my_sid: Sid,
+        ensemble: Ensemble,
+        events: async_channel::Sender<PeerEvent>,
+    ) -> Rc<Peers> {
         Rc::new(Peers {
             my_sid,
             ensemble,
@@ -107,19 +129,27 @@ impl Peers {
 
     fn address(port: &HostPort) -> Option<SocketAddr> {
         use std::net::ToSocketAddrs;
-        (port.host.as_str(), port.port).to_socket_addrs().ok()?.next()
+        (port.host.as_str(), port.port)
+            .to_socket_addrs()
+            .ok()?
+            .next()
     }
 
     /// Starts the election and quorum listeners on this executor.
     pub fn listen(self: &Rc<Self>) -> std::io::Result<()> {
-        let me = self.ensemble.get(self.my_sid).expect("myid is in the ensemble").clone();
+        let me = self
+            .ensemble
+            .get(self.my_sid)
+            .expect("myid is in the ensemble")
+            .clone();
         let election = Self::address(&me.election).ok_or_else(|| unresolved(&me.election))?;
         let quorum = Self::address(&me.quorum).ok_or_else(|| unresolved(&me.quorum))?;
         let election_listener = TcpListener::bind(election)?;
         let quorum_listener = TcpListener::bind(quorum)?;
         info!(%election, %quorum, sid = self.my_sid, "listening for peers");
         let peers = Rc::clone(self);
-        glommio::spawn_local(async move { peers.accept_election(election_listener).await }).detach();
+        glommio::spawn_local(async move { peers.accept_election(election_listener).await })
+            .detach();
         let peers = Rc::clone(self);
         glommio::spawn_local(async move { peers.accept_quorum(quorum_listener).await }).detach();
         Ok(())
@@ -129,37 +159,49 @@ impl Peers {
 
     /// Queues a notification for `to`; only the latest one waits.
     pub fn send_notification(self: &Rc<Self>, to: Sid, notification: Notification) {
-        let mut out = self.election_out.borrow_mut();
-        let slot = out.entry(to).or_default();
-        slot.pending = Some(notification);
-        match &slot.wake {
-            Some(wake) => {
-                let _ = wake.try_send(());
+        // No borrow is held across a wake-up or a spawn: the woken task
+        // borrows the same map.
+        let (wake, new_task) = {
+            let mut out = self.election_out.borrow_mut();
+            let slot = out.entry(to).or_default();
+            slot.pending = Some(notification);
+            match &slot.wake {
+                Some(wake) => (wake.clone(), None),
+                None => {
+                    let (wake, woken) = async_channel::bounded(1);
+                    slot.wake = Some(wake.clone());
+                    (wake, Some(woken))
+                }
             }
-            None => {
-                let (wake, woken) = async_channel::bounded(1);
-                let _ = wake.try_send(());
-                slot.wake = Some(wake);
-                let peers = Rc::clone(self);
-                glommio::spawn_local(async move { peers.election_sender(to, woken).await }).detach();
-            }
+        };
+        if let Some(woken) = new_task {
+            let peers = Rc::clone(self);
+            glommio::spawn_local(async move { peers.election_sender(to, woken).await }).detach();
         }
+        let _ = wake.try_send(());
     }
 
     /// Sends `to` its pending notifications over a connection it keeps.
     async fn election_sender(self: Rc<Self>, to: Sid, woken: async_channel::Receiver<()>) {
-        let Some(address) = self.ensemble.get(to).and_then(|s| Self::address(&s.election)) else {
-            warn!(sid = to, "no election address for server: notifications to it are dropped");
+        let Some(address) = self
+            .ensemble
+            .get(to)
+            .and_then(|s| Self::address(&s.election))
+        else {
+            warn!(
+                sid = to,
+                "no election address for server: notifications to it are dropped"
+            );
             return;
         };
         let mut stream: Option<TcpStream> = None;
         while woken.recv().await.is_ok() {
-            let Some(notification) = self
+            let pending = self
                 .election_out
                 .borrow_mut()
                 .get_mut(&to)
-                .and_then(|slot| slot.pending.take())
-            else {
+                .and_then(|slot| slot.pending.take());
+            let Some(notification) = pending else {
                 continue;
             };
             if stream.is_none() {
@@ -179,7 +221,10 @@ impl Peers {
     async fn dial_election(&self, to: Sid, address: SocketAddr) -> Option<TcpStream> {
         let mut stream = connect(address).await.ok()?;
         let _ = stream.set_nodelay(true);
-        let me = self.ensemble.get(self.my_sid).expect("myid is in the ensemble");
+        let me = self
+            .ensemble
+            .get(self.my_sid)
+            .expect("myid is in the ensemble");
         let hello = ElectionHello::new(self.my_sid as i64, vec![me.election.clone()]);
         match stream.write_all(&hello.encode()).await {
             Ok(()) => Some(stream),
@@ -195,7 +240,8 @@ impl Peers {
             match listener.accept().await {
                 Ok(stream) => {
                     let peers = Rc::clone(&self);
-                    glommio::spawn_local(async move { peers.election_receiver(stream).await }).detach();
+                    glommio::spawn_local(async move { peers.election_receiver(stream).await })
+                        .detach();
                 }
                 Err(err) => {
                     warn!(%err, "election accept failed");
@@ -221,11 +267,17 @@ impl Peers {
                 match decoder.next_frame() {
                     Ok(None) => break,
                     Ok(Some(ElectionFrame::Hello(hello))) => {
-                        let sid = Sid::try_from(hello.sid).ok().filter(|sid| self.ensemble.contains(*sid));
+                        let sid = Sid::try_from(hello.sid)
+                            .ok()
+                            .filter(|sid| self.ensemble.contains(*sid));
                         match sid {
                             Some(sid) if sid != self.my_sid => from = Some(sid),
                             _ => {
-                                warn!(?peer, sid = hello.sid, "closing election connection: unknown server id");
+                                warn!(
+                                    ?peer,
+                                    sid = hello.sid,
+                                    "closing election connection: unknown server id"
+                                );
                                 return;
                             }
                         }
@@ -234,7 +286,10 @@ impl Peers {
                         let Some(sid) = from else { return };
                         match Notification::decode(&bytes) {
                             Ok(notification) => {
-                                let event = PeerEvent::Election { from: sid, notification };
+                                let event = PeerEvent::Election {
+                                    from: sid,
+                                    notification,
+                                };
                                 if self.events.send(event).await.is_err() {
                                     return;
                                 }
@@ -273,7 +328,10 @@ impl Peers {
     pub fn connect_to_leader(self: &Rc<Self>, sid: Sid) {
         let peers = Rc::clone(self);
         glommio::spawn_local(async move {
-            let address = peers.ensemble.get(sid).and_then(|s| Self::address(&s.quorum));
+            let address = peers
+                .ensemble
+                .get(sid)
+                .and_then(|s| Self::address(&s.quorum));
             let stream = match address {
                 Some(address) => connect(address).await.ok(),
                 None => None,
@@ -300,7 +358,10 @@ impl Peers {
         // glommio keeps separate read and write readiness per socket, so the
         // halves can wait at the same time.
         let (reader, writer) = futures_lite::io::split(stream);
-        let _ = self.events.send(PeerEvent::Connected { link, outbound }).await;
+        let _ = self
+            .events
+            .send(PeerEvent::Connected { link, outbound })
+            .await;
         let peers = Rc::clone(self);
         glommio::spawn_local(async move { peers.link_reader(link, reader, peer).await }).detach();
         let peers = Rc::clone(self);
@@ -310,8 +371,8 @@ impl Peers {
     /// Queues an encoded packet on a link. A link whose queue is full is
     /// behind beyond any bound the node allows: it is closed.
     pub fn send(&self, link: LinkId, packet: Bytes) {
-        let links = self.links.borrow();
-        let Some(commands) = links.get(&link) else {
+        let commands = self.links.borrow().get(&link).cloned();
+        let Some(commands) = commands else {
             return;
         };
         if commands.try_send(LinkCommand::Send(packet)).is_err() {
@@ -322,7 +383,8 @@ impl Peers {
 
     /// Closes a link after what is queued on it.
     pub fn close(&self, link: LinkId) {
-        if let Some(commands) = self.links.borrow_mut().remove(&link) {
+        let removed = self.links.borrow_mut().remove(&link);
+        if let Some(commands) = removed {
             let _ = commands.try_send(LinkCommand::Close);
             commands.close();
         }
@@ -345,7 +407,12 @@ impl Peers {
             loop {
                 match decoder.next_packet() {
                     Ok(Some(packet)) => {
-                        if self.events.send(PeerEvent::Received { link, packet }).await.is_err() {
+                        if self
+                            .events
+                            .send(PeerEvent::Received { link, packet })
+                            .await
+                            .is_err()
+                        {
                             break 'read;
                         }
                     }
@@ -389,7 +456,10 @@ impl Peers {
                 if stream.write_all(&out).await.is_err() {
                     break 'write;
                 }
-                let written = PeerEvent::Written { link, bytes: out.len() };
+                let written = PeerEvent::Written {
+                    link,
+                    bytes: out.len(),
+                };
                 if self.events.send(written).await.is_err() {
                     break 'write;
                 }

@@ -254,8 +254,11 @@ fn start_driver(
                 sid: ensemble.my_sid,
                 source,
             })?;
-            info!(sid = ensemble.my_sid, servers = ensemble.ensemble.members().count(),
-                "joining the ensemble");
+            info!(
+                sid = ensemble.my_sid,
+                servers = ensemble.ensemble.members().count(),
+                "joining the ensemble"
+            );
             settings.server_id = ensemble.my_sid as u8;
             Some((peers, received))
         }
