@@ -232,6 +232,7 @@ impl Config {
             extended_types_enabled: self.extended_types_enabled,
             txn_bytes_max: self.txn_bytes_max(),
             ensemble: None,
+            ..node::Settings::default()
         }
     }
 

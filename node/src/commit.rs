@@ -40,11 +40,18 @@ impl Node {
         op: &WriteOp,
         nulls: &Nulls,
     ) -> Result<i64, PrepareError> {
-        if self.pipeline.failed().is_some() {
+        if self.pipeline.failed().is_some() || !self.role.serving() {
             return Err(PrepareError::Op(ErrorCode::SystemError));
         }
-        let caller = Caller { session_id, auth };
         let zxid = self.pipeline.zxid_next();
+        if matches!(self.role, Role::Leading(_)) && (zxid as u32) > self.settings.zxid_counter_max {
+            self.go_looking(&format!(
+                "the zxid counter reached 0x{:x}: a new epoch starts with an election (ZOOKEEPER-1277)",
+                zxid as u32
+            ));
+            return Err(PrepareError::Op(ErrorCode::ConnectionLoss));
+        }
+        let caller = Caller { session_id, auth };
         let txn = match self.tree.prepare_with_nulls(&caller, op, nulls, zxid) {
             Err(PrepareError::Op(ErrorCode::BadArguments)) if *op == WriteOp::CloseSession => {
                 // Too many ephemerals for one txn: delete them one by one first.
@@ -71,9 +78,7 @@ impl Node {
                 codes: codes.iter().map(|code| code.code()).collect(),
             },
         };
-        self.pipeline
-            .failed()
-            .is_none()
+        (self.pipeline.failed().is_none() && self.role.serving())
             .then(|| self.enqueue(session_id, cxid, txn))
     }
 

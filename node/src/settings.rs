@@ -74,6 +74,10 @@ pub struct Settings {
     pub txn_bytes_max: usize,
     /// `None`: a standalone server.
     pub ensemble: Option<EnsembleSettings>,
+    /// The highest zxid counter (the low 32 bits) a leader prepares; at it,
+    /// the leader steps down so that an election starts a new epoch
+    /// (ZOOKEEPER-1277). Lower in tests.
+    pub zxid_counter_max: u32,
 }
 
 impl Default for Settings {
@@ -95,6 +99,7 @@ impl Default for Settings {
             extended_types_enabled: false,
             txn_bytes_max: usize::MAX,
             ensemble: None,
+            zxid_counter_max: u32::MAX - 1,
         }
     }
 }

@@ -291,3 +291,229 @@ fn an_observer_serves_but_never_votes() {
         "a participant and an observer are no quorum"
     );
 }
+
+/// Connects a client to `sid` and creates `path` as an ephemeral.
+fn ephemeral_on(cluster: &mut Cluster, sid: u64, path: &str) -> (u64, i64) {
+    let (conn, session) = cluster.connect(sid);
+    assert_ne!(session, 0);
+    cluster.request(
+        sid,
+        conn,
+        1,
+        create(path, b"", proto::CreateMode::Ephemeral.code()),
+    );
+    assert!(cluster.until(SECONDS_10, |c| !c.replies(sid, conn).is_empty()));
+    assert_eq!(cluster.replies(sid, conn)[0].error(), ErrorCode::Ok);
+    (conn, session)
+}
+
+/// ZOOKEEPER-2355: a client of a follower owns an ephemeral; the follower
+/// dies. The leader, which alone expires sessions, expires it, and the
+/// ephemeral goes on every server — the dead one too once it is back.
+#[test]
+fn zookeeper_2355_ephemeral_goes_when_the_session_of_a_dead_follower_expires() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    ephemeral_on(&mut cluster, 1, "/eph");
+    assert!(cluster.until(SECONDS_10, |c| data_on(c, 3, "/eph").is_some()));
+    cluster.crash(1);
+    // The session's timeout (4 s) passes with nobody touching it.
+    assert!(
+        cluster.until(Duration::from_secs(8), |c| c.leaders().len() == 1
+            && c.up().all(|sid| data_on(c, sid, "/eph").is_none()))
+    );
+    cluster.start(1);
+    settle(&mut cluster);
+    assert!(cluster.until(SECONDS_10, |c| data_on(c, 1, "/eph").is_none()));
+}
+
+/// A client of a follower that keeps pinging keeps its session: the
+/// follower reports its activity to the leader in PING replies (the touch
+/// table); once it stops, the leader expires the session.
+#[test]
+fn a_follower_clients_activity_keeps_its_session_alive() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let (conn, _) = ephemeral_on(&mut cluster, 1, "/alive");
+    for i in 0..20 {
+        cluster.request(1, conn, -2, proto::ops::Request::Ping);
+        cluster.advance(Duration::from_millis(500), Duration::from_millis(50));
+        assert!(
+            data_on(&cluster, 3, "/alive").is_some(),
+            "alive after {} ms",
+            (i + 1) * 500
+        );
+    }
+    assert!(
+        cluster.until(Duration::from_secs(8), |c| data_on(c, 3, "/alive")
+            .is_none())
+    );
+    assert!(
+        cluster.closed_conns.contains(&(1, conn)),
+        "the follower closed the expired session's connection"
+    );
+}
+
+/// ZOOKEEPER-1277: the leader's 32-bit zxid counter nears its end; the
+/// leader steps down, an election starts a new epoch, and writes go on with
+/// the counter restarted.
+#[test]
+fn zookeeper_1277_zxid_counter_rollover_starts_a_new_epoch() {
+    let mut cluster = Cluster::with_settings(3, 0, |s| s.zxid_counter_max = 12);
+    settle(&mut cluster);
+    let mut zxids = Vec::new();
+    let mut written = 0;
+    for attempt in 0..60 {
+        let leader = cluster.leaders()[0];
+        let (conn, _) = cluster.connect(leader);
+        let xid = 1;
+        cluster.request(leader, conn, xid, create(&format!("/r{attempt}"), b"", 0));
+        cluster.until(Duration::from_secs(2), |c| {
+            !c.replies(leader, conn).is_empty() || c.closed_conns.contains(&(leader, conn))
+        });
+        if let Some(reply) = cluster.replies(leader, conn).first() {
+            assert_eq!(reply.error(), ErrorCode::Ok);
+            zxids.push(reply.zxid);
+            written += 1;
+        }
+        settle(&mut cluster);
+        if written >= 25 {
+            break;
+        }
+    }
+    assert!(written >= 25, "writes go on across the rollover");
+    let epochs: std::collections::BTreeSet<i64> = zxids.iter().map(|z| z >> 32).collect();
+    assert!(epochs.len() >= 2, "a new epoch began: {zxids:x?}");
+    assert!(
+        zxids.iter().all(|z| (*z as u32) <= 12),
+        "no counter past the limit"
+    );
+    assert!(
+        zxids.windows(2).all(|w| w[0] < w[1]),
+        "zxids keep increasing"
+    );
+}
+
+/// ZOOKEEPER-1549: a txn only the old leader logged is truncated when it
+/// rejoins; the snapshots it takes afterwards never hold it.
+#[test]
+fn zookeeper_1549_a_truncated_txn_never_reaches_a_snapshot() {
+    let mut cluster = Cluster::with_settings(3, 0, |s| {
+        s.snap_count = 4;
+        s.snap_size_limit_kb = 0;
+    });
+    settle(&mut cluster);
+    let (conn, _) = cluster.connect(3);
+    cluster.partition(3, 1);
+    cluster.partition(3, 2);
+    cluster.request(3, conn, 1, create("/orphan", b"", 0));
+    cluster.run();
+    cluster.crash(3);
+    cluster.heal();
+    settle(&mut cluster);
+    cluster.start(3);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let (conn, _) = cluster.connect(leader);
+    for i in 0..12 {
+        assert_eq!(
+            write(&mut cluster, leader, conn, i + 1, &format!("/s{i}"), b""),
+            ErrorCode::Ok
+        );
+    }
+    assert!(cluster.until(SECONDS_10, |c| data_on(c, 3, "/s11").is_some()));
+    let (zxid, bytes) = cluster.servers[&3]
+        .disk
+        .snapshot
+        .clone()
+        .expect("server 3 took a snapshot");
+    let snapshot = tree::DataTree::from_snapshot(&bytes).unwrap();
+    assert!(
+        snapshot.node("/orphan").is_none(),
+        "snapshot 0x{zxid:x} holds no truncated txn"
+    );
+    assert!(data_on(&cluster, 3, "/orphan").is_none());
+}
+
+/// ZOOKEEPER-3642: the leader dies after sending a SNAP, before NEWLEADER
+/// is acknowledged; the learner's new tree was never sealed on disk, so it
+/// reloads what is durable before it votes, and the ensemble converges.
+#[test]
+fn zookeeper_3642_leader_dies_after_snap_before_newleader() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let (conn, _) = cluster.connect(3);
+    cluster.crash(1);
+    for i in 0..80 {
+        cluster.request(
+            3,
+            conn,
+            100 + i,
+            set_data("/zookeeper", format!("{i}").as_bytes(), -1),
+        );
+    }
+    cluster.until(SECONDS_10, |c| c.replies(3, conn).len() >= 80);
+    cluster.servers.get_mut(&1).unwrap().hold_snapshots = true;
+    cluster.start(1);
+    assert!(
+        cluster.until(SECONDS_10, |c| c.log_lines.iter().any(
+            |(sid, l)| *sid == 1 && l.contains("loaded the leader's snapshot")
+        )),
+        "server 1 got a SNAP"
+    );
+    cluster.crash(3);
+    // The slow snapshot write finishes only after the leader is gone.
+    cluster.release_snapshots(1);
+    assert!(cluster
+        .until(SECONDS_10, |c| c.log_lines.iter().any(
+            |(sid, l)| *sid == 1 && l.contains("state reloaded from disk")
+        )));
+    settle(&mut cluster);
+    cluster.start(3);
+    settle(&mut cluster);
+    assert!(cluster.until(SECONDS_10, |c| {
+        let digests: Vec<u64> = (1..=3).map(|sid| c.node(sid).tree().digest()).collect();
+        digests.windows(2).all(|w| w[0] == w[1])
+    }));
+}
+
+/// ZOOKEEPER-1653: a follower crashes after it made its history durable and
+/// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
+/// on its disk); it starts again and rejoins.
+#[test]
+fn zookeeper_1653_crash_before_current_epoch_still_starts() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let (conn, _) = cluster.connect(3);
+    assert_eq!(
+        write(&mut cluster, 3, conn, 1, "/before", b""),
+        ErrorCode::Ok
+    );
+    // A new epoch: server 1 accepts it, then crashes at its currentEpoch write.
+    cluster.servers.get_mut(&1).unwrap().crash_at_current_epoch = true;
+    cluster.crash(3);
+    assert!(
+        cluster.until(SECONDS_10, |c| !c.is_up(1)),
+        "crashed at the currentEpoch write"
+    );
+    let disk = &cluster.servers[&1].disk;
+    assert!(
+        disk.accepted_epoch > disk.current_epoch,
+        "acceptedEpoch ahead of currentEpoch on disk"
+    );
+    cluster.servers.get_mut(&1).unwrap().crash_at_current_epoch = false;
+    cluster.start(1);
+    cluster.start(3);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let (conn, _) = cluster.connect(leader);
+    assert_eq!(
+        write(&mut cluster, leader, conn, 1, "/after", b""),
+        ErrorCode::Ok
+    );
+    assert!(
+        cluster.until(SECONDS_10, |c| (1..=3).all(|sid| data_on(c, sid, "/after")
+            .is_some()
+            && data_on(c, sid, "/before").is_some()))
+    );
+}

@@ -66,6 +66,12 @@ pub struct Server {
     pending: Option<Vec<LogRecord>>,
     /// Hold durability reports (a slow disk).
     pub hold_durable: bool,
+    /// Snapshots are written but never reported sealed (a slow snapshot disk).
+    pub hold_snapshots: bool,
+    /// The server crashes when asked to write currentEpoch, before it is written.
+    pub crash_at_current_epoch: bool,
+    /// A snapshot's end was held back.
+    held_end: bool,
 }
 
 #[derive(Debug)]
@@ -92,6 +98,8 @@ pub struct Cluster {
     next_conn: ConnId,
     pub settings: Settings,
     pub log_lines: Vec<(Sid, String)>,
+    /// Servers to crash before the next event.
+    crash_queue: Vec<Sid>,
 }
 
 pub fn ensemble(voters: u64, observers: u64) -> Ensemble {
@@ -135,6 +143,7 @@ impl Cluster {
             next_conn: 1,
             settings,
             log_lines: Vec::new(),
+            crash_queue: Vec::new(),
         };
         for sid in 1..=voters + observers {
             cluster.servers.insert(
@@ -145,6 +154,9 @@ impl Cluster {
                     writing: None,
                     pending: None,
                     hold_durable: false,
+                    hold_snapshots: false,
+                    crash_at_current_epoch: false,
+                    held_end: false,
                 },
             );
             cluster.start(sid);
@@ -185,6 +197,7 @@ impl Cluster {
         server.node = None;
         server.pending = None;
         server.writing = None;
+        server.held_end = false;
         let links: Vec<LinkId> = self
             .links
             .iter()
@@ -305,20 +318,11 @@ impl Cluster {
             }
             Action::SnapshotEnd => {
                 let server = self.servers.get_mut(&sid).unwrap();
-                let (zxid, bytes) = server.writing.take().expect("a snapshot in progress");
-                let size = bytes.len() as u64;
-                server.disk.snapshot = Some((zxid, bytes));
-                let written = node::SnapshotWritten {
-                    zxid,
-                    file: format!("snapshot.{zxid:x}"),
-                    bytes: size,
-                };
-                self.events.push_back(Event::Input(
-                    sid,
-                    Input::SnapshotDone {
-                        result: Ok(written),
-                    },
-                ));
+                if server.hold_snapshots {
+                    server.held_end = true;
+                    return;
+                }
+                self.seal_snapshot(sid);
             }
             Action::Purge { .. } => self.events.push_back(Event::Input(
                 sid,
@@ -328,6 +332,42 @@ impl Cluster {
             )),
             Action::FourLetterWord { .. } => {}
             Action::Log { line, .. } => self.log_lines.push((sid, line)),
+            other => self.carry_out_peer(sid, other),
+        }
+    }
+
+    /// The snapshot being written reaches the disk and is reported sealed.
+    fn seal_snapshot(&mut self, sid: Sid) {
+        let server = self.servers.get_mut(&sid).unwrap();
+        {
+            let (zxid, bytes) = server.writing.take().expect("a snapshot in progress");
+            let size = bytes.len() as u64;
+            server.disk.snapshot = Some((zxid, bytes));
+            let written = node::SnapshotWritten {
+                zxid,
+                file: format!("snapshot.{zxid:x}"),
+                bytes: size,
+            };
+            self.events.push_back(Event::Input(
+                sid,
+                Input::SnapshotDone {
+                    result: Ok(written),
+                },
+            ));
+        }
+    }
+
+    /// Lets held snapshot writes finish.
+    pub fn release_snapshots(&mut self, sid: Sid) {
+        let server = self.servers.get_mut(&sid).unwrap();
+        server.hold_snapshots = false;
+        if std::mem::take(&mut server.held_end) && server.node.is_some() {
+            self.seal_snapshot(sid);
+        }
+    }
+
+    fn carry_out_peer(&mut self, sid: Sid, action: Action) {
+        match action {
             Action::ElectionSend { to, notification } => {
                 if self.reachable(sid, to) {
                     self.events.push_back(Event::Input(
@@ -386,6 +426,10 @@ impl Cluster {
             }
             Action::PeerClose { link } => self.break_link(link),
             Action::PersistEpoch { kind, epoch } => {
+                if kind == EpochKind::Current && self.servers[&sid].crash_at_current_epoch {
+                    self.crash_queue.push(sid);
+                    return;
+                }
                 let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
                 match kind {
                     EpochKind::Accepted => disk.accepted_epoch = epoch,
@@ -396,6 +440,11 @@ impl Cluster {
             }
             Action::TruncateLog { zxid } => {
                 let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
+                // ZOOKEEPER-1549: snapshots above the cut go first (the
+                // engine's log task does the same with wal).
+                if disk.snapshot.as_ref().is_some_and(|(s, _)| *s > zxid) {
+                    disk.snapshot = None;
+                }
                 disk.log.retain(|r| r.zxid <= zxid);
                 self.events
                     .push_back(Event::Input(sid, Input::LogTruncated { zxid }));
@@ -405,6 +454,7 @@ impl Cluster {
                 self.events
                     .push_back(Event::Input(sid, Input::Reloaded(Box::new(recovered))));
             }
+            other => unreachable!("not a peer action: {other:?}"),
         }
     }
 
@@ -438,6 +488,9 @@ impl Cluster {
     /// Delivers events until none are left (bounded).
     pub fn run(&mut self) {
         for _ in 0..200_000 {
+            for sid in std::mem::take(&mut self.crash_queue) {
+                self.crash(sid);
+            }
             let Some(Event::Input(sid, input)) = self.events.pop_front() else {
                 return;
             };
