@@ -276,6 +276,7 @@ impl Driver {
             },
             Completion::Log(LogReport::Failed(failure)) => Input::LogFailed(failure),
             Completion::Log(LogReport::Truncated { zxid }) => Input::LogTruncated { zxid },
+            Completion::Log(LogReport::Space { available }) => Input::LogSpace { available },
             Completion::Snapshot(SnapshotEvent::ChunkWritten) => Input::SnapshotChunkWritten,
             Completion::Snapshot(SnapshotEvent::Done(result)) => {
                 self.snapshot = None;

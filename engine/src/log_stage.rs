@@ -56,6 +56,10 @@ pub enum LogReport {
     Failed(StorageFailure),
     /// The log now ends at or before `zxid` (the TRUNC asked for).
     Truncated { zxid: i64 },
+    /// Whether the log's disk has room for the next segment. When it has
+    /// not, the batch in flight waits staged (nothing of it written) and is
+    /// made durable once space returns; the node refuses new writes meanwhile.
+    Space { available: bool },
 }
 
 /// What the node may put in one append: the log's own bounds. An append
@@ -125,7 +129,8 @@ pub async fn spawn_disk_log(
     };
     let writer = LogWriter::open(fs, settings.writer.clone(), tail).await?;
     let segment_bytes = settings.writer.segment_bytes;
-    glommio::spawn_local(keep_spare_ready(settings.dir.clone(), segment_bytes)).detach();
+    let keeper = keep_spare_ready(settings.dir.clone(), segment_bytes, end.reports.clone());
+    glommio::spawn_local(keeper).detach();
     glommio::spawn_local(run_disk_log(writer, settings, end.batches, end.reports)).detach();
     Ok(())
 }
@@ -138,7 +143,7 @@ async fn run_disk_log(
 ) {
     while let Ok(command) = batches.recv().await {
         let done = match command {
-            LogCommand::Append(batch) => write_batch(&mut writer, batch).await,
+            LogCommand::Append(batch) => write_batch(&mut writer, batch, &reports).await,
             LogCommand::Truncate(zxid) => truncate(&mut writer, &settings.snap_dir, zxid).await,
         };
         let report = match done {
@@ -198,19 +203,77 @@ const SPARE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Keeps one zero-filled spare segment ready beside the log, in a task of its
 /// own so that the log writer never waits for 64 MiB of zeros at a segment
 /// switch (it prepares one inline only if this task has fallen behind).
-async fn keep_spare_ready(dir: std::path::PathBuf, segment_bytes: u64) {
+///
+/// Log space is preallocated, so a full disk shows here first, before any
+/// record fails: the node is told (it refuses new writes, reads go on) and
+/// told again when a spare could be made (writes resume). A failed spare
+/// leaves no temporary file (wal removes it).
+async fn keep_spare_ready(
+    dir: std::path::PathBuf,
+    segment_bytes: u64,
+    reports: async_channel::Sender<Completion>,
+) {
     let fs = GlommioFs::new(&dir);
+    let mut space = true;
     loop {
         let ready = fs
             .list()
             .is_ok_and(|names| names.iter().any(|n| wal::is_ready_spare(n)));
         if !ready {
-            if let Err(err) = wal::prepare_spare(&fs, segment_bytes).await {
-                warn!(dir = %dir.display(), %err,
-                    "preparing a spare log segment failed; the writer will make one when it needs it");
+            match wal::prepare_spare(&fs, segment_bytes).await {
+                Ok(_) if !space => {
+                    space = true;
+                    tracing::info!(dir = %dir.display(), "space for the log is back: writes resume");
+                    let report = Completion::Log(LogReport::Space { available: true });
+                    let _ = reports.send(report).await;
+                }
+                Ok(_) => {}
+                Err(err) if err.is_no_space() => {
+                    if space {
+                        space = false;
+                        error!(dir = %dir.display(), %err,
+                            "the log's disk is full: refusing writes until space is freed (reads go on)");
+                        let report = Completion::Log(LogReport::Space { available: false });
+                        let _ = reports.send(report).await;
+                    }
+                }
+                Err(err) => warn!(dir = %dir.display(), %err,
+                    "preparing a spare log segment failed; the writer will make one when it needs it"),
             }
         }
         glommio::timer::sleep(SPARE_CHECK_INTERVAL).await;
+    }
+}
+
+/// `writer.sync()`, waiting out a full disk: wal stages the batch and writes
+/// nothing when no segment can be prepared, so the same sync is tried again
+/// until space returns. Any other failure stops the log.
+async fn sync_waiting_for_space(
+    writer: &mut LogWriter<GlommioFs>,
+    reports: &async_channel::Sender<Completion>,
+) -> Result<wal::SyncStats, WalError> {
+    let mut told = false;
+    loop {
+        match writer.sync().await {
+            Err(err) if err.is_no_space() => {
+                if !told {
+                    told = true;
+                    error!(%err, "the log's disk is full: the batch waits for space, new writes are refused");
+                    let _ = reports
+                        .send(Completion::Log(LogReport::Space { available: false }))
+                        .await;
+                }
+                glommio::timer::sleep(SPARE_CHECK_INTERVAL).await;
+            }
+            result => {
+                if told && result.is_ok() {
+                    let _ = reports
+                        .send(Completion::Log(LogReport::Space { available: true }))
+                        .await;
+                }
+                return result;
+            }
+        }
     }
 }
 
@@ -219,6 +282,7 @@ async fn keep_spare_ready(dir: std::path::PathBuf, segment_bytes: u64) {
 async fn write_batch(
     writer: &mut LogWriter<GlommioFs>,
     batch: LogBatch,
+    reports: &async_channel::Sender<Completion>,
 ) -> Result<LogReport, WalError> {
     let started = Instant::now();
     // A snapshot began: start a new segment so that older ones can later be
@@ -235,14 +299,14 @@ async fn write_batch(
     let mut zxid = writer.zxid_durable();
     for record in &batch.records {
         if !writer.can_append(record.payload.len()) {
-            let stats = writer.sync().await?;
+            let stats = sync_waiting_for_space(writer, reports).await?;
             records += stats.records;
             record_bytes += stats.record_bytes;
         }
         writer.append(record.zxid, &record.payload)?;
         zxid = record.zxid;
     }
-    let stats = writer.sync().await?;
+    let stats = sync_waiting_for_space(writer, reports).await?;
     records += stats.records;
     record_bytes += stats.record_bytes;
     assert_eq!(

@@ -68,6 +68,14 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
         })?;
     }
     let started = Instant::now();
+    // Temp files of snapshots, spares and epoch writes a crash interrupted.
+    let removed = wal::remove_temporary_files(data_dir, data_log_dir)?;
+    if !removed.is_empty() {
+        info!(
+            ?removed,
+            "removed temporary files left by an interrupted write"
+        );
+    }
     let recovery = wal::recover(data_dir, data_log_dir)?;
     let mut tree = match &recovery.snapshot {
         Some(snapshot) => {

@@ -64,6 +64,14 @@ impl Node {
             self.close_conn(conn);
             return;
         }
+        if self.disk_full {
+            self.out.log(
+                Level::Warn,
+                format!("refusing new session from {peer}: the log's disk is full"),
+            );
+            self.close_conn(conn);
+            return;
+        }
         let session_id = self.next_session_id;
         self.next_session_id += 1;
         let c = self.conns.get_mut(conn).expect("inserted above");
@@ -448,6 +456,10 @@ impl Node {
         let auth = c.auth.clone();
         if self.sessions.get(session_id).is_some_and(|s| s.closing) {
             return self.push_error(conn, xid, ErrorCode::SessionExpired);
+        }
+        if self.disk_full {
+            // Nothing can be logged, not even a refusal: answered at once.
+            return self.push_error(conn, xid, ErrorCode::SystemError);
         }
         let close = write == WriteOp::CloseSession;
         match self.prepare_with_nulls(session_id, xid, &auth, &write, nulls) {

@@ -125,6 +125,12 @@ impl Node {
         record_bytes: u64,
         sync_time: Duration,
     ) {
+        if self.disk_full {
+            // The log wrote: it has room again.
+            self.disk_full = false;
+            self.out
+                .log(Level::Info, "the log has room again: writes resume".into());
+        }
         self.stats
             .record_sync(sync_time, self.settings.fsync_warning_threshold_ms);
         self.pipeline.durable(zxid);

@@ -125,6 +125,9 @@ pub enum Input {
     },
     /// The log failed; no further write may be acknowledged. Never retried.
     LogFailed(StorageFailure),
+    /// Whether the log's disk has room. While it has not, new writes are
+    /// refused (reads go on) and the append in flight waits, unwritten.
+    LogSpace { available: bool },
     /// The snapshot writer wrote one more chunk of the snapshot in progress.
     SnapshotChunkWritten,
     /// The snapshot in progress is sealed (durable and renamed) or failed.

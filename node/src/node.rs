@@ -80,6 +80,8 @@ pub struct Node {
     pub(crate) reloading: bool,
     /// A snapshot from the leader is the tree but not yet sealed on disk.
     pub(crate) snapshot_unsealed: Option<i64>,
+    /// The log's disk is full: new writes are refused until it has room.
+    pub(crate) disk_full: bool,
     pub(crate) leader_queue: VecDeque<LeaderAction>,
     pub(crate) leader_draining: bool,
     pub(crate) learner_queue: VecDeque<LearnerAction>,
@@ -191,6 +193,7 @@ impl Node {
             truncating: false,
             reloading: false,
             snapshot_unsealed: None,
+            disk_full: false,
             leader_queue: VecDeque::new(),
             leader_draining: false,
             learner_queue: VecDeque::new(),
@@ -222,6 +225,20 @@ impl Node {
                 sync_time,
             } => self.on_durable(zxid, records, record_bytes, sync_time),
             Input::LogFailed(failure) => self.on_log_failed(failure),
+            Input::LogSpace { available } => {
+                if self.disk_full == available {
+                    self.disk_full = !available;
+                    let line = if available {
+                        "the log has room again: writes resume"
+                    } else {
+                        "the log's disk is full: refusing writes until space is freed; reads go on"
+                    };
+                    self.out.log(
+                        if available { Level::Info } else { Level::Error },
+                        line.into(),
+                    );
+                }
+            }
             Input::SnapshotChunkWritten => self.snapshots.chunk_written(),
             Input::SnapshotDone { result } => {
                 let finished = self
@@ -423,6 +440,11 @@ impl Node {
         &self.sessions
     }
 
+    /// Whether new writes are refused for want of log space.
+    pub fn disk_full(&self) -> bool {
+        self.disk_full
+    }
+
     /// Whether the log has failed (writes are refused for good).
     pub fn log_failed(&self) -> Option<StorageFailure> {
         self.pipeline.failed()
@@ -441,7 +463,9 @@ impl Node {
     // ----- time-driven work ---------------------------------------------------------
 
     fn on_tick(&mut self) {
-        if self.role.expires_sessions() {
+        // A full disk cannot log closeSession txns: expiry waits for space
+        // (sessions get the extra time, as during a leader change).
+        if self.role.expires_sessions() && !self.disk_full {
             self.expire_sessions();
             self.reap();
         }

@@ -526,3 +526,72 @@ fn ping_replies_carry_xid_minus_two() {
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].xid, -2);
 }
+
+/// A full log disk: new writes and new sessions are refused at once (no txn
+/// can be logged), reads go on, the append in flight waits; once the log
+/// has room again (or writes), writes resume.
+#[test]
+fn a_full_disk_refuses_writes_until_space_returns() {
+    let mut h = Harness::new(settings());
+    let (conn, _) = h.connect(10_000);
+    h.call(conn, 1, create("/kept", b"v", 0));
+    let actions = h.send(conn, vec![(2, create("/waiting", b"", 0))]);
+    assert_eq!(
+        appends(&actions).len(),
+        1,
+        "this append meets the full disk"
+    );
+    let actions = h.step(Input::LogSpace { available: false });
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Log {
+            level: Level::Error,
+            ..
+        }
+    )));
+    let actions = h.send(
+        conn,
+        vec![
+            (3, create("/refused", b"", 0)),
+            (4, get_data("/kept", false)),
+        ],
+    );
+    assert!(appends(&actions).is_empty());
+    let frames = frames_to(&actions, conn);
+    // Replies stay in order: the refusal and the read wait behind xid 2.
+    assert!(frames.is_empty(), "{frames:?}");
+    let refused = h.new_conn();
+    let actions = h.connect_with(
+        refused,
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 10_000,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: None,
+        },
+    );
+    assert_eq!(
+        closes(&actions),
+        vec![refused],
+        "no new session without log space"
+    );
+    // Space returns and the waiting append is written.
+    let actions = h.durable();
+    let frames = frames_to(&actions, conn);
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| (f.xid, f.error()))
+            .collect::<Vec<_>>(),
+        vec![
+            (2, ErrorCode::Ok),
+            (3, ErrorCode::SystemError),
+            (4, ErrorCode::Ok)
+        ]
+    );
+    assert!(!h.node.disk_full());
+    let frames = h.call(conn, 5, create("/after", b"", 0));
+    assert_eq!(frames[0].error(), ErrorCode::Ok);
+}

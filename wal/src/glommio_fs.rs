@@ -94,9 +94,12 @@ impl LogFs for GlommioFs {
         buffer.as_bytes_mut().copy_from_slice(bytes);
         let written = file.write_at(buffer, offset).await.map_err(to_io)?;
         if written != bytes.len() {
-            // A short O_DIRECT write is not retried: the writer stops (STYLE rule 2).
+            // A regular file's write comes back short when its file system
+            // ran out of blocks (the next write would say ENOSPC): a full
+            // disk, which the caller may wait out (a spare being zero-filled)
+            // or stops on (the log: STYLE rule 2, never retried).
             return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
+                io::ErrorKind::StorageFull,
                 format!("short write: {written} of {} bytes", bytes.len()),
             ));
         }
