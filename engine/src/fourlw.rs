@@ -77,9 +77,22 @@ impl HostContext {
         }
     }
 
-    /// Completes the node's report with the host's figures `word` shows.
-    /// Blocking: it reads /proc and lists directories.
-    pub fn complete(&self, word: &str, node: NodeReport) -> Snapshot {
+    /// Completes the node's report with the host's figures `word` shows, and
+    /// lists the watch tables the node copied. Blocking: it reads /proc,
+    /// lists directories, and walks every watch.
+    pub fn complete(&self, word: &str, mut node: NodeReport) -> Snapshot {
+        if let Some(watches) = node.watches.take() {
+            match word {
+                "wchc" => node.watches_by_session = watches.by_session(),
+                "wchp" => node.watches_by_path = watches.by_path(),
+                _ => {
+                    let summary = watches.summary();
+                    node.data_watches = summary.data_watches;
+                    node.watched_paths = summary.paths_watched;
+                    node.watching_connections = summary.connections_watching;
+                }
+            }
+        }
         let mut config = self.config.clone();
         config.push(("serverId".into(), node.server_id.to_string()));
         let mut snapshot = Snapshot {

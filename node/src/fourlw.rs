@@ -65,6 +65,49 @@ pub struct NodeReport {
     /// `dump`: session → ephemeral paths, and the sessions with their timeouts.
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
     pub sessions: Vec<(i64, i32)>,
+    /// `wchs`, `wchc`, `wchp`: a copy of the watch tables, for the driver to
+    /// summarise and list off the ordering core (with a million watches the
+    /// lists take seconds to build; the copy takes a fraction of that).
+    pub watches: Option<Box<tree::watch::WatchManager>>,
+}
+
+/// Paths of watches copied per turn for `wchs`, `wchc` and `wchp`: a bounded
+/// slice of each turn, whatever the number of watches.
+pub const WATCH_COPY_PATHS_PER_TURN: usize = 10_000;
+
+/// A watch report being copied a slice per turn.
+#[derive(Debug)]
+pub(crate) struct WatchReport {
+    pub(crate) request: u64,
+    pub(crate) report: NodeReport,
+    cursor: tree::watch::WatchCursor,
+    copy: tree::watch::WatchManager,
+}
+
+impl WatchReport {
+    pub(crate) fn new(request: u64, report: NodeReport) -> WatchReport {
+        WatchReport {
+            request,
+            report,
+            cursor: tree::watch::WatchCursor::default(),
+            copy: tree::watch::WatchManager::with_hash_seed(0),
+        }
+    }
+
+    /// Copies the next slice; the finished report once every watch is copied.
+    pub(crate) fn advance(&mut self, watches: &tree::watch::WatchManager) -> Option<NodeReport> {
+        if !watches.copy_some(&mut self.cursor, WATCH_COPY_PATHS_PER_TURN, &mut self.copy) {
+            return None;
+        }
+        let mut report = std::mem::take(&mut self.report);
+        report.watches = Some(Box::new(std::mem::take(&mut self.copy)));
+        Some(report)
+    }
+}
+
+/// Whether a word lists or sums the watch tables (copied over several turns).
+pub(crate) fn reports_watches(word: &str) -> bool {
+    matches!(word, "wchs" | "wchc" | "wchp")
 }
 
 /// Gathers what `word` reports.
@@ -95,14 +138,8 @@ pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
         digest: tree.digest(),
         ..NodeReport::default()
     };
+    report.watch_count = tree.watches.watch_count();
     match word {
-        "wchs" | "mntr" => {
-            let summary = tree.watches.summary();
-            report.watch_count = summary.watch_count;
-            report.data_watches = summary.data_watches;
-            report.watched_paths = summary.paths_watched;
-            report.watching_connections = summary.connections_watching;
-        }
         "stat" | "cons" => {
             report.connections = node
                 .connections()
@@ -118,8 +155,6 @@ pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
                 })
                 .collect();
         }
-        "wchc" => report.watches_by_session = tree.watches.by_session(),
-        "wchp" => report.watches_by_path = tree.watches.by_path(),
         "dump" => {
             report.sessions = node
                 .sessions()

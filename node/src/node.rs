@@ -82,6 +82,8 @@ pub struct Node {
     pub(crate) snapshot_unsealed: Option<i64>,
     /// The log's disk is full: new writes are refused until it has room.
     pub(crate) disk_full: bool,
+    /// Watch reports being copied, a slice per turn, in request order.
+    pub(crate) watch_reports: VecDeque<crate::fourlw::WatchReport>,
     pub(crate) leader_queue: VecDeque<LeaderAction>,
     pub(crate) leader_draining: bool,
     pub(crate) learner_queue: VecDeque<LearnerAction>,
@@ -194,6 +196,7 @@ impl Node {
             reloading: false,
             snapshot_unsealed: None,
             disk_full: false,
+            watch_reports: VecDeque::new(),
             leader_queue: VecDeque::new(),
             leader_draining: false,
             learner_queue: VecDeque::new(),
@@ -251,8 +254,14 @@ impl Node {
             Input::PurgeDone { result } => self.on_purge_done(result),
             Input::Tick => self.on_tick(),
             Input::FourLetterWord { request, word } => {
-                let report = Box::new(crate::fourlw::gather(self, &word));
-                self.out.push(Action::FourLetterWord { request, report });
+                let report = crate::fourlw::gather(self, &word);
+                if crate::fourlw::reports_watches(&word) {
+                    let job = crate::fourlw::WatchReport::new(request, report);
+                    self.watch_reports.push_back(job);
+                } else {
+                    let report = Box::new(report);
+                    self.out.push(Action::FourLetterWord { request, report });
+                }
             }
             Input::ElectionReceived { from, notification } => {
                 self.election_step(replication::ElectionInput::Received { from, notification })
@@ -339,6 +348,16 @@ impl Node {
     /// Hands over every action gathered since the last call, in order.
     pub fn ready(&mut self, actions: &mut Vec<Action>) {
         self.pump_learner_snapshots();
+        if let Some(job) = self.watch_reports.front_mut() {
+            if let Some(report) = job.advance(&self.tree.watches) {
+                let request = job.request;
+                self.watch_reports.pop_front();
+                self.out.push(Action::FourLetterWord {
+                    request,
+                    report: Box::new(report),
+                });
+            }
+        }
         self.conns.flush_all(&mut self.out.actions);
         if !self.truncating && !self.reloading {
             let snapshots = &mut self.snapshots;
@@ -363,6 +382,7 @@ impl Node {
         self.snapshots.wants_pump()
             || !self.out.actions.is_empty()
             || self.learner_snapshot_pending()
+            || !self.watch_reports.is_empty()
     }
 
     /// When the node next needs an `Input::Tick` sooner than the tick
