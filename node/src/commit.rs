@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use proto::ops::encode_reply;
 use proto::{ConnectResponse, ErrorCode, Id, Nulls, OpCode};
 use tree::{Caller, PrepareError, Txn, TxnHeader, WriteOp};
 
