@@ -660,23 +660,22 @@ pub fn verify(
     Ok(checks)
 }
 
-/// The longest interval between consecutive acknowledgements that touches
-/// the window `[from_ns, to_ns)`: from the last acknowledgement at or before
-/// `from_ns` through those inside the window to the first at or after
-/// `to_ns`. `acks` is sorted. Returns `(start, end)` of the longest interval;
-/// `None` when nothing was acknowledged after `from_ns` (the ensemble never
-/// served again) or before it.
+/// The longest interval between consecutive acknowledgements that belongs
+/// to the window `(from_ns, to_ns]`: every interval that *ends* in it — the
+/// one spanning `from_ns` (from the last acknowledgement at or before it)
+/// included, the one spanning `to_ns` not (it belongs to the next window).
+/// `acks` is sorted. Returns `(start, end)` of the longest; `None` when
+/// nothing was acknowledged at or before `from_ns`, or nothing in the window
+/// (writes never resumed).
 pub fn longest_gap(acks: &[u64], from_ns: u64, to_ns: u64) -> Option<(u64, u64)> {
     assert!(from_ns <= to_ns, "window ends before it starts");
     let first_after = acks.partition_point(|&t| t <= from_ns);
     let before = first_after.checked_sub(1)?;
-    let end = acks.partition_point(|&t| t < to_ns);
-    // Include the first acknowledgement at or after the window's end.
-    let last = end.min(acks.len() - 1);
-    if last < first_after {
+    let end = acks.partition_point(|&t| t <= to_ns);
+    if end <= first_after {
         return None;
     }
-    acks[before..=last]
+    acks[before..end]
         .windows(2)
         .map(|w| (w[0], w[1]))
         .max_by_key(|(a, b)| b - a)
@@ -691,20 +690,22 @@ pub fn first_ack_after(acks: &[u64], t_ns: u64) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// The gap is measured from the last ack before the window to the first
-    /// after its end, across all of them, and is absent without acks on
-    /// either side of the kill.
+    /// A window's intervals are those ending in it: the one across the kill
+    /// is in, the one across the next kill is not; no acks on either side
+    /// of the kill means no gap.
     #[test]
-    fn longest_gap_spans_the_window() {
+    fn longest_gap_takes_the_intervals_ending_in_the_window() {
         let acks = [10, 20, 30, 100, 110, 400, 410, 420];
-        // Kill at 35: 30 -> 100 inside, 110 -> 400 is longer, still inside [35, 405).
+        // Kill at 35, next kill at 405: 110 -> 400 ends inside.
         assert_eq!(longest_gap(&acks, 35, 405), Some((110, 400)));
-        // Window [35, 105): the first ack at or after 105 (110) closes it.
-        assert_eq!(longest_gap(&acks, 35, 105), Some((30, 100)));
+        // Next kill at 390: 110 -> 400 belongs to it; 30 -> 100 is the longest here.
+        assert_eq!(longest_gap(&acks, 35, 390), Some((30, 100)));
+        assert_eq!(longest_gap(&acks, 390, u64::MAX), Some((110, 400)));
         // Kill at 30 exactly: the ack at 30 counts as before.
-        assert_eq!(longest_gap(&acks, 30, 50), Some((30, 100)));
+        assert_eq!(longest_gap(&acks, 30, 50), None);
+        assert_eq!(longest_gap(&acks, 30, 100), Some((30, 100)));
         // Nothing acknowledged after the kill.
-        assert_eq!(longest_gap(&acks, 420, 500), None);
+        assert_eq!(longest_gap(&acks, 420, u64::MAX), None);
         // Nothing acknowledged before it.
         assert_eq!(longest_gap(&acks, 5, 50), None);
         assert_eq!(first_ack_after(&acks, 30), Some(100));

@@ -427,6 +427,7 @@ fn run_ensemble_side(
         let plan = KillPlan {
             kills: args.failover_kills,
             settle: secs(args.failover_settle),
+            deadline,
         };
         let report = failover::run(name, &mut ensemble, config, run_dir, plan, lifetime, stop)?;
         side.failover = Some(report);
@@ -661,8 +662,9 @@ fn real_main(args: Args, stop: &Arc<AtomicBool>) -> io::Result<bool> {
     if !failovers.is_empty() {
         println!(
             "failover: SIGKILL of the leader, restart, rejoin, repeat; longest gap = longest time \
-             between two consecutive acknowledged creates (all sessions) from the last one before \
-             the kill to the next kill:\n{}",
+             between two consecutive acknowledged creates (all sessions) among those ending after \
+             the kill and by the next kill (the one across the kill starts at the last ack before \
+             it); gap starts = its start relative to the kill:\n{}",
             failover::kills_table(&failovers)
         );
         println!("{}", failover::summary_table(&failovers));

@@ -11,10 +11,10 @@
 //! ```
 //!
 //! Per kill: the longest interval between two consecutive acknowledged
-//! writes (all sessions together) from the last acknowledgement before the
-//! kill to the first after the window, where the window runs from the kill to
-//! the next kill (or the end of the load) — so a stall caused by the
-//! restarted server rejoining counts too; the time until the ensemble
+//! writes (all sessions together) among those that end after the kill and
+//! no later than the next kill (or the end of the load): the interval across
+//! the kill, from the last acknowledgement before it, and any stall caused
+//! by the restarted server rejoining; the time until the ensemble
 //! answered `srvr` with a new leader; and the time until the restarted server
 //! served again.
 
@@ -145,7 +145,12 @@ pub struct KillPlan {
     pub kills: usize,
     /// Steady load before the first kill and after each rejoin.
     pub settle: Duration,
+    /// No kill starts later than [`KILL_TIME_BOUND`] before this.
+    pub deadline: Instant,
 }
+
+/// Time one kill may take at most: settle, two elections, a restart.
+pub const KILL_TIME_BOUND: Duration = Duration::from_secs(4 * 60);
 
 /// Runs the failover measurement on a settled ensemble: `plan.kills`
 /// SIGKILLs of the leader under `config`'s load (its znodes under
@@ -167,6 +172,10 @@ pub fn run(
     let mut done: Vec<Kill> = Vec::new();
     let mut aborted = None;
     for k in 0..kills {
+        if Instant::now() + settle_for + KILL_TIME_BOUND > plan.deadline {
+            aborted = Some(format!("kill {}: past the deadline", k + 1));
+            break;
+        }
         let step = (|| -> io::Result<Kill> {
             settle(&load, settle_for, stop)?;
             let leader = ensemble.wait_settled(SETTLE_TIMEOUT)?;
@@ -215,15 +224,11 @@ pub fn run(
     let load_seconds = ms(load.now_ns()) / 1e3;
     let run_dir = load.run_dir.clone();
     let record = load.stop();
-    let end_ns = record.ack_ns.last().copied().unwrap_or(0);
     let kills: Vec<KillResult> = done
         .iter()
         .enumerate()
         .map(|(i, kill)| {
-            let window_end = done
-                .get(i + 1)
-                .map_or(end_ns, |next| next.at_ns)
-                .max(kill.at_ns);
+            let window_end = done.get(i + 1).map_or(u64::MAX, |next| next.at_ns);
             let gap = failover::longest_gap(&record.ack_ns, kill.at_ns, window_end);
             KillResult {
                 kill: i + 1,
