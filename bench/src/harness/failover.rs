@@ -99,6 +99,7 @@ impl FailoverReport {
         self.aborted.is_none()
             && !self.checks.is_empty()
             && self.lost() == Some(0)
+            && self.checks.iter().all(|c| c.unknown_present == 0)
             && self.kills.iter().all(|k| k.longest_gap_ms.is_some())
     }
 }
@@ -363,6 +364,9 @@ pub fn summary_table(reports: &[FailoverReport]) -> String {
                 r.lost()
                     .map_or_else(|| "not verified".into(), |n| n.to_string()),
                 match (&r.aborted, r.lost()) {
+                    _ if r.checks.iter().any(|c| c.unknown_present > 0) => {
+                        "ZNODES THE LOAD NEVER SENT are present".into()
+                    }
                     (Some(why), _) => format!("INCOMPLETE: {why}"),
                     (None, Some(0)) => "no acknowledged write lost".into(),
                     (None, Some(n)) => format!("LOST {n} acknowledged writes"),
