@@ -270,7 +270,7 @@ impl Node {
             Input::PeerConnectFailed { sid } => {
                 if matches!(&self.role, Role::Learning(l) if l.leader_sid == sid && l.link.is_none())
                 {
-                    self.go_looking(&format!("cannot connect to leader {sid}"));
+                    self.learner_connection_lost(&format!("cannot connect to leader {sid}"));
                 }
             }
             Input::PeerReceived { link, packet } => match &self.role {
@@ -317,7 +317,7 @@ impl Node {
                 self.leader_actions(actions);
             }
             Role::Learning(learning) if learning.link == Some(link) => {
-                self.go_looking("the connection to the leader closed");
+                self.learner_connection_lost("the connection to the leader closed");
             }
             _ => {}
         }
@@ -388,7 +388,14 @@ impl Node {
     /// When the node next needs an `Input::Tick` sooner than the tick
     /// interval (the election's timers), as monotonic time.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.election_deadline
+        let retry = match &self.role {
+            Role::Learning(learning) => learning.retry_at,
+            _ => None,
+        };
+        match (self.election_deadline, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The replication role, as `srvr` names it: standalone, looking,
