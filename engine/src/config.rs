@@ -72,11 +72,25 @@ pub struct Config {
     /// or with a write and an fdatasync (`fdatasync`). `fk-diskbench --dsync`
     /// shows which a disk favours.
     pub log_sync_dsync: bool,
+    /// ferrokeeper's own (`ferrokeeper.unsentReplyBytesMax`): the most reply
+    /// bytes one connection may have unwritten before the server stops
+    /// taking its requests; a connection that stays at this bound for its
+    /// session timeout is closed.
+    pub unsent_reply_bytes_max: u64,
+    /// ferrokeeper's own (`ferrokeeper.handshakeTimeoutMs`): a connection
+    /// that has not sent its ConnectRequest (and, on the secure port,
+    /// finished its TLS handshake) this long after it was accepted is closed.
+    /// ZooKeeper's NIO server does the same after
+    /// `zookeeper.nio.sessionlessCnxnTimeout`, 10 s by default.
+    pub handshake_timeout_ms: u64,
     /// `server.N` lines; kept for the replication work, unused standalone.
     pub servers: BTreeMap<u32, String>,
     /// Keys this version does not act on (warned at start-up).
     pub unknown: BTreeMap<String, String>,
 }
+
+/// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` default.
+pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
 /// Four-letter words ZooKeeper enables when `4lw.commands.whitelist` is absent.
 const FOUR_LETTER_WORDS_DEFAULT: &[&str] = &["srvr"];
@@ -114,6 +128,8 @@ impl Default for Config {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             io_memory_bytes: 512 * 1024,
             log_sync_dsync: true,
+            unsent_reply_bytes_max: node::settings::UNSENT_BYTES_MAX_DEFAULT,
+            handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
             servers: BTreeMap::new(),
             unknown: BTreeMap::new(),
         }
@@ -163,6 +179,7 @@ impl Config {
             super_digest: self.super_digest.clone(),
             fsync_warning_threshold_ms: self.fsync_warning_threshold_ms,
             random_seed,
+            unsent_bytes_max: self.unsent_reply_bytes_max,
         }
     }
 
@@ -288,6 +305,16 @@ impl Config {
                         _ => return Err(bad("expected dsync or fdatasync")),
                     }
                 }
+                "ferrokeeper.unsentReplyBytesMax" => {
+                    config.unsent_reply_bytes_max = number(value)
+                        .filter(|n: &u64| *n >= 1024)
+                        .ok_or_else(|| bad("expected a byte count >= 1024"))?
+                }
+                "ferrokeeper.handshakeTimeoutMs" | "nio.sessionlessCnxnTimeout" => {
+                    config.handshake_timeout_ms = number(value)
+                        .filter(|n: &u64| *n >= 1)
+                        .ok_or_else(|| bad("expected milliseconds >= 1"))?
+                }
                 _ if key.starts_with("server.") => {
                     let id = key["server.".len()..]
                         .parse()
@@ -403,6 +430,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("zoo.cfg:2: clientPort"), "{err}");
+    }
+
+    #[test]
+    fn connection_bounds_have_defaults_and_zookeepers_handshake_key_is_read() {
+        let config = parse("").unwrap();
+        assert_eq!(config.handshake_timeout_ms, 10_000);
+        assert_eq!(config.unsent_reply_bytes_max, 4 * 1024 * 1024);
+        assert_eq!(config.node_settings(0).unsent_bytes_max, 4 * 1024 * 1024);
+        let config =
+            parse("nio.sessionlessCnxnTimeout=1500\nferrokeeper.unsentReplyBytesMax=65536\n")
+                .unwrap();
+        assert_eq!(config.handshake_timeout_ms, 1500);
+        assert_eq!(config.node_settings(0).unsent_bytes_max, 65536);
+        assert!(config.unknown.is_empty());
+        let err = parse("ferrokeeper.unsentReplyBytesMax=10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsentReplyBytesMax"), "{err}");
     }
 
     #[test]

@@ -241,6 +241,9 @@ async fn accept_loop(
     let settings = ConnectionSettings {
         frame_bytes_max: config.jute_max_buffer,
         outstanding_max: config.global_outstanding_limit.max(1) as usize,
+        unsent_bytes_max: config.unsent_reply_bytes_max,
+        handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+        stall_timeout_default: Duration::from_millis(u64::from(config.max_session_timeout_ms)),
         config: Arc::clone(&config),
         host: Arc::new(crate::fourlw::HostContext::new(&config)),
     };
@@ -264,8 +267,10 @@ async fn accept_loop(
         let settings = settings.clone();
         let to_sequencer = to_sequencer.clone();
         let counts = Arc::clone(&counts);
+        // Latency matters more than packet count: replies go out as soon as they are queued.
+        let _ = stream.set_nodelay(true);
         glommio::spawn_local(async move {
-            connection::serve(conn, stream, settings, to_sequencer).await;
+            connection::serve(conn, stream, peer, Vec::new(), settings, to_sequencer).await;
             counts.release(peer.ip());
         })
         .detach();

@@ -27,7 +27,7 @@ use proto::Id;
 use tree::DataTree;
 
 use crate::connections::{Connections, Pending};
-use crate::io::{Action, Input, Level, Now, PurgeReport, StorageFailure};
+use crate::io::{Action, ConnId, Input, Level, Now, PurgeReport, StorageFailure};
 use crate::pipeline::Pipeline;
 use crate::session_id::initial_session_id;
 use crate::sessions::Sessions;
@@ -52,6 +52,8 @@ pub struct Node {
     pub(crate) next_session_id: i64,
     /// Connections whose queue holds a `sync` waiting for the applied zxid.
     pub(crate) sync_waiters: BTreeSet<u64>,
+    /// Connections with parked requests ([`crate::admission`]).
+    pub(crate) parked_conns: BTreeSet<ConnId>,
     last_reap: Duration,
     last_purge: Duration,
     purge_in_progress: bool,
@@ -105,6 +107,7 @@ impl Node {
             snapshots,
             stats: Stats::default(),
             sync_waiters: BTreeSet::new(),
+            parked_conns: BTreeSet::new(),
             last_reap: now.monotonic,
             last_purge: now.monotonic,
             purge_in_progress: false,
@@ -124,7 +127,8 @@ impl Node {
                 conn,
                 peer,
                 request,
-            } => self.on_connect(conn, peer, request),
+                auth,
+            } => self.on_connect(conn, peer, request, auth),
             Input::Requests { conn, requests } => self.on_requests(conn, requests),
             Input::Closed { conn } => self.on_closed(conn),
             Input::LogDurable {
@@ -140,12 +144,14 @@ impl Node {
                     .done(result, self.now.monotonic, &mut self.out)
             }
             Input::PurgeDone { result } => self.on_purge_done(result),
+            Input::Written { conn, bytes } => self.on_written(conn, bytes),
             Input::Tick => self.on_tick(),
             Input::FourLetterWord { request, word } => {
                 let report = Box::new(crate::fourlw::gather(self, &word));
                 self.out.push(Action::FourLetterWord { request, report });
             }
         }
+        self.admit_parked();
     }
 
     /// Hands over every action gathered since the last call, in order.
@@ -330,6 +336,7 @@ impl Node {
         self.snapshots.check_invariants();
         self.tree.check_invariants();
         self.check_replies_accounted_for();
+        self.check_admission_invariants();
         self.check_sessions_match_the_tree();
     }
 

@@ -29,7 +29,19 @@ pub struct Settings {
     /// Seeds every random choice (the snapshot `randRoll`): a fresh random
     /// value in production, a fixed one in tests and the simulator.
     pub random_seed: u64,
+    /// The most bytes handed to one connection that it has not reported
+    /// written ([`crate::Input::Written`]): its credit. While the credit is
+    /// used up the node takes no more of the connection's requests — they
+    /// wait, small and unanswered, until the client reads — so a client that
+    /// does not read cannot make the server build replies for it without
+    /// bound. One reply may overshoot (a reply larger than the credit still
+    /// leaves).
+    pub unsent_bytes_max: u64,
 }
+
+/// The default [`Settings::unsent_bytes_max`]: enough for many large replies
+/// in flight on a fast link, small beside the server's memory.
+pub const UNSENT_BYTES_MAX_DEFAULT: u64 = 4 * 1024 * 1024;
 
 impl Default for Settings {
     /// ZooKeeper's defaults.
@@ -47,6 +59,7 @@ impl Default for Settings {
             super_digest: None,
             fsync_warning_threshold_ms: 1000,
             random_seed: 0,
+            unsent_bytes_max: UNSENT_BYTES_MAX_DEFAULT,
         }
     }
 }

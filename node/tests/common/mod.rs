@@ -248,6 +248,7 @@ impl Harness {
                 port: 40000 + conn as u16,
             },
             request,
+            auth: Vec::new(),
         })
     }
 
