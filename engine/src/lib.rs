@@ -8,10 +8,12 @@ pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod fourlw;
+pub mod keystore;
 pub mod log_stage;
 pub mod messages;
 pub mod server;
 pub mod storage;
+pub mod tls;
 
 /// The version reported by `srvr`, `stat` and `mntr`. Clients and tools parse
 /// the leading ZooKeeper version, so it comes first.

@@ -48,7 +48,9 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
 fn matches(scheme: &str, proven: &str, acl_id: &str) -> bool {
     match scheme {
         "ip" => ip_matches(proven, acl_id),
-        "digest" => proven == acl_id,
+        // X509AuthenticationProvider.matches: the subject DN, as the TLS
+        // layer proved it (the super user is proven as `super` there).
+        "digest" | "x509" => proven == acl_id,
         _ => false,
     }
 }
@@ -72,9 +74,13 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
-            // Only identities whose provider counts as "authenticated": digest.
+            // Only identities whose provider counts as "authenticated":
+            // digest and x509 (ZooKeeper's isAuthenticated()), not ip.
             let mut any = false;
-            for proven in auth.iter().filter(|p| p.scheme == "digest") {
+            for proven in auth
+                .iter()
+                .filter(|p| p.scheme == "digest" || p.scheme == "x509")
+            {
                 any = true;
                 fixed.push(Acl {
                     perms: entry.perms,
@@ -97,8 +103,33 @@ fn is_valid_id(scheme: &str, id: &str) -> bool {
     match scheme {
         "digest" => id.split(':').count() == 2,
         "ip" => parse_ip_mask(id).is_some(),
+        // X509AuthenticationProvider.isValid: an X.500 name, `type=value` RDNs.
+        "x509" => is_x500_name(id),
         _ => false,
     }
+}
+
+/// Whether `id` reads as an RFC 2253 name: `type=value` RDNs separated by
+/// unescaped commas (X509AuthenticationProvider.isValid's X500Principal).
+fn is_x500_name(id: &str) -> bool {
+    let mut rdns = vec![String::new()];
+    let mut escaped = false;
+    for c in id.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                rdns.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        rdns.last_mut().expect("one at least").push(c);
+    }
+    rdns.iter().all(|rdn| {
+        rdn.split_once('=')
+            .is_some_and(|(key, _)| !key.trim().is_empty())
+    })
 }
 
 /// The ACL a getACL caller may see: digest hashes are hidden (`user:x`)
@@ -196,6 +227,26 @@ mod tests {
         );
         assert_eq!(check(&list, perms::ADMIN, &[Id::new("super", "")]), Ok(()));
         assert_eq!(check(&Acl::open_unsafe(), perms::ADMIN, &[]), Ok(()));
+    }
+
+    /// ACLs on the x509 scheme match the certificate subject exactly, and
+    /// the auth scheme expands to it (X509AuthenticationProvider).
+    #[test]
+    fn x509_ids_match_exactly_and_expand_from_auth() {
+        let dn = "CN=client,OU=test,O=kazoo";
+        let list = vec![acl(perms::READ, "x509", dn)];
+        assert_eq!(check(&list, perms::READ, &[Id::new("x509", dn)]), Ok(()));
+        assert_eq!(
+            check(&list, perms::READ, &[Id::new("x509", "CN=other")]),
+            Err(ErrorCode::NoAuth)
+        );
+        let fixed = fixup(&[acl(perms::ALL, "auth", "")], &[Id::new("x509", dn)]).unwrap();
+        assert_eq!(fixed, vec![acl(perms::ALL, "x509", dn)]);
+        assert_eq!(
+            fixup(&[acl(1, "x509", "not a name")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert!(fixup(&[acl(1, "x509", "CN=a\\,b,O=c")], &[]).is_ok());
     }
 
     #[test]
