@@ -56,8 +56,32 @@ impl<'ring> CompletionQueue<'ring> {
     /// Block the thread until at least `count` CQEs are ready.
     ///
     /// These CQEs can be processed using `peek_for_cqe` or the `cqes` iterator.
+    ///
+    /// ferrokeeper patch (see PATCH.md): this is how an idle executor parks.
+    /// Where the kernel offers it, the wait says IORING_ENTER_NO_IOWAIT, so
+    /// an idle executor (which always has requests in flight: its eventfd
+    /// read, its timers) is not counted as waiting for I/O and its host does
+    /// not report ~100 % iowait. Otherwise it waits as before.
     pub fn wait(&mut self, count: u32) -> io::Result<()> {
-        self.wait_inner(count).map(|_| ())
+        let (features, fd) = unsafe {
+            let ring = self.ring.as_ptr();
+            ((*ring).features, (*ring).ring_fd)
+        };
+        if features & uring_sys::IORING_FEAT_NO_IOWAIT == 0 {
+            return self.wait_inner(count).map(|_| ());
+        }
+        if self.ready() >= count {
+            return Ok(());
+        }
+        let flags = uring_sys::IORING_ENTER_GETEVENTS | uring_sys::IORING_ENTER_NO_IOWAIT;
+        // SAFETY: `fd` is this ring's descriptor; nothing is submitted and no
+        // signal mask is passed, so the kernel reads no memory of ours.
+        let entered =
+            unsafe { uring_sys::syscalls::io_uring_enter(fd, 0, count, flags, ptr::null()) };
+        if entered < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     #[inline(always)]

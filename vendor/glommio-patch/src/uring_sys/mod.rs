@@ -89,6 +89,8 @@ pub const IORING_CQ_EVENTFD_DISABLED: libc::c_uint = 1 << 0;
 // io_uring_enter flags
 pub const IORING_ENTER_GETEVENTS: libc::c_uint = 1 << 0;
 pub const IORING_ENTER_SQ_WAKEUP: libc::c_uint = 1 << 1;
+// ferrokeeper patch (see PATCH.md): wait without being accounted as I/O wait (Linux 6.15).
+pub const IORING_ENTER_NO_IOWAIT: libc::c_uint = 1 << 7;
 
 // io_uring_params.features flags
 pub const IORING_FEAT_SINGLE_MMAP: libc::__u32 = 1 << 0;
@@ -98,6 +100,8 @@ pub const IORING_FEAT_RW_CUR_POS: libc::__u32 = 1 << 3;
 pub const IORING_FEAT_CUR_PERSONALITY: libc::__u32 = 1 << 4;
 pub const IORING_FEAT_FAST_POLL: libc::__u32 = 1 << 5;
 pub const IORING_FEAT_POLL_32BITS: libc::__u32 = 1 << 6;
+// ferrokeeper patch (see PATCH.md): the kernel takes IORING_ENTER_NO_IOWAIT.
+pub const IORING_FEAT_NO_IOWAIT: libc::__u32 = 1 << 17;
 
 // io_uring_register opcodes and arguments
 pub const IORING_REGISTER_BUFFERS: libc::c_uint = 0;
