@@ -322,6 +322,41 @@ def test_keystore_formats(make_server, stores, started, keystore, truststore, ty
     assert client.get("/formats")[0] == b"ok"
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+@pytest.mark.deadline(120)
+def test_version_1_certificates_as_kazoos_harness_makes_them(make_server, stores, started):
+    """kazoo's harness (pyOpenSSL, no set_version) signs version 1 server and
+    client certificates, which Java accepts; so does the server, and the v1
+    client still gets its x509 identity. (openssl x509 -req signs v1 too.)"""
+    cwd = stores.path("v1")
+    os.makedirs(cwd, exist_ok=True)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-subj", "/CN=ca.kazoo.org",
+            "-days", "1", "-out", "ca.pem")
+    for name, subject in (("server", "/CN=localhost"), ("client", "/CN=client")):
+        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-subj", subject,
+                "-out", f"{name}.csr")
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "7",
+                "-days", "1", "-out", f"{name}.pem")
+        text = subprocess.run(["openssl", "x509", "-in", f"{name}.pem", "-noout", "-text"], cwd=cwd,
+                              check=True, capture_output=True, text=True).stdout
+        assert "Version: 1 (0x0)" in text
+    with open(os.path.join(cwd, "keystore.pem"), "w") as out:
+        out.write(open(os.path.join(cwd, "server.key")).read() + open(os.path.join(cwd, "server.pem")).read())
+    srv = tls_server(make_server, stores, keystore="v1/keystore.pem", truststore="v1/ca.pem",
+                     **{"ssl.keyStore.password": None, "ssl.trustStore.password": None})
+    client = KazooClient(hosts=srv.secure_hosts, timeout=10.0, use_ssl=True, ca=os.path.join(cwd, "ca.pem"),
+                         keyfile=os.path.join(cwd, "client.key"), certfile=os.path.join(cwd, "client.pem"),
+                         connection_retry=KazooRetry(max_tries=2, delay=0.1, max_delay=0.5))
+    started(client)
+    assert client.create("/1") == "/1"
+    client.create("/v1", b"", acl=[make_acl("x509", "CN=client", all=True)])
+    assert client.get("/v1")[0] == b""
+
+
 @pytest.mark.skipif(not IS_FK, reason="ZooKeeper starts and fails each TLS handshake instead")
 @pytest.mark.deadline(60)
 def test_a_keystore_that_cannot_be_opened_stops_the_server_with_its_key_named(stores):

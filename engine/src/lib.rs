@@ -4,6 +4,7 @@
 //! crate that knows about glommio, clocks and sockets (DESIGN.md, "The
 //! workspace"); every decision a simulator would need lives in `node`.
 
+pub mod client_cert;
 pub mod config;
 pub mod connection;
 pub mod driver;

@@ -14,20 +14,26 @@
 //! `x509:<subject DN>` exactly as ZooKeeper's X509AuthenticationProvider
 //! gives it (`X500Principal.getName()`, RFC 2253), usable in ACLs; the
 //! subject named by `X509AuthenticationProvider.superUser` is also `super`.
+//! Certificates are checked by webpki, except that X.509 version 1
+//! certificates, which Java accepts and kazoo's own test harness makes, are
+//! accepted too ([`crate::client_cert`], [`ServerKey`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use proto::Id;
-use rustls::server::WebPkiClientVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::CertificateDer;
 use thiserror::Error;
 use x509_parser::der_parser::asn1_rs::{Tag, ToDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
+use crate::client_cert::ClientCertificates;
 use crate::config::{ClientAuth, Config};
-use crate::keystore::{self, KeyStoreError};
+use crate::keystore::{self, KeyMaterial, KeyStoreError};
 
 #[derive(Debug, Error)]
 pub enum TlsError {
@@ -91,9 +97,9 @@ impl TlsServer {
             )
             .map_err(TlsError::TrustStore)?;
             let mut roots = RootCertStore::empty();
-            for certificate in trusted {
+            for certificate in &trusted {
                 roots
-                    .add(certificate)
+                    .add(certificate.clone())
                     .map_err(|err| TlsError::TrustAnchors(err.to_string()))?;
             }
             let verifier =
@@ -105,11 +111,12 @@ impl TlsServer {
             let verifier = verifier
                 .build()
                 .map_err(|err| TlsError::TrustAnchors(err.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
+            let algorithms = provider.signature_verification_algorithms;
+            builder.with_client_cert_verifier(Arc::new(ClientCertificates::new(
+                verifier, trusted, algorithms,
+            )))
         };
-        let config = builder
-            .with_single_cert(material.chain, material.key)
-            .map_err(TlsError::Key)?;
+        let config = builder.with_cert_resolver(Arc::new(ServerKey::new(&provider, material)?));
         Ok(TlsServer {
             config: Arc::new(config),
             x509_super_user: tls.x509_super_user.clone(),
@@ -131,6 +138,41 @@ impl TlsServer {
         }
         identities.push(Id::new("x509", subject));
         identities
+    }
+}
+
+/// The server's one key and chain. Built without rustls's own consistency
+/// check, which parses the certificate with webpki and so refuses X.509
+/// version 1 certificates (kazoo's harness makes one for its server); the
+/// key is checked against the certificate here instead.
+#[derive(Debug)]
+struct ServerKey(Arc<CertifiedKey>);
+
+impl ServerKey {
+    fn new(provider: &CryptoProvider, material: KeyMaterial) -> Result<ServerKey, TlsError> {
+        let key = provider
+            .key_provider
+            .load_private_key(material.key)
+            .map_err(TlsError::Key)?;
+        let (_, leaf) = X509Certificate::from_der(&material.chain[0]).map_err(|err| {
+            TlsError::Key(rustls::Error::General(format!(
+                "the keystore's certificate: {err}"
+            )))
+        })?;
+        if let Some(spki) = key.public_key() {
+            if spki.as_ref() != leaf.public_key().raw {
+                return Err(TlsError::Key(rustls::Error::InconsistentKeys(
+                    rustls::InconsistentKeys::KeyMismatch,
+                )));
+            }
+        }
+        Ok(ServerKey(Arc::new(CertifiedKey::new(material.chain, key))))
+    }
+}
+
+impl ResolvesServerCert for ServerKey {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
     }
 }
 
