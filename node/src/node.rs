@@ -14,6 +14,8 @@
 //!
 //! What each part owns:
 //! - [`crate::connections`]: connections and their reply queues;
+//! - [`crate::admission`]: when requests enter those queues (each
+//!   connection's credit in unwritten reply bytes);
 //! - [`crate::sessions`]: live sessions and their expiry;
 //! - [`crate::pipeline`]: txns from prepared to applied, and who waits;
 //! - [`crate::snapshots`]: when to snapshot and the chunks in flight;
