@@ -357,6 +357,52 @@ def test_version_1_certificates_as_kazoos_harness_makes_them(make_server, stores
     assert client.get("/v1")[0] == b""
 
 
+@pytest.mark.skipif(not IS_FK, reason="ZooKeeper keeps a client that does not read as long as it sends")
+@pytest.mark.deadline(120)
+def test_a_tls_client_that_never_reads_is_closed_and_its_slot_freed(make_server, stores, started):
+    """Over TLS too, a client pipelining getData of a large node and reading
+    nothing is closed after its session timeout at the unsent bound, and
+    the connection is really gone: maxClientCnxns has room again."""
+    import threading
+    import zkwire as w
+
+    srv = tls_server(make_server, stores, maxClientCnxns=2,
+                     **{"ferrokeeper.unsentReplyBytesMax": 1024 * 1024})
+    creator = started(tls_client(srv, stores))
+    creator.create("/big", b"x" * (512 * 1024))
+    creator.stop()
+    context = ssl.create_default_context(cafile=stores.ca)
+    context.check_hostname = False
+    context.load_cert_chain(stores.client_cert, stores.client_key)
+    raw = socket.create_connection(("127.0.0.1", srv.secure_port), timeout=10)
+    sock = context.wrap_socket(raw)
+    port = sock.getsockname()[1]
+    mark = srv.log_mark()
+    try:
+        sock.sendall(w.frame(w.connect_request(timeout=2000)))
+        request = b"".join(w.frame(w.Writer().int(xid).int(w.OP_GET_DATA).bytes() + w.path_watch_body("/big"))
+                           for xid in range(1, 101))
+
+        def pipeline():
+            sock.settimeout(2)
+            try:
+                for _ in range(1000):
+                    sock.sendall(request)
+            except (OSError, ssl.SSLError):
+                pass
+
+        sender = threading.Thread(target=pipeline, daemon=True)
+        sender.start()
+        assert srv.wait_log(rf"has not read its replies.*127\.0\.0\.1:{port}\b", timeout=30, since=mark), \
+            srv.log_tail()
+        sender.join(10)
+        # The stuck connection no longer counts: two more fit under maxClientCnxns=2.
+        for _ in range(2):
+            started(tls_client(srv, stores)).exists("/big")
+    finally:
+        raw.close()
+
+
 @pytest.mark.skipif(not IS_FK, reason="ZooKeeper starts and fails each TLS handshake instead")
 @pytest.mark.deadline(60)
 def test_a_keystore_that_cannot_be_opened_stops_the_server_with_its_key_named(stores):

@@ -186,15 +186,22 @@ pub async fn serve<S>(
     };
     let ended = connection.run(&to_sequencer).await;
     if ended.flush {
-        // Bounded: a client that stops reading now must not hold the task.
+        // Bounded: a client that stops reading now must not hold the task
+        // (closing TLS writes a close_notify, which can block as well).
         let timeout = connection.stall_timeout;
-        futures_lite::future::or(connection.flush(), async {
+        let close = async {
+            connection.flush().await;
+            let _ =
+                futures_lite::future::poll_fn(|cx| Pin::new(&mut connection.stream).poll_close(cx))
+                    .await;
+        };
+        futures_lite::future::or(close, async {
             Timer::new(timeout).await;
         })
         .await;
     }
-    let _ =
-        futures_lite::future::poll_fn(|cx| Pin::new(&mut connection.stream).poll_close(cx)).await;
+    // Dropping the stream closes the socket, whatever is left unwritten.
+    drop(connection);
     if ended.registered {
         // The sequencer may be shutting down; nothing to do if it is gone.
         let _ = to_sequencer.send(ToSequencer::Closed { conn }).await;
