@@ -332,6 +332,9 @@ impl Node {
     /// Replaces the tree (a snapshot from the leader, a reload from disk).
     pub(crate) fn install_tree(&mut self, mut tree: DataTree) {
         tree.set_extended_types_enabled(self.settings.extended_types_enabled);
+        tree.set_providers(tree::acl::Providers {
+            x509: self.settings.x509_enabled,
+        });
         tree.set_txn_bytes_max(self.settings.txn_bytes_max);
         let zxid = tree.last_processed_zxid();
         self.tree = tree;

@@ -584,6 +584,7 @@ impl Cluster {
                     port: 50000 + conn as u16,
                 },
                 request,
+                auth: Vec::new(),
             },
         );
         self.run();
