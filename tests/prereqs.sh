@@ -15,7 +15,9 @@
 #   libcurator-*-java          Apache Curator 5.4 for test_curator.py
 #   default-jdk-headless       javac, to compile the Curator and Java-client driver
 #   libzookeeper-mt-dev, gcc   the C client for test_c_client.py
-# Python packages: kazoo (the client most tests drive) and pytest.
+#   openssl                    X.509 v1 certificates for test_tls.py
+# Python packages: kazoo (the client most tests drive), pytest, and
+# cryptography (test_tls.py reads the keystores it makes).
 set -euo pipefail
 
 # "file-or-command package" pairs: a path is checked with -e, a bare name with
@@ -32,9 +34,10 @@ APT_CHECKS=(
     "javac default-jdk-headless"
     "/usr/include/zookeeper/zookeeper.h libzookeeper-mt-dev"
     "gcc gcc"
+    "openssl openssl"
 )
-PIP_PACKAGES=("kazoo==2.11.0" "pytest>=7")
-PY_MODULES=(kazoo pytest)
+PIP_PACKAGES=("kazoo==2.11.0" "pytest>=7" "cryptography")
+PY_MODULES=(kazoo pytest cryptography)
 
 missing_apt() {
     local pair path pkg seen=" "
