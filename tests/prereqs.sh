@@ -26,6 +26,7 @@ APT_CHECKS=(
     "/usr/share/java/zookeeper.jar zookeeper"
     "/usr/share/zookeeper/bin/zkCli.sh zookeeper"
     "/usr/share/java/slf4j-simple.jar libslf4j-java"
+    "/usr/share/java/netty-codec.jar libnetty-java"
     "/usr/share/java/curator-client.jar libcurator-client-java"
     "/usr/share/java/curator-framework.jar libcurator-framework-java"
     "/usr/share/java/curator-recipes.jar libcurator-recipes-java"
