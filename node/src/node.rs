@@ -530,8 +530,9 @@ impl Node {
             if let Err(err) = self.prepare(session_id, 0, &[], &tree::WriteOp::CloseSession) {
                 self.out.log(
                     Level::Warn,
-                    format!("could not expire session 0x{session_id:x}: {err:?}"),
+                    format!("could not expire session 0x{session_id:x}: {err:?}; trying again in a tick"),
                 );
+                self.sessions.reopen(session_id, self.now.monotonic);
             }
         }
     }

@@ -613,3 +613,38 @@ fn a_full_disk_refuses_writes_until_space_returns() {
     let frames = h.call(conn, 5, create("/after", b"", 0));
     assert_eq!(frames[0].error(), ErrorCode::Ok);
 }
+
+/// A session with more ephemerals than one closeSession txn may hold still
+/// closes: its ephemerals are deleted one txn each first, then the session —
+/// by the client's closeSession and by expiry alike (found by the simulator).
+#[test]
+fn a_session_with_too_many_ephemerals_for_one_txn_closes_and_expires() {
+    for expire in [false, true] {
+        let settings = Settings {
+            txn_bytes_max: 2048,
+            ..settings()
+        };
+        let mut h = Harness::new(settings);
+        let (conn, session) = h.connect(4000);
+        for i in 0..60 {
+            let path = format!("/a-rather-long-ephemeral-name-to-fill-the-txn-{i:03}");
+            let frames = h.call(
+                conn,
+                i + 1,
+                create(&path, b"", proto::CreateMode::Ephemeral.code()),
+            );
+            assert_eq!(frames[0].error(), ErrorCode::Ok);
+        }
+        assert_eq!(h.node.tree().ephemeral_count(), 60);
+        if expire {
+            h.advance(Duration::from_secs(10));
+            h.step(Input::Tick);
+        } else {
+            h.send(conn, vec![(100, Request::CloseSession)]);
+        }
+        h.settle();
+        assert_eq!(h.node.tree().ephemeral_count(), 0, "expire: {expire}");
+        assert!(!h.node.session_ids().contains(&session.session_id));
+        assert!(!h.node.tree().has_session(session.session_id));
+    }
+}

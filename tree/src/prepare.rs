@@ -309,14 +309,19 @@ fn prepare_one(
         }
         // getParentPathAndValidate's lastIndexOf is the first thing to touch it.
         WriteOp::Delete { .. } if nulls.path(index) => Err(ErrorCode::MarshallingError),
-        WriteOp::Delete { path, version } => delete(staging, caller, path, Some(*version)),
-        WriteOp::DeleteContainer { path } => delete(staging, caller, path, None),
+        WriteOp::Delete { path, version } => delete(
+            staging,
+            caller,
+            path,
+            Deletion::Client { version: *version },
+        ),
+        WriteOp::DeleteContainer { path } => delete(staging, caller, path, Deletion::Reaper),
         WriteOp::DeleteEphemeral { path } => {
             let owner = staging.record(path)?.ephemeral_owner;
             if owner != caller.session_id {
                 return Err(ErrorCode::BadArguments);
             }
-            delete(staging, caller, path, None)
+            delete(staging, caller, path, Deletion::OwnEphemeral)
         }
         WriteOp::SetData {
             path,
@@ -467,11 +472,23 @@ fn create(
 /// `delete` (with the client's expected version) and the server's
 /// `deleteContainer` (`version` is `None`: no ACL or version check, and only
 /// containers and TTL nodes qualify).
+/// Who deletes a node, and so what is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deletion {
+    /// A client's delete: ACL and version.
+    Client { version: i32 },
+    /// The container/TTL reaper (ZooKeeper's deleteContainer): only
+    /// containers and TTL nodes qualify.
+    Reaper,
+    /// A closing session's own ephemeral, deleted ahead of its closeSession.
+    OwnEphemeral,
+}
+
 fn delete(
     staging: &mut Staging<'_>,
     caller: &Caller<'_>,
     path: &str,
-    version: Option<i32>,
+    deletion: Deletion,
 ) -> Result<Txn, ErrorCode> {
     if path::is_special(path) {
         return Err(ErrorCode::BadArguments);
@@ -480,19 +497,21 @@ fn delete(
         return Err(ErrorCode::BadArguments);
     };
     let mut parent = staging.record(parent_path)?;
-    let node = match version {
-        Some(version) => {
+    let node = match deletion {
+        Deletion::Client { version } => {
             acl::check(&parent.acl, perms::DELETE, caller.auth)?;
             let node = staging.record(path)?;
             next_version(node.version, version)?;
             node
         }
-        None => staging.record(path)?,
+        Deletion::Reaper | Deletion::OwnEphemeral => staging.record(path)?,
     };
     if node.child_count > 0 {
         return Err(ErrorCode::NotEmpty);
     }
-    if version.is_none() && matches!(owner_kind(node.ephemeral_owner), OwnerKind::Session(_)) {
+    if deletion == Deletion::Reaper
+        && matches!(owner_kind(node.ephemeral_owner), OwnerKind::Session(_))
+    {
         return Err(ErrorCode::BadVersion);
     }
     parent.child_count -= 1;
