@@ -102,6 +102,7 @@ OUT=${KAZOO_SUITE_OUT:-$REPO/target/kazoo-suite/$TARGET-$SIZE}
 RUN_DIR=$(mktemp -d /tmp/kazoo-suite-XXXXXX)
 rm -rf "$OUT"
 mkdir -p "$OUT/servers" "$RUN_DIR/tmp"
+OUT=$(cd "$OUT" && pwd) # pytest and the shim run elsewhere
 PIDS="$RUN_DIR/pids"
 touch "$PIDS"
 
@@ -133,6 +134,9 @@ for offset in range(20000, 30000, 500):
     try:
         for port in range(offset, offset + 10 * size):
             with socket.socket() as s:
+                # as the servers bind: a port whose old connections linger
+                # in TIME_WAIT is free to them
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("0.0.0.0", port))
     except OSError:
         continue
