@@ -54,7 +54,10 @@ ZK_JARS = "/usr/share/java"
 # Debian's zookeeper.jar names its dependencies in its manifest's Class-Path;
 # slf4j-simple is the one logging binding, so the server's log goes to stderr
 # (server.log) whatever other jars /usr/share/java holds.
-ZK_CLASSPATH = ":".join(os.path.join(ZK_JARS, j) for j in ("zookeeper.jar", "slf4j-simple.jar"))
+# netty-codec is not in that Class-Path, but the secure client port's
+# SslHandler needs it (Debian's libnetty-java ships it with the rest).
+ZK_CLASSPATH = ":".join(os.path.join(ZK_JARS, j)
+                        for j in ("zookeeper.jar", "slf4j-simple.jar", "netty-codec.jar"))
 START_TIMEOUT_S = float(os.environ.get("FK_START_TIMEOUT", "20"))
 TEST_DEADLINE_S = 60
 

@@ -15,7 +15,9 @@
 #   libcurator-*-java          Apache Curator 5.4 for test_curator.py
 #   default-jdk-headless       javac, to compile the Curator and Java-client driver
 #   libzookeeper-mt-dev, gcc   the C client for test_c_client.py
-# Python packages: kazoo (the client most tests drive) and pytest.
+#   openssl                    X.509 v1 certificates for test_tls.py
+# Python packages: kazoo (the client most tests drive), pytest, and
+# cryptography (test_tls.py reads the keystores it makes).
 set -euo pipefail
 
 # "file-or-command package" pairs: a path is checked with -e, a bare name with
@@ -24,6 +26,7 @@ APT_CHECKS=(
     "/usr/share/java/zookeeper.jar zookeeper"
     "/usr/share/zookeeper/bin/zkCli.sh zookeeper"
     "/usr/share/java/slf4j-simple.jar libslf4j-java"
+    "/usr/share/java/netty-codec.jar libnetty-java"
     "/usr/share/java/curator-client.jar libcurator-client-java"
     "/usr/share/java/curator-framework.jar libcurator-framework-java"
     "/usr/share/java/curator-recipes.jar libcurator-recipes-java"
@@ -32,9 +35,10 @@ APT_CHECKS=(
     "javac default-jdk-headless"
     "/usr/include/zookeeper/zookeeper.h libzookeeper-mt-dev"
     "gcc gcc"
+    "openssl openssl"
 )
-PIP_PACKAGES=("kazoo==2.11.0" "pytest>=7")
-PY_MODULES=(kazoo pytest)
+PIP_PACKAGES=("kazoo==2.11.0" "pytest>=7" "cryptography")
+PY_MODULES=(kazoo pytest cryptography)
 
 missing_apt() {
     local pair path pkg seen=" "

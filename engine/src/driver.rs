@@ -233,6 +233,7 @@ impl Driver {
                 conn,
                 peer,
                 request,
+                auth,
                 outbox,
             } => {
                 self.outboxes.insert(conn, outbox);
@@ -244,9 +245,11 @@ impl Driver {
                     conn,
                     peer,
                     request,
+                    auth,
                 }
             }
             ToSequencer::Requests { conn, requests } => Input::Requests { conn, requests },
+            ToSequencer::Written { conn, bytes } => Input::Written { conn, bytes },
             ToSequencer::Closed { conn } => {
                 self.outboxes.remove(&conn);
                 Input::Closed { conn }

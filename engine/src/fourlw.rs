@@ -284,6 +284,9 @@ fn monitor(s: &Snapshot) -> String {
             s.node.fsync_threshold_exceeded.to_string(),
         ),
         ("zk_last_zxid", format!("0x{:x}", s.node.last_zxid)),
+        ("zk_cnt_fsynctime", s.node.log_syncs.to_string()),
+        ("zk_max_fsynctime", s.node.log_sync_max_ms.to_string()),
+        ("zk_sum_fsynctime", s.node.log_sync_sum_ms.to_string()),
     ];
     let mut rows = rows;
     if s.node.mode == "leader" {

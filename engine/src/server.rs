@@ -28,6 +28,7 @@ use crate::log_stage::{log_channels, spawn_disk_log, DiskLogSettings, LogEnd, Lo
 use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
 use crate::peers::{Peers, PEER_EVENTS_MAX};
 use crate::storage::{self, Recovered, StorageError};
+use crate::tls::{TlsError, TlsServer};
 use wal::LogTail;
 
 #[derive(Debug, Error)]
@@ -47,6 +48,8 @@ pub enum ServerError {
     Config(crate::config::ConfigError),
     #[error("server {sid}: cannot listen for peers: {source}")]
     Peers { sid: u64, source: std::io::Error },
+    #[error("secure client port: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Open connections per client IP, shared by every executor's listener.
@@ -114,9 +117,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     // log) and added two cross-core hops to every write (serial create p50
     // 280 -> 400 µs). The channels work across executors should that change.
     let log_index = 0;
+    // Stores are read once, before anything starts: a bad one stops the server.
+    let tls = match config.secure_client_address() {
+        Some(_) => Some(TlsServer::from_config(&config)?),
+        None => None,
+    };
     let config = Arc::new(config);
     let (to_sequencer, inbox) = async_channel::bounded::<ToSequencer>(INBOX_MESSAGES_MAX);
+    // One count per port, as ZooKeeper's plain and secure factories count apart.
     let counts = Arc::new(ConnectionCounts::default());
+    let secure_counts = Arc::new(ConnectionCounts::default());
     let next_conn = Arc::new(AtomicU64::new(1));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Whether every listener is bound, reported once by each executor.
@@ -131,8 +141,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let config = Arc::clone(&config);
         let to_sequencer = to_sequencer.clone();
         let inbox = inbox.clone();
-        let counts = Arc::clone(&counts);
-        let next_conn = Arc::clone(&next_conn);
+        let listeners = Listeners {
+            config: Arc::clone(&config),
+            to_sequencer: to_sequencer.clone(),
+            counts: Arc::clone(&counts),
+            secure_counts: Arc::clone(&secure_counts),
+            next_conn: Arc::clone(&next_conn),
+            tls: tls.clone(),
+        };
         let bound_sender = bound_sender.clone();
         let node_part = if index == 0 { node_part.take() } else { None };
         let log_part = if index == log_index {
@@ -165,19 +181,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                     }
                     None => drop(inbox),
                 }
-                let listener = match TcpListener::bind(config.client_address()) {
-                    Ok(listener) => listener,
-                    Err(source) => {
-                        let address = config.client_address();
-                        let _ = bound_sender.send(Err(ServerError::Listen {
-                            address,
-                            source: source.into(),
-                        }));
-                        return;
+                drop(to_sequencer);
+                match listeners.bind() {
+                    Ok(bound) => {
+                        let _ = bound_sender.send(Ok(index));
+                        listeners.serve(bound).await;
                     }
-                };
-                let _ = bound_sender.send(Ok(index));
-                accept_loop(listener, config, to_sequencer, counts, next_conn).await;
+                    Err(err) => {
+                        let _ = bound_sender.send(Err(err));
+                    }
+                }
             })
             .map_err(|err| ServerError::Executor {
                 index,
@@ -195,6 +208,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
     }
     info!(address = %config.client_address(), cores = config.cores, "ferrokeeper serving clients");
+    if let Some(address) = config.secure_client_address() {
+        info!(%address, client_auth = ?config.tls.client_auth, "ferrokeeper serving TLS clients");
+    }
     for (index, handle) in handles.into_iter().enumerate() {
         handle.join().map_err(|err| ServerError::Stopped {
             index,
@@ -284,45 +300,144 @@ fn start_driver(
     Ok(())
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What an executor's listeners share: where connections go and how many
+/// each address has.
+struct Listeners {
     config: Arc<Config>,
     to_sequencer: async_channel::Sender<ToSequencer>,
     counts: Arc<ConnectionCounts>,
+    secure_counts: Arc<ConnectionCounts>,
     next_conn: Arc<AtomicU64>,
-) {
-    let settings = ConnectionSettings {
-        frame_bytes_max: config.jute_max_buffer,
-        outstanding_max: config.global_outstanding_limit.max(1) as usize,
-        config: Arc::clone(&config),
-        host: Arc::new(crate::fourlw::HostContext::new(&config)),
-    };
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(err) => {
-                warn!(%err, "accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    tls: Option<TlsServer>,
+}
+
+impl Listeners {
+    /// Binds the client port and, if configured, the secure client port.
+    fn bind(&self) -> Result<(TcpListener, Option<TcpListener>), ServerError> {
+        let bind = |address| {
+            TcpListener::bind(address).map_err(|source| ServerError::Listen {
+                address,
+                source: source.into(),
+            })
+        };
+        let plain = bind(self.config.client_address())?;
+        let secure = match self.config.secure_client_address() {
+            Some(address) => Some(bind(address)?),
+            None => None,
+        };
+        Ok((plain, secure))
+    }
+
+    /// Accepts on both ports until the executor stops.
+    async fn serve(self, (plain, secure): (TcpListener, Option<TcpListener>)) {
+        let settings = ConnectionSettings {
+            frame_bytes_max: self.config.jute_max_buffer,
+            outstanding_max: self.config.global_outstanding_limit.max(1) as usize,
+            unsent_bytes_max: self.config.unsent_reply_bytes_max,
+            handshake_timeout: Duration::from_millis(self.config.handshake_timeout_ms),
+            stall_timeout_default: Duration::from_millis(u64::from(
+                self.config.max_session_timeout_ms,
+            )),
+            config: Arc::clone(&self.config),
+            host: Arc::new(crate::fourlw::HostContext::new(&self.config)),
+        };
+        let this = Rc::new(self);
+        if let (Some(listener), Some(tls)) = (secure, this.tls.clone()) {
+            let this = Rc::clone(&this);
+            let settings = settings.clone();
+            glommio::spawn_local(async move {
+                let counts = Arc::clone(&this.secure_counts);
+                this.accept_loop(listener, &counts, settings, Some(tls))
+                    .await;
+            })
+            .detach();
+        }
+        let counts = Arc::clone(&this.counts);
+        this.accept_loop(plain, &counts, settings, None).await;
+    }
+
+    async fn accept_loop(
+        &self,
+        listener: TcpListener,
+        counts: &Arc<ConnectionCounts>,
+        settings: ConnectionSettings,
+        tls: Option<TlsServer>,
+    ) {
+        loop {
+            let stream = match listener.accept().await {
+                Ok(stream) => stream,
+                Err(err) => {
+                    warn!(%err, "accept failed");
+                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let Ok(peer) = stream.peer_addr() else {
+                continue;
+            };
+            if !counts.admit(peer.ip(), self.config.max_client_cnxns) {
+                warn!(%peer, max = self.config.max_client_cnxns, "too many connections from this address: closing");
                 continue;
             }
-        };
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
-        if !counts.admit(peer.ip(), config.max_client_cnxns) {
-            warn!(%peer, max = config.max_client_cnxns, "too many connections from this address: closing");
-            continue;
+            let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            let settings = settings.clone();
+            let to_sequencer = self.to_sequencer.clone();
+            let counts = Arc::clone(counts);
+            // Latency matters more than packet count: replies go out as soon as they are queued.
+            let _ = stream.set_nodelay(true);
+            let tls = tls.clone();
+            glommio::spawn_local(async move {
+                match tls {
+                    None => {
+                        connection::serve(conn, stream, peer, Vec::new(), settings, to_sequencer)
+                            .await
+                    }
+                    Some(tls) => serve_tls(conn, stream, peer, tls, settings, to_sequencer).await,
+                }
+                counts.release(peer.ip());
+            })
+            .detach();
         }
-        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        let settings = settings.clone();
-        let to_sequencer = to_sequencer.clone();
-        let counts = Arc::clone(&counts);
-        glommio::spawn_local(async move {
-            connection::serve(conn, stream, settings, to_sequencer).await;
-            counts.release(peer.ip());
-        })
-        .detach();
     }
+}
+
+/// Runs the TLS handshake within the handshake timeout, then serves the
+/// connection with the identity its certificate proves.
+async fn serve_tls(
+    conn: u64,
+    stream: glommio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: TlsServer,
+    mut settings: ConnectionSettings,
+    to_sequencer: async_channel::Sender<ToSequencer>,
+) {
+    let started = Instant::now();
+    let acceptor = futures_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+    let timeout = settings.handshake_timeout;
+    let handshake =
+        futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
+            glommio::timer::Timer::new(timeout).await;
+            None
+        })
+        .await;
+    let stream = match handshake {
+        Some(Ok(stream)) => stream,
+        Some(Err(err)) => {
+            warn!(%peer, %err, "closing connection: TLS handshake failed");
+            return;
+        }
+        None => {
+            info!(%peer, timeout_ms = timeout.as_millis() as u64,
+                "closing connection: TLS handshake not finished within the handshake timeout");
+            return;
+        }
+    };
+    let auth = tls.identities(stream.get_ref().1.peer_certificates());
+    for id in &auth {
+        info!(%peer, scheme = id.scheme, id = id.id, "authenticated by TLS client certificate");
+    }
+    settings.handshake_timeout = timeout.saturating_sub(started.elapsed());
+    connection::serve(conn, stream, peer, auth, settings, to_sequencer).await;
 }
 
 #[cfg(test)]

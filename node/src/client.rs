@@ -7,6 +7,7 @@
 //! packets (auth, undecodable frames) are answered in their turn too.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use proto::ops::{encode_notification, encode_reply, Request, Response};
 use proto::{
@@ -23,9 +24,16 @@ use crate::requests::{self, Classified, ReplyShape};
 use crate::session_id::{session_password, PASSWORD_LENGTH};
 
 impl Node {
-    pub(crate) fn on_connect(&mut self, conn: ConnId, peer: Peer, request: ConnectRequest) {
+    pub(crate) fn on_connect(
+        &mut self,
+        conn: ConnId,
+        peer: Peer,
+        request: ConnectRequest,
+        auth: Vec<proto::Id>,
+    ) {
         let timeout_ms = self.settings.negotiate_session_timeout(request.timeout_ms);
-        let connection = Connection::new(peer.clone(), timeout_ms, request.read_only);
+        let mut connection = Connection::new(peer.clone(), timeout_ms, request.read_only);
+        connection.auth.extend(auth);
         self.conns.insert(conn, connection);
         if !self.role.serving() {
             // ZooKeeper closes connections while it is not serving ("not
@@ -212,24 +220,17 @@ impl Node {
         // Replies still waiting will never leave: forget them now, so that a
         // txn applied later cannot fill a slot on a closed connection.
         let queue = std::mem::take(&mut c.queue);
+        c.parked.clear();
+        c.reads_queued = 0;
         let session_id = c.session_id;
         self.forget_waiters(conn, session_id, &queue);
         self.sync_waiters.remove(&conn);
         self.conns.close(conn, &mut self.out.actions);
     }
 
-    pub(crate) fn on_requests(&mut self, conn: ConnId, requests: Vec<RequestFrame>) {
-        self.stats.packets_received += requests.len() as u64;
-        if let Some(c) = self.conns.get_mut(conn) {
-            c.received += requests.len() as u64;
-        }
-        for request in requests {
-            self.on_request(conn, request);
-        }
-        self.drain(conn);
-    }
-
-    fn on_request(&mut self, conn: ConnId, frame: RequestFrame) {
+    /// Takes one request into the connection's queue: a write is prepared,
+    /// a read queued; `received` is when it arrived.
+    pub(crate) fn on_request(&mut self, conn: ConnId, frame: RequestFrame, received: Duration) {
         let Some(c) = self.conns.get(conn) else {
             return;
         };
@@ -259,7 +260,6 @@ impl Node {
             Ok(request) => request,
             Err(err) => return self.on_undecodable(conn, &peer, session_id, xid, op, err),
         };
-        let received = self.now.monotonic;
         let op = request.op_code();
         // Nulls whose answer depends on the request alone (proto's table).
         let echo_null_path = match nulls.verdict(&request) {
@@ -516,6 +516,9 @@ impl Node {
 
     pub(crate) fn push(&mut self, conn: ConnId, pending: Pending) {
         if let Some(c) = self.conns.get_mut(conn) {
+            if matches!(pending, Pending::Read { .. }) {
+                c.reads_queued += 1;
+            }
             c.queue.push_back(pending);
         }
     }
@@ -539,6 +542,9 @@ impl Node {
                 Some(Pending::Sync { zxid, .. }) if *zxid > applied => return,
                 Some(_) => c.queue.pop_front().expect("front exists"),
             };
+            if matches!(ready, Pending::Read { .. }) {
+                c.reads_queued -= 1;
+            }
             let session_id = c.session_id;
             match ready {
                 Pending::Ready(frame) => {
@@ -619,6 +625,9 @@ impl Node {
                 path: event.path.clone(),
             };
             let frame = encode_notification(event.zxid, &notification);
+            if self.event_over_credit(conn) {
+                continue;
+            }
             self.conns.send(conn, frame, false, 0);
         }
     }

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use proto::ops::encode_reply;
 use proto::{ConnectResponse, ErrorCode, Id, Nulls, OpCode};
 use tree::{Caller, PrepareError, Txn, TxnHeader, WriteOp};
 
@@ -161,8 +160,8 @@ impl Node {
     }
 
     /// The log failed: writes stop for good, reads go on. Writes in flight
-    /// were never acknowledged; their clients get SYSTEMERROR, and sessions
-    /// still being created are refused.
+    /// were never acknowledged and may or may not come back: their
+    /// connections are closed; sessions still being created are refused.
     pub(crate) fn on_log_failed(&mut self, failure: StorageFailure) {
         if self.pipeline.failed().is_none() {
             self.out.log(
@@ -173,17 +172,19 @@ impl Node {
         let applied = self.zxid_applied();
         let dropped = self.pipeline.fail(failure, applied);
         self.tree.discard_pending();
+        // A write in flight may have reached the disk without its sync and
+        // come back at the next start: its outcome is unknown, so its client
+        // gets what ZooKeeper's clients get when the server stops — a closed
+        // connection (CONNECTIONLOSS) — never an error that says it failed.
+        // Found by the simulator (sim/tests/regressions.rs).
         for (header, txn, _) in dropped {
             let Some(conn) = self.pipeline.waiter(header.session_id, header.cxid) else {
                 continue;
             };
             if matches!(txn, Txn::CreateSession { .. }) {
                 self.sessions.remove(header.session_id);
-                self.close_conn(conn);
-                continue;
             }
-            let frame = encode_reply(header.cxid, applied, ErrorCode::SystemError, None);
-            self.complete(conn, &header, &txn, frame);
+            self.close_conn(conn);
         }
         // Sessions whose createSession never made it are gone too.
         let unborn: Vec<i64> = self

@@ -54,6 +54,11 @@ pub struct NodeReport {
     pub watched_paths: usize,
     pub watching_connections: usize,
     pub fsync_threshold_exceeded: u64,
+    /// Log syncs (each a group commit), and their longest and total time
+    /// (`mntr`'s zk_cnt_fsynctime, zk_max_fsynctime, zk_sum_fsynctime, ms).
+    pub log_syncs: u64,
+    pub log_sync_max_ms: u64,
+    pub log_sync_sum_ms: u64,
     /// The tree digest at `last_zxid` (`hash`).
     pub digest: u64,
     /// `stat`, `cons`.
@@ -135,6 +140,9 @@ pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
         approximate_data_size: tree.approximate_data_size(),
         ephemerals_count: tree.ephemeral_count(),
         fsync_threshold_exceeded: stats.fsync_threshold_exceeded,
+        log_syncs: stats.log_syncs,
+        log_sync_max_ms: stats.log_sync_max.as_millis() as u64,
+        log_sync_sum_ms: stats.log_sync_total.as_millis() as u64,
         digest: tree.digest(),
         ..NodeReport::default()
     };

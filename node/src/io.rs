@@ -105,6 +105,10 @@ pub enum Input {
         conn: ConnId,
         peer: Peer,
         request: ConnectRequest,
+        /// Identities the transport proved, added to the connection's auth
+        /// beside `ip` (the `x509` id of a TLS client certificate, as
+        /// ZooKeeper's X509AuthenticationProvider adds it).
+        auth: Vec<proto::Id>,
     },
     /// Requests after the handshake, in arrival order.
     Requests {
@@ -138,6 +142,12 @@ pub enum Input {
     PurgeDone {
         result: Result<PurgeReport, StorageFailure>,
     },
+    /// The connection has written `bytes` more bytes of what [`Action::Send`]
+    /// handed it to its socket, returning that much of its credit
+    /// (`Settings::unsent_bytes_max`). A driver reports at least whenever
+    /// `unsent_bytes_max / 2` bytes written are unreported, so that a
+    /// connection whose client reads never stays without credit.
+    Written { conn: ConnId, bytes: u64 },
     /// Time passed: session expiry, the container reaper, autopurge.
     Tick,
     /// A four-letter word; answered by [`Action::FourLetterWord`] with the same `request`.

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 use proto::{ConnectRequest, ConnectResponse, Id, Writer};
 use replication::leader::LinkId;
-use replication::learner::{Learner, LearnerAction, LearnerConfig};
+use replication::learner::{Learner, LearnerAction, LearnerConfig, LearnerPhase};
 use replication::messages::{ForwardedRequest, SessionTouch};
 use replication::{LeaderMessage, LearnerType, QuorumPacket, Sid};
 use tree::DataTree;
@@ -19,6 +19,9 @@ use crate::io::{Action, ConnId, EpochKind, Level};
 use crate::node::Node;
 use crate::roles::{Learning, Role};
 use crate::session_id::{session_password, PASSWORD_LENGTH};
+
+/// How soon a learner dials its leader again after a failed attempt.
+const CONNECT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Node {
     pub(crate) fn become_learner(&mut self, kind: LearnerType, leader_sid: Sid) {
@@ -58,6 +61,8 @@ impl Node {
             held: VecDeque::new(),
             holding: false,
             last_tick: self.now.monotonic,
+            connect_started: self.now.monotonic,
+            retry_at: None,
         }));
         self.out.push(Action::ConnectToLeader { sid: leader_sid });
     }
@@ -67,6 +72,43 @@ impl Node {
             Role::Learning(learning) => learning,
             _ => panic!("not learning"),
         }
+    }
+
+    /// The leader could not be reached (the dial failed, or the connection
+    /// closed before the leader answered FOLLOWERINFO — it may not have
+    /// taken up its role yet): dial again shortly, for up to initLimit
+    /// ticks, then give up and look again.
+    pub(crate) fn learner_connection_lost(&mut self, reason: &str) {
+        let settings = self
+            .settings
+            .ensemble
+            .as_ref()
+            .expect("only ensembles learn");
+        let limit = self.settings.tick() * settings.init_limit;
+        let now = self.now.monotonic;
+        let (accepted, current, durable, now_ms) = (
+            self.accepted_epoch,
+            self.current_epoch,
+            self.pipeline.zxid_durable(),
+            self.now_ms(),
+        );
+        let learning = self.learning();
+        let registering = matches!(
+            learning.learner.phase(),
+            LearnerPhase::Connecting | LearnerPhase::AwaitingLeaderInfo
+        );
+        if !registering || now.saturating_sub(learning.connect_started) > limit {
+            return self.go_looking(reason);
+        }
+        learning.link = None;
+        learning.learner = Learner::new(
+            learning.learner.config().clone(),
+            accepted,
+            current,
+            durable,
+            now_ms,
+        );
+        learning.retry_at = Some(now + CONNECT_RETRY_INTERVAL);
     }
 
     /// The connection to the leader is up.
@@ -290,6 +332,9 @@ impl Node {
     /// Replaces the tree (a snapshot from the leader, a reload from disk).
     pub(crate) fn install_tree(&mut self, mut tree: DataTree) {
         tree.set_extended_types_enabled(self.settings.extended_types_enabled);
+        tree.set_providers(tree::acl::Providers {
+            x509: self.settings.x509_enabled,
+        });
         tree.set_txn_bytes_max(self.settings.txn_bytes_max);
         let zxid = tree.last_processed_zxid();
         self.tree = tree;

@@ -35,6 +35,7 @@
 //! Iteration order never depends on a random hasher: the same inputs give
 //! the same actions, byte for byte.
 
+pub mod admission;
 mod client;
 mod commit;
 mod connections;

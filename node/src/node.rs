@@ -14,6 +14,8 @@
 //!
 //! What each part owns:
 //! - [`crate::connections`]: connections and their reply queues;
+//! - [`crate::admission`]: when requests enter those queues (each
+//!   connection's credit in unwritten reply bytes);
 //! - [`crate::sessions`]: live sessions and their expiry;
 //! - [`crate::pipeline`]: txns from prepared to applied, and who waits;
 //! - [`crate::snapshots`]: when to snapshot and the chunks in flight;
@@ -31,7 +33,9 @@ use tree::DataTree;
 
 use crate::connections::{Connections, Pending};
 use crate::history::History;
-use crate::io::{Action, EpochKind, Input, Level, LogRecord, Now, PurgeReport, StorageFailure};
+use crate::io::{
+    Action, ConnId, EpochKind, Input, Level, LogRecord, Now, PurgeReport, StorageFailure,
+};
 use crate::pipeline::Pipeline;
 use crate::roles::{Looking, Role};
 use crate::session_id::initial_session_id;
@@ -57,6 +61,8 @@ pub struct Node {
     pub(crate) next_session_id: i64,
     /// Connections whose queue holds a `sync` waiting for the applied zxid.
     pub(crate) sync_waiters: BTreeSet<u64>,
+    /// Connections with parked requests ([`crate::admission`]).
+    pub(crate) parked_conns: BTreeSet<ConnId>,
     last_reap: Duration,
     last_purge: Duration,
     purge_in_progress: bool,
@@ -145,6 +151,9 @@ impl Node {
             current_epoch,
         } = recovered;
         tree.set_extended_types_enabled(settings.extended_types_enabled);
+        tree.set_providers(tree::acl::Providers {
+            x509: settings.x509_enabled,
+        });
         tree.set_txn_bytes_max(settings.txn_bytes_max);
         let zxid = tree.last_processed_zxid();
         let mut random = Random::new(settings.random_seed);
@@ -180,6 +189,7 @@ impl Node {
             snapshots,
             stats: Stats::default(),
             sync_waiters: BTreeSet::new(),
+            parked_conns: BTreeSet::new(),
             last_reap: now.monotonic,
             last_purge: now.monotonic,
             purge_in_progress: false,
@@ -218,7 +228,8 @@ impl Node {
                 conn,
                 peer,
                 request,
-            } => self.on_connect(conn, peer, request),
+                auth,
+            } => self.on_connect(conn, peer, request, auth),
             Input::Requests { conn, requests } => self.on_requests(conn, requests),
             Input::Closed { conn } => self.on_closed(conn),
             Input::LogDurable {
@@ -252,6 +263,7 @@ impl Node {
                 }
             }
             Input::PurgeDone { result } => self.on_purge_done(result),
+            Input::Written { conn, bytes } => self.on_written(conn, bytes),
             Input::Tick => self.on_tick(),
             Input::FourLetterWord { request, word } => {
                 let report = crate::fourlw::gather(self, &word);
@@ -270,7 +282,7 @@ impl Node {
             Input::PeerConnectFailed { sid } => {
                 if matches!(&self.role, Role::Learning(l) if l.leader_sid == sid && l.link.is_none())
                 {
-                    self.go_looking(&format!("cannot connect to leader {sid}"));
+                    self.learner_connection_lost(&format!("cannot connect to leader {sid}"));
                 }
             }
             Input::PeerReceived { link, packet } => match &self.role {
@@ -295,6 +307,7 @@ impl Node {
             }
             Input::Reloaded(recovered) => self.on_reloaded(*recovered),
         }
+        self.admit_parked();
     }
 
     fn on_peer_connected(&mut self, link: replication::leader::LinkId, outbound: bool) {
@@ -317,7 +330,7 @@ impl Node {
                 self.leader_actions(actions);
             }
             Role::Learning(learning) if learning.link == Some(link) => {
-                self.go_looking("the connection to the leader closed");
+                self.learner_connection_lost("the connection to the leader closed");
             }
             _ => {}
         }
@@ -388,7 +401,14 @@ impl Node {
     /// When the node next needs an `Input::Tick` sooner than the tick
     /// interval (the election's timers), as monotonic time.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.election_deadline
+        let retry = match &self.role {
+            Role::Learning(learning) => learning.retry_at,
+            _ => None,
+        };
+        match (self.election_deadline, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The replication role, as `srvr` names it: standalone, looking,
@@ -588,6 +608,7 @@ impl Node {
         self.tree.check_invariants();
         self.history.check_invariants(applied);
         self.check_replies_accounted_for();
+        self.check_admission_invariants();
         if self.role.expires_sessions() {
             self.check_sessions_match_the_tree();
         }

@@ -79,6 +79,12 @@ pub(crate) struct Learning {
     pub(crate) held: VecDeque<QuorumPacket>,
     pub(crate) holding: bool,
     pub(crate) last_tick: Duration,
+    /// When this learner began to connect: it keeps trying for initLimit
+    /// ticks, as ZooKeeper's learner does, since the leader may not have
+    /// taken up its role yet.
+    pub(crate) connect_started: Duration,
+    /// When to dial the leader again.
+    pub(crate) retry_at: Option<Duration>,
 }
 
 impl Role {
@@ -303,6 +309,13 @@ impl Node {
         let half_tick = self.settings.tick() / 2;
         let now = self.now.monotonic;
         let now_ms = self.now_ms();
+        if let Role::Learning(learning) = &mut self.role {
+            if learning.retry_at.is_some_and(|at| now >= at) {
+                learning.retry_at = None;
+                let sid = learning.leader_sid;
+                self.out.push(Action::ConnectToLeader { sid });
+            }
+        }
         match &mut self.role {
             Role::Leading(leading) if now.saturating_sub(leading.last_tick) >= half_tick => {
                 leading.last_tick = now;

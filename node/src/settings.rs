@@ -70,6 +70,9 @@ pub struct Settings {
     pub random_seed: u64,
     /// `extendedTypesEnabled`: TTL nodes allowed.
     pub extended_types_enabled: bool,
+    /// TLS client certificates are authenticated (a secure client port):
+    /// `x509` ACLs are valid.
+    pub x509_enabled: bool,
     /// The largest encoded txn the log takes (prepare refuses larger ones).
     pub txn_bytes_max: usize,
     /// `None`: a standalone server.
@@ -78,7 +81,19 @@ pub struct Settings {
     /// the leader steps down so that an election starts a new epoch
     /// (ZOOKEEPER-1277). Lower in tests.
     pub zxid_counter_max: u32,
+    /// The most bytes handed to one connection that it has not reported
+    /// written ([`crate::Input::Written`]): its credit. While the credit is
+    /// used up the node takes no more of the connection's requests — they
+    /// wait, small and unanswered, until the client reads — so a client that
+    /// does not read cannot make the server build replies for it without
+    /// bound. One reply may overshoot (a reply larger than the credit still
+    /// leaves).
+    pub unsent_bytes_max: u64,
 }
+
+/// The default [`Settings::unsent_bytes_max`]: enough for many large replies
+/// in flight on a fast link, small beside the server's memory.
+pub const UNSENT_BYTES_MAX_DEFAULT: u64 = 4 * 1024 * 1024;
 
 impl Default for Settings {
     /// ZooKeeper's defaults.
@@ -97,9 +112,11 @@ impl Default for Settings {
             fsync_warning_threshold_ms: 1000,
             random_seed: 0,
             extended_types_enabled: false,
+            x509_enabled: false,
             txn_bytes_max: usize::MAX,
             ensemble: None,
             zxid_counter_max: u32::MAX - 1,
+            unsent_bytes_max: UNSENT_BYTES_MAX_DEFAULT,
         }
     }
 }

@@ -517,3 +517,24 @@ fn zookeeper_1653_crash_before_current_epoch_still_starts() {
             && data_on(c, sid, "/before").is_some()))
     );
 }
+
+/// A learner that reaches its leader before the leader has taken up its
+/// role (the connection is accepted, then closed) dials again instead of
+/// going back to election, and the ensemble settles at once — not after the
+/// leader's initLimit (found by fk-sidebyside's failover runs: 20-42 s stalls).
+#[test]
+fn a_learner_early_for_its_leader_dials_again() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let before = cluster.now.monotonic;
+    cluster.refuse_next_learner = true;
+    cluster.crash(3);
+    settle(&mut cluster);
+    assert!(!cluster.refuse_next_learner, "a dial was refused");
+    let took = cluster.now.monotonic - before;
+    assert!(took < Duration::from_millis(900), "settled in {took:?}");
+    assert!(cluster
+        .log_lines
+        .iter()
+        .all(|(_, line)| !line.contains("NotEstablished")));
+}

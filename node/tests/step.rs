@@ -223,23 +223,25 @@ fn reconnect_moves_the_session_and_checks_the_password() {
     assert!(closes(&actions).contains(&intruder));
 }
 
-/// A failed fsync: the write in flight gets SYSTEMERROR, later writes are
-/// refused at once without touching the log, reads go on.
+/// A failed fsync: the write in flight may or may not be on disk, so its
+/// connection is closed (CONNECTIONLOSS, outcome unknown — never an error
+/// claiming it failed); later writes are refused at once without touching
+/// the log; reads go on, on the same session reconnected.
 #[test]
 fn a_failed_log_stops_writes_but_not_reads() {
     let mut h = Harness::new(settings());
-    let (conn, _) = h.connect(10_000);
+    let (conn, session) = h.connect(10_000);
     h.call(conn, 1, create("/kept", b"v", 0));
     let actions = h.send(conn, vec![(2, create("/lost", b"", 0))]);
     assert_eq!(appends(&actions).len(), 1);
     h.append_in_flight = None;
-    let actions = h.step(Input::LogFailed(StorageFailure::Io(
-        std::io::ErrorKind::Other,
-    )));
-    let frames = frames_to(&actions, conn);
-    assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].xid, 2);
-    assert_eq!(frames[0].error(), ErrorCode::SystemError);
+    let failure = StorageFailure::Io(std::io::ErrorKind::Other);
+    let actions = h.step(Input::LogFailed(failure));
+    assert!(
+        frames_to(&actions, conn).is_empty(),
+        "no reply for the write in flight"
+    );
+    assert_eq!(closes(&actions), vec![conn]);
     assert!(actions.iter().any(|a| matches!(
         a,
         Action::Log {
@@ -247,7 +249,22 @@ fn a_failed_log_stops_writes_but_not_reads() {
             ..
         }
     )));
+    h.step(Input::Closed { conn });
 
+    let conn = h.new_conn();
+    let request = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: session.session_id,
+        password: session.password.clone(),
+        read_only: Some(false),
+    };
+    let actions = h.connect_with(conn, request);
+    assert_eq!(
+        connect_response(&actions, conn).session_id,
+        session.session_id
+    );
     let actions = h.send(
         conn,
         vec![(3, create("/never", b"", 0)), (4, get_data("/kept", false))],
@@ -258,13 +275,14 @@ fn a_failed_log_stops_writes_but_not_reads() {
     );
     let frames = frames_to(&actions, conn);
     assert_eq!(frames.iter().map(|f| f.xid).collect::<Vec<_>>(), vec![3, 4]);
-    assert_eq!(frames[0].error(), ErrorCode::SystemError);
+    assert_eq!(
+        frames[0].error(),
+        ErrorCode::SystemError,
+        "never prepared: it surely failed"
+    );
     assert_eq!(frames[1].error(), ErrorCode::Ok);
     assert!(h.node.tree().node("/lost").is_none());
-    assert_eq!(
-        h.node.log_failed(),
-        Some(StorageFailure::Io(std::io::ErrorKind::Other))
-    );
+    assert_eq!(h.node.log_failed(), Some(failure));
 }
 
 /// Replies are found by (session, cxid): two sessions using the same xids

@@ -181,6 +181,10 @@ impl Learner {
         self.phase
     }
 
+    pub fn config(&self) -> &LearnerConfig {
+        &self.config
+    }
+
     pub fn accepted_epoch(&self) -> i64 {
         self.accepted_epoch
     }

@@ -112,7 +112,9 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
 fn matches(scheme: &str, proven: &str, acl_id: &str) -> bool {
     match scheme {
         "ip" => ip_matches(proven, acl_id),
-        "digest" => proven == acl_id,
+        // X509AuthenticationProvider.matches: the subject DN, as the TLS
+        // layer proved it (the super user is proven as `super` there).
+        "digest" | "x509" => proven == acl_id,
         _ => false,
     }
 }
@@ -121,7 +123,16 @@ fn matches(scheme: &str, proven: &str, acl_id: &str) -> bool {
 /// into the caller's authenticated identities (PrepRequestProcessor.fixupACL).
 /// Fails with InvalidAcl.
 pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
-    fixup_with_nulls(acl, auth, &Nulls::NONE, 0)
+    fixup_with_nulls(acl, auth, &Nulls::NONE, 0, Providers::default())
+}
+
+/// The authentication providers a server has beyond `ip` and `digest`
+/// (ZooKeeper's ProviderRegistry): an ACL on a scheme without one is
+/// INVALIDACL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `x509`: the server authenticates TLS client certificates.
+    pub x509: bool,
 }
 
 /// [`fixup`] for an ACL list whose schemes and ids may have been jute nulls
@@ -140,6 +151,7 @@ pub fn fixup_with_nulls(
     auth: &[Id],
     nulls: &Nulls,
     op: usize,
+    providers: Providers,
 ) -> Result<Vec<Acl>, ErrorCode> {
     let scheme_null = |entry: usize| !nulls.is_empty() && nulls.acl_scheme(op, entry);
     let id_null = |entry: usize| !nulls.is_empty() && nulls.acl_id(op, entry);
@@ -190,9 +202,13 @@ pub fn fixup_with_nulls(
         if id.scheme == "world" && id.id == "anyone" {
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
-            // Only identities whose provider counts as "authenticated": digest.
+            // Only identities whose provider counts as "authenticated":
+            // digest and x509 (ZooKeeper's isAuthenticated()), not ip.
             let mut any = false;
-            for proven in auth.iter().filter(|p| p.scheme == "digest") {
+            for proven in auth
+                .iter()
+                .filter(|p| p.scheme == "digest" || p.scheme == "x509")
+            {
                 any = true;
                 fixed.push(Acl {
                     perms: entry.perms,
@@ -202,7 +218,7 @@ pub fn fixup_with_nulls(
             if !any {
                 return Err(ErrorCode::InvalidAcl);
             }
-        } else if !has_provider(&id.scheme) {
+        } else if !has_provider(&id.scheme, providers) {
             return Err(ErrorCode::InvalidAcl);
         } else if id_null(index) {
             return Err(ErrorCode::MarshallingError);
@@ -217,14 +233,20 @@ pub fn fixup_with_nulls(
 
 /// Schemes with a server authentication provider (ProviderRegistry): the
 /// ones whose ACL ids are validated.
-fn has_provider(scheme: &str) -> bool {
-    matches!(scheme, "digest" | "ip")
+fn has_provider(scheme: &str, providers: Providers) -> bool {
+    match scheme {
+        "digest" | "ip" => true,
+        "x509" => providers.x509,
+        _ => false,
+    }
 }
 
 fn is_valid_id(scheme: &str, id: &str) -> bool {
     match scheme {
         "digest" => java_split_count(id, ':') == 2,
         "ip" => parse_ip_mask(id).is_some(),
+        // X509AuthenticationProvider.isValid: an X.500 name, `type=value` RDNs.
+        "x509" => is_x500_name(id),
         _ => false,
     }
 }
@@ -239,6 +261,29 @@ fn java_split_count(text: &str, separator: char) -> usize {
     }
     let parts: Vec<&str> = text.split(separator).collect();
     parts.len() - parts.iter().rev().take_while(|p| p.is_empty()).count()
+}
+
+/// Whether `id` reads as an RFC 2253 name: `type=value` RDNs separated by
+/// unescaped commas (X509AuthenticationProvider.isValid's X500Principal).
+fn is_x500_name(id: &str) -> bool {
+    let mut rdns = vec![String::new()];
+    let mut escaped = false;
+    for c in id.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                rdns.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        rdns.last_mut().expect("one at least").push(c);
+    }
+    rdns.iter().all(|rdn| {
+        rdn.split_once('=')
+            .is_some_and(|(key, _)| !key.trim().is_empty())
+    })
 }
 
 /// The ACL a getACL caller may see: digest hashes are hidden (`user:x`)
@@ -336,6 +381,34 @@ mod tests {
         );
         assert_eq!(check(&list, perms::ADMIN, &[Id::new("super", "")]), Ok(()));
         assert_eq!(check(&Acl::open_unsafe(), perms::ADMIN, &[]), Ok(()));
+    }
+
+    /// ACLs on the x509 scheme match the certificate subject exactly, and
+    /// the auth scheme expands to it (X509AuthenticationProvider).
+    #[test]
+    fn x509_ids_match_exactly_and_expand_from_auth() {
+        let dn = "CN=client,OU=test,O=kazoo";
+        let list = vec![acl(perms::READ, "x509", dn)];
+        assert_eq!(check(&list, perms::READ, &[Id::new("x509", dn)]), Ok(()));
+        assert_eq!(
+            check(&list, perms::READ, &[Id::new("x509", "CN=other")]),
+            Err(ErrorCode::NoAuth)
+        );
+        let x509 = Providers { x509: true };
+        let with_x509 =
+            |list: &[Acl], auth: &[Id]| fixup_with_nulls(list, auth, &Nulls::NONE, 0, x509);
+        let fixed = with_x509(&[acl(perms::ALL, "auth", "")], &[Id::new("x509", dn)]).unwrap();
+        assert_eq!(fixed, vec![acl(perms::ALL, "x509", dn)]);
+        assert_eq!(
+            with_x509(&[acl(1, "x509", "not a name")], &[]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert!(with_x509(&[acl(1, "x509", "CN=a\\,b,O=c")], &[]).is_ok());
+        assert_eq!(
+            fixup(&[acl(1, "x509", "CN=a")], &[]),
+            Err(ErrorCode::InvalidAcl),
+            "no x509 provider without TLS client authentication"
+        );
     }
 
     #[test]
@@ -451,7 +524,13 @@ mod tests {
         let one_null_id = nulls(&[NullAt::AclId { op: 0, entry: 0 }]);
         let one_null_scheme = nulls(&[NullAt::AclScheme { op: 0, entry: 0 }]);
         let fix = |scheme: &str, nulls: &Nulls, auth: &[Id]| {
-            fixup_with_nulls(&[acl(perms::ALL, scheme, "")], auth, nulls, 0)
+            fixup_with_nulls(
+                &[acl(perms::ALL, scheme, "")],
+                auth,
+                nulls,
+                0,
+                Providers::default(),
+            )
         };
         for scheme in ["world", "digest", "ip"] {
             assert_eq!(
@@ -481,7 +560,13 @@ mod tests {
         // (and, for the id, the schemes) match an entry kept before it.
         let second = |at: NullAt, first: Acl, second: Acl| {
             let nulls = nulls(&[at]);
-            fixup_with_nulls(&[first, second], std::slice::from_ref(&alice), &nulls, 0)
+            fixup_with_nulls(
+                &[first, second],
+                std::slice::from_ref(&alice),
+                &nulls,
+                0,
+                Providers::default(),
+            )
         };
         let null_scheme = NullAt::AclScheme { op: 0, entry: 1 };
         let null_id = NullAt::AclId { op: 0, entry: 1 };

@@ -97,6 +97,8 @@ pub struct DataTree {
     /// Sum of path and data lengths (ZooKeeper's approximate data size).
     pub(crate) data_bytes: u64,
     pub(crate) extended_types_enabled: bool,
+    /// Authentication providers beyond ip and digest (which ACL schemes are valid).
+    pub(crate) providers: crate::acl::Providers,
     /// Changes prepared but not yet applied (see `prepare`).
     pub(crate) overlay: Overlay,
     /// The largest txn `prepare` may produce.
@@ -167,6 +169,7 @@ impl DataTree {
             digest: 0,
             data_bytes: 0,
             extended_types_enabled: false,
+            providers: crate::acl::Providers::default(),
             overlay: Overlay::with_hash_seed(hash_seed),
             txn_bytes_max: usize::MAX,
             acls: HashSet::with_hasher(hasher),
@@ -182,6 +185,12 @@ impl DataTree {
 
     pub fn set_extended_types_enabled(&mut self, enabled: bool) {
         self.extended_types_enabled = enabled;
+    }
+
+    /// The authentication providers the server has beyond ip and digest
+    /// (ACLs on other schemes are INVALIDACL).
+    pub fn set_providers(&mut self, providers: crate::acl::Providers) {
+        self.providers = providers;
     }
 
     pub fn last_processed_zxid(&self) -> i64 {

@@ -337,7 +337,8 @@ fn prepare_one(
         }
         WriteOp::SetAcl { path, acl, version } => {
             path::validate(path)?;
-            let fixed = acl::fixup_with_nulls(acl, caller.auth, nulls, index)?;
+            let fixed =
+                acl::fixup_with_nulls(acl, caller.auth, nulls, index, staging.tree.providers)?;
             let mut node = staging.record(path)?;
             acl::check(&node.acl, perms::ADMIN, caller.auth)?;
             node.aversion = next_version(node.aversion, *version)?;
@@ -415,7 +416,7 @@ fn create(
     let Some((parent_path, _)) = path::split(requested_path) else {
         return Err(ErrorCode::BadArguments);
     };
-    let fixed_acl = acl::fixup_with_nulls(acl, caller.auth, nulls, index)?;
+    let fixed_acl = acl::fixup_with_nulls(acl, caller.auth, nulls, index, staging.tree.providers)?;
     let mut parent = staging.record(parent_path)?;
     acl::check(&parent.acl, perms::CREATE, caller.auth)?;
     let path = if mode.is_sequential() {

@@ -100,6 +100,9 @@ pub struct Cluster {
     pub log_lines: Vec<(Sid, String)>,
     /// Servers to crash before the next event.
     crash_queue: Vec<Sid>,
+    /// The next dial to a leader is accepted and closed at once, as by a
+    /// server that has not taken up its leader role yet.
+    pub refuse_next_learner: bool,
 }
 
 pub fn ensemble(voters: u64, observers: u64) -> Ensemble {
@@ -144,6 +147,7 @@ impl Cluster {
             settings,
             log_lines: Vec::new(),
             crash_queue: Vec::new(),
+            refuse_next_learner: false,
         };
         for sid in 1..=voters + observers {
             cluster.servers.insert(
@@ -380,7 +384,19 @@ impl Cluster {
                 }
             }
             Action::ConnectToLeader { sid: leader } => {
-                if self.reachable(sid, leader) {
+                if std::mem::take(&mut self.refuse_next_learner) {
+                    let link = self.next_link;
+                    self.next_link += 1;
+                    self.events.push_back(Event::Input(
+                        sid,
+                        Input::PeerConnected {
+                            link,
+                            outbound: true,
+                        },
+                    ));
+                    self.events
+                        .push_back(Event::Input(sid, Input::PeerClosed { link }));
+                } else if self.reachable(sid, leader) {
                     let link = self.next_link;
                     self.next_link += 1;
                     self.links.insert(link, (sid, leader));
@@ -568,6 +584,7 @@ impl Cluster {
                     port: 50000 + conn as u16,
                 },
                 request,
+                auth: Vec::new(),
             },
         );
         self.run();

@@ -252,6 +252,7 @@ impl Harness {
                 port: 40000 + conn as u16,
             },
             request,
+            auth: Vec::new(),
         })
     }
 
