@@ -92,15 +92,19 @@ if [[ $TARGET == ferrokeeper && ! -x $FK_BIN ]]; then
     exit 3
 fi
 if [[ $TARGET == zookeeper ]]; then
-    default_version=$(unzip -p "$ZK_JARS/zookeeper.jar" META-INF/maven/org.apache.zookeeper/zookeeper/pom.properties |
-        sed -n 's/^version=//p' | tr -d '\r')
+    default_version=$(python3 -c '
+import sys, zipfile
+props = zipfile.ZipFile(sys.argv[1]).read("META-INF/maven/org.apache.zookeeper/zookeeper/pom.properties")
+print(next(l.split("=", 1)[1].strip() for l in props.decode().splitlines() if l.startswith("version=")))
+' "$ZK_JARS/zookeeper.jar")
 else
     default_version=3.9.0
 fi
 
 OUT=${KAZOO_SUITE_OUT:-$REPO/target/kazoo-suite/$TARGET-$SIZE}
 RUN_DIR=$(mktemp -d /tmp/kazoo-suite-XXXXXX)
-rm -rf "$OUT"
+# only what a run writes: OUT may be any directory
+rm -rf "$OUT/servers" "$OUT/pytest.log" "$OUT/junit.xml" "$OUT/summary.txt"
 mkdir -p "$OUT/servers" "$RUN_DIR/tmp"
 OUT=$(cd "$OUT" && pwd) # pytest and the shim run elsewhere
 PIDS="$RUN_DIR/pids"
