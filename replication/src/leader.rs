@@ -166,6 +166,9 @@ struct Learner {
     held: Option<VecDeque<Bytes>>,
     /// A snapshot is streaming to it.
     snapshot_streaming: bool,
+    /// It acknowledged NEWLEADER (observers too, whose acks count for no
+    /// quorum but who wait for UPTODATE like everyone).
+    newleader_acked: bool,
     /// Bytes handed to the driver and not yet written.
     queued_bytes: usize,
     /// When it was last heard from (ms).
@@ -332,6 +335,7 @@ impl Leader {
             forwarding: false,
             held: None,
             snapshot_streaming: false,
+            newleader_acked: false,
             queued_bytes: 0,
             last_heard_ms: now_ms,
         };
@@ -740,6 +744,7 @@ impl Leader {
             return self.close(link, "ACK before FOLLOWERINFO", out);
         };
         if zxid == make_zxid(self.epoch, 0) && learner.phase == LearnerPhase::AwaitingNewLeaderAck {
+            learner.newleader_acked = true;
             if learner.kind == LearnerType::Participant {
                 self.newleader_acks.insert(sid);
             }
@@ -771,10 +776,7 @@ impl Leader {
         let acked: Vec<LinkId> = self
             .learners
             .iter()
-            .filter(|(_, l)| {
-                l.phase == LearnerPhase::AwaitingNewLeaderAck
-                    && l.sid.is_some_and(|sid| self.newleader_acks.contains(&sid))
-            })
+            .filter(|(_, l)| l.phase == LearnerPhase::AwaitingNewLeaderAck && l.newleader_acked)
             .map(|(link, _)| *link)
             .collect();
         for link in acked {

@@ -558,3 +558,77 @@ fn commits_follow_quorum_acks_in_zxid_order() {
     );
     leader.check_invariants();
 }
+
+/// An observer that acknowledges NEWLEADER before the participants have made
+/// a quorum still gets UPTODATE once the leader is established: its ack is
+/// remembered though it counts for no quorum (before, only participants'
+/// acks were, and such an observer synced but never served).
+#[test]
+fn an_observer_acking_newleader_early_gets_uptodate_on_establishment() {
+    let mut specs: Vec<ServerSpec> = (1..=3)
+        .map(|sid| {
+            ServerSpec::parse(sid, &format!("127.0.0.1:{}:{}", 2000 + sid, 3000 + sid)).unwrap()
+        })
+        .collect();
+    specs.push(ServerSpec::parse(4, "127.0.0.1:2004:3004:observer").unwrap());
+    let config = LeaderConfig {
+        ensemble: Ensemble::new(specs).unwrap(),
+        ..leader_config(3, 3)
+    };
+    let mut leader = Leader::new(config, 1, 1, Vec::new(), make_zxid(1, 0), 0);
+    let mut out = Vec::new();
+    leader.start(&mut out);
+    let (follower, observer): (LinkId, LinkId) = (1, 4);
+    leader.connected(follower, 0);
+    leader.connected(observer, 0);
+    leader.received(
+        follower,
+        LearnerMessage::FollowerInfo {
+            zxid: make_zxid(1, 0),
+            info: Some(LearnerInfo::current(1, 0)),
+        },
+        0,
+        &mut out,
+    );
+    leader.received(
+        observer,
+        LearnerMessage::ObserverInfo {
+            zxid: make_zxid(1, 0),
+            info: Some(LearnerInfo::current(4, 0)),
+        },
+        0,
+        &mut out,
+    );
+    leader.epoch_persisted(&mut out);
+    for link in [observer, follower] {
+        let ack = LearnerMessage::AckEpoch {
+            last_logged_zxid: make_zxid(1, 0),
+            current_epoch: 1,
+        };
+        leader.received(link, ack, 0, &mut out);
+    }
+    assert!(out.contains(&LeaderAction::PersistCurrentEpoch { epoch: 2 }));
+    leader.epoch_persisted(&mut out);
+    let newleader_ack = LearnerMessage::Ack {
+        zxid: make_zxid(2, 0),
+    };
+    // The observer first: the leader is not established by it.
+    out.clear();
+    leader.received(observer, newleader_ack.clone(), 0, &mut out);
+    assert!(!out
+        .iter()
+        .any(|a| matches!(a, LeaderAction::Established { .. })));
+    assert!(!sent_by_leader(&out, observer).contains(&LeaderMessage::UpToDate));
+    // The follower's ack makes the quorum (with the leader): both are told.
+    out.clear();
+    leader.received(follower, newleader_ack, 0, &mut out);
+    assert!(out.contains(&LeaderAction::Established { epoch: 2 }));
+    assert_eq!(*leader.phase(), LeaderPhase::Broadcast);
+    assert!(sent_by_leader(&out, follower).contains(&LeaderMessage::UpToDate));
+    assert!(
+        sent_by_leader(&out, observer).contains(&LeaderMessage::UpToDate),
+        "the observer that acked first is told too"
+    );
+    assert_eq!(leader.learner_counts(), (1, 1));
+    leader.check_invariants();
+}
