@@ -280,6 +280,15 @@ public final class CuratorChecks {
                     return false;
                 }
             }, latch.getId() + " names " + leader + " as leader");
+            // A latch started last may not have created its node yet when the
+            // others already agree on the leader: wait for it, not just once.
+            waitFor(() -> {
+                try {
+                    return latch.getParticipants().size() == participants;
+                } catch (Exception e) {
+                    return false;
+                }
+            }, participants + " participants seen by " + latch.getId());
             Collection<Participant> all = latch.getParticipants();
             checkEqual(participants, all.size(), "participants seen by " + latch.getId());
         }
