@@ -28,6 +28,7 @@ import hashlib
 import itertools
 import os
 import re
+import selectors
 import shutil
 import signal
 import socket
@@ -50,6 +51,13 @@ IS_FK = TARGET == "ferrokeeper"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FK_BIN = os.environ.get("FK_BIN", os.path.join(REPO, "target", "release", "ferrokeeper"))
 ZK_JARS = "/usr/share/java"
+# Debian's zookeeper.jar names its dependencies in its manifest's Class-Path;
+# slf4j-simple is the one logging binding, so the server's log goes to stderr
+# (server.log) whatever other jars /usr/share/java holds.
+# netty-codec is not in that Class-Path, but the secure client port's
+# SslHandler needs it (Debian's libnetty-java ships it with the rest).
+ZK_CLASSPATH = ":".join(os.path.join(ZK_JARS, j)
+                        for j in ("zookeeper.jar", "slf4j-simple.jar", "netty-codec.jar"))
 START_TIMEOUT_S = float(os.environ.get("FK_START_TIMEOUT", "20"))
 TEST_DEADLINE_S = 60
 
@@ -140,12 +148,14 @@ class Server:
             if not os.path.exists(FK_BIN):
                 pytest.exit(f"ferrokeeper binary not found at {FK_BIN} (set FK_BIN or build it)", returncode=3)
             return [FK_BIN, "--config", cfg_path]
-        jars = sorted(os.path.join(ZK_JARS, j) for j in os.listdir(ZK_JARS) if j.endswith(".jar"))
+        for jar in ZK_CLASSPATH.split(":"):
+            if not os.path.exists(jar):
+                pytest.exit(f"{jar} not found: run tests/prereqs.sh install (as root)", returncode=3)
         props = ["-Xmx256m", "-Dzookeeper.admin.enableServer=false"]
         for key, prop in ZK_SYSTEM_PROPERTIES.items():
             if key in self.config:
                 props.append(f"-D{prop}={self.config[key]}")
-        return ["java", *props, "-cp", ":".join(jars),
+        return ["java", *props, "-cp", ZK_CLASSPATH,
                 "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg_path]
 
     def start(self):
@@ -354,6 +364,42 @@ def make_wire(server):
 @pytest.fixture
 def wire(make_wire):
     return make_wire()
+
+
+def require_files(*paths):
+    """Fails (does not skip) when a file the suite needs is missing: in CI a
+    skipped client would pass for proof. tests/prereqs.sh installs them."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run tests/prereqs.sh install (as root)", pytrace=False)
+
+
+def read_line(proc, timeout):
+    """The next line of a child process's stdout (opened as text), waiting at most
+    timeout seconds; an empty string means it closed its output."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout=timeout):
+            raise AssertionError(f"no line from {proc.args[0]} within {timeout} s")
+    return proc.stdout.readline()
+
+
+def restart_under(proc, srv, timeout=120):
+    """Drives a client check that prints "ready" once its watches are set and then
+    expects the server to restart: restarts srv (SIGKILL, same port and dataDir)
+    then; returns (exit code, the rest of its output)."""
+    try:
+        ready = read_line(proc, timeout=60.0)
+        if ready != "ready\n":
+            proc.kill()
+            return proc.wait(), ready + proc.stdout.read()
+        srv.restart()
+        output, _ = proc.communicate(timeout=timeout)
+        return proc.returncode, output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def wait_until(predicate, timeout=5.0, interval=0.05, message="condition"):

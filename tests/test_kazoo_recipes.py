@@ -3,7 +3,6 @@
 setData, elections, queues, DataWatch/ChildrenWatch re-arming)."""
 
 import threading
-import time
 
 from conftest import wait_until
 
@@ -17,16 +16,17 @@ def test_lock_mutual_exclusion(make_kazoo, base):
     got_b = threading.Event()
 
     def contend():
-        if lock_b.acquire(timeout=10):
+        if lock_b.acquire(timeout=30):
             got_b.set()
 
     t = threading.Thread(target=contend, daemon=True)
     t.start()
-    time.sleep(0.5)
-    assert not got_b.is_set()
-    assert lock_b.contenders() == ["a", "b"]
+    # b has queued its node behind a's: from here on only a's release lets it in
+    wait_until(lambda: lock_b.contenders() == ["a", "b"], timeout=10, message="b queued behind a")
+    assert not got_b.is_set() and lock_a.is_acquired
     lock_a.release()
-    assert got_b.wait(5)
+    assert got_b.wait(10)
+    assert lock_b.contenders() == ["b"]
     lock_b.release()
     t.join(5)
 
@@ -74,7 +74,9 @@ def test_election(make_kazoo, base):
     wait_until(lambda: leading == ["a"], timeout=5, message="a leads")
     tb = threading.Thread(target=run, args=(b, "b"), daemon=True)
     tb.start()
-    time.sleep(0.5)
+    # b is a candidate behind a: from here on only a's leaving lets it lead
+    wait_until(lambda: a.Election(f"{base}/election").contenders() == ["a", "b"], timeout=10,
+               message="b a candidate")
     assert leading == ["a"]
     stop["a"].set()
     wait_until(lambda: leading == ["a", "b"], timeout=5, message="b takes over")

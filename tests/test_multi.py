@@ -12,7 +12,7 @@ failing op, its own code, RUNTIMEINCONSISTENCY (-2) after
 import struct
 
 import pytest
-from kazoo.exceptions import BadVersionError, NoNodeError, RolledBackError, RuntimeInconsistency
+from kazoo.exceptions import BadVersionError, RolledBackError, RuntimeInconsistency
 
 import zkwire as w
 from conftest import IS_ZK
@@ -248,4 +248,4 @@ def test_multi_read_ignores_watch_flag(wire, base):
     assert wire.set_data(f"{base}/r", b"y")[0] == w.OK
     assert wire.create(f"{base}/r/c")[0] == w.OK
     assert wire.events == []
-    assert wire.no_event(0.5)
+    assert wire.no_event()

@@ -15,6 +15,7 @@ Rules checked against ZooKeeper's source:
   (DataNode.getClientEphemeralOwner).
 """
 
+import itertools
 import time
 
 import pytest
@@ -108,6 +109,43 @@ def test_sequential_suffix_many_pipelined(wire, base):
     assert names == [f"{parent}/n{i:010d}" for i in range(300)]
 
 
+# --- the container/TTL reaper ------------------------------------------------------
+#
+# Instead of sleeping for "enough" sweeps, the tests below watch the reaper work:
+# a control node that is already eligible is made, and its removal shows that a
+# pass ran after it existed. ZooKeeper's ContainerManager.checkContainers (and
+# ferrokeeper's reaper) takes its candidates from one scan of every container and
+# TTL node, so the pass that removed the control judged every node that existed
+# before the control; a second control, made after the first is gone, shows that
+# the deletes of that first pass have been carried out too.
+
+
+def _gone(wire, path, message):
+    wait_until(lambda: wire.exists(path)[0] == w.NONODE, timeout=10.0, interval=0.05, message=message)
+
+
+def _eligible_container(wire, path):
+    """A container that once had a child and has none now: the next pass removes it."""
+    assert wire.create(path, flags=w.CONTAINER, opcode=w.OP_CREATE_CONTAINER)[0] == w.OK
+    assert wire.create(f"{path}/x")[0] == w.OK
+    assert wire.delete(f"{path}/x") == w.OK
+
+
+def _reaper_passes(wire, base, first_control=None):
+    """Waits for two reaper passes that started after this call. first_control, if
+    given, is a path already made eligible to serve as the first control."""
+    if first_control is None:
+        first_control = f"{base}/control-{next(_controls)}"
+        _eligible_container(wire, first_control)
+    _gone(wire, first_control, f"reaper removal of {first_control}")
+    second = f"{base}/control-{next(_controls)}"
+    _eligible_container(wire, second)
+    _gone(wire, second, f"reaper removal of {second}")
+
+
+_controls = itertools.count()
+
+
 # --- containers ------------------------------------------------------------------
 
 
@@ -122,24 +160,25 @@ def test_container_stat_and_type(wire, base):
 def test_container_never_used_is_kept(wire, base):
     """A container that never had a child is not removed by the container sweeper."""
     assert wire.create(f"{base}/c", flags=w.CONTAINER, opcode=w.OP_CREATE_CONTAINER)[0] == w.OK
-    time.sleep(1.5)  # 7 sweeps at checkIntervalMs=200
+    _reaper_passes(wire, base)
     assert wire.exists(f"{base}/c")[0] == w.OK
 
 
 def test_container_removed_after_last_child(wire, base):
-    """A container is removed once its last child goes, and watchers see NodeDeleted."""
+    """A container is kept while it has children and removed once its last child
+    goes, and watchers see NodeDeleted."""
     c = f"{base}/c"
     assert wire.create(c, flags=w.CONTAINER, opcode=w.OP_CREATE_CONTAINER)[0] == w.OK
     assert wire.create(f"{c}/a")[0] == w.OK
     assert wire.create(f"{c}/b")[0] == w.OK
-    time.sleep(0.6)
+    _reaper_passes(wire, base)
     assert wire.exists(c)[0] == w.OK  # has children: kept
     assert wire.delete(f"{c}/a") == w.OK
-    time.sleep(0.6)
+    _reaper_passes(wire, base)
     assert wire.exists(c)[0] == w.OK  # still one child
     assert wire.exists(c, watch=True)[0] == w.OK
     assert wire.delete(f"{c}/b") == w.OK
-    ev = wire.wait_event(timeout=5.0)
+    ev = wire.wait_event(timeout=10.0)
     assert (ev.type, ev.path) == (w.EVENT_NODE_DELETED, c)
     assert wire.exists(c)[0] == w.NONODE
 
@@ -166,7 +205,7 @@ def test_create_flag_container_via_create2(wire, base):
     # created through create2, the node is a plain persistent node in
     # ZooKeeper (the txn is a CreateTxn, not a CreateContainerTxn), so the
     # sweeper never removes it
-    time.sleep(1.0)
+    _reaper_passes(wire, base)
     assert wire.exists(f"{base}/c")[0] == w.OK
 
 
@@ -184,26 +223,39 @@ def test_ttl_node_expires_when_childless(wire, base):
 
 
 def test_ttl_node_kept_while_it_has_children(wire, base):
-    """A TTL node with a child is not removed; once the child goes, it is (its TTL is long past)."""
+    """A TTL node with a child is not removed after its TTL; once the child goes, it is
+    (its TTL is long past). The first control is a childless TTL node with the same
+    TTL made after it, so the pass that removes the control found the TTL expired."""
     t = f"{base}/ttl"
     assert wire.create(t, flags=w.PERSISTENT_WITH_TTL, opcode=w.OP_CREATE_TTL, ttl=300)[0] == w.OK
     assert wire.create(f"{t}/child")[0] == w.OK
-    time.sleep(1.0)
+    control = f"{base}/ttl-control"
+    assert wire.create(control, flags=w.PERSISTENT_WITH_TTL, opcode=w.OP_CREATE_TTL, ttl=300)[0] == w.OK
+    _reaper_passes(wire, base, first_control=control)
     assert wire.exists(t)[0] == w.OK
     assert wire.delete(f"{t}/child") == w.OK
-    wait_until(lambda: wire.exists(t)[0] == w.NONODE, timeout=5.0, message="TTL node removal")
+    _gone(wire, t, "TTL node removal")
 
 
+@pytest.mark.deadline(60)
 def test_ttl_set_data_restarts_clock(wire, base):
-    """The TTL counts from mtime: regular setData keeps the node alive."""
+    """The TTL counts from mtime: a node whose data keeps changing outlives an
+    untouched twin with the same TTL, made after it, which the reaper removes; left
+    alone, it goes too."""
     t = f"{base}/ttl"
-    assert wire.create(t, flags=w.PERSISTENT_WITH_TTL, opcode=w.OP_CREATE_TTL, ttl=1200)[0] == w.OK
-    for i in range(5):
-        time.sleep(0.5)
-        assert wire.set_data(t, str(i).encode())[0] == w.OK
-    # 2.5 s after creation, but only 0.5 s since the last change
+    twin = f"{base}/ttl-twin"
+    assert wire.create(t, flags=w.PERSISTENT_WITH_TTL, opcode=w.OP_CREATE_TTL, ttl=1000)[0] == w.OK
+    assert wire.create(twin, flags=w.PERSISTENT_WITH_TTL, opcode=w.OP_CREATE_TTL, ttl=1000)[0] == w.OK
+    created = time.monotonic()
+    touches = 0
+    # touch t back to back (each setData waits for its reply) until the twin is gone
+    while wire.exists(twin)[0] == w.OK:
+        assert wire.set_data(t, str(touches).encode())[0] == w.OK, "TTL node removed while being changed"
+        touches += 1
+        assert time.monotonic() - created < 30.0, "the untouched twin was never removed"
+    assert time.monotonic() - created > 1.0  # the twin's TTL, so t's too, is past
     assert wire.exists(t)[0] == w.OK
-    wait_until(lambda: wire.exists(t)[0] == w.NONODE, timeout=5.0, message="TTL node removal")
+    _gone(wire, t, "TTL node removal once left alone")
 
 
 def test_ttl_sequential(wire, base):

@@ -11,7 +11,7 @@ import pytest
 from kazoo.exceptions import BadVersionError, NoNodeError, NodeExistsError, NotEmptyError
 
 import zkwire as w
-from conftest import IS_FK, IS_ZK
+from conftest import IS_ZK
 
 
 def test_create_and_get_data(zk, base):
@@ -28,20 +28,25 @@ def test_create_and_get_data(zk, base):
 
 
 def test_create_empty_and_null_data(wire, base):
-    """create with empty data and with null data (-1 length) both read back as
-    an empty buffer of dataLength 0 (ZooKeeper stores null as an empty array
-    on read: DataTree.getData returns the byte[] it stored, the client sees
-    length 0 or -1; both servers must agree on the bytes)."""
+    """create with empty data reads back as a zero-length buffer; create with null
+    data (a -1 length) reads back as null (-1 length) -- DataTree keeps the null
+    it was given and getData serialises it as such -- and both stats say
+    dataLength 0."""
     assert wire.create(f"{base}/empty", b"")[0] == w.OK
-    err, (data, stat) = wire.get_data(f"{base}/empty")
-    assert err == w.OK and data == b"" and stat.dataLength == 0
+    rep = wire.request(w.OP_GET_DATA, w.path_watch_body(f"{base}/empty"))
+    assert rep.err == w.OK and rep.body[:4] == b"\x00\x00\x00\x00"
+    r = rep.reader()
+    data, stat = r.buffer(), r.stat()
+    assert data == b"" and stat.dataLength == 0
     rep = wire.request(w.OP_CREATE, w.Writer().string(f"{base}/null").buffer(None).acl(w.OPEN_ACL_UNSAFE)
                        .int(0).bytes())
     assert rep.err == w.OK
-    err, (data, stat) = wire.get_data(f"{base}/null")
-    assert err == w.OK and stat.dataLength == 0
-    # ZooKeeper keeps the null and writes it back as a -1 length buffer.
-    assert data is None
+    rep = wire.request(w.OP_GET_DATA, w.path_watch_body(f"{base}/null"))
+    assert rep.err == w.OK and rep.body[:4] == b"\xff\xff\xff\xff"
+    r = rep.reader()
+    data, stat = r.buffer(), r.stat()
+    assert data is None and stat.dataLength == 0
+    assert r.remaining() == 0
 
 
 def test_create2_returns_path_and_stat(zk, base):
@@ -138,38 +143,59 @@ def test_sync(zk, wire, base):
     assert rep.err == w.OK and rep.reader().string() == base
 
 
-def test_ping_answers_last_zxid(wire, base):
+def test_ping_answers_last_zxid(make_server):
     """ping (11, xid -2) answers ReplyHeader(-2, lastZxid, 0) with no body; the
-    zxid is the server's last processed zxid (FinalRequestProcessor, OpCode.ping)."""
-    err, (path, stat) = wire.create(f"{base}/p", opcode=w.OP_CREATE2)
-    rep = wire.ping()
-    assert rep.xid == -2 and rep.err == 0 and rep.body == b""
-    assert rep.zxid >= stat.czxid
+    zxid is the server's last processed zxid (FinalRequestProcessor, OpCode.ping),
+    also when that txn came from another session. A server of its own, so no
+    other session's txn (an expiry, say) moves the last zxid under the test."""
+    srv = make_server()
+    pinger, writer = w.connected(srv.port), w.connected(srv.port)
+    try:
+        err, (path, stat) = pinger.create("/p", opcode=w.OP_CREATE2)
+        assert err == w.OK
+        rep = pinger.ping()
+        assert rep.xid == -2 and rep.err == 0 and rep.body == b""
+        assert rep.zxid == stat.czxid
+        other = writer.request(w.OP_SET_DATA, w.set_data_body("/p", b"x"))
+        assert other.err == w.OK and other.zxid > stat.czxid
+        assert pinger.ping().zxid == other.zxid
+    finally:
+        pinger.close()
+        writer.close()
 
 
-def test_reply_header_zxid(wire, base):
+def test_reply_header_zxid(make_server):
     """A write's reply carries the zxid of its own txn (czxid of the new node);
-    a read's reply carries the server's last processed zxid."""
-    rep = wire.request(w.OP_CREATE2, w.create_body(f"{base}/z"))
-    r = rep.reader()
-    r.string()
-    stat = r.stat()
-    assert rep.zxid == stat.czxid
-    rep2 = wire.request(w.OP_EXISTS, w.path_watch_body(f"{base}/z"))
-    assert rep2.zxid >= rep.zxid
+    a read's reply carries the server's last processed zxid, also when that txn
+    came from another session. A server of its own, so nothing else writes."""
+    srv = make_server()
+    wire, writer = w.connected(srv.port), w.connected(srv.port)
+    try:
+        rep = wire.request(w.OP_CREATE2, w.create_body("/z"))
+        r = rep.reader()
+        r.string()
+        stat = r.stat()
+        assert rep.zxid == stat.czxid
+        rep2 = wire.request(w.OP_EXISTS, w.path_watch_body("/z"))
+        assert rep2.err == w.OK and rep2.zxid == rep.zxid
+        rep3 = writer.request(w.OP_SET_DATA, w.set_data_body("/z", b"x"))
+        assert rep3.zxid > rep.zxid
+        rep4 = wire.request(w.OP_GET_DATA, w.path_watch_body("/z"))
+        assert rep4.zxid == rep3.zxid
+        # a failed read is stamped the same way
+        rep5 = wire.request(w.OP_EXISTS, w.path_watch_body("/none"))
+        assert rep5.err == w.NONODE and rep5.zxid == rep3.zxid
+    finally:
+        wire.close()
+        writer.close()
 
 
 def test_reconfig_standalone(wire):
-    """reconfig (16) on a standalone server is refused: Apache ZooKeeper 3.8 without
-    reconfigEnabled answers RECONFIGDISABLED (-123, PrepRequestProcessor checks
-    isReconfigEnabled first); ferrokeeper intentionally answers UNIMPLEMENTED (-6),
-    what ZooKeeper answers standalone once reconfig is enabled (the
-    ClassCastException branch), since it has no dynamic reconfig to enable."""
+    """reconfig (16) is refused as Apache ZooKeeper 3.8 without reconfigEnabled
+    refuses it: RECONFIGDISABLED (-123, PrepRequestProcessor checks
+    isReconfigEnabled first). ferrokeeper has no dynamic reconfiguration."""
     rep = wire.request(w.OP_RECONFIG, w.reconfig_body(joining="server.2=127.0.0.1:2888:3888;2182"))
-    if IS_ZK:
-        assert rep.err == w.RECONFIGDISABLED
-    else:
-        assert rep.err == w.UNIMPLEMENTED
+    assert rep.err == w.RECONFIGDISABLED
     assert rep.body == b""
     # the connection stays usable
     assert wire.exists("/")[0] == w.OK
@@ -208,18 +234,27 @@ def test_get_all_children_number(wire, base):
 
 
 def test_replies_in_request_order(wire, base):
-    """Pipelined requests (reads and writes mixed) are answered in request order."""
-    xids = []
+    """Pipelined requests (reads and writes mixed) are answered in request order, and
+    each read sees exactly the writes sent before it (FIFO client order)."""
+    sent = []
     for i in range(50):
-        xids.append(wire.send_request(w.OP_CREATE, w.create_body(f"{base}/n{i}")))
-        xids.append(wire.send_request(w.OP_GET_CHILDREN, w.path_watch_body(base)))
-        xids.append(wire.send_request(w.OP_EXISTS, w.path_watch_body(f"{base}/n{i}")))
-    for xid in xids:
+        sent.append(("create", i, wire.send_request(w.OP_CREATE, w.create_body(f"{base}/n{i}"))))
+        sent.append(("children", i, wire.send_request(w.OP_GET_CHILDREN, w.path_watch_body(base))))
+        sent.append(("exists", i, wire.send_request(w.OP_EXISTS, w.path_watch_body(f"{base}/n{i}"))))
+    create_zxid = {}
+    for kind, i, xid in sent:
         rep = wire.wait_reply(xid)
-        assert rep.err == w.OK
-    # every getChildren saw the creates sent before it (FIFO client order)
-    err, children = wire.get_children(base)
-    assert len(children) == 50
+        assert rep.err == w.OK, (kind, i, rep.err)
+        r = rep.reader()
+        if kind == "create":
+            assert r.string() == f"{base}/n{i}"
+            create_zxid[i] = rep.zxid
+        elif kind == "children":
+            assert sorted(r.strings()) == sorted(f"n{j}" for j in range(i + 1))
+        else:
+            assert r.stat().czxid == create_zxid[i]
+        assert r.remaining() == 0
+    assert sorted(create_zxid.values()) == [create_zxid[i] for i in range(50)]
 
 
 def test_read_your_writes_across_pipelined_requests(wire, base):

@@ -4,7 +4,12 @@ keeps growing, and the sessions that were open (ZooKeeper logs createSession
 txns, so an unexpired session can be resumed with its id and password and its
 ephemerals are still there)."""
 
+import pytest
+from kazoo.protocol.states import KazooState
+from kazoo.retry import KazooRetry
+
 import zkwire as w
+from conftest import wait_until
 
 
 def test_acknowledged_writes_survive_sigkill(make_server):
@@ -90,3 +95,47 @@ def test_closed_session_stays_closed_after_restart(make_server):
         assert probe.exists("/eph")[0] == w.NONODE
     finally:
         probe.close()
+
+
+@pytest.mark.deadline(120)
+def test_kazoo_rides_through_restart(make_server, make_kazoo):
+    """A kazoo client rides through a server crash and restart (SIGKILL, same port and
+    dataDir): it goes SUSPENDED, then CONNECTED with the same session id, never LOST;
+    its ephemeral survives; its DataWatch and ChildrenWatch, set before the crash,
+    fire for changes made after the restart; its requests work again. (kazoo 2.11
+    re-arms recipe watches itself on reconnect rather than sending setWatches --
+    python-zk/kazoo#450 took that out -- so server-side re-registration is proven
+    with the C client in test_c_client.py.)"""
+    srv = make_server()
+    client = make_kazoo(srv, timeout=30.0,
+                        connection_retry=KazooRetry(max_tries=-1, delay=0.05, max_delay=0.5))
+    states = []
+    client.add_listener(states.append)
+    session_id = client.client_id[0]
+    client.create("/eph", b"mine", ephemeral=True)
+    client.create("/data", b"before")
+    client.create("/parent")
+    seen_data, seen_children = [], []
+    client.DataWatch("/data", lambda data, stat: seen_data.append(data))
+    client.ChildrenWatch("/parent", lambda children: seen_children.append(sorted(children)))
+    wait_until(lambda: seen_data == [b"before"] and seen_children == [[]], message="watches armed")
+
+    srv.restart()
+    wait_until(lambda: states[-1:] == [KazooState.CONNECTED], timeout=60.0, message="kazoo reconnected")
+    assert states == [KazooState.SUSPENDED, KazooState.CONNECTED], states
+    assert client.client_id[0] == session_id
+
+    writer = w.connected(srv.port)
+    try:
+        err, stat = writer.exists("/eph")
+        assert err == w.OK and stat.ephemeralOwner == session_id
+        assert writer.set_data("/data", b"after")[0] == w.OK
+        assert writer.create("/parent/new")[0] == w.OK
+        wait_until(lambda: seen_data[-1:] == [b"after"], timeout=10.0, message="DataWatch saw the change")
+        wait_until(lambda: seen_children[-1:] == [["new"]], timeout=10.0, message="ChildrenWatch saw the child")
+        assert client.get("/eph")[0] == b"mine"
+        client.set("/data", b"from-kazoo")
+        assert writer.get_data("/data")[1][0] == b"from-kazoo"
+    finally:
+        writer.close()
+    assert KazooState.LOST not in states

@@ -15,6 +15,8 @@ reopenSession):
   (CLIENT_RECONNECT).
 """
 
+import logging
+import re
 import struct
 import threading
 import time
@@ -45,13 +47,53 @@ def test_timeout_negotiation(server, asked, granted):
         c.close()
 
 
-def test_kazoo_negotiated_timeout(make_kazoo):
-    """kazoo's session works with the clamped timeout: asking 0.1 s gets 400 ms,
-    and the session survives several timeouts thanks to pings."""
-    client = make_kazoo(timeout=0.1)
-    assert client.state == KazooState.CONNECTED
-    time.sleep(1.5)
-    assert client.state == KazooState.CONNECTED
+def _cons_line(srv, session_id):
+    """The `cons` line of the connection that carries session_id, or None."""
+    sid = f"sid=0x{session_id:x},"
+    return next((line for line in srv.fourlw("cons").splitlines() if sid in line), None)
+
+
+def _cons_field(line, name):
+    return re.search(rf"\b{name}=(\w+)", line).group(1)
+
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(level=1)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.mark.deadline(40)
+def test_kazoo_negotiated_timeout(make_server, make_kazoo):
+    """kazoo asking for a 0.1 s session is granted minSessionTimeout (1000 ms here):
+    kazoo's handshake log and the server's `cons` both say so. The session then
+    outlives three of those timeouts on kazoo's pings alone: the server counts at
+    least eight more requests on the connection, kazoo never leaves CONNECTED,
+    and the session id stays the same."""
+    srv = make_server(minSessionTimeout=1000)
+    capture = _Capture()
+    logger = logging.getLogger("fk-tests.kazoo-negotiated-timeout")
+    logger.setLevel(1)  # kazoo logs the negotiated timeout at its BLATHER level (5)
+    logger.propagate = False
+    logger.addHandler(capture)
+    client = make_kazoo(srv, timeout=0.1, logger=logger)
+    granted = [m for m in capture.messages if "negotiated session timeout" in m]
+    assert len(granted) == 1 and re.search(r"negotiated session timeout: 1000\b", granted[0]), capture.messages
+    states = []
+    client.add_listener(states.append)
+    session_id = client.client_id[0]
+    line = _cons_line(srv, session_id)
+    assert line is not None and _cons_field(line, "to") == "1000", line
+    recved = int(_cons_field(line, "recved"))
+    started = time.monotonic()
+    wait_until(lambda: time.monotonic() - started >= 3.0
+               and int(_cons_field(_cons_line(srv, session_id), "recved")) >= recved + 8,
+               timeout=30.0, interval=0.1, message="three session timeouts and eight more requests")
+    assert states == [] and client.state == KazooState.CONNECTED
+    assert client.client_id[0] == session_id
     assert client.exists("/") is not None
 
 
@@ -214,23 +256,38 @@ def test_expiry_removes_ephemerals_and_fires_watches(make_server, make_kazoo):
 
 
 def test_pings_keep_session_alive(make_server):
-    """A session that pings every third of its timeout outlives many timeouts."""
+    """A session that pings about four times per timeout outlives three timeouts:
+    the server never closes its connection and its ephemeral stays. (The client
+    paces its pings by checking that the connection is still open.)"""
     srv = make_server()
-    c = w.connected(srv.port, timeout_ms=400)
+    c = w.connected(srv.port, timeout_ms=1000)
     try:
+        assert c.session.timeout == 1000
         assert c.create("/alive", flags=w.EPHEMERAL)[0] == w.OK
-        for _ in range(15):
-            time.sleep(0.13)
+        started = time.monotonic()
+        pings = 0
+        while time.monotonic() - started < 3.0:
             assert c.ping().err == w.OK
+            pings += 1
+            assert not c.wait_closed(0.25), "the server closed a pinging session's connection"
+        assert pings >= 8
         assert c.exists("/alive")[0] == w.OK
     finally:
         c.close()
+    probe = w.connected(srv.port)
+    try:
+        err, stat = probe.exists("/alive")
+        assert err == w.OK and stat.ephemeralOwner == c.session.session_id
+    finally:
+        probe.close()
 
 
 def test_kazoo_sees_expiry(make_server, make_kazoo):
     """kazoo reports LOST when its session is expired behind its back, and can start a new one."""
     srv = make_server()
-    client = make_kazoo(srv, timeout=0.4)
+    # a 10 s session: nothing here waits for a timeout (the thief closes the
+    # session), and a short one could expire on a loaded machine before the theft
+    client = make_kazoo(srv, timeout=10.0)
     states = []
     lost = threading.Event()
 
@@ -246,7 +303,7 @@ def test_kazoo_sees_expiry(make_server, make_kazoo):
     # then the thief closes the session
     thief = w.WireClient(srv.port)
     try:
-        resp = thief.connect(session_id=session_id, passwd=passwd, timeout_ms=400)
+        resp = thief.connect(session_id=session_id, passwd=passwd, timeout_ms=10000)
         assert resp.session_id == session_id
         thief.close_session()
     finally:

@@ -18,6 +18,7 @@ DataNode.copyStat):
 import time
 
 import zkwire as w
+from conftest import wait_until
 
 
 def _create2(wire, path, data=b"", flags=w.PERSISTENT):
@@ -49,12 +50,15 @@ def test_stat_after_create(wire, base):
 def test_stat_after_set_data(wire, base):
     """setData moves mzxid, mtime, version and dataLength only."""
     _, created = _create2(wire, f"{base}/n", b"abcd")
-    time.sleep(0.01)
+    # the server stamps mtime from the same wall clock: once it has moved past
+    # the create's millisecond, the setData's mtime must be later
+    wait_until(lambda: int(time.time() * 1000) > created.mtime + 1, timeout=5.0, interval=0.002,
+               message="the wall clock to pass ctime")
     rep = wire.request(w.OP_SET_DATA, w.set_data_body(f"{base}/n", b"xy"))
     s = rep.reader().stat()
     assert s.mzxid == rep.zxid > created.czxid
     assert s.czxid == created.czxid and s.pzxid == created.pzxid and s.ctime == created.ctime
-    assert s.mtime >= created.mtime
+    assert s.mtime > created.mtime
     assert (s.version, s.cversion, s.aversion, s.dataLength, s.numChildren) == (1, 0, 0, 2, 0)
     assert _stat(wire, f"{base}/n") == s
 

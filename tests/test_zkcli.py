@@ -8,17 +8,19 @@ getEphemerals. zkCli prints results on stdout and some confirmations
 checked, with the SLF4J start-up noise removed.
 """
 
-import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import digest
+from conftest import digest, require_files
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 
-pytestmark = pytest.mark.skipif(not os.path.exists(ZKCLI), reason="Debian's zookeeper package is not installed")
+
+@pytest.fixture(autouse=True)
+def _zkcli_installed():
+    require_files(ZKCLI)
 
 
 def zkcli(server, *args, script=None):

@@ -17,6 +17,7 @@ waits for something that never comes fails instead of hanging.
 """
 
 import collections
+import select
 import socket
 import struct
 import time
@@ -452,6 +453,21 @@ class WireClient:
         except TimeoutError:
             return False
 
+    def nothing_received(self):
+        """True when the server has sent nothing on this connection so far and
+        has not closed it; looks at what has already arrived, without waiting."""
+        if self.buf:
+            return False
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        if not readable:
+            return True
+        try:
+            chunk = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return False
+        self.buf += chunk
+        return False
+
     def close(self):
         try:
             self.sock.close()
@@ -532,26 +548,29 @@ class WireClient:
                 continue
             raise AssertionError(f"unexpected reply xid {reply.xid} while waiting for an event")
 
-    def drain_events(self, quiet=0.5, limit=1000):
-        """Takes every pending notification and those arriving until the
-        connection has been quiet for `quiet` seconds (at most `limit`)."""
-        out = []
-        while len(out) < limit:
-            try:
-                out.append(self.wait_event(quiet))
-            except TimeoutError:
-                break
-        return out
+    def barrier(self):
+        """A sync round trip on this connection; returns the notifications
+        taken on the way (pending ones first).
 
-    def no_event(self, within=0.5):
-        """True when no notification is pending or arrives within `within` seconds."""
-        if self.unread:
-            return False
-        try:
-            self.wait_event(within)
-        except TimeoutError:
-            return True
-        return False
+        The server sends a txn's events to every watching connection before
+        it answers any later request on those connections (ZooKeeper's
+        FinalRequestProcessor fires watches and answers requests in one
+        order; ferrokeeper's DESIGN.md promises the same). So once a write
+        has been acknowledged, every event it will ever cause on this
+        connection has arrived by the time this sync is answered: an event
+        that is merely late cannot pass for no event."""
+        events = list(self.unread)
+        self.unread.clear()
+        rep = self.request(OP_SYNC, path_body("/"))
+        assert rep.err == OK, f"sync answered {rep.err}"
+        events += rep.events_before
+        self.unread.clear()
+        return events
+
+    def no_event(self):
+        """True when no notification is pending or arrives before a barrier
+        (see barrier)."""
+        return not self.barrier()
 
     # conveniences that return (err, decoded body or None)
 

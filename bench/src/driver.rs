@@ -84,7 +84,10 @@ pub enum RunLength {
 /// Everything that defines a run.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub server: SocketAddr,
+    /// The servers; session `i` connects to `servers[i % servers.len()]`
+    /// (an ensemble's servers each take a share). The namespace is set up
+    /// through the first.
+    pub servers: Vec<SocketAddr>,
     /// Names the server in reports ("zookeeper", "ferrokeeper", an address).
     pub server_name: String,
     pub label: String,
@@ -115,7 +118,7 @@ impl RunConfig {
     /// A closed-loop run of `workload` with defaults for everything else.
     pub fn new(server: SocketAddr, workload: Workload) -> RunConfig {
         RunConfig {
-            server,
+            servers: vec![server],
             server_name: server.to_string(),
             label: workload.name(),
             workload,
@@ -142,8 +145,16 @@ impl RunConfig {
         }
     }
 
+    /// The server session `index` connects to.
+    pub fn server_for(&self, index: usize) -> SocketAddr {
+        self.servers[index % self.servers.len()]
+    }
+
     fn check(&self) -> Result<(), RunError> {
         let bad = |what: &str| Err(RunError::Config(what.to_owned()));
+        if self.servers.is_empty() {
+            return bad("no server");
+        }
         if self.sessions == 0 || self.sessions > SESSIONS_MAX {
             return bad("sessions must be in 1..=100000");
         }
@@ -211,7 +222,7 @@ fn value_bytes(size: usize) -> Arc<[u8]> {
 
 /// Creates the namespace the workload needs (see [`workload`]).
 pub fn prepare(config: &RunConfig, run_dir: &str, value: &[u8]) -> io::Result<()> {
-    let mut client = SyncClient::connect(config.server, config.connect_timeout)?;
+    let mut client = SyncClient::connect(config.servers[0], config.connect_timeout)?;
     client.ensure(workload::ROOT, b"")?;
     if config.workload.needs_keys() {
         prepare_keys(&mut client, config.keys, value)?;
@@ -227,6 +238,13 @@ pub fn prepare(config: &RunConfig, run_dir: &str, value: &[u8]) -> io::Result<()
         check_replies(&replies, "keeper directories")?;
     }
     client.close();
+    // The other servers of an ensemble serve reads from their own copy: make
+    // them catch up with the setup before any session reads through them.
+    for &server in &config.servers[1..] {
+        let mut client = SyncClient::connect(server, config.connect_timeout)?;
+        client.sync(run_dir)?;
+        client.close();
+    }
     Ok(())
 }
 
@@ -594,7 +612,8 @@ impl<'a> Worker<'a> {
                 Arc::clone(&value),
                 Arc::clone(&run_dir),
             );
-            match Session::connect(config.server, index, source, config.session_timeout_ms) {
+            let server = config.server_for(index);
+            match Session::connect(server, index, source, config.session_timeout_ms) {
                 Ok(mut session) => {
                     let token = Token(worker.sessions.len());
                     worker

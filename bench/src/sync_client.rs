@@ -155,6 +155,27 @@ impl SyncClient {
         }
     }
 
+    /// sync(path): returns once the server has caught up with the leader.
+    pub fn sync(&mut self, path: &str) -> io::Result<()> {
+        let reply = self.call(|xid, out| wire::put_sync(out, xid, path))?;
+        match reply.err {
+            0 => Ok(()),
+            e => Err(invalid(format!("sync {path}: error {e}"))),
+        }
+    }
+
+    /// getChildren: the names, or `Ok(None)` when the node does not exist.
+    pub fn get_children(&mut self, path: &str) -> io::Result<Option<Vec<String>>> {
+        let reply = self.call(|xid, out| wire::put_get_children(out, xid, path))?;
+        match reply.err {
+            0 => wire::decode_children(&reply.body)
+                .map(Some)
+                .map_err(|e| invalid(format!("getChildren body: {e}"))),
+            e if e == ErrorCode::NoNode.code() => Ok(None),
+            e => Err(invalid(format!("getChildren {path}: error {e}"))),
+        }
+    }
+
     /// Closes the session (best effort: the server may close first).
     pub fn close(mut self) {
         let xid = self.next_xid;

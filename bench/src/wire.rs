@@ -105,19 +105,52 @@ pub fn put_close_session(out: &mut Vec<u8>, xid: i32) {
     end_frame(out, start);
 }
 
+/// `sync(path)`: the server this session is connected to catches up with
+/// the leader before answering.
+pub fn put_sync(out: &mut Vec<u8>, xid: i32, path: &str) {
+    let start = begin_frame(out, xid, OpCode::Sync);
+    put_bytes(out, path.as_bytes());
+    end_frame(out, start);
+}
+
 /// The handshake frame for a new session (the 45-byte form with readOnly
 /// false, as the Java client sends it).
 pub fn put_connect(out: &mut Vec<u8>, timeout_ms: i32) {
+    put_reconnect(out, timeout_ms, 0, &[0; 16], 0);
+}
+
+/// The handshake frame that resumes session `session_id` (with its password)
+/// on another server, telling it the highest zxid this client has seen: a
+/// server behind that zxid refuses the connection, as ZooKeeper's clients
+/// expect (they then try the next server).
+pub fn put_reconnect(
+    out: &mut Vec<u8>,
+    timeout_ms: i32,
+    session_id: i64,
+    password: &[u8],
+    last_zxid_seen: i64,
+) {
     let request = ConnectRequest {
         protocol_version: 0,
-        last_zxid_seen: 0,
+        last_zxid_seen,
         timeout_ms,
-        session_id: 0,
-        password: vec![0; 16],
+        session_id,
+        password: password.to_vec(),
         read_only: Some(false),
     };
     let body = request.to_bytes();
     put_bytes(out, &body);
+}
+
+/// The names in a getChildren reply's body.
+pub fn decode_children(body: &[u8]) -> Result<Vec<String>, DecodeError> {
+    let mut r = Reader::new(body);
+    let count = r.read_i32()?;
+    let mut names = Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1 << 16));
+    for _ in 0..count.max(0) {
+        names.push(r.read_ustring()?);
+    }
+    Ok(names)
 }
 
 /// The first reply of a connection. A server that refuses the session answers
@@ -217,6 +250,10 @@ mod tests {
                 }),
             ),
             (frame(|o| put_close_session(o, 9)), Request::CloseSession),
+            (
+                frame(|o| put_sync(o, 9, "/a")),
+                Request::Sync(proto::ops::SyncRequest { path: "/a".into() }),
+            ),
         ];
         for (ours, request) in cases {
             assert_eq!(ours, encode_request(9, &request), "{request:?}");
@@ -234,6 +271,34 @@ mod tests {
         let request = ConnectRequest::from_bytes(&bytes[4..]).unwrap();
         assert_eq!(request.timeout_ms, 30_000);
         assert_eq!(request.read_only, Some(false));
+    }
+
+    /// A resumed session's handshake carries its id, password and last zxid.
+    #[test]
+    fn reconnect_frame_carries_the_session() {
+        let bytes = frame(|o| put_reconnect(o, 30_000, 0x1234, &[7; 16], 99));
+        assert_eq!(bytes.len(), 4 + 45);
+        let request = ConnectRequest::from_bytes(&bytes[4..]).unwrap();
+        assert_eq!(
+            (
+                request.session_id,
+                request.last_zxid_seen,
+                request.password.as_slice()
+            ),
+            (0x1234, 99, &[7u8; 16][..])
+        );
+    }
+
+    /// getChildren bodies decode to their names, and a short body is an error.
+    #[test]
+    fn children_decode() {
+        let mut w = proto::Writer::new();
+        w.write_i32(2);
+        w.write_ustring("a");
+        w.write_ustring("bc");
+        let body = w.as_slice().to_vec();
+        assert_eq!(decode_children(&body).unwrap(), vec!["a", "bc"]);
+        assert!(decode_children(&body[..body.len() - 1]).is_err());
     }
 
     #[test]

@@ -72,11 +72,87 @@ pub struct Config {
     /// or with a write and an fdatasync (`fdatasync`). `fk-diskbench --dsync`
     /// shows which a disk favours.
     pub log_sync_dsync: bool,
-    /// `server.N` lines; kept for the replication work, unused standalone.
+    /// ferrokeeper's own (`ferrokeeper.unsentReplyBytesMax`): the most reply
+    /// bytes one connection may have unwritten before the server stops
+    /// taking its requests; a connection that stays at this bound for its
+    /// session timeout is closed.
+    pub unsent_reply_bytes_max: u64,
+    /// ferrokeeper's own (`ferrokeeper.handshakeTimeoutMs`): a connection
+    /// that has not sent its ConnectRequest (and, on the secure port,
+    /// finished its TLS handshake) this long after it was accepted is closed.
+    /// ZooKeeper's NIO server does the same after
+    /// `zookeeper.nio.sessionlessCnxnTimeout`, 10 s by default.
+    pub handshake_timeout_ms: u64,
+    /// `secureClientPort`: a second client port speaking TLS (none if unset).
+    pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress`; the client port's address when unset.
+    pub secure_client_port_address: Option<IpAddr>,
+    /// The `ssl.*` keys of the secure client port.
+    pub tls: TlsConfig,
+    /// `server.N` lines, by N: two or more make an ensemble.
     pub servers: BTreeMap<u32, String>,
+    /// `peerType`: `observer` makes this server an observer (its server.N
+    /// line must say so too).
+    pub peer_type: Option<String>,
+    /// `standaloneEnabled`: with one server.N line, run standalone (true) or
+    /// as an ensemble of one (false).
+    pub standalone_enabled: bool,
+    /// ferrokeeper's own (`ferrokeeper.peerQueueBytesMax`): bytes queued for
+    /// one learner on the leader before it is disconnected and re-synced.
+    pub peer_queue_bytes_max: usize,
     /// Keys this version does not act on (warned at start-up).
     pub unknown: BTreeMap<String, String>,
 }
+
+/// What ZooKeeper's `ssl.clientAuth` asks of a TLS client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    None,
+    /// A certificate is asked for; a client without one is served unauthenticated.
+    Want,
+    /// A client without a trusted certificate is refused (ZooKeeper's default).
+    Need,
+}
+
+/// ZooKeeper's `ssl.*` keys for the secure client port. Passwords come from
+/// `ssl.*.password` or from the file named by `ssl.*.passwordPath`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub key_store_location: Option<PathBuf>,
+    pub key_store_password: Option<String>,
+    pub key_store_password_path: Option<PathBuf>,
+    /// `ssl.keyStore.type` (JKS, PKCS12, PEM); from the extension when unset.
+    pub key_store_type: Option<String>,
+    pub trust_store_location: Option<PathBuf>,
+    pub trust_store_password: Option<String>,
+    pub trust_store_password_path: Option<PathBuf>,
+    pub trust_store_type: Option<String>,
+    pub client_auth: ClientAuth,
+    /// `X509AuthenticationProvider.superUser`: the certificate subject that
+    /// is the super user.
+    pub x509_super_user: Option<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            key_store_location: None,
+            key_store_password: None,
+            key_store_password_path: None,
+            key_store_type: None,
+            trust_store_location: None,
+            trust_store_password: None,
+            trust_store_password_path: None,
+            trust_store_type: None,
+            client_auth: ClientAuth::Need,
+            x509_super_user: None,
+        }
+    }
+}
+
+/// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` default.
+pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
 /// Four-letter words ZooKeeper enables when `4lw.commands.whitelist` is absent.
 const FOUR_LETTER_WORDS_DEFAULT: &[&str] = &["srvr"];
@@ -114,7 +190,15 @@ impl Default for Config {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             io_memory_bytes: 512 * 1024,
             log_sync_dsync: true,
+            unsent_reply_bytes_max: node::settings::UNSENT_BYTES_MAX_DEFAULT,
+            handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            tls: TlsConfig::default(),
             servers: BTreeMap::new(),
+            peer_type: None,
+            standalone_enabled: true,
+            peer_queue_bytes_max: 64 << 20,
             unknown: BTreeMap::new(),
         }
     }
@@ -143,9 +227,72 @@ impl Config {
         SocketAddr::new(self.client_port_address, self.client_port)
     }
 
+    /// Where the TLS listener binds, if `secureClientPort` is set.
+    pub fn secure_client_address(&self) -> Option<SocketAddr> {
+        let port = self.secure_client_port?;
+        let address = self
+            .secure_client_port_address
+            .unwrap_or(self.client_port_address);
+        Some(SocketAddr::new(address, port))
+    }
+
     /// Whether a four-letter word may run (`4lw.commands.whitelist`).
     pub fn four_letter_word_enabled(&self, word: &str) -> bool {
         self.four_letter_words.iter().any(|w| w == "*" || w == word)
+    }
+
+    /// Whether the server.N lines make this server part of an ensemble.
+    pub fn is_ensemble(&self) -> bool {
+        self.servers.len() >= 2 || (self.servers.len() == 1 && !self.standalone_enabled)
+    }
+
+    /// The ensemble and this server's place in it, from the server.N lines
+    /// and `dataDir/myid` (read here). `None` for a standalone server.
+    pub fn ensemble_settings(&self) -> Result<Option<node::EnsembleSettings>, ConfigError> {
+        if !self.is_ensemble() {
+            return Ok(None);
+        }
+        let values = self
+            .servers
+            .iter()
+            .map(|(sid, value)| (u64::from(*sid), value.as_str()));
+        let ensemble = replication::Ensemble::from_server_values(values)
+            .map_err(|err| ConfigError::Inconsistent(err.to_string()))?;
+        let myid_path = self.data_dir.join("myid");
+        let text = std::fs::read_to_string(&myid_path).map_err(|source| ConfigError::Read {
+            path: myid_path.clone(),
+            source,
+        })?;
+        let my_sid: u64 = text.trim().parse().map_err(|_| {
+            ConfigError::Inconsistent(format!("{} does not hold a server id", myid_path.display()))
+        })?;
+        let Some(me) = ensemble.get(my_sid) else {
+            return Err(ConfigError::Inconsistent(format!(
+                "myid {my_sid} has no server.{my_sid} line"
+            )));
+        };
+        if my_sid > 254 {
+            return Err(ConfigError::Inconsistent(format!(
+                "myid {my_sid} is over 254: session ids carry it in one byte"
+            )));
+        }
+        let observer = me.learner_type == replication::LearnerType::Observer;
+        if self
+            .peer_type
+            .as_deref()
+            .is_some_and(|t| (t == "observer") != observer)
+        {
+            return Err(ConfigError::Inconsistent(format!(
+                "peerType={} but server.{my_sid} is a {:?}",
+                self.peer_type.as_deref().unwrap_or_default(),
+                me.learner_type
+            )));
+        }
+        let mut settings = node::EnsembleSettings::new(my_sid, ensemble);
+        settings.init_limit = self.init_limit.max(1);
+        settings.sync_limit = self.sync_limit.max(1);
+        settings.peer_queue_bytes_max = self.peer_queue_bytes_max;
+        Ok(Some(settings))
     }
 
     /// What the node needs to know; `random_seed` seeds its random choices.
@@ -163,6 +310,12 @@ impl Config {
             super_digest: self.super_digest.clone(),
             fsync_warning_threshold_ms: self.fsync_warning_threshold_ms,
             random_seed,
+            extended_types_enabled: self.extended_types_enabled,
+            x509_enabled: self.secure_client_port.is_some(),
+            txn_bytes_max: self.txn_bytes_max(),
+            ensemble: None,
+            unsent_bytes_max: self.unsent_reply_bytes_max,
+            ..node::Settings::default()
         }
     }
 
@@ -288,6 +441,46 @@ impl Config {
                         _ => return Err(bad("expected dsync or fdatasync")),
                     }
                 }
+                "peerType" => {
+                    if !matches!(value, "participant" | "observer") {
+                        return Err(bad("expected participant or observer"));
+                    }
+                    config.peer_type = Some(value.to_string());
+                }
+                "standaloneEnabled" => {
+                    config.standalone_enabled =
+                        yes_no(value).ok_or_else(|| bad("expected true or false"))?
+                }
+                "ferrokeeper.peerQueueBytesMax" => {
+                    config.peer_queue_bytes_max = number(value)
+                        .filter(|n: &usize| *n >= 1 << 20)
+                        .ok_or_else(|| bad("expected a byte count of at least 1 MiB"))?
+                }
+                "ferrokeeper.unsentReplyBytesMax" => {
+                    config.unsent_reply_bytes_max = number(value)
+                        .filter(|n: &u64| *n >= 1024)
+                        .ok_or_else(|| bad("expected a byte count >= 1024"))?
+                }
+                "ferrokeeper.handshakeTimeoutMs" | "nio.sessionlessCnxnTimeout" => {
+                    config.handshake_timeout_ms = number(value)
+                        .filter(|n: &u64| *n >= 1)
+                        .ok_or_else(|| bad("expected milliseconds >= 1"))?
+                }
+                "secureClientPort" => {
+                    config.secure_client_port =
+                        Some(number(value).ok_or_else(|| bad("not a port"))?)
+                }
+                "secureClientPortAddress" => {
+                    config.secure_client_port_address =
+                        Some(resolve(value).ok_or_else(|| bad("not an address"))?)
+                }
+                _ if key.trim_start_matches("zookeeper.").starts_with("ssl.")
+                    || key.contains("X509AuthenticationProvider.") =>
+                {
+                    if !config.tls.set(key, value).map_err(&bad)? {
+                        config.unknown.insert(key.to_string(), value.to_string());
+                    }
+                }
                 _ if key.starts_with("server.") => {
                     let id = key["server.".len()..]
                         .parse()
@@ -324,12 +517,51 @@ impl Config {
                 self.min_session_timeout_ms, self.max_session_timeout_ms
             )));
         }
+        if self.secure_client_port.is_some() && self.tls.key_store_location.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "secureClientPort is set but ssl.keyStore.location is not".into(),
+            ));
+        }
+        if self.secure_client_port_address.is_some() && self.secure_client_port.is_none() {
+            return Err(ConfigError::Inconsistent(
+                "secureClientPortAddress is set but secureClientPort is not".into(),
+            ));
+        }
         if self.jute_max_buffer < 1024 {
             return Err(ConfigError::Inconsistent(
                 "jute.maxbuffer must be at least 1024".into(),
             ));
         }
         Ok(())
+    }
+}
+
+impl TlsConfig {
+    /// Takes one `ssl.*` key; false if it is not one ferrokeeper acts on.
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, &'static str> {
+        let path = || Some(PathBuf::from(value));
+        let text = || Some(value.to_string());
+        match key.strip_prefix("zookeeper.").unwrap_or(key) {
+            "ssl.keyStore.location" => self.key_store_location = path(),
+            "ssl.keyStore.password" => self.key_store_password = text(),
+            "ssl.keyStore.passwordPath" => self.key_store_password_path = path(),
+            "ssl.keyStore.type" => self.key_store_type = text(),
+            "ssl.trustStore.location" => self.trust_store_location = path(),
+            "ssl.trustStore.password" => self.trust_store_password = text(),
+            "ssl.trustStore.passwordPath" => self.trust_store_password_path = path(),
+            "ssl.trustStore.type" => self.trust_store_type = text(),
+            "ssl.clientAuth" => {
+                self.client_auth = match value.to_ascii_lowercase().as_str() {
+                    "" | "need" => ClientAuth::Need,
+                    "want" => ClientAuth::Want,
+                    "none" => ClientAuth::None,
+                    _ => return Err("expected need, want or none"),
+                }
+            }
+            "X509AuthenticationProvider.superUser" => self.x509_super_user = text(),
+            _ => return Ok(false),
+        }
+        Ok(true)
     }
 }
 
@@ -403,6 +635,56 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("zoo.cfg:2: clientPort"), "{err}");
+    }
+
+    #[test]
+    fn connection_bounds_have_defaults_and_zookeepers_handshake_key_is_read() {
+        let config = parse("").unwrap();
+        assert_eq!(config.handshake_timeout_ms, 10_000);
+        assert_eq!(config.unsent_reply_bytes_max, 4 * 1024 * 1024);
+        assert_eq!(config.node_settings(0).unsent_bytes_max, 4 * 1024 * 1024);
+        let config =
+            parse("nio.sessionlessCnxnTimeout=1500\nferrokeeper.unsentReplyBytesMax=65536\n")
+                .unwrap();
+        assert_eq!(config.handshake_timeout_ms, 1500);
+        assert_eq!(config.node_settings(0).unsent_bytes_max, 65536);
+        assert!(config.unknown.is_empty());
+        let err = parse("ferrokeeper.unsentReplyBytesMax=10\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unsentReplyBytesMax"), "{err}");
+    }
+
+    #[test]
+    fn zookeepers_tls_keys_configure_the_secure_port() {
+        let config = parse(
+            "clientPortAddress=127.0.0.2\nsecureClientPort=2281\n\
+             ssl.keyStore.location=/k.jks\nssl.keyStore.password=pw\n\
+             zookeeper.ssl.trustStore.location=/t.p12\nssl.trustStore.type=PKCS12\n\
+             ssl.clientAuth=want\nX509AuthenticationProvider.superUser=CN=admin\n\
+             ssl.hostnameVerification=false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.secure_client_address(),
+            Some("127.0.0.2:2281".parse().unwrap())
+        );
+        assert_eq!(config.tls.key_store_location, Some(PathBuf::from("/k.jks")));
+        assert_eq!(config.tls.key_store_password.as_deref(), Some("pw"));
+        assert_eq!(
+            config.tls.trust_store_location,
+            Some(PathBuf::from("/t.p12"))
+        );
+        assert_eq!(config.tls.trust_store_type.as_deref(), Some("PKCS12"));
+        assert_eq!(config.tls.client_auth, ClientAuth::Want);
+        assert_eq!(config.tls.x509_super_user.as_deref(), Some("CN=admin"));
+        assert!(config.unknown.contains_key("ssl.hostnameVerification"));
+        assert_eq!(parse("").unwrap().tls.client_auth, ClientAuth::Need);
+        assert_eq!(parse("").unwrap().secure_client_address(), None);
+        let err = parse("secureClientPort=2281\n").unwrap_err().to_string();
+        assert!(err.contains("ssl.keyStore.location"), "{err}");
+        let err = parse("ssl.clientAuth=maybe\n").unwrap_err().to_string();
+        assert!(err.contains("ssl.clientAuth"), "{err}");
     }
 
     #[test]

@@ -18,12 +18,13 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use node::{Action, ConnId, Input, Level, Node, Now, Peer, PurgeReport, StorageFailure};
+use node::{Action, ConnId, EpochKind, Input, Level, Node, Now, Peer, PurgeReport, StorageFailure};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
-use crate::log_stage::{LogBatch, LogHandle, LogReport};
+use crate::log_stage::{LogBatch, LogCommand, LogHandle, LogReport};
 use crate::messages::{OutFrame, ToSequencer};
+use crate::peers::{PeerEvent, Peers};
 use crate::storage::{SnapshotEvent, SnapshotThread};
 
 /// Messages handled per wake-up before the node's actions are carried out,
@@ -43,6 +44,10 @@ pub enum Completion {
     Log(LogReport),
     Snapshot(SnapshotEvent),
     Purge(Result<PurgeReport, StorageFailure>),
+    /// An epoch file asked for is durable.
+    EpochPersisted,
+    /// The state reloaded from disk.
+    Reloaded(Box<node::Recovered>),
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
@@ -63,6 +68,9 @@ pub struct Driver {
     four_letter_words: HashMap<u64, async_channel::Sender<Box<node::fourlw::NodeReport>>>,
     next_request: u64,
     actions: Vec<Action>,
+    /// The peer transport, in an ensemble.
+    peers: Option<Rc<Peers>>,
+    peer_events: Option<async_channel::Receiver<PeerEvent>>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -83,8 +91,15 @@ impl Driver {
         origin: Instant,
         log: LogHandle,
         completions: async_channel::Sender<Completion>,
+        peers: Option<(Rc<Peers>, async_channel::Receiver<PeerEvent>)>,
     ) -> Driver {
+        let (peers, peer_events) = match peers {
+            Some((peers, events)) => (Some(peers), Some(events)),
+            None => (None, None),
+        };
         Driver {
+            peers,
+            peer_events,
             config,
             node,
             origin,
@@ -115,16 +130,32 @@ impl Driver {
         // Ticks are due by the clock, not by idleness: a busy inbox must not
         // starve session expiry and the reaper.
         let mut next_tick = self.origin.elapsed() + tick;
+        let peer_events = self.peer_events.clone();
         loop {
             let mut now = self.now();
-            if now.monotonic >= next_tick {
+            let election_due = self
+                .node
+                .next_deadline()
+                .is_some_and(|deadline| now.monotonic >= deadline);
+            if now.monotonic >= next_tick || election_due {
                 self.node.step(now, Input::Tick);
-                next_tick = now.monotonic + tick;
+                if now.monotonic >= next_tick {
+                    next_tick = now.monotonic + tick;
+                }
+                self.carry_out();
             }
-            let until_tick = next_tick.saturating_sub(now.monotonic);
+            let wake_at = self
+                .node
+                .next_deadline()
+                .map_or(next_tick, |deadline| deadline.min(next_tick));
+            let mut until_tick = wake_at.saturating_sub(now.monotonic);
+            if self.node.has_ready_work() {
+                until_tick = until_tick.min(std::time::Duration::from_millis(1));
+            }
             let accepting = self.node.accepts_requests();
             enum Wake {
                 Done(Completion),
+                Peer(PeerEvent),
                 Inbox(ToSequencer),
                 Tick,
                 Stop,
@@ -138,16 +169,27 @@ impl Driver {
                 },
                 futures_lite::future::or(
                     async {
-                        if !accepting {
-                            // Backpressure: a completion wakes the loop.
-                            return futures_lite::future::pending().await;
+                        match &peer_events {
+                            Some(events) => match events.recv().await {
+                                Ok(event) => Wake::Peer(event),
+                                Err(_) => futures_lite::future::pending().await,
+                            },
+                            None => futures_lite::future::pending().await,
                         }
-                        inbox.recv().await.map_or(Wake::Stop, Wake::Inbox)
                     },
-                    async {
-                        glommio::timer::sleep(until_tick).await;
-                        Wake::Tick
-                    },
+                    futures_lite::future::or(
+                        async {
+                            if !accepting {
+                                // Backpressure: a completion wakes the loop.
+                                return futures_lite::future::pending().await;
+                            }
+                            inbox.recv().await.map_or(Wake::Stop, Wake::Inbox)
+                        },
+                        async {
+                            glommio::timer::sleep(until_tick).await;
+                            Wake::Tick
+                        },
+                    ),
                 ),
             )
             .await;
@@ -169,6 +211,15 @@ impl Driver {
                         self.on_message(now, message);
                     }
                 }
+                Wake::Peer(event) => {
+                    self.on_peer_event(now, event);
+                    if let Some(events) = &peer_events {
+                        for _ in 0..INBOX_DRAIN_MAX {
+                            let Ok(event) = events.try_recv() else { break };
+                            self.on_peer_event(now, event);
+                        }
+                    }
+                }
                 Wake::Tick => {}
                 Wake::Stop => return,
             }
@@ -182,6 +233,7 @@ impl Driver {
                 conn,
                 peer,
                 request,
+                auth,
                 outbox,
             } => {
                 self.outboxes.insert(conn, outbox);
@@ -193,9 +245,11 @@ impl Driver {
                     conn,
                     peer,
                     request,
+                    auth,
                 }
             }
             ToSequencer::Requests { conn, requests } => Input::Requests { conn, requests },
+            ToSequencer::Written { conn, bytes } => Input::Written { conn, bytes },
             ToSequencer::Closed { conn } => {
                 self.outboxes.remove(&conn);
                 Input::Closed { conn }
@@ -224,12 +278,30 @@ impl Driver {
                 sync_time,
             },
             Completion::Log(LogReport::Failed(failure)) => Input::LogFailed(failure),
+            Completion::Log(LogReport::Truncated { zxid }) => Input::LogTruncated { zxid },
+            Completion::Log(LogReport::Space { available }) => Input::LogSpace { available },
             Completion::Snapshot(SnapshotEvent::ChunkWritten) => Input::SnapshotChunkWritten,
             Completion::Snapshot(SnapshotEvent::Done(result)) => {
                 self.snapshot = None;
                 Input::SnapshotDone { result }
             }
             Completion::Purge(result) => Input::PurgeDone { result },
+            Completion::EpochPersisted => Input::EpochPersisted,
+            Completion::Reloaded(recovered) => Input::Reloaded(recovered),
+        };
+        self.node.step(now, input);
+    }
+
+    fn on_peer_event(&mut self, now: Now, event: PeerEvent) {
+        let input = match event {
+            PeerEvent::Election { from, notification } => {
+                Input::ElectionReceived { from, notification }
+            }
+            PeerEvent::Connected { link, outbound } => Input::PeerConnected { link, outbound },
+            PeerEvent::ConnectFailed { sid } => Input::PeerConnectFailed { sid },
+            PeerEvent::Received { link, packet } => Input::PeerReceived { link, packet },
+            PeerEvent::Closed { link } => Input::PeerClosed { link },
+            PeerEvent::Written { link, bytes } => Input::PeerWritten { link, bytes },
         };
         self.node.step(now, input);
     }
@@ -260,7 +332,7 @@ impl Driver {
                     records,
                     roll_first,
                 };
-                if self.log.to_log.try_send(batch).is_err() {
+                if self.log.to_log.try_send(LogCommand::Append(batch)).is_err() {
                     // The node has at most one append in flight and the log
                     // takes one at a time: a refusal means the log task is gone.
                     error!("the log task is gone: refusing all writes from now on");
@@ -291,6 +363,110 @@ impl Driver {
                 Level::Warn => warn!("{line}"),
                 Level::Error => error!("{line}"),
             },
+            action @ (Action::ElectionSend { .. }
+            | Action::ConnectToLeader { .. }
+            | Action::PeerSend { .. }
+            | Action::PeerClose { .. }
+            | Action::PersistEpoch { .. }
+            | Action::TruncateLog { .. }
+            | Action::Reload) => self.carry_out_peer(action),
+        }
+    }
+
+    /// Ensemble actions.
+    fn carry_out_peer(&mut self, action: Action) {
+        let Some(peers) = self.peers.clone() else {
+            error!(
+                ?action,
+                "a standalone server was asked for an ensemble action; ignored"
+            );
+            return;
+        };
+        match action {
+            Action::ElectionSend { to, notification } => peers.send_notification(to, notification),
+            Action::ConnectToLeader { sid } => peers.connect_to_leader(sid),
+            Action::PeerSend { link, packet } => peers.send(link, packet),
+            Action::PeerClose { link } => peers.close(link),
+            Action::PersistEpoch { kind, epoch } => self.persist_epoch(kind, epoch),
+            Action::TruncateLog { zxid } => self.truncate_log(zxid),
+            Action::Reload => self.reload(),
+            other => unreachable!("not an ensemble action: {other:?}"),
+        }
+    }
+
+    /// Writes an epoch file (temp, fsync, rename, fsync the directory) on a
+    /// blocking thread; a failure stops the server, as a failed fsync does.
+    fn persist_epoch(&mut self, kind: EpochKind, epoch: i64) {
+        let dir = self.config.data_dir.clone();
+        let completions = self.completions.clone();
+        let which = match kind {
+            EpochKind::Accepted => wal::EpochFile::Accepted,
+            EpochKind::Current => wal::EpochFile::Current,
+        };
+        glommio::spawn_local(async move {
+            let written = glommio::executor()
+                .spawn_blocking(move || wal::write_epoch(&dir, which, epoch))
+                .await;
+            match written {
+                Ok(()) => {
+                    let _ = completions.send(Completion::EpochPersisted).await;
+                }
+                Err(err) => {
+                    error!(%err, ?kind, epoch, "cannot write the epoch file: stopping");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// Loads the state from disk again on a blocking thread.
+    fn reload(&mut self) {
+        let (data_dir, log_dir) = (
+            self.config.data_dir.clone(),
+            self.config.data_log_dir.clone(),
+        );
+        let completions = self.completions.clone();
+        glommio::spawn_local(async move {
+            let loaded = glommio::executor()
+                .spawn_blocking(move || {
+                    let recovered = crate::storage::recover(&data_dir, &log_dir)?;
+                    let zxid = recovered.tree.last_processed_zxid();
+                    let (accepted_epoch, current_epoch) =
+                        crate::storage::read_epochs(&data_dir, zxid)?;
+                    Ok::<_, crate::storage::StorageError>(node::Recovered {
+                        tree: recovered.tree,
+                        history: recovered.history,
+                        accepted_epoch,
+                        current_epoch,
+                    })
+                })
+                .await;
+            match loaded {
+                Ok(recovered) => {
+                    let reloaded = Completion::Reloaded(Box::new(recovered));
+                    let _ = completions.send(reloaded).await;
+                }
+                Err(err) => {
+                    error!(%err, "cannot reload the state from disk: stopping");
+                    std::process::exit(1);
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// TRUNC: the log task cuts the log (in order with the appends).
+    fn truncate_log(&mut self, zxid: i64) {
+        if self
+            .log
+            .to_log
+            .try_send(crate::log_stage::LogCommand::Truncate(zxid))
+            .is_err()
+        {
+            error!("the log task is gone: refusing all writes from now on");
+            let now = self.now();
+            self.node.step(now, Input::LogFailed(StorageFailure::Gone));
         }
     }
 

@@ -71,20 +71,34 @@ impl HostContext {
                     "maxSessionTimeout".into(),
                     config.max_session_timeout_ms.to_string(),
                 ),
-                ("serverId".into(), "0".into()),
             ],
             data_dir: config.data_dir.clone(),
             data_log_dir: config.data_log_dir.clone(),
         }
     }
 
-    /// Completes the node's report with the host's figures `word` shows.
-    /// Blocking: it reads /proc and lists directories.
-    pub fn complete(&self, word: &str, node: NodeReport) -> Snapshot {
+    /// Completes the node's report with the host's figures `word` shows, and
+    /// lists the watch tables the node copied. Blocking: it reads /proc,
+    /// lists directories, and walks every watch.
+    pub fn complete(&self, word: &str, mut node: NodeReport) -> Snapshot {
+        if let Some(watches) = node.watches.take() {
+            match word {
+                "wchc" => node.watches_by_session = watches.by_session(),
+                "wchp" => node.watches_by_path = watches.by_path(),
+                _ => {
+                    let summary = watches.summary();
+                    node.data_watches = summary.data_watches;
+                    node.watched_paths = summary.paths_watched;
+                    node.watching_connections = summary.connections_watching;
+                }
+            }
+        }
+        let mut config = self.config.clone();
+        config.push(("serverId".into(), node.server_id.to_string()));
         let mut snapshot = Snapshot {
             node,
             version: crate::VERSION.to_string(),
-            config: self.config.clone(),
+            config,
             ..Snapshot::default()
         };
         match word {
@@ -155,8 +169,15 @@ pub fn refusal(word: &str) -> String {
     format!("{word} is not executed because it is not in the whitelist.\n")
 }
 
+/// What ZooKeeper's words answer while the server serves no clients.
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 /// The answer to `word`.
 pub fn render(word: &str, s: &Snapshot) -> String {
+    let needs_a_serving_server = !matches!(word, "ruok" | "conf" | "envi" | "isro");
+    if needs_a_serving_server && !s.node.serving {
+        return NOT_SERVING.to_string();
+    }
     match word {
         "ruok" => "imok".to_string(),
         "isro" => "rw".to_string(),
@@ -263,7 +284,21 @@ fn monitor(s: &Snapshot) -> String {
             s.node.fsync_threshold_exceeded.to_string(),
         ),
         ("zk_last_zxid", format!("0x{:x}", s.node.last_zxid)),
+        ("zk_cnt_fsynctime", s.node.log_syncs.to_string()),
+        ("zk_max_fsynctime", s.node.log_sync_max_ms.to_string()),
+        ("zk_sum_fsynctime", s.node.log_sync_sum_ms.to_string()),
     ];
+    let mut rows = rows;
+    if s.node.mode == "leader" {
+        rows.push((
+            "zk_learners",
+            (s.node.followers + s.node.observers).to_string(),
+        ));
+        rows.push(("zk_followers", s.node.followers.to_string()));
+        rows.push(("zk_synced_followers", s.node.synced_followers.to_string()));
+        rows.push(("zk_synced_observers", s.node.observers.to_string()));
+        rows.push(("zk_pending_syncs", s.node.pending_syncs.to_string()));
+    }
     rows.into_iter()
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()
@@ -340,6 +375,7 @@ mod tests {
             "dump is not executed because it is not in the whitelist.\n"
         );
         assert_eq!(render("ruok", &Snapshot::default()), "imok");
+        assert_eq!(render("srvr", &Snapshot::default()), NOT_SERVING);
     }
 
     #[test]
@@ -347,6 +383,7 @@ mod tests {
         let s = Snapshot {
             node: NodeReport {
                 mode: "standalone",
+                serving: true,
                 node_count: 4,
                 last_zxid: 0x1f,
                 ..NodeReport::default()

@@ -4,14 +4,18 @@
 //! crate that knows about glommio, clocks and sockets (DESIGN.md, "The
 //! workspace"); every decision a simulator would need lives in `node`.
 
+pub mod client_cert;
 pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod fourlw;
+pub mod keystore;
 pub mod log_stage;
 pub mod messages;
+pub mod peers;
 pub mod server;
 pub mod storage;
+pub mod tls;
 
 /// The version reported by `srvr`, `stat` and `mntr`. Clients and tools parse
 /// the leading ZooKeeper version, so it comes first.

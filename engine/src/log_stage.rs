@@ -23,6 +23,16 @@ use wal::{GlommioFs, LogFs, LogTail, LogWriter, WalError, WriterConfig};
 
 use crate::driver::Completion;
 
+/// What the log task is asked to do, in order.
+#[derive(Debug)]
+pub enum LogCommand {
+    Append(LogBatch),
+    /// ZAB's TRUNC: snapshots above the cut are removed (ZOOKEEPER-1549: a
+    /// snapshot that holds an uncommitted txn must not be loaded again),
+    /// then every record after `zxid`, durably.
+    Truncate(i64),
+}
+
 /// What the node hands the log at once.
 #[derive(Debug)]
 pub struct LogBatch {
@@ -44,6 +54,12 @@ pub enum LogReport {
     },
     /// The log failed; no further write can be acknowledged.
     Failed(StorageFailure),
+    /// The log now ends at or before `zxid` (the TRUNC asked for).
+    Truncated { zxid: i64 },
+    /// Whether the log's disk has room for the next segment. When it has
+    /// not, the batch in flight waits staged (nothing of it written) and is
+    /// made durable once space returns; the node refuses new writes meanwhile.
+    Space { available: bool },
 }
 
 /// What the node may put in one append: the log's own bounds. An append
@@ -60,7 +76,7 @@ pub fn append_limits() -> node::AppendLimits {
 /// The driver's end of the log: at most one batch in flight.
 #[derive(Debug)]
 pub struct LogHandle {
-    pub to_log: async_channel::Sender<LogBatch>,
+    pub to_log: async_channel::Sender<LogCommand>,
 }
 
 /// How the disk log is set up (from zoo.cfg).
@@ -71,12 +87,14 @@ pub struct DiskLogSettings {
     pub fsync_warning: Duration,
     /// With forceSync on: O_DSYNC writes instead of write + fdatasync.
     pub dsync: bool,
+    /// Where snapshots are (a TRUNC removes those above the cut).
+    pub snap_dir: std::path::PathBuf,
 }
 
 /// The log task's end of the channels.
 #[derive(Debug)]
 pub struct LogEnd {
-    batches: async_channel::Receiver<LogBatch>,
+    batches: async_channel::Receiver<LogCommand>,
     reports: async_channel::Sender<Completion>,
 }
 
@@ -84,7 +102,7 @@ pub struct LogEnd {
 /// completions. They work across executors, so the log task may run on
 /// another core than the driver.
 pub fn log_channels(completions: async_channel::Sender<Completion>) -> (LogHandle, LogEnd) {
-    let (to_log, batches) = async_channel::bounded::<LogBatch>(1);
+    let (to_log, batches) = async_channel::bounded::<LogCommand>(1);
     (
         LogHandle { to_log },
         LogEnd {
@@ -111,7 +129,8 @@ pub async fn spawn_disk_log(
     };
     let writer = LogWriter::open(fs, settings.writer.clone(), tail).await?;
     let segment_bytes = settings.writer.segment_bytes;
-    glommio::spawn_local(keep_spare_ready(settings.dir.clone(), segment_bytes)).detach();
+    let keeper = keep_spare_ready(settings.dir.clone(), segment_bytes, end.reports.clone());
+    glommio::spawn_local(keeper).detach();
     glommio::spawn_local(run_disk_log(writer, settings, end.batches, end.reports)).detach();
     Ok(())
 }
@@ -119,11 +138,15 @@ pub async fn spawn_disk_log(
 async fn run_disk_log(
     mut writer: LogWriter<GlommioFs>,
     settings: DiskLogSettings,
-    batches: async_channel::Receiver<LogBatch>,
+    batches: async_channel::Receiver<LogCommand>,
     reports: async_channel::Sender<Completion>,
 ) {
-    while let Ok(batch) = batches.recv().await {
-        let report = match write_batch(&mut writer, batch).await {
+    while let Ok(command) = batches.recv().await {
+        let done = match command {
+            LogCommand::Append(batch) => write_batch(&mut writer, batch, &reports).await,
+            LogCommand::Truncate(zxid) => truncate(&mut writer, &settings.snap_dir, zxid).await,
+        };
+        let report = match done {
             Ok(report) => report,
             Err(err) => {
                 error!(dir = %settings.dir.display(), %err, "the txn log failed");
@@ -150,6 +173,26 @@ async fn run_disk_log(
     }
 }
 
+/// Cuts the log after `zxid`, snapshots above it first.
+async fn truncate(
+    writer: &mut LogWriter<GlommioFs>,
+    snap_dir: &std::path::Path,
+    zxid: i64,
+) -> Result<LogReport, WalError> {
+    let removed = wal::remove_snapshots_after(&wal::StdDir::new(snap_dir), zxid)?;
+    if !removed.is_empty() {
+        warn!(
+            ?removed,
+            zxid = format!("0x{zxid:x}"),
+            "removed snapshots above the TRUNC point"
+        );
+    }
+    let report = writer.truncate(zxid).await?;
+    tracing::info!(zxid = format!("0x{zxid:x}"), removed = report.segments_removed.len(),
+        cut = ?report.segment_cut, "log truncated");
+    Ok(LogReport::Truncated { zxid })
+}
+
 /// A snapshot rolls the log only once the current segment is at least this
 /// fraction (1/n) full.
 const ROLL_FILL_MIN_DIVISOR: u64 = 4;
@@ -160,19 +203,77 @@ const SPARE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 /// Keeps one zero-filled spare segment ready beside the log, in a task of its
 /// own so that the log writer never waits for 64 MiB of zeros at a segment
 /// switch (it prepares one inline only if this task has fallen behind).
-async fn keep_spare_ready(dir: std::path::PathBuf, segment_bytes: u64) {
+///
+/// Log space is preallocated, so a full disk shows here first, before any
+/// record fails: the node is told (it refuses new writes, reads go on) and
+/// told again when a spare could be made (writes resume). A failed spare
+/// leaves no temporary file (wal removes it).
+async fn keep_spare_ready(
+    dir: std::path::PathBuf,
+    segment_bytes: u64,
+    reports: async_channel::Sender<Completion>,
+) {
     let fs = GlommioFs::new(&dir);
+    let mut space = true;
     loop {
         let ready = fs
             .list()
             .is_ok_and(|names| names.iter().any(|n| wal::is_ready_spare(n)));
         if !ready {
-            if let Err(err) = wal::prepare_spare(&fs, segment_bytes).await {
-                warn!(dir = %dir.display(), %err,
-                    "preparing a spare log segment failed; the writer will make one when it needs it");
+            match wal::prepare_spare(&fs, segment_bytes).await {
+                Ok(_) if !space => {
+                    space = true;
+                    tracing::info!(dir = %dir.display(), "space for the log is back: writes resume");
+                    let report = Completion::Log(LogReport::Space { available: true });
+                    let _ = reports.send(report).await;
+                }
+                Ok(_) => {}
+                Err(err) if err.is_no_space() => {
+                    if space {
+                        space = false;
+                        error!(dir = %dir.display(), %err,
+                            "the log's disk is full: refusing writes until space is freed (reads go on)");
+                        let report = Completion::Log(LogReport::Space { available: false });
+                        let _ = reports.send(report).await;
+                    }
+                }
+                Err(err) => warn!(dir = %dir.display(), %err,
+                    "preparing a spare log segment failed; the writer will make one when it needs it"),
             }
         }
         glommio::timer::sleep(SPARE_CHECK_INTERVAL).await;
+    }
+}
+
+/// `writer.sync()`, waiting out a full disk: wal stages the batch and writes
+/// nothing when no segment can be prepared, so the same sync is tried again
+/// until space returns. Any other failure stops the log.
+async fn sync_waiting_for_space(
+    writer: &mut LogWriter<GlommioFs>,
+    reports: &async_channel::Sender<Completion>,
+) -> Result<wal::SyncStats, WalError> {
+    let mut told = false;
+    loop {
+        match writer.sync().await {
+            Err(err) if err.is_no_space() => {
+                if !told {
+                    told = true;
+                    error!(%err, "the log's disk is full: the batch waits for space, new writes are refused");
+                    let _ = reports
+                        .send(Completion::Log(LogReport::Space { available: false }))
+                        .await;
+                }
+                glommio::timer::sleep(SPARE_CHECK_INTERVAL).await;
+            }
+            result => {
+                if told && result.is_ok() {
+                    let _ = reports
+                        .send(Completion::Log(LogReport::Space { available: true }))
+                        .await;
+                }
+                return result;
+            }
+        }
     }
 }
 
@@ -181,6 +282,7 @@ async fn keep_spare_ready(dir: std::path::PathBuf, segment_bytes: u64) {
 async fn write_batch(
     writer: &mut LogWriter<GlommioFs>,
     batch: LogBatch,
+    reports: &async_channel::Sender<Completion>,
 ) -> Result<LogReport, WalError> {
     let started = Instant::now();
     // A snapshot began: start a new segment so that older ones can later be
@@ -197,14 +299,14 @@ async fn write_batch(
     let mut zxid = writer.zxid_durable();
     for record in &batch.records {
         if !writer.can_append(record.payload.len()) {
-            let stats = writer.sync().await?;
+            let stats = sync_waiting_for_space(writer, reports).await?;
             records += stats.records;
             record_bytes += stats.record_bytes;
         }
         writer.append(record.zxid, &record.payload)?;
         zxid = record.zxid;
     }
-    let stats = writer.sync().await?;
+    let stats = sync_waiting_for_space(writer, reports).await?;
     records += stats.records;
     record_bytes += stats.record_bytes;
     assert_eq!(

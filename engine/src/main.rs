@@ -54,8 +54,8 @@ fn main() -> ExitCode {
     for (key, value) in &config.unknown {
         warn!(key, value, "configuration key not used by ferrokeeper");
     }
-    if !config.servers.is_empty() {
-        warn!("server.N lines found: ensembles are not supported yet; running standalone");
+    if config.servers.len() == 1 && config.standalone_enabled {
+        warn!("one server.N line and standaloneEnabled: running standalone");
     }
     match engine::server::run(config) {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,8 +8,12 @@
 //! ```
 //!
 //! Both directions are bounded: a connection waits when the driver's inbox
-//! is full, and the driver never waits on a connection — when a
-//! connection's outbox is full the client is not reading, and it is closed.
+//! is full, and the driver never waits on a connection. What flows to a
+//! connection is bounded in bytes by the node's credit: the connection
+//! reports the bytes it writes ([`ToSequencer::Written`]) and the node takes
+//! no more of its requests while `ferrokeeper.unsentReplyBytesMax` bytes are
+//! unwritten. The outbox's bound in batches is a backstop: a connection
+//! whose outbox fills is closed.
 
 use std::net::SocketAddr;
 
@@ -35,6 +39,8 @@ pub enum ToSequencer {
         conn: ConnId,
         peer: SocketAddr,
         request: ConnectRequest,
+        /// Identities the transport proved (a TLS client certificate's `x509` id).
+        auth: Vec<proto::Id>,
         outbox: async_channel::Sender<OutFrame>,
     },
     /// Requests after the handshake, in arrival order (everything one socket
@@ -43,6 +49,9 @@ pub enum ToSequencer {
         conn: ConnId,
         requests: Vec<RequestFrame>,
     },
+    /// The connection wrote `bytes` more bytes of its outbox's frames to its
+    /// socket (reported in chunks of at least half the credit).
+    Written { conn: ConnId, bytes: u64 },
     /// The connection is gone (the client closed it, or it broke).
     Closed { conn: ConnId },
     /// A four-letter word the whitelist allows; the node's part of the

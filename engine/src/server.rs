@@ -26,8 +26,9 @@ use crate::connection::{self, ConnectionSettings};
 use crate::driver::{Completion, Driver, COMPLETIONS_MAX};
 use crate::log_stage::{log_channels, spawn_disk_log, DiskLogSettings, LogEnd, LogHandle};
 use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
+use crate::peers::{Peers, PEER_EVENTS_MAX};
 use crate::storage::{self, Recovered, StorageError};
-use tree::DataTree;
+use crate::tls::{TlsError, TlsServer};
 use wal::LogTail;
 
 #[derive(Debug, Error)]
@@ -43,6 +44,12 @@ pub enum ServerError {
     Stopped { index: usize, reason: String },
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("configuration: {0}")]
+    Config(crate::config::ConfigError),
+    #[error("server {sid}: cannot listen for peers: {source}")]
+    Peers { sid: u64, source: std::io::Error },
+    #[error("secure client port: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// Open connections per client IP, shared by every executor's listener.
@@ -80,19 +87,46 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .writer_config(0)
         .validate()
         .map_err(StorageError::Wal)?;
-    let Recovered { tree, tail, .. } = storage::recover(&config.data_dir, &config.data_log_dir)?;
+    let ensemble = config.ensemble_settings().map_err(ServerError::Config)?;
+    let Recovered {
+        tree,
+        tail,
+        history,
+        ..
+    } = storage::recover(&config.data_dir, &config.data_log_dir)?;
+    let (accepted_epoch, current_epoch) =
+        storage::read_epochs(&config.data_dir, tree.last_processed_zxid())?;
+    let recovered = node::Recovered {
+        tree,
+        history,
+        accepted_epoch,
+        current_epoch,
+    };
     let (completions_sender, completions) = async_channel::bounded::<Completion>(COMPLETIONS_MAX);
     let (log_handle, log_end) = log_channels(completions_sender.clone());
-    let mut node_part = Some((tree, log_handle, completions_sender, completions));
+    let mut node_part = Some((
+        recovered,
+        ensemble,
+        log_handle,
+        completions_sender,
+        completions,
+    ));
     let mut log_part = Some((log_end, tail));
     // The log task shares the node's executor: on another core it made
     // writes no faster here (they are bound by the node's turn, not the
     // log) and added two cross-core hops to every write (serial create p50
     // 280 -> 400 µs). The channels work across executors should that change.
     let log_index = 0;
+    // Stores are read once, before anything starts: a bad one stops the server.
+    let tls = match config.secure_client_address() {
+        Some(_) => Some(TlsServer::from_config(&config)?),
+        None => None,
+    };
     let config = Arc::new(config);
     let (to_sequencer, inbox) = async_channel::bounded::<ToSequencer>(INBOX_MESSAGES_MAX);
+    // One count per port, as ZooKeeper's plain and secure factories count apart.
     let counts = Arc::new(ConnectionCounts::default());
+    let secure_counts = Arc::new(ConnectionCounts::default());
     let next_conn = Arc::new(AtomicU64::new(1));
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Whether every listener is bound, reported once by each executor.
@@ -107,8 +141,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let config = Arc::clone(&config);
         let to_sequencer = to_sequencer.clone();
         let inbox = inbox.clone();
-        let counts = Arc::clone(&counts);
-        let next_conn = Arc::clone(&next_conn);
+        let listeners = Listeners {
+            config: Arc::clone(&config),
+            to_sequencer: to_sequencer.clone(),
+            counts: Arc::clone(&counts),
+            secure_counts: Arc::clone(&secure_counts),
+            next_conn: Arc::clone(&next_conn),
+            tls: tls.clone(),
+        };
         let bound_sender = bound_sender.clone();
         let node_part = if index == 0 { node_part.take() } else { None };
         let log_part = if index == log_index {
@@ -127,30 +167,30 @@ pub fn run(config: Config) -> Result<(), ServerError> {
                     }
                 }
                 match node_part {
-                    Some((tree, log, completions_sender, completions)) => {
+                    Some((recovered, ensemble, log, completions_sender, completions)) => {
                         let channels = DriverChannels {
                             inbox,
                             log,
                             completions_sender,
                             completions,
                         };
-                        start_driver(&config, tree, channels);
+                        if let Err(err) = start_driver(&config, recovered, ensemble, channels) {
+                            let _ = bound_sender.send(Err(err));
+                            return;
+                        }
                     }
                     None => drop(inbox),
                 }
-                let listener = match TcpListener::bind(config.client_address()) {
-                    Ok(listener) => listener,
-                    Err(source) => {
-                        let address = config.client_address();
-                        let _ = bound_sender.send(Err(ServerError::Listen {
-                            address,
-                            source: source.into(),
-                        }));
-                        return;
+                drop(to_sequencer);
+                match listeners.bind() {
+                    Ok(bound) => {
+                        let _ = bound_sender.send(Ok(index));
+                        listeners.serve(bound).await;
                     }
-                };
-                let _ = bound_sender.send(Ok(index));
-                accept_loop(listener, config, to_sequencer, counts, next_conn).await;
+                    Err(err) => {
+                        let _ = bound_sender.send(Err(err));
+                    }
+                }
             })
             .map_err(|err| ServerError::Executor {
                 index,
@@ -168,6 +208,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
     }
     info!(address = %config.client_address(), cores = config.cores, "ferrokeeper serving clients");
+    if let Some(address) = config.secure_client_address() {
+        info!(%address, client_auth = ?config.tls.client_auth, "ferrokeeper serving TLS clients");
+    }
     for (index, handle) in handles.into_iter().enumerate() {
         handle.join().map_err(|err| ServerError::Stopped {
             index,
@@ -189,6 +232,7 @@ async fn start_log(config: &Arc<Config>, end: LogEnd, tail: LogTail) -> Result<(
         dir: config.data_log_dir.clone(),
         fsync_warning: Duration::from_millis(config.fsync_warning_threshold_ms),
         dsync: config.log_sync_dsync,
+        snap_dir: config.data_dir.clone(),
     };
     spawn_disk_log(end, settings, tail)
         .await
@@ -203,18 +247,41 @@ struct DriverChannels {
     completions: async_channel::Receiver<Completion>,
 }
 
-/// Starts the node and its driver on this executor.
-fn start_driver(config: &Arc<Config>, mut tree: DataTree, channels: DriverChannels) {
-    tree.set_extended_types_enabled(config.extended_types_enabled);
-    tree.set_txn_bytes_max(config.txn_bytes_max());
+/// Starts the node and its driver on this executor (and, in an ensemble,
+/// the peer transport).
+fn start_driver(
+    config: &Arc<Config>,
+    recovered: node::Recovered,
+    ensemble: Option<node::EnsembleSettings>,
+    channels: DriverChannels,
+) -> Result<(), ServerError> {
     let origin = Instant::now();
     let now = node::Now {
         monotonic: origin.elapsed(),
         wall_ms: crate::driver::now_ms(),
     };
     // A fresh seed at every start: which txn counts trigger snapshots.
-    let settings = config.node_settings(rand::random());
-    let node = node::Node::new(settings, tree, crate::log_stage::append_limits(), now);
+    let mut settings = config.node_settings(rand::random());
+    let peers = match &ensemble {
+        Some(ensemble) => {
+            let (events, received) = async_channel::bounded(PEER_EVENTS_MAX);
+            let peers = Peers::new(ensemble.my_sid, ensemble.ensemble.clone(), events);
+            peers.listen().map_err(|source| ServerError::Peers {
+                sid: ensemble.my_sid,
+                source,
+            })?;
+            info!(
+                sid = ensemble.my_sid,
+                servers = ensemble.ensemble.members().count(),
+                "joining the ensemble"
+            );
+            settings.server_id = ensemble.my_sid as u8;
+            Some((peers, received))
+        }
+        None => None,
+    };
+    settings.ensemble = ensemble;
+    let node = node::Node::new(settings, recovered, crate::log_stage::append_limits(), now);
     let config = Rc::new(Config::clone(config));
     let driver = Driver::new(
         config,
@@ -222,6 +289,7 @@ fn start_driver(config: &Arc<Config>, mut tree: DataTree, channels: DriverChanne
         origin,
         channels.log,
         channels.completions_sender,
+        peers,
     );
     let (inbox, completions) = (channels.inbox, channels.completions);
     glommio::spawn_local(async move {
@@ -229,47 +297,147 @@ fn start_driver(config: &Arc<Config>, mut tree: DataTree, channels: DriverChanne
         error!("the driver stopped");
     })
     .detach();
+    Ok(())
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What an executor's listeners share: where connections go and how many
+/// each address has.
+struct Listeners {
     config: Arc<Config>,
     to_sequencer: async_channel::Sender<ToSequencer>,
     counts: Arc<ConnectionCounts>,
+    secure_counts: Arc<ConnectionCounts>,
     next_conn: Arc<AtomicU64>,
-) {
-    let settings = ConnectionSettings {
-        frame_bytes_max: config.jute_max_buffer,
-        outstanding_max: config.global_outstanding_limit.max(1) as usize,
-        config: Arc::clone(&config),
-        host: Arc::new(crate::fourlw::HostContext::new(&config)),
-    };
-    loop {
-        let stream = match listener.accept().await {
-            Ok(stream) => stream,
-            Err(err) => {
-                warn!(%err, "accept failed");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    tls: Option<TlsServer>,
+}
+
+impl Listeners {
+    /// Binds the client port and, if configured, the secure client port.
+    fn bind(&self) -> Result<(TcpListener, Option<TcpListener>), ServerError> {
+        let bind = |address| {
+            TcpListener::bind(address).map_err(|source| ServerError::Listen {
+                address,
+                source: source.into(),
+            })
+        };
+        let plain = bind(self.config.client_address())?;
+        let secure = match self.config.secure_client_address() {
+            Some(address) => Some(bind(address)?),
+            None => None,
+        };
+        Ok((plain, secure))
+    }
+
+    /// Accepts on both ports until the executor stops.
+    async fn serve(self, (plain, secure): (TcpListener, Option<TcpListener>)) {
+        let settings = ConnectionSettings {
+            frame_bytes_max: self.config.jute_max_buffer,
+            outstanding_max: self.config.global_outstanding_limit.max(1) as usize,
+            unsent_bytes_max: self.config.unsent_reply_bytes_max,
+            handshake_timeout: Duration::from_millis(self.config.handshake_timeout_ms),
+            stall_timeout_default: Duration::from_millis(u64::from(
+                self.config.max_session_timeout_ms,
+            )),
+            config: Arc::clone(&self.config),
+            host: Arc::new(crate::fourlw::HostContext::new(&self.config)),
+        };
+        let this = Rc::new(self);
+        if let (Some(listener), Some(tls)) = (secure, this.tls.clone()) {
+            let this = Rc::clone(&this);
+            let settings = settings.clone();
+            glommio::spawn_local(async move {
+                let counts = Arc::clone(&this.secure_counts);
+                this.accept_loop(listener, &counts, settings, Some(tls))
+                    .await;
+            })
+            .detach();
+        }
+        let counts = Arc::clone(&this.counts);
+        this.accept_loop(plain, &counts, settings, None).await;
+    }
+
+    async fn accept_loop(
+        &self,
+        listener: TcpListener,
+        counts: &Arc<ConnectionCounts>,
+        settings: ConnectionSettings,
+        tls: Option<TlsServer>,
+    ) {
+        loop {
+            let stream = match listener.accept().await {
+                Ok(stream) => stream,
+                Err(err) => {
+                    warn!(%err, "accept failed");
+                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let Ok(peer) = stream.peer_addr() else {
+                continue;
+            };
+            if !counts.admit(peer.ip(), self.config.max_client_cnxns) {
+                warn!(%peer, max = self.config.max_client_cnxns, "too many connections from this address: closing");
                 continue;
             }
-        };
-        let Ok(peer) = stream.peer_addr() else {
-            continue;
-        };
-        if !counts.admit(peer.ip(), config.max_client_cnxns) {
-            warn!(%peer, max = config.max_client_cnxns, "too many connections from this address: closing");
-            continue;
+            let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+            let settings = settings.clone();
+            let to_sequencer = self.to_sequencer.clone();
+            let counts = Arc::clone(counts);
+            // Latency matters more than packet count: replies go out as soon as they are queued.
+            let _ = stream.set_nodelay(true);
+            let tls = tls.clone();
+            glommio::spawn_local(async move {
+                match tls {
+                    None => {
+                        connection::serve(conn, stream, peer, Vec::new(), settings, to_sequencer)
+                            .await
+                    }
+                    Some(tls) => serve_tls(conn, stream, peer, tls, settings, to_sequencer).await,
+                }
+                counts.release(peer.ip());
+            })
+            .detach();
         }
-        let conn = next_conn.fetch_add(1, Ordering::Relaxed);
-        let settings = settings.clone();
-        let to_sequencer = to_sequencer.clone();
-        let counts = Arc::clone(&counts);
-        glommio::spawn_local(async move {
-            connection::serve(conn, stream, settings, to_sequencer).await;
-            counts.release(peer.ip());
-        })
-        .detach();
     }
+}
+
+/// Runs the TLS handshake within the handshake timeout, then serves the
+/// connection with the identity its certificate proves.
+async fn serve_tls(
+    conn: u64,
+    stream: glommio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    tls: TlsServer,
+    mut settings: ConnectionSettings,
+    to_sequencer: async_channel::Sender<ToSequencer>,
+) {
+    let started = Instant::now();
+    let acceptor = futures_rustls::TlsAcceptor::from(Arc::clone(&tls.config));
+    let timeout = settings.handshake_timeout;
+    let handshake =
+        futures_lite::future::or(async { Some(acceptor.accept(stream).await) }, async {
+            glommio::timer::Timer::new(timeout).await;
+            None
+        })
+        .await;
+    let stream = match handshake {
+        Some(Ok(stream)) => stream,
+        Some(Err(err)) => {
+            warn!(%peer, %err, "closing connection: TLS handshake failed");
+            return;
+        }
+        None => {
+            info!(%peer, timeout_ms = timeout.as_millis() as u64,
+                "closing connection: TLS handshake not finished within the handshake timeout");
+            return;
+        }
+    };
+    let auth = tls.identities(stream.get_ref().1.peer_certificates());
+    for id in &auth {
+        info!(%peer, scheme = id.scheme, id = id.id, "authenticated by TLS client certificate");
+    }
+    settings.handshake_timeout = timeout.saturating_sub(started.elapsed());
+    connection::serve(conn, stream, peer, auth, settings, to_sequencer).await;
 }
 
 #[cfg(test)]

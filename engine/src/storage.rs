@@ -48,7 +48,15 @@ pub struct Recovered {
     pub tail: LogTail,
     /// Txns replayed on top of the snapshot.
     pub replayed: u64,
+    /// The last records replayed (at most [`HISTORY_TXNS_MAX`] and
+    /// [`HISTORY_BYTES_MAX`]): what a new leader can DIFF from memory.
+    pub history: Vec<node::LogRecord>,
 }
+
+/// Most recovered records kept for a leader's DIFF window.
+pub const HISTORY_TXNS_MAX: usize = 10_000;
+/// The same bound in bytes.
+pub const HISTORY_BYTES_MAX: usize = 32 << 20;
 
 /// Loads snapshot + log from `data_dir` / `data_log_dir` (creating them on a
 /// fresh start). Blocking.
@@ -60,6 +68,14 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
         })?;
     }
     let started = Instant::now();
+    // Temp files of snapshots, spares and epoch writes a crash interrupted.
+    let removed = wal::remove_temporary_files(data_dir, data_log_dir)?;
+    if !removed.is_empty() {
+        info!(
+            ?removed,
+            "removed temporary files left by an interrupted write"
+        );
+    }
     let recovery = wal::recover(data_dir, data_log_dir)?;
     let mut tree = match &recovery.snapshot {
         Some(snapshot) => {
@@ -78,6 +94,8 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
     };
     let mut log = recovery.log;
     let mut replayed = 0u64;
+    let mut history = std::collections::VecDeque::new();
+    let mut history_bytes = 0usize;
     for record in log.by_ref() {
         let record = record?;
         let (header, txn) =
@@ -88,6 +106,15 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
             })?;
         tree.apply(&header, &txn);
         replayed += 1;
+        history_bytes += record.payload.len();
+        history.push_back(node::LogRecord {
+            zxid: record.zxid,
+            payload: bytes::Bytes::from(record.payload),
+        });
+        while history.len() > HISTORY_TXNS_MAX || history_bytes > HISTORY_BYTES_MAX {
+            let old: node::LogRecord = history.pop_front().expect("not empty");
+            history_bytes -= old.payload.len();
+        }
     }
     let tail = log.finish()?;
     info!(
@@ -107,7 +134,17 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
         tree,
         tail,
         replayed,
+        history: history.into(),
     })
+}
+
+/// ZAB's acceptedEpoch and currentEpoch from dataDir. A missing
+/// currentEpoch is the epoch of the last zxid (ZooKeeper's rule); a missing
+/// acceptedEpoch is currentEpoch.
+pub fn read_epochs(data_dir: &Path, zxid_last: i64) -> Result<(i64, i64), StorageError> {
+    let current = wal::read_epoch(data_dir, wal::EpochFile::Current)?.unwrap_or(zxid_last >> 32);
+    let accepted = wal::read_epoch(data_dir, wal::EpochFile::Accepted)?.unwrap_or(current);
+    Ok((accepted.max(current), current))
 }
 
 /// Writes a whole snapshot of a quiet tree at once (start-up only).

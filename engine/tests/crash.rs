@@ -100,6 +100,20 @@ fn recovered_state(log: &str) -> (String, u64) {
     (field("zxid"), field("digest").parse().unwrap())
 }
 
+fn segment_count(server: &Server) -> usize {
+    std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("log."))
+        })
+        .count()
+}
+
+fn covers_snapshots_and_segments(server: &Server) -> bool {
+    server.log().contains("snapshot written") && segment_count(server) > 3
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill() {
     // Small segments and a small snapCount so that crashes land during segment
@@ -113,7 +127,13 @@ async fn acknowledged_writes_survive_sigkill() {
     drop(setup);
     let acks = Arc::new(Mutex::new(Acks::default()));
     let mut random = SmallRng::seed_from_u64(0x5EED);
-    for round in 0..ROUNDS {
+    // Rounds are timed, so a slow machine gets less done in each: after the
+    // first ROUNDS, go on (within a bound) until snapshots and segment
+    // switches were both crossed.
+    for round in 0..ROUNDS * 4 {
+        if round >= ROUNDS && covers_snapshots_and_segments(&server) {
+            break;
+        }
         let tasks: Vec<_> = (0..WRITERS)
             .map(|index| tokio::spawn(writer(server.address(), round, index, Arc::clone(&acks))))
             .collect();
@@ -161,12 +181,8 @@ async fn acknowledged_writes_survive_sigkill() {
         log.contains("snapshot written"),
         "the test should cover snapshots"
     );
-    let segments = std::fs::read_dir(server.data_dir()).unwrap().filter(|e| {
-        e.as_ref()
-            .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("log."))
-    });
     assert!(
-        segments.count() > 3,
+        segment_count(&server) > 3,
         "the test should cover segment switches"
     );
 }

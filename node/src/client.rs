@@ -7,9 +7,13 @@
 //! packets (auth, undecodable frames) are answered in their turn too.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use proto::ops::{encode_notification, encode_reply, Request, Response};
-use proto::{ConnectRequest, ConnectResponse, DecodeError, ErrorCode, OpCode, Record, Writer};
+use proto::{
+    ConnectRequest, ConnectResponse, DecodeError, ErrorCode, NullAt, NullVerdict, Nulls, OpCode,
+    Record, Writer,
+};
 use tree::watch::WatchEvent;
 use tree::{PrepareError, WriteOp};
 
@@ -20,10 +24,30 @@ use crate::requests::{self, Classified, ReplyShape};
 use crate::session_id::{session_password, PASSWORD_LENGTH};
 
 impl Node {
-    pub(crate) fn on_connect(&mut self, conn: ConnId, peer: Peer, request: ConnectRequest) {
+    pub(crate) fn on_connect(
+        &mut self,
+        conn: ConnId,
+        peer: Peer,
+        request: ConnectRequest,
+        auth: Vec<proto::Id>,
+    ) {
         let timeout_ms = self.settings.negotiate_session_timeout(request.timeout_ms);
-        let connection = Connection::new(peer.clone(), timeout_ms, request.read_only);
+        let mut connection = Connection::new(peer.clone(), timeout_ms, request.read_only);
+        connection.auth.extend(auth);
         self.conns.insert(conn, connection);
+        if !self.role.serving() {
+            // ZooKeeper closes connections while it is not serving ("not
+            // running"); the client tries another server or again later.
+            self.out.log(
+                Level::Info,
+                format!(
+                    "refusing session from {peer}: this server is not serving ({})",
+                    self.role.mode()
+                ),
+            );
+            self.close_conn(conn);
+            return;
+        }
         if request.last_zxid_seen > self.zxid_applied() {
             self.out.log(
                 Level::Warn,
@@ -48,6 +72,14 @@ impl Node {
             self.close_conn(conn);
             return;
         }
+        if self.disk_full {
+            self.out.log(
+                Level::Warn,
+                format!("refusing new session from {peer}: the log's disk is full"),
+            );
+            self.close_conn(conn);
+            return;
+        }
         let session_id = self.next_session_id;
         self.next_session_id += 1;
         let c = self.conns.get_mut(conn).expect("inserted above");
@@ -55,6 +87,15 @@ impl Node {
         let auth = c.auth.clone();
         self.sessions
             .insert(session_id, timeout_ms, Some(conn), self.now.monotonic);
+        if matches!(self.role, crate::roles::Role::Learning(_)) {
+            self.out.log(
+                Level::Info,
+                format!("new session 0x{session_id:x} from {peer}, timeout {timeout_ms} ms, forwarded to the leader"),
+            );
+            self.learner_create_session(conn, session_id, timeout_ms);
+            self.push(conn, Pending::Connecting);
+            return;
+        }
         match self.prepare(session_id, 0, &auth, &WriteOp::CreateSession { timeout_ms }) {
             Ok(_) => {
                 self.out.log(
@@ -80,7 +121,9 @@ impl Node {
         let session_id = request.session_id;
         let peer = self.conns.get(conn).expect("registered").peer.clone();
         let password_ok = request.password == session_password(session_id);
-        let live = self.sessions.get(session_id).is_some_and(|s| !s.closing);
+        let learning = matches!(self.role, crate::roles::Role::Learning(_));
+        // A learner asks the leader, which tracks every session.
+        let live = learning || self.sessions.get(session_id).is_some_and(|s| !s.closing);
         // ZooKeeper closes the session's current connection before it checks
         // the password (processConnectRequest); the session itself survives.
         if let Some(old) = self
@@ -110,6 +153,12 @@ impl Node {
             self.push(conn, Pending::Ready(frame_of(&response)));
             self.push(conn, Pending::Close);
             self.drain(conn);
+            return;
+        }
+        if learning {
+            let timeout_ms = self.conns.get(conn).expect("registered").timeout_ms;
+            self.sessions.remove(session_id);
+            self.learner_revalidate(conn, request, timeout_ms);
             return;
         }
         let c = self.conns.get_mut(conn).expect("registered");
@@ -171,24 +220,17 @@ impl Node {
         // Replies still waiting will never leave: forget them now, so that a
         // txn applied later cannot fill a slot on a closed connection.
         let queue = std::mem::take(&mut c.queue);
+        c.parked.clear();
+        c.reads_queued = 0;
         let session_id = c.session_id;
         self.forget_waiters(conn, session_id, &queue);
         self.sync_waiters.remove(&conn);
         self.conns.close(conn, &mut self.out.actions);
     }
 
-    pub(crate) fn on_requests(&mut self, conn: ConnId, requests: Vec<RequestFrame>) {
-        self.stats.packets_received += requests.len() as u64;
-        if let Some(c) = self.conns.get_mut(conn) {
-            c.received += requests.len() as u64;
-        }
-        for request in requests {
-            self.on_request(conn, request);
-        }
-        self.drain(conn);
-    }
-
-    fn on_request(&mut self, conn: ConnId, frame: RequestFrame) {
+    /// Takes one request into the connection's queue: a write is prepared,
+    /// a read queued; `received` is when it arrived.
+    pub(crate) fn on_request(&mut self, conn: ConnId, frame: RequestFrame, received: Duration) {
         let Some(c) = self.conns.get(conn) else {
             return;
         };
@@ -197,38 +239,63 @@ impl Node {
         }
         let session_id = c.session_id;
         let peer = c.peer.clone();
-        let RequestFrame { xid, op, body } = frame;
+        let RequestFrame {
+            xid,
+            op,
+            body,
+            nulls,
+        } = frame;
         match self.sessions.get(session_id) {
             // After closeSession nothing more is answered; the connection
             // closes once that reply is out, as ZooKeeper's does.
             Some(session) if session.closing => return,
-            Some(_) => self.sessions.touch(session_id, self.now.monotonic),
+            Some(session) => {
+                let timeout_ms = session.timeout_ms;
+                self.sessions.touch(session_id, self.now.monotonic);
+                self.learner_touch(session_id, timeout_ms);
+            }
             None => {}
         }
         let request = match body {
             Ok(request) => request,
             Err(err) => return self.on_undecodable(conn, &peer, session_id, xid, op, err),
         };
-        let received = self.now.monotonic;
         let op = request.op_code();
+        // Nulls whose answer depends on the request alone (proto's table).
+        let echo_null_path = match nulls.verdict(&request) {
+            NullVerdict::Proceed => false,
+            NullVerdict::Refuse(code) => return self.push_error(conn, xid, code),
+            NullVerdict::Acknowledge => {
+                let ok = Response::Error(proto::ops::ErrorResponse { err: 0 });
+                let frame = encode_reply(xid, self.zxid_applied(), ErrorCode::Ok, Some(&ok));
+                return self.push(conn, Pending::Ready(frame));
+            }
+            NullVerdict::EchoNullPath => true,
+        };
+        if matches!(self.role, crate::roles::Role::Learning(_)) && forwarded_by_learners(&request) {
+            return self.learner_request(conn, session_id, xid, request, received);
+        }
         match request {
-            Request::Auth(packet) => self.on_auth(conn, xid, packet),
+            Request::Auth(packet) => self.on_auth(conn, xid, packet, &nulls),
             Request::Sync(sync) => {
                 let zxid = self.pipeline.zxid_prepared();
+                let path = (!echo_null_path).then_some(sync.path);
                 self.push(
                     conn,
                     Pending::Sync {
                         xid,
-                        path: sync.path,
+                        path,
                         zxid,
                         received,
                     },
                 );
                 self.sync_waiters.insert(conn);
             }
-            Request::Reconfig(_) => self.push_error(conn, xid, ErrorCode::Unimplemented),
+            // Dynamic reconfiguration is off, as in a ZooKeeper without
+            // reconfigEnabled.
+            Request::Reconfig(_) => self.push_error(conn, xid, ErrorCode::ReconfigDisabled),
             request => match requests::classify(request) {
-                Classified::Write(shape, write) => self.on_write(conn, xid, shape, write),
+                Classified::Write(shape, write) => self.on_write(conn, xid, shape, write, &nulls),
                 Classified::Malformed(code) => self.push_error(conn, xid, code),
                 Classified::Read(request) => self.push(
                     conn,
@@ -236,10 +303,61 @@ impl Node {
                         xid,
                         op,
                         request,
+                        nulls,
                         received,
                     },
                 ),
             },
+        }
+    }
+
+    /// A learner forwards writes and syncs to the leader; the reply waits
+    /// for the txn's commit (or the leader's SYNC) like any other.
+    fn learner_request(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        received: std::time::Duration,
+    ) {
+        let auth = self
+            .conns
+            .get(conn)
+            .expect("looked up by the caller")
+            .auth
+            .clone();
+        self.learner_write(session_id, xid, &request, &auth);
+        match request {
+            Request::Sync(sync) => {
+                self.push(
+                    conn,
+                    Pending::Sync {
+                        xid,
+                        path: Some(sync.path),
+                        // Known once the leader answers (LearnerAction::SyncAnswered).
+                        zxid: i64::MAX,
+                        received,
+                    },
+                );
+                self.sync_waiters.insert(conn);
+                self.learning().syncs.push_back(conn);
+            }
+            request => {
+                if matches!(request, Request::CloseSession) {
+                    self.sessions.mark_closing(session_id);
+                }
+                self.pipeline.wait(session_id, xid, conn);
+                let shape = ReplyShape::of(&request);
+                self.push(
+                    conn,
+                    Pending::Write {
+                        xid,
+                        shape,
+                        received,
+                    },
+                );
+            }
         }
     }
 
@@ -289,35 +407,33 @@ impl Node {
     /// `auth` packets change the connection's identities at once, so that every
     /// later request is checked with them. Clients send them with xid -4 (the
     /// Java client) or a counted xid (others); the reply echoes it, as ZooKeeper's.
-    fn on_auth(&mut self, conn: ConnId, xid: i32, packet: proto::ops::AuthPacket) {
+    fn on_auth(&mut self, conn: ConnId, xid: i32, packet: proto::ops::AuthPacket, nulls: &Nulls) {
         let super_digest = self.settings.super_digest.clone();
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
-        let identity = match packet.scheme.as_str() {
-            "digest" => std::str::from_utf8(&packet.auth)
-                .ok()
-                .filter(|s| s.contains(':'))
-                .map(tree::acl::digest_id),
-            _ => None,
-        };
-        match identity {
-            Some(id) => {
-                if super_digest.as_deref() == Some(id.as_str()) {
-                    c.auth.push(proto::Id::new("super", ""));
-                }
-                if !c.auth.iter().any(|a| a.scheme == "digest" && a.id == id) {
-                    c.auth.push(proto::Id::new("digest", id));
+        let credential = (!nulls.contains(NullAt::AuthCredential)).then_some(&packet.auth[..]);
+        match tree::acl::authenticate(
+            &packet.scheme,
+            credential,
+            &c.peer.ip,
+            super_digest.as_deref(),
+        ) {
+            Ok(identities) => {
+                for id in identities {
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
                 }
                 let frame = encode_reply(xid, 0, ErrorCode::Ok, None);
                 c.queue.push_back(Pending::Ready(frame));
             }
-            None => {
+            Err(err) => {
                 let line = format!(
-                    "authentication failed for {} (scheme {}): closing connection",
-                    c.peer, packet.scheme
+                    "authentication failed for {}: {err}: closing connection",
+                    c.peer
                 );
-                let frame = encode_reply(xid, 0, ErrorCode::AuthFailed, None);
+                let frame = encode_reply(xid, 0, err.code(), None);
                 c.queue.push_back(Pending::Ready(frame));
                 c.queue.push_back(Pending::Close);
                 self.out.log(Level::Info, line);
@@ -325,7 +441,14 @@ impl Node {
         }
     }
 
-    fn on_write(&mut self, conn: ConnId, xid: i32, shape: ReplyShape, write: WriteOp) {
+    fn on_write(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        shape: ReplyShape,
+        write: WriteOp,
+        nulls: &Nulls,
+    ) {
         let Some(c) = self.conns.get(conn) else {
             return;
         };
@@ -334,16 +457,20 @@ impl Node {
         if self.sessions.get(session_id).is_some_and(|s| s.closing) {
             return self.push_error(conn, xid, ErrorCode::SessionExpired);
         }
+        if self.disk_full {
+            // Nothing can be logged, not even a refusal: answered at once.
+            return self.push_error(conn, xid, ErrorCode::SystemError);
+        }
         let close = write == WriteOp::CloseSession;
-        match self.prepare(session_id, xid, &auth, &write) {
+        match self.prepare_with_nulls(session_id, xid, &auth, &write, nulls) {
             Ok(_) => {
                 if close {
                     self.sessions.mark_closing(session_id);
                 }
                 self.await_reply(conn, session_id, xid, shape);
             }
-            Err(PrepareError::Op(code)) => {
-                if code == ErrorCode::BadArguments {
+            Err(refusal) => {
+                if refusal == PrepareError::Op(ErrorCode::BadArguments) {
                     let peer = &self.conns.get(conn).expect("looked up above").peer;
                     let line = format!(
                         "{peer} session 0x{session_id:x} xid {xid} {:?}: answering BADARGUMENTS: invalid path or argument",
@@ -351,9 +478,8 @@ impl Node {
                     );
                     self.out.log(Level::Info, line);
                 }
-                self.refuse(conn, session_id, xid, shape, &[code]);
+                self.refuse(conn, session_id, xid, shape, &refusal);
             }
-            Err(PrepareError::Multi(codes)) => self.refuse(conn, session_id, xid, shape, &codes),
         }
     }
 
@@ -365,9 +491,9 @@ impl Node {
         session_id: i64,
         xid: i32,
         shape: ReplyShape,
-        codes: &[ErrorCode],
+        refusal: &PrepareError,
     ) {
-        if self.prepare_refusal(session_id, xid, codes).is_some() {
+        if self.prepare_refusal(session_id, xid, refusal).is_some() {
             self.await_reply(conn, session_id, xid, shape);
         } else {
             self.push_error(conn, xid, ErrorCode::SystemError);
@@ -390,6 +516,9 @@ impl Node {
 
     pub(crate) fn push(&mut self, conn: ConnId, pending: Pending) {
         if let Some(c) = self.conns.get_mut(conn) {
+            if matches!(pending, Pending::Read { .. }) {
+                c.reads_queued += 1;
+            }
             c.queue.push_back(pending);
         }
     }
@@ -413,6 +542,9 @@ impl Node {
                 Some(Pending::Sync { zxid, .. }) if *zxid > applied => return,
                 Some(_) => c.queue.pop_front().expect("front exists"),
             };
+            if matches!(ready, Pending::Read { .. }) {
+                c.reads_queued -= 1;
+            }
             let session_id = c.session_id;
             match ready {
                 Pending::Ready(frame) => {
@@ -423,11 +555,19 @@ impl Node {
                     xid,
                     op,
                     request,
+                    nulls,
                     received,
                 } => {
                     let auth = c.auth.clone();
-                    let answer =
-                        requests::answer_read(&mut self.tree, session_id, &auth, xid, op, request);
+                    let answer = requests::answer_read(
+                        &mut self.tree,
+                        session_id,
+                        &auth,
+                        xid,
+                        op,
+                        request,
+                        &nulls,
+                    );
                     self.deliver(&answer.events);
                     if answer.error == Some(ErrorCode::BadArguments) {
                         let peer = &self.conns.get(conn).expect("looked up above").peer;
@@ -447,7 +587,10 @@ impl Node {
                     received,
                     ..
                 } => {
-                    let response = Response::Sync(proto::ops::SyncResponse { path });
+                    let response = match path {
+                        Some(path) => Response::Sync(proto::ops::SyncResponse { path }),
+                        None => Response::SyncNullPath,
+                    };
                     let frame = encode_reply(xid, applied, ErrorCode::Ok, Some(&response));
                     self.stats
                         .record_latency(self.now.monotonic.saturating_sub(received));
@@ -482,6 +625,9 @@ impl Node {
                 path: event.path.clone(),
             };
             let frame = encode_notification(event.zxid, &notification);
+            if self.event_over_credit(conn) {
+                continue;
+            }
             self.conns.send(conn, frame, false, 0);
         }
     }
@@ -492,4 +638,22 @@ pub(crate) fn frame_of<R: Record>(record: &R) -> Vec<u8> {
     let mut w = Writer::begin_frame();
     record.encode(&mut w);
     w.finish_frame()
+}
+
+/// Requests a learner sends to the leader: writes, closeSession and sync.
+fn forwarded_by_learners(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Create(_)
+            | Request::Create2(_)
+            | Request::CreateContainer(_)
+            | Request::CreateTtl(_)
+            | Request::Delete(_)
+            | Request::SetData(_)
+            | Request::SetAcl(_)
+            | Request::Check(_)
+            | Request::Multi(_)
+            | Request::CloseSession
+            | Request::Sync(_)
+    )
 }

@@ -6,8 +6,7 @@
 
 use std::time::Duration;
 
-use proto::ops::encode_reply;
-use proto::{ConnectResponse, ErrorCode, Id, OpCode};
+use proto::{ConnectResponse, ErrorCode, Id, Nulls, OpCode};
 use tree::{Caller, PrepareError, Txn, TxnHeader, WriteOp};
 
 use crate::client::frame_of;
@@ -15,6 +14,7 @@ use crate::connections::Pending;
 use crate::io::{ConnId, Level, StorageFailure};
 use crate::node::Node;
 use crate::requests::{self, ReplyShape};
+use crate::roles::Role;
 use crate::session_id::session_password;
 
 impl Node {
@@ -26,11 +26,32 @@ impl Node {
         auth: &[Id],
         op: &WriteOp,
     ) -> Result<i64, PrepareError> {
-        if self.pipeline.failed().is_some() {
+        self.prepare_with_nulls(session_id, cxid, auth, op, &Nulls::NONE)
+    }
+
+    /// [`Node::prepare`] for a request in which the client sent nulls: tree
+    /// answers them where ZooKeeper first touches them.
+    pub(crate) fn prepare_with_nulls(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        auth: &[Id],
+        op: &WriteOp,
+        nulls: &Nulls,
+    ) -> Result<i64, PrepareError> {
+        if self.pipeline.failed().is_some() || !self.role.serving() {
             return Err(PrepareError::Op(ErrorCode::SystemError));
         }
+        let zxid = self.pipeline.zxid_next();
+        if matches!(self.role, Role::Leading(_)) && (zxid as u32) > self.settings.zxid_counter_max {
+            self.go_looking(&format!(
+                "the zxid counter reached 0x{:x}: a new epoch starts with an election (ZOOKEEPER-1277)",
+                zxid as u32
+            ));
+            return Err(PrepareError::Op(ErrorCode::ConnectionLoss));
+        }
         let caller = Caller { session_id, auth };
-        let txn = match self.tree.prepare(&caller, op, self.pipeline.zxid_next()) {
+        let txn = match self.tree.prepare_with_nulls(&caller, op, nulls, zxid) {
             Err(PrepareError::Op(ErrorCode::BadArguments)) if *op == WriteOp::CloseSession => {
                 // Too many ephemerals for one txn: delete them one by one first.
                 self.shed_ephemerals(session_id, cxid, auth);
@@ -42,27 +63,40 @@ impl Node {
     }
 
     /// Logs a write that prepare refused, so that its reply carries a zxid of
-    /// its own and leaves in order after the log, as ZooKeeper's error txns.
+    /// its own and leaves in order after the log, as ZooKeeper's error txns:
+    /// a refusal of the whole request, or one code per op of a multi.
     pub(crate) fn prepare_refusal(
         &mut self,
         session_id: i64,
         cxid: i32,
-        codes: &[ErrorCode],
+        refusal: &PrepareError,
     ) -> Option<i64> {
-        self.pipeline.failed().is_none().then(|| {
-            let codes = codes.iter().map(|code| code.code()).collect();
-            self.enqueue(session_id, cxid, Txn::Failed { codes })
-        })
+        let txn = match refusal {
+            PrepareError::Op(code) => Txn::Refused { code: code.code() },
+            PrepareError::Multi(codes) => Txn::Failed {
+                codes: codes.iter().map(|code| code.code()).collect(),
+            },
+        };
+        (self.pipeline.failed().is_none() && self.role.serving())
+            .then(|| self.enqueue(session_id, cxid, txn))
     }
 
     fn enqueue(&mut self, session_id: i64, cxid: i32, txn: Txn) -> i64 {
+        let zxid = self.pipeline.zxid_next();
         let header = TxnHeader {
             session_id,
             cxid,
-            zxid: self.pipeline.zxid_next(),
+            zxid,
             time_ms: self.now.wall_ms,
         };
-        self.pipeline.enqueue(header, txn)
+        let payload = self.pipeline.enqueue(header, txn);
+        if let Role::Leading(leading) = &mut self.role {
+            // The same bytes go to the log and to every follower, at once.
+            let mut actions = Vec::new();
+            leading.leader.propose(zxid, payload, &mut actions);
+            self.leader_actions(actions);
+        }
+        zxid
     }
 
     /// Prepares the deletion of every ephemeral a closing session owns, each
@@ -90,11 +124,30 @@ impl Node {
         record_bytes: u64,
         sync_time: Duration,
     ) {
+        if self.disk_full {
+            // The log wrote: it has room again.
+            self.disk_full = false;
+            self.out
+                .log(Level::Info, "the log has room again: writes resume".into());
+        }
         self.stats
             .record_sync(sync_time, self.settings.fsync_warning_threshold_ms);
         self.pipeline.durable(zxid);
-        // Standalone: durable here is durable on a quorum of one.
-        self.pipeline.commit(zxid);
+        match &mut self.role {
+            // Standalone: durable here is durable on a quorum of one.
+            Role::Standalone => self.pipeline.commit(zxid),
+            Role::Leading(leading) => {
+                let mut actions = Vec::new();
+                leading.leader.local_durable(zxid, &mut actions);
+                self.leader_actions(actions);
+            }
+            Role::Learning(learning) => {
+                let mut actions = Vec::new();
+                learning.learner.durable(zxid, &mut actions);
+                self.learner_actions(actions);
+            }
+            Role::Looking(_) => self.maybe_start_election(),
+        }
         self.apply_committed();
         self.release_syncs();
         self.snapshots.logged(
@@ -107,8 +160,8 @@ impl Node {
     }
 
     /// The log failed: writes stop for good, reads go on. Writes in flight
-    /// were never acknowledged; their clients get SYSTEMERROR, and sessions
-    /// still being created are refused.
+    /// were never acknowledged and may or may not come back: their
+    /// connections are closed; sessions still being created are refused.
     pub(crate) fn on_log_failed(&mut self, failure: StorageFailure) {
         if self.pipeline.failed().is_none() {
             self.out.log(
@@ -119,17 +172,19 @@ impl Node {
         let applied = self.zxid_applied();
         let dropped = self.pipeline.fail(failure, applied);
         self.tree.discard_pending();
-        for (header, txn) in dropped {
+        // A write in flight may have reached the disk without its sync and
+        // come back at the next start: its outcome is unknown, so its client
+        // gets what ZooKeeper's clients get when the server stops — a closed
+        // connection (CONNECTIONLOSS) — never an error that says it failed.
+        // Found by the simulator (sim/tests/regressions.rs).
+        for (header, txn, _) in dropped {
             let Some(conn) = self.pipeline.waiter(header.session_id, header.cxid) else {
                 continue;
             };
             if matches!(txn, Txn::CreateSession { .. }) {
                 self.sessions.remove(header.session_id);
-                self.close_conn(conn);
-                continue;
             }
-            let frame = encode_reply(header.cxid, applied, ErrorCode::SystemError, None);
-            self.complete(conn, &header, &txn, frame);
+            self.close_conn(conn);
         }
         // Sessions whose createSession never made it are gone too.
         let unborn: Vec<i64> = self
@@ -144,11 +199,14 @@ impl Node {
             }
         }
         self.release_syncs();
+        // A member that cannot persist must not lead, follow or vote.
+        self.go_looking("the log failed");
     }
 
     /// Applies every committed txn, in zxid order.
     pub(crate) fn apply_committed(&mut self) {
-        while let Some((header, txn)) = self.pipeline.pop_committed() {
+        while let Some((header, txn, payload)) = self.pipeline.pop_committed() {
+            self.history.push(header.zxid, payload);
             self.apply(header, txn);
         }
     }
@@ -265,7 +323,7 @@ impl Node {
 /// the ephemeral deletions before a large closeSession — answer nothing.
 fn answers(txn: &Txn, op: OpCode) -> bool {
     match txn {
-        Txn::Failed { .. } => true,
+        Txn::Failed { .. } | Txn::Refused { .. } => true,
         Txn::CreateSession { .. } => false,
         Txn::CloseSession { .. } => op == OpCode::CloseSession,
         Txn::Create { .. } => matches!(

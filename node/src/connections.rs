@@ -9,13 +9,17 @@
 //!
 //! A reply leaves only from the front of its queue, so a read that arrives
 //! after a write waits for that write (ZooKeeper's FIFO client order), while
-//! reads on other connections are answered at once.
+//! reads on other connections are answered at once. Requests reach the
+//! queue through the connection's parked list ([`crate::admission`]), which
+//! holds them back while the client is not reading its replies.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use crate::io::RequestFrame;
+
 use proto::ops::Request;
-use proto::{Id, OpCode};
+use proto::{Id, Nulls, OpCode};
 
 use crate::io::{Action, ConnId, Peer};
 use crate::requests::ReplyShape;
@@ -30,6 +34,8 @@ pub(crate) enum Pending {
         xid: i32,
         op: OpCode,
         request: Request,
+        /// Where the client sent nulls (setWatches restores up to the first).
+        nulls: Nulls,
         received: Duration,
     },
     /// A write in flight: its txn carries (session, `xid`). Becomes `Ready`
@@ -42,7 +48,8 @@ pub(crate) enum Pending {
     /// `sync`: answered once every txn up to `zxid` is applied.
     Sync {
         xid: i32,
-        path: String,
+        /// `None`: the client sent a null path, echoed as null.
+        path: Option<String>,
         zxid: i64,
         received: Duration,
     },
@@ -68,6 +75,15 @@ pub(crate) struct Connection {
     pub(crate) last_zxid: i64,
     /// The node asked the driver to close it; later requests are dropped.
     pub(crate) closing: bool,
+    /// Requests received and not yet taken into the queue, with the time
+    /// each arrived ([`crate::admission`]).
+    pub(crate) parked: VecDeque<(Duration, RequestFrame)>,
+    /// `Pending::Read`s in the queue (reads waiting behind a write or sync).
+    pub(crate) reads_queued: usize,
+    /// Bytes handed to the driver in `Send`s and not yet reported written.
+    pub(crate) unsent_bytes: u64,
+    /// Watch events sent since the credit was last free.
+    pub(crate) events_over_credit: usize,
     /// Frames gathered this turn, handed to the driver as one `Send`.
     out: Vec<u8>,
     out_replies: usize,
@@ -87,14 +103,25 @@ impl Connection {
             sent: 0,
             last_zxid: 0,
             closing: false,
+            parked: VecDeque::new(),
+            reads_queued: 0,
+            unsent_bytes: 0,
+            events_over_credit: 0,
             out: Vec::new(),
             out_replies: 0,
         }
     }
 
-    /// Requests queued here whose replies have not left.
+    /// Requests received here whose replies have not left.
     pub(crate) fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.parked.len()
+    }
+
+    /// Whether the connection's credit is used up: what was handed to the
+    /// driver and not reported written, with what was gathered this turn,
+    /// reaches `max`.
+    pub(crate) fn credit_used_up(&self, max: u64) -> bool {
+        self.unsent_bytes + self.out.len() as u64 >= max
     }
 }
 
@@ -167,6 +194,7 @@ impl Connections {
         if c.out.is_empty() {
             return;
         }
+        c.unsent_bytes += c.out.len() as u64;
         actions.push(Action::Send {
             conn,
             bytes: std::mem::take(&mut c.out),
@@ -199,6 +227,16 @@ impl Connections {
                 "gathered output is always on its way to the driver"
             );
             assert!(c.out_replies == 0 || !c.out.is_empty());
+            let reads = c
+                .queue
+                .iter()
+                .filter(|p| matches!(p, Pending::Read { .. }))
+                .count();
+            assert_eq!(reads, c.reads_queued, "queued reads are counted");
+            assert!(
+                !c.closing || (c.queue.is_empty() && c.parked.is_empty()),
+                "a closing connection takes nothing more"
+            );
         }
     }
 }

@@ -24,8 +24,17 @@ pub struct ConnectionInfo {
 /// left empty.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeReport {
-    /// `standalone` (later: leader, follower, observer).
+    /// standalone, leader, follower, observer, or looking.
     pub mode: &'static str,
+    /// Whether the server serves clients (an established leader, a synced
+    /// learner, standalone). ZooKeeper's words answer "not currently serving
+    /// requests" otherwise.
+    pub serving: bool,
+    /// Leader only: learners connected, synced followers, learners syncing.
+    pub followers: usize,
+    pub observers: usize,
+    pub synced_followers: usize,
+    pub pending_syncs: usize,
     pub server_id: u8,
     pub latency_min_ms: u64,
     pub latency_avg_ms: f64,
@@ -45,6 +54,11 @@ pub struct NodeReport {
     pub watched_paths: usize,
     pub watching_connections: usize,
     pub fsync_threshold_exceeded: u64,
+    /// Log syncs (each a group commit), and their longest and total time
+    /// (`mntr`'s zk_cnt_fsynctime, zk_max_fsynctime, zk_sum_fsynctime, ms).
+    pub log_syncs: u64,
+    pub log_sync_max_ms: u64,
+    pub log_sync_sum_ms: u64,
     /// The tree digest at `last_zxid` (`hash`).
     pub digest: u64,
     /// `stat`, `cons`.
@@ -56,14 +70,63 @@ pub struct NodeReport {
     /// `dump`: session → ephemeral paths, and the sessions with their timeouts.
     pub ephemerals_by_session: Vec<(i64, Vec<String>)>,
     pub sessions: Vec<(i64, i32)>,
+    /// `wchs`, `wchc`, `wchp`: a copy of the watch tables, for the driver to
+    /// summarise and list off the ordering core (with a million watches the
+    /// lists take seconds to build; the copy takes a fraction of that).
+    pub watches: Option<Box<tree::watch::WatchManager>>,
+}
+
+/// Paths of watches copied per turn for `wchs`, `wchc` and `wchp`: a bounded
+/// slice of each turn, whatever the number of watches.
+pub const WATCH_COPY_PATHS_PER_TURN: usize = 10_000;
+
+/// A watch report being copied a slice per turn.
+#[derive(Debug)]
+pub(crate) struct WatchReport {
+    pub(crate) request: u64,
+    pub(crate) report: NodeReport,
+    cursor: tree::watch::WatchCursor,
+    copy: tree::watch::WatchManager,
+}
+
+impl WatchReport {
+    pub(crate) fn new(request: u64, report: NodeReport) -> WatchReport {
+        WatchReport {
+            request,
+            report,
+            cursor: tree::watch::WatchCursor::default(),
+            copy: tree::watch::WatchManager::with_hash_seed(0),
+        }
+    }
+
+    /// Copies the next slice; the finished report once every watch is copied.
+    pub(crate) fn advance(&mut self, watches: &tree::watch::WatchManager) -> Option<NodeReport> {
+        if !watches.copy_some(&mut self.cursor, WATCH_COPY_PATHS_PER_TURN, &mut self.copy) {
+            return None;
+        }
+        let mut report = std::mem::take(&mut self.report);
+        report.watches = Some(Box::new(std::mem::take(&mut self.copy)));
+        Some(report)
+    }
+}
+
+/// Whether a word lists or sums the watch tables (copied over several turns).
+pub(crate) fn reports_watches(word: &str) -> bool {
+    matches!(word, "wchs" | "wchc" | "wchp")
 }
 
 /// Gathers what `word` reports.
 pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
     let tree = node.tree();
     let stats = node.stats();
+    let (followers, observers, synced_followers, pending_syncs) = node.leader_counts();
     let mut report = NodeReport {
-        mode: "standalone",
+        mode: node.mode(),
+        serving: node.serving(),
+        followers,
+        observers,
+        synced_followers,
+        pending_syncs,
         server_id: node.settings().server_id,
         latency_min_ms: stats.latency_min_ms(),
         latency_avg_ms: stats.latency_avg_ms(),
@@ -77,17 +140,14 @@ pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
         approximate_data_size: tree.approximate_data_size(),
         ephemerals_count: tree.ephemeral_count(),
         fsync_threshold_exceeded: stats.fsync_threshold_exceeded,
+        log_syncs: stats.log_syncs,
+        log_sync_max_ms: stats.log_sync_max.as_millis() as u64,
+        log_sync_sum_ms: stats.log_sync_total.as_millis() as u64,
         digest: tree.digest(),
         ..NodeReport::default()
     };
+    report.watch_count = tree.watches.watch_count();
     match word {
-        "wchs" | "mntr" => {
-            let summary = tree.watches.summary();
-            report.watch_count = summary.watch_count;
-            report.data_watches = summary.data_watches;
-            report.watched_paths = summary.paths_watched;
-            report.watching_connections = summary.connections_watching;
-        }
         "stat" | "cons" => {
             report.connections = node
                 .connections()
@@ -103,8 +163,6 @@ pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
                 })
                 .collect();
         }
-        "wchc" => report.watches_by_session = tree.watches.by_session(),
-        "wchp" => report.watches_by_path = tree.watches.by_path(),
         "dump" => {
             report.sessions = node
                 .sessions()

@@ -9,8 +9,11 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use proto::ops::Request;
-use proto::{ConnectRequest, DecodeError};
+use proto::{ConnectRequest, DecodeError, Nulls};
+pub use replication::leader::LinkId;
+use replication::{Notification, QuorumPacket, Sid};
 
 /// Identifies one client connection for the life of the server (never reused).
 pub type ConnId = u64;
@@ -45,19 +48,31 @@ impl std::fmt::Display for Peer {
 }
 
 /// One decoded request frame. `body` is an error when the frame could not be
-/// decoded for its opcode; it is still answered in request order.
+/// decoded for its opcode; it is still answered in request order. `nulls`
+/// lists where the client sent jute's null (`Request::decode_with_nulls`).
 #[derive(Debug)]
 pub struct RequestFrame {
     pub xid: i32,
     pub op: i32,
     pub body: Result<Request, DecodeError>,
+    pub nulls: Nulls,
 }
 
-/// One txn on its way to the log: its zxid and its encoded header and body.
+/// One txn on its way to the log: its zxid and its encoded header and body
+/// (the same bytes go to every follower in a PROPOSAL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRecord {
     pub zxid: i64,
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
+}
+
+/// Which epoch file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochKind {
+    /// The epoch this server last agreed to follow (ZAB's acceptedEpoch).
+    Accepted,
+    /// The epoch of the last leader this server synchronised with.
+    Current,
 }
 
 /// Why a storage operation (a log append, a snapshot, a purge) failed.
@@ -90,6 +105,10 @@ pub enum Input {
         conn: ConnId,
         peer: Peer,
         request: ConnectRequest,
+        /// Identities the transport proved, added to the connection's auth
+        /// beside `ip` (the `x509` id of a TLS client certificate, as
+        /// ZooKeeper's X509AuthenticationProvider adds it).
+        auth: Vec<proto::Id>,
     },
     /// Requests after the handshake, in arrival order.
     Requests {
@@ -110,6 +129,9 @@ pub enum Input {
     },
     /// The log failed; no further write may be acknowledged. Never retried.
     LogFailed(StorageFailure),
+    /// Whether the log's disk has room. While it has not, new writes are
+    /// refused (reads go on) and the append in flight waits, unwritten.
+    LogSpace { available: bool },
     /// The snapshot writer wrote one more chunk of the snapshot in progress.
     SnapshotChunkWritten,
     /// The snapshot in progress is sealed (durable and renamed) or failed.
@@ -120,10 +142,38 @@ pub enum Input {
     PurgeDone {
         result: Result<PurgeReport, StorageFailure>,
     },
+    /// The connection has written `bytes` more bytes of what [`Action::Send`]
+    /// handed it to its socket, returning that much of its credit
+    /// (`Settings::unsent_bytes_max`). A driver reports at least whenever
+    /// `unsent_bytes_max / 2` bytes written are unreported, so that a
+    /// connection whose client reads never stays without credit.
+    Written { conn: ConnId, bytes: u64 },
     /// Time passed: session expiry, the container reaper, autopurge.
     Tick,
     /// A four-letter word; answered by [`Action::FourLetterWord`] with the same `request`.
     FourLetterWord { request: u64, word: String },
+    /// An election notification from server `from`.
+    ElectionReceived {
+        from: Sid,
+        notification: Notification,
+    },
+    /// A quorum-port connection is up: one a learner dialled in (leader), or
+    /// the one [`Action::ConnectToLeader`] asked for (learner).
+    PeerConnected { link: LinkId, outbound: bool },
+    /// The connection [`Action::ConnectToLeader`] asked for could not be made.
+    PeerConnectFailed { sid: Sid },
+    /// A packet arrived on a quorum-port connection.
+    PeerReceived { link: LinkId, packet: QuorumPacket },
+    /// A quorum-port connection is gone.
+    PeerClosed { link: LinkId },
+    /// `bytes` of what was sent on `link` are written to its socket.
+    PeerWritten { link: LinkId, bytes: usize },
+    /// The epoch file asked for by [`Action::PersistEpoch`] is durable.
+    EpochPersisted,
+    /// The log was truncated as [`Action::TruncateLog`] asked.
+    LogTruncated { zxid: i64 },
+    /// The state reloaded from disk as [`Action::Reload`] asked.
+    Reloaded(Box<crate::node::Recovered>),
 }
 
 /// A sealed snapshot.
@@ -193,4 +243,25 @@ pub enum Action {
     },
     /// A line for the operator's log.
     Log { level: Level, line: String },
+    /// Send an election notification to server `to` (dialling it if need be;
+    /// if it cannot be reached, keep only the latest notification for it).
+    ElectionSend { to: Sid, notification: Notification },
+    /// Dial the leader's quorum port, then report [`Input::PeerConnected`]
+    /// (outbound) or [`Input::PeerConnectFailed`].
+    ConnectToLeader { sid: Sid },
+    /// Write this encoded packet on a quorum-port connection, after
+    /// everything sent on it before; report [`Input::PeerWritten`].
+    PeerSend { link: LinkId, packet: Bytes },
+    /// Close a quorum-port connection (then report [`Input::PeerClosed`]).
+    PeerClose { link: LinkId },
+    /// Make the epoch file durable (temp, fsync, rename, fsync the
+    /// directory), then report [`Input::EpochPersisted`]. Nothing that
+    /// depends on it happens before.
+    PersistEpoch { kind: EpochKind, epoch: i64 },
+    /// Cut the log after `zxid`, durably (ZAB's TRUNC), then report
+    /// [`Input::LogTruncated`]. No append is in flight meanwhile.
+    TruncateLog { zxid: i64 },
+    /// Load the state from disk again (the newest valid snapshot and the log
+    /// after it), then report [`Input::Reloaded`].
+    Reload,
 }

@@ -35,14 +35,19 @@
 //! Iteration order never depends on a random hasher: the same inputs give
 //! the same actions, byte for byte.
 
+pub mod admission;
 mod client;
 mod commit;
 mod connections;
 pub mod fourlw;
+mod history;
 mod io;
+mod leading;
+mod learning;
 mod node;
 pub mod pipeline;
 pub mod requests;
+mod roles;
 pub mod session_id;
 mod sessions;
 pub mod settings;
@@ -50,11 +55,11 @@ mod snapshots;
 pub mod stats;
 
 pub use io::{
-    Action, ConnId, Input, Level, LogRecord, Now, Peer, PurgeReport, RequestFrame, SnapshotWritten,
-    StorageFailure,
+    Action, ConnId, EpochKind, Input, Level, LinkId, LogRecord, Now, Peer, PurgeReport,
+    RequestFrame, SnapshotWritten, StorageFailure,
 };
-pub use node::{AppendLimits, Node};
-pub use settings::Settings;
+pub use node::{AppendLimits, Node, Recovered};
+pub use settings::{EnsembleSettings, Settings};
 pub use snapshots::CHUNKS_IN_FLIGHT_MAX as SNAPSHOT_CHUNKS_IN_FLIGHT_MAX;
 
 /// Actions gathered during a step, handed over by [`Node::ready`].

@@ -14,21 +14,30 @@
 //!
 //! What each part owns:
 //! - [`crate::connections`]: connections and their reply queues;
+//! - [`crate::admission`]: when requests enter those queues (each
+//!   connection's credit in unwritten reply bytes);
 //! - [`crate::sessions`]: live sessions and their expiry;
 //! - [`crate::pipeline`]: txns from prepared to applied, and who waits;
 //! - [`crate::snapshots`]: when to snapshot and the chunks in flight;
 //! - `client.rs` (the client protocol) and `commit.rs` (the write path) are
 //!   the node's methods that coordinate them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 use proto::Id;
+use replication::election::Election;
+use replication::leader::LeaderAction;
+use replication::learner::LearnerAction;
 use tree::DataTree;
 
 use crate::connections::{Connections, Pending};
-use crate::io::{Action, Input, Level, Now, PurgeReport, StorageFailure};
+use crate::history::History;
+use crate::io::{
+    Action, ConnId, EpochKind, Input, Level, LogRecord, Now, PurgeReport, StorageFailure,
+};
 use crate::pipeline::Pipeline;
+use crate::roles::{Looking, Role};
 use crate::session_id::initial_session_id;
 use crate::sessions::Sessions;
 use crate::settings::{Random, Settings};
@@ -52,12 +61,63 @@ pub struct Node {
     pub(crate) next_session_id: i64,
     /// Connections whose queue holds a `sync` waiting for the applied zxid.
     pub(crate) sync_waiters: BTreeSet<u64>,
+    /// Connections with parked requests ([`crate::admission`]).
+    pub(crate) parked_conns: BTreeSet<ConnId>,
     last_reap: Duration,
     last_purge: Duration,
     purge_in_progress: bool,
     /// The time of the step being processed.
     pub(crate) now: Now,
     pub(crate) out: Out,
+    // ----- replication ----------------------------------------------------------------
+    pub(crate) role: Role,
+    pub(crate) election: Option<Election>,
+    pub(crate) election_deadline: Option<Duration>,
+    /// ZAB's acceptedEpoch and currentEpoch, as durable.
+    pub(crate) accepted_epoch: i64,
+    pub(crate) current_epoch: i64,
+    /// The epoch write in flight.
+    pub(crate) epoch_write: Option<(EpochKind, i64)>,
+    /// Recent applied txns, for DIFF when this node leads.
+    pub(crate) history: History,
+    /// A TRUNC is being carried out: no append until it is done.
+    pub(crate) truncating: bool,
+    /// The state is being reloaded from disk.
+    pub(crate) reloading: bool,
+    /// A snapshot from the leader is the tree but not yet sealed on disk.
+    pub(crate) snapshot_unsealed: Option<i64>,
+    /// The log's disk is full: new writes are refused until it has room.
+    pub(crate) disk_full: bool,
+    /// Watch reports being copied, a slice per turn, in request order.
+    pub(crate) watch_reports: VecDeque<crate::fourlw::WatchReport>,
+    pub(crate) leader_queue: VecDeque<LeaderAction>,
+    pub(crate) leader_draining: bool,
+    pub(crate) learner_queue: VecDeque<LearnerAction>,
+    pub(crate) learner_draining: bool,
+}
+
+/// What the driver recovered from disk: the tree (the newest valid snapshot
+/// with the log replayed on it), the most recent logged records, and the
+/// epoch files.
+#[derive(Debug)]
+pub struct Recovered {
+    pub tree: DataTree,
+    /// The last logged records, oldest first (the driver bounds how many).
+    pub history: Vec<LogRecord>,
+    pub accepted_epoch: i64,
+    pub current_epoch: i64,
+}
+
+impl Recovered {
+    /// A fresh server's state.
+    pub fn fresh() -> Recovered {
+        Recovered {
+            tree: DataTree::new(),
+            history: Vec::new(),
+            accepted_epoch: 0,
+            current_epoch: 0,
+        }
+    }
 }
 
 /// Bounds on what one `Append` carries (the log's own bounds).
@@ -80,9 +140,21 @@ impl Default for AppendLimits {
 }
 
 impl Node {
-    /// A node over a recovered tree (everything in it is durable and
-    /// committed), starting at `now`.
-    pub fn new(settings: Settings, tree: DataTree, limits: AppendLimits, now: Now) -> Node {
+    /// A node over the recovered state, starting at `now`. Standalone, the
+    /// whole tree is durable and committed; in an ensemble the node starts
+    /// looking for a leader.
+    pub fn new(settings: Settings, recovered: Recovered, limits: AppendLimits, now: Now) -> Node {
+        let Recovered {
+            mut tree,
+            history: recent,
+            accepted_epoch,
+            current_epoch,
+        } = recovered;
+        tree.set_extended_types_enabled(settings.extended_types_enabled);
+        tree.set_providers(tree::acl::Providers {
+            x509: settings.x509_enabled,
+        });
+        tree.set_txn_bytes_max(settings.txn_bytes_max);
         let zxid = tree.last_processed_zxid();
         let mut random = Random::new(settings.random_seed);
         let snapshots = Snapshots::new(
@@ -95,7 +167,19 @@ impl Node {
         for (id, timeout_ms) in tree.sessions() {
             sessions.insert(id, timeout_ms, None, now.monotonic);
         }
-        Node {
+        let (history_txns_max, history_bytes_max) = settings
+            .ensemble
+            .as_ref()
+            .map_or((0, 0), |e| (e.history_txns_max, e.history_bytes_max));
+        let mut history = History::new(history_txns_max, history_bytes_max);
+        for record in recent.into_iter().filter(|r| r.zxid <= zxid) {
+            history.push(record.zxid, record.payload);
+        }
+        let role = match settings.ensemble {
+            Some(_) => Role::Looking(Looking::default()),
+            None => Role::Standalone,
+        };
+        let mut node = Node {
             next_session_id: initial_session_id(settings.server_id, now.wall_ms),
             pipeline: Pipeline::new(zxid, limits.records_max, limits.bytes_max),
             settings,
@@ -105,12 +189,32 @@ impl Node {
             snapshots,
             stats: Stats::default(),
             sync_waiters: BTreeSet::new(),
+            parked_conns: BTreeSet::new(),
             last_reap: now.monotonic,
             last_purge: now.monotonic,
             purge_in_progress: false,
             now,
             out: Out::default(),
-        }
+            role,
+            election: None,
+            election_deadline: None,
+            accepted_epoch,
+            current_epoch,
+            epoch_write: None,
+            history,
+            truncating: false,
+            reloading: false,
+            snapshot_unsealed: None,
+            disk_full: false,
+            watch_reports: VecDeque::new(),
+            leader_queue: VecDeque::new(),
+            leader_draining: false,
+            learner_queue: VecDeque::new(),
+            learner_draining: false,
+        };
+        node.election = node.new_election();
+        node.maybe_start_election();
+        node
     }
 
     /// Processes one input at `now` (which never goes backwards).
@@ -124,7 +228,8 @@ impl Node {
                 conn,
                 peer,
                 request,
-            } => self.on_connect(conn, peer, request),
+                auth,
+            } => self.on_connect(conn, peer, request, auth),
             Input::Requests { conn, requests } => self.on_requests(conn, requests),
             Input::Closed { conn } => self.on_closed(conn),
             Input::LogDurable {
@@ -134,26 +239,144 @@ impl Node {
                 sync_time,
             } => self.on_durable(zxid, records, record_bytes, sync_time),
             Input::LogFailed(failure) => self.on_log_failed(failure),
+            Input::LogSpace { available } => {
+                if self.disk_full == available {
+                    self.disk_full = !available;
+                    let line = if available {
+                        "the log has room again: writes resume"
+                    } else {
+                        "the log's disk is full: refusing writes until space is freed; reads go on"
+                    };
+                    self.out.log(
+                        if available { Level::Info } else { Level::Error },
+                        line.into(),
+                    );
+                }
+            }
             Input::SnapshotChunkWritten => self.snapshots.chunk_written(),
             Input::SnapshotDone { result } => {
-                self.snapshots
-                    .done(result, self.now.monotonic, &mut self.out)
+                let finished = self
+                    .snapshots
+                    .done(result, self.now.monotonic, &mut self.out);
+                if let Some(finished) = finished.filter(|f| f.received) {
+                    self.received_snapshot_done(finished.zxid, finished.ok);
+                }
             }
             Input::PurgeDone { result } => self.on_purge_done(result),
+            Input::Written { conn, bytes } => self.on_written(conn, bytes),
             Input::Tick => self.on_tick(),
             Input::FourLetterWord { request, word } => {
-                let report = Box::new(crate::fourlw::gather(self, &word));
-                self.out.push(Action::FourLetterWord { request, report });
+                let report = crate::fourlw::gather(self, &word);
+                if crate::fourlw::reports_watches(&word) {
+                    let job = crate::fourlw::WatchReport::new(request, report);
+                    self.watch_reports.push_back(job);
+                } else {
+                    let report = Box::new(report);
+                    self.out.push(Action::FourLetterWord { request, report });
+                }
             }
+            Input::ElectionReceived { from, notification } => {
+                self.election_step(replication::ElectionInput::Received { from, notification })
+            }
+            Input::PeerConnected { link, outbound } => self.on_peer_connected(link, outbound),
+            Input::PeerConnectFailed { sid } => {
+                if matches!(&self.role, Role::Learning(l) if l.leader_sid == sid && l.link.is_none())
+                {
+                    self.learner_connection_lost(&format!("cannot connect to leader {sid}"));
+                }
+            }
+            Input::PeerReceived { link, packet } => match &self.role {
+                Role::Leading(_) => self.leader_received(link, packet),
+                Role::Learning(_) => self.learner_received(link, packet),
+                _ => self.out.push(Action::PeerClose { link }),
+            },
+            Input::PeerClosed { link } => self.on_peer_closed(link),
+            Input::PeerWritten { link, bytes } => {
+                if let Role::Leading(leading) = &mut self.role {
+                    leading.leader.written(link, bytes);
+                }
+            }
+            Input::EpochPersisted => self.on_epoch_persisted(),
+            Input::LogTruncated { zxid } => {
+                self.out
+                    .log(Level::Info, format!("log truncated after 0x{zxid:x}"));
+                self.truncating = false;
+                if !self.reloading {
+                    self.release_held();
+                }
+            }
+            Input::Reloaded(recovered) => self.on_reloaded(*recovered),
+        }
+        self.admit_parked();
+    }
+
+    fn on_peer_connected(&mut self, link: replication::leader::LinkId, outbound: bool) {
+        match &mut self.role {
+            Role::Leading(leading) if !outbound => leading
+                .leader
+                .connected(link, self.now.monotonic.as_millis() as u64),
+            Role::Learning(_) if outbound => self.learner_connected(link),
+            _ => self.out.push(Action::PeerClose { link }),
+        }
+    }
+
+    fn on_peer_closed(&mut self, link: replication::leader::LinkId) {
+        match &mut self.role {
+            Role::Leading(leading) => {
+                leading.streams.remove(&link);
+                leading.syncs.retain(|(l, _)| *l != link);
+                let mut actions = Vec::new();
+                leading.leader.disconnected(link, &mut actions);
+                self.leader_actions(actions);
+            }
+            Role::Learning(learning) if learning.link == Some(link) => {
+                self.learner_connection_lost("the connection to the leader closed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_reloaded(&mut self, recovered: Recovered) {
+        self.reloading = false;
+        self.snapshot_unsealed = None;
+        let zxid = recovered.tree.last_processed_zxid();
+        self.install_tree(recovered.tree);
+        for record in recovered.history.into_iter().filter(|r| r.zxid <= zxid) {
+            self.history.push(record.zxid, record.payload);
+        }
+        self.out.log(
+            Level::Info,
+            format!("state reloaded from disk at 0x{zxid:x}"),
+        );
+        match &mut self.role {
+            Role::Looking(looking) => {
+                looking.reloading = false;
+                self.maybe_start_election();
+            }
+            Role::Learning(_) if !self.truncating => self.release_held(),
+            _ => {}
         }
     }
 
     /// Hands over every action gathered since the last call, in order.
     pub fn ready(&mut self, actions: &mut Vec<Action>) {
+        self.pump_learner_snapshots();
+        if let Some(job) = self.watch_reports.front_mut() {
+            if let Some(report) = job.advance(&self.tree.watches) {
+                let request = job.request;
+                self.watch_reports.pop_front();
+                self.out.push(Action::FourLetterWord {
+                    request,
+                    report: Box::new(report),
+                });
+            }
+        }
         self.conns.flush_all(&mut self.out.actions);
-        let snapshots = &mut self.snapshots;
-        if let Some(append) = self.pipeline.take_append(|| snapshots.take_roll()) {
-            self.out.push(append);
+        if !self.truncating && !self.reloading {
+            let snapshots = &mut self.snapshots;
+            if let Some(append) = self.pipeline.take_append(|| snapshots.take_roll()) {
+                self.out.push(append);
+            }
         }
         self.snapshots.pump(&self.tree, &mut self.out);
         actions.append(&mut self.out.actions);
@@ -169,7 +392,51 @@ impl Node {
     /// Whether `ready` would hand over more work without a new input (a
     /// snapshot chunk is due): the driver should come back soon.
     pub fn has_ready_work(&self) -> bool {
-        self.snapshots.wants_pump() || !self.out.actions.is_empty()
+        self.snapshots.wants_pump()
+            || !self.out.actions.is_empty()
+            || self.learner_snapshot_pending()
+            || !self.watch_reports.is_empty()
+    }
+
+    /// When the node next needs an `Input::Tick` sooner than the tick
+    /// interval (the election's timers), as monotonic time.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        let retry = match &self.role {
+            Role::Learning(learning) => learning.retry_at,
+            _ => None,
+        };
+        match (self.election_deadline, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The replication role, as `srvr` names it: standalone, looking,
+    /// leader, follower or observer.
+    pub fn mode(&self) -> &'static str {
+        self.role.mode()
+    }
+
+    /// Whether clients are served.
+    pub fn serving(&self) -> bool {
+        self.role.serving()
+    }
+
+    /// On a leader: (followers, observers, synced followers, pending syncs).
+    pub fn leader_counts(&self) -> (usize, usize, usize, usize) {
+        match &self.role {
+            Role::Leading(leading) => {
+                let (followers, observers) = leading.leader.learner_counts();
+                let synced = leading.leader.synced_followers();
+                (followers, observers, synced, leading.leader.pending_syncs())
+            }
+            _ => (0, 0, 0, 0),
+        }
+    }
+
+    /// ZAB's acceptedEpoch and currentEpoch.
+    pub fn epochs(&self) -> (i64, i64) {
+        (self.accepted_epoch, self.current_epoch)
     }
 
     /// How long the driver may wait before the next `Input::Tick`.
@@ -213,6 +480,11 @@ impl Node {
         &self.sessions
     }
 
+    /// Whether new writes are refused for want of log space.
+    pub fn disk_full(&self) -> bool {
+        self.disk_full
+    }
+
     /// Whether the log has failed (writes are refused for good).
     pub fn log_failed(&self) -> Option<StorageFailure> {
         self.pipeline.failed()
@@ -231,9 +503,14 @@ impl Node {
     // ----- time-driven work ---------------------------------------------------------
 
     fn on_tick(&mut self) {
-        self.expire_sessions();
-        self.reap();
+        // A full disk cannot log closeSession txns: expiry waits for space
+        // (sessions get the extra time, as during a leader change).
+        if self.role.expires_sessions() && !self.disk_full {
+            self.expire_sessions();
+            self.reap();
+        }
         self.autopurge();
+        self.replication_tick();
     }
 
     /// Prepares a closeSession txn for every session past its deadline.
@@ -253,8 +530,9 @@ impl Node {
             if let Err(err) = self.prepare(session_id, 0, &[], &tree::WriteOp::CloseSession) {
                 self.out.log(
                     Level::Warn,
-                    format!("could not expire session 0x{session_id:x}: {err:?}"),
+                    format!("could not expire session 0x{session_id:x}: {err:?}; trying again in a tick"),
                 );
+                self.sessions.reopen(session_id, self.now.monotonic);
             }
         }
     }
@@ -329,8 +607,18 @@ impl Node {
         self.conns.check_invariants();
         self.snapshots.check_invariants();
         self.tree.check_invariants();
+        self.history.check_invariants(applied);
         self.check_replies_accounted_for();
-        self.check_sessions_match_the_tree();
+        self.check_admission_invariants();
+        if self.role.expires_sessions() {
+            self.check_sessions_match_the_tree();
+        }
+        match &self.role {
+            Role::Leading(leading) => leading.leader.check_invariants(),
+            Role::Learning(learning) => learning.learner.check_invariants(),
+            Role::Looking(_) | Role::Standalone => {}
+        }
+        assert!(self.current_epoch <= self.accepted_epoch.max(self.current_epoch));
     }
 
     /// Every reply slot waiting for a txn is indexed under its (session,
@@ -361,6 +649,10 @@ impl Node {
             .map(|(key, conn, n)| (key, (conn, n)))
             .collect();
         assert_eq!(slots, indexed, "reply slots and the waiting index agree");
+        // A learner's replies wait for txns the leader has not sent yet.
+        if matches!(self.role, Role::Learning(_)) {
+            return;
+        }
         let in_flight: BTreeSet<(i64, i32)> = self
             .pipeline
             .in_flight()

@@ -12,7 +12,7 @@ use proto::ops::{
     GetDataResponse, GetEphemeralsResponse, MultiOp, MultiResult, Request, Response,
     SetAclResponse, SetDataResponse, WhoAmIResponse,
 };
-use proto::{AddWatchMode, CreateMode, ErrorCode, Id, OpCode, WatcherType};
+use proto::{AddWatchMode, CreateMode, ErrorCode, Id, Nulls, OpCode, WatcherType};
 use tree::watch::WatchEvent;
 use tree::{Caller, DataTree, MultiOpResult, TxnResult, WatchLists, WriteOp};
 
@@ -155,6 +155,9 @@ pub fn write_reply(
         }),
         (_, TxnResult::DataSet { stat }) => Response::SetData(SetDataResponse { stat: *stat }),
         (_, TxnResult::AclSet { stat }) => Response::SetAcl(SetAclResponse { stat: *stat }),
+        // A request refused as a whole (a multi too) is a plain error
+        // reply, as ZooKeeper's single ErrorTxn.
+        (_, TxnResult::Refused(code)) => return encode_reply(xid, zxid, *code, None),
         (OpCode::Multi, TxnResult::Failed(codes)) => Response::Multi(
             codes
                 .iter()
@@ -211,6 +214,7 @@ pub(crate) fn answer_read(
     xid: i32,
     op: OpCode,
     request: Request,
+    nulls: &Nulls,
 ) -> ReadAnswer {
     let zxid = tree.last_processed_zxid();
     let caller = Caller { session_id, auth };
@@ -288,8 +292,10 @@ pub(crate) fn answer_read(
                 child: &r.child_watches,
                 ..WatchLists::default()
             };
-            events = tree.set_watches(session_id, r.relative_zxid, &lists);
-            Ok(Response::Empty)
+            let (fired, result) =
+                tree.set_watches_with_nulls(session_id, r.relative_zxid, &lists, nulls);
+            events = fired;
+            result.map(|()| Response::Empty)
         }
         Request::SetWatches2(r) => {
             let lists = WatchLists {
@@ -299,8 +305,10 @@ pub(crate) fn answer_read(
                 persistent: &r.persistent_watches,
                 persistent_recursive: &r.persistent_recursive_watches,
             };
-            events = tree.set_watches(session_id, r.relative_zxid, &lists);
-            Ok(Response::Empty)
+            let (fired, result) =
+                tree.set_watches_with_nulls(session_id, r.relative_zxid, &lists, nulls);
+            events = fired;
+            result.map(|()| Response::Empty)
         }
         Request::MultiRead(ops) => Ok(Response::Multi(
             ops.iter().map(|op| multi_read(tree, &caller, op)).collect(),

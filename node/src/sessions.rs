@@ -135,6 +135,19 @@ impl Sessions {
         }
     }
 
+    /// A session marked closing whose closeSession could not be prepared
+    /// expires again later (a closing session never expires otherwise).
+    pub(crate) fn reopen(&mut self, session_id: i64, now: Duration) {
+        if let Some(session) = self.by_id.get_mut(&session_id) {
+            if session.closing {
+                session.closing = false;
+                let deadline = now + self.tick;
+                session.deadline = deadline;
+                self.expiry.insert((deadline, session_id));
+            }
+        }
+    }
+
     /// Sessions whose deadline has passed at `now`, in (deadline, id) order,
     /// marked closing.
     pub(crate) fn take_expired(&mut self, now: Duration) -> Vec<i64> {

@@ -3,6 +3,45 @@
 
 use std::time::Duration;
 
+use replication::{Ensemble, Sid};
+
+/// How this server takes part in an ensemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnsembleSettings {
+    /// `myid`.
+    pub my_sid: Sid,
+    pub ensemble: Ensemble,
+    /// Ticks a learner has to connect and synchronise (`initLimit`).
+    pub init_limit: u32,
+    /// Ticks a synced learner or leader may stay silent (`syncLimit`).
+    pub sync_limit: u32,
+    /// Most bytes queued for one learner on the leader
+    /// (`ferrokeeper.peerQueueBytesMax`); a learner past it is disconnected
+    /// and re-syncs.
+    pub peer_queue_bytes_max: usize,
+    /// Committed txns the leader keeps in memory for DIFF (older learners get SNAP).
+    pub history_txns_max: usize,
+    pub history_bytes_max: usize,
+    /// Election: how long a quorum-agreed vote waits for a better one.
+    pub finalize_wait_ms: u64,
+}
+
+impl EnsembleSettings {
+    /// ZooKeeper's defaults for `my_sid` in `ensemble`.
+    pub fn new(my_sid: Sid, ensemble: Ensemble) -> EnsembleSettings {
+        EnsembleSettings {
+            my_sid,
+            ensemble,
+            init_limit: 10,
+            sync_limit: 5,
+            peer_queue_bytes_max: 64 << 20,
+            history_txns_max: 10_000,
+            history_bytes_max: 32 << 20,
+            finalize_wait_ms: replication::election::FINALIZE_WAIT_MS_DEFAULT,
+        }
+    }
+}
+
 /// The node's configuration. Plain data: the engine fills it from zoo.cfg,
 /// tests and the simulator write it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +68,32 @@ pub struct Settings {
     /// Seeds every random choice (the snapshot `randRoll`): a fresh random
     /// value in production, a fixed one in tests and the simulator.
     pub random_seed: u64,
+    /// `extendedTypesEnabled`: TTL nodes allowed.
+    pub extended_types_enabled: bool,
+    /// TLS client certificates are authenticated (a secure client port):
+    /// `x509` ACLs are valid.
+    pub x509_enabled: bool,
+    /// The largest encoded txn the log takes (prepare refuses larger ones).
+    pub txn_bytes_max: usize,
+    /// `None`: a standalone server.
+    pub ensemble: Option<EnsembleSettings>,
+    /// The highest zxid counter (the low 32 bits) a leader prepares; at it,
+    /// the leader steps down so that an election starts a new epoch
+    /// (ZOOKEEPER-1277). Lower in tests.
+    pub zxid_counter_max: u32,
+    /// The most bytes handed to one connection that it has not reported
+    /// written ([`crate::Input::Written`]): its credit. While the credit is
+    /// used up the node takes no more of the connection's requests — they
+    /// wait, small and unanswered, until the client reads — so a client that
+    /// does not read cannot make the server build replies for it without
+    /// bound. One reply may overshoot (a reply larger than the credit still
+    /// leaves).
+    pub unsent_bytes_max: u64,
 }
+
+/// The default [`Settings::unsent_bytes_max`]: enough for many large replies
+/// in flight on a fast link, small beside the server's memory.
+pub const UNSENT_BYTES_MAX_DEFAULT: u64 = 4 * 1024 * 1024;
 
 impl Default for Settings {
     /// ZooKeeper's defaults.
@@ -47,6 +111,12 @@ impl Default for Settings {
             super_digest: None,
             fsync_warning_threshold_ms: 1000,
             random_seed: 0,
+            extended_types_enabled: false,
+            x509_enabled: false,
+            txn_bytes_max: usize::MAX,
+            ensemble: None,
+            zxid_counter_max: u32::MAX - 1,
+            unsent_bytes_max: UNSENT_BYTES_MAX_DEFAULT,
         }
     }
 }

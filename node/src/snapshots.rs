@@ -73,11 +73,38 @@ impl SnapshotSchedule {
     }
 }
 
+/// Where a snapshot's bytes come from.
+#[derive(Debug)]
+enum Source {
+    /// A fuzzy walk of this node's tree.
+    Tree(SnapshotCursor),
+    /// A snapshot received whole from the leader, written from `offset` on.
+    Received { bytes: Vec<u8>, offset: usize },
+}
+
+impl Source {
+    fn is_done(&self) -> bool {
+        match self {
+            Source::Tree(cursor) => cursor.is_done(),
+            Source::Received { bytes, offset } => *offset >= bytes.len(),
+        }
+    }
+}
+
+/// How a snapshot ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Finished {
+    pub(crate) zxid: i64,
+    /// It was the leader's snapshot, received during synchronisation.
+    pub(crate) received: bool,
+    pub(crate) ok: bool,
+}
+
 /// A snapshot being written.
 #[derive(Debug)]
 struct InProgress {
     zxid: i64,
-    cursor: SnapshotCursor,
+    source: Source,
     chunks_in_flight: usize,
     started: Duration,
     /// `SnapshotEnd` went out: the walk is complete.
@@ -93,6 +120,8 @@ pub(crate) struct Snapshots {
     allowed_at: Duration,
     /// The next log append starts a new segment (a snapshot began).
     roll_pending: bool,
+    /// A received snapshot waiting for the one in progress to finish.
+    received_pending: Option<(i64, Vec<u8>)>,
 }
 
 impl Snapshots {
@@ -104,6 +133,7 @@ impl Snapshots {
             in_progress: None,
             allowed_at: Duration::ZERO,
             roll_pending: false,
+            received_pending: None,
         }
     }
 
@@ -140,7 +170,7 @@ impl Snapshots {
         self.roll_pending = true;
         self.in_progress = Some(InProgress {
             zxid,
-            cursor,
+            source: Source::Tree(cursor),
             chunks_in_flight: 1,
             started: now,
             end_sent: false,
@@ -158,12 +188,20 @@ impl Snapshots {
         if snapshot.end_sent || snapshot.chunks_in_flight >= CHUNKS_IN_FLIGHT_MAX {
             return;
         }
-        if !snapshot.cursor.is_done() {
-            let bytes = tree.snapshot_chunk(&mut snapshot.cursor, CHUNK_BYTES);
+        if !snapshot.source.is_done() {
+            let bytes = match &mut snapshot.source {
+                Source::Tree(cursor) => tree.snapshot_chunk(cursor, CHUNK_BYTES),
+                Source::Received { bytes, offset } => {
+                    let end = (*offset + CHUNK_BYTES).min(bytes.len());
+                    let chunk = bytes[*offset..end].to_vec();
+                    *offset = end;
+                    chunk
+                }
+            };
             snapshot.chunks_in_flight += 1;
             out.push(Action::SnapshotChunk { bytes });
         }
-        if snapshot.cursor.is_done() {
+        if snapshot.source.is_done() {
             snapshot.end_sent = true;
             out.push(Action::SnapshotEnd);
         }
@@ -179,21 +217,55 @@ impl Snapshots {
         }
     }
 
+    /// Writes a snapshot received from the leader (after the one in
+    /// progress, if any); [`Snapshots::done`] says when it is sealed.
+    pub(crate) fn write_received(
+        &mut self,
+        zxid: i64,
+        bytes: Vec<u8>,
+        now: Duration,
+        out: &mut Out,
+    ) {
+        if self.in_progress.is_some() {
+            self.received_pending = Some((zxid, bytes));
+            return;
+        }
+        self.in_progress = Some(InProgress {
+            zxid,
+            source: Source::Received { bytes, offset: 0 },
+            chunks_in_flight: 0,
+            started: now,
+            end_sent: false,
+        });
+        out.push(Action::SnapshotBegin { zxid });
+    }
+
     pub(crate) fn done(
         &mut self,
         result: Result<SnapshotWritten, StorageFailure>,
         now: Duration,
         out: &mut Out,
-    ) {
+    ) -> Option<Finished> {
         let Some(snapshot) = self.in_progress.take() else {
             out.log(
                 Level::Warn,
                 "a snapshot finished that was never started".into(),
             );
-            return;
+            return None;
+        };
+        let received = matches!(snapshot.source, Source::Received { .. });
+        let finished = Finished {
+            zxid: snapshot.zxid,
+            received,
+            ok: result.is_ok(),
         };
         let elapsed = now.saturating_sub(snapshot.started);
-        self.allowed_at = now + elapsed * GAP_FACTOR;
+        if !received {
+            self.allowed_at = now + elapsed * GAP_FACTOR;
+        }
+        if let Some((zxid, bytes)) = self.received_pending.take() {
+            self.write_received(zxid, bytes, now, out);
+        }
         match result {
             Ok(written) => out.log(
                 Level::Info,
@@ -212,6 +284,7 @@ impl Snapshots {
                 ),
             ),
         }
+        Some(finished)
     }
 
     /// Whether the next append must start a new segment; clears the flag.

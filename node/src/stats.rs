@@ -13,6 +13,7 @@ pub struct Stats {
     pub fsync_threshold_exceeded: u64,
     pub log_syncs: u64,
     pub log_sync_max: Duration,
+    pub log_sync_total: Duration,
 }
 
 impl Stats {
@@ -20,6 +21,7 @@ impl Stats {
     pub fn record_sync(&mut self, took: Duration, warning_threshold_ms: u64) {
         self.log_syncs += 1;
         self.log_sync_max = self.log_sync_max.max(took);
+        self.log_sync_total += took;
         if took > Duration::from_millis(warning_threshold_ms) {
             self.fsync_threshold_exceeded += 1;
         }

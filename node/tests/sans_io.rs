@@ -61,7 +61,7 @@ fn node_depends_only_on_core_crates() {
     assert!(!names.is_empty());
     for name in names {
         assert!(
-            ["proto", "tree", "replication"].contains(&name),
+            ["proto", "tree", "replication", "bytes"].contains(&name),
             "node depends on {name}, which is not a sans-IO core crate"
         );
     }

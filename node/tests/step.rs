@@ -223,23 +223,25 @@ fn reconnect_moves_the_session_and_checks_the_password() {
     assert!(closes(&actions).contains(&intruder));
 }
 
-/// A failed fsync: the write in flight gets SYSTEMERROR, later writes are
-/// refused at once without touching the log, reads go on.
+/// A failed fsync: the write in flight may or may not be on disk, so its
+/// connection is closed (CONNECTIONLOSS, outcome unknown — never an error
+/// claiming it failed); later writes are refused at once without touching
+/// the log; reads go on, on the same session reconnected.
 #[test]
 fn a_failed_log_stops_writes_but_not_reads() {
     let mut h = Harness::new(settings());
-    let (conn, _) = h.connect(10_000);
+    let (conn, session) = h.connect(10_000);
     h.call(conn, 1, create("/kept", b"v", 0));
     let actions = h.send(conn, vec![(2, create("/lost", b"", 0))]);
     assert_eq!(appends(&actions).len(), 1);
     h.append_in_flight = None;
-    let actions = h.step(Input::LogFailed(StorageFailure::Io(
-        std::io::ErrorKind::Other,
-    )));
-    let frames = frames_to(&actions, conn);
-    assert_eq!(frames.len(), 1);
-    assert_eq!(frames[0].xid, 2);
-    assert_eq!(frames[0].error(), ErrorCode::SystemError);
+    let failure = StorageFailure::Io(std::io::ErrorKind::Other);
+    let actions = h.step(Input::LogFailed(failure));
+    assert!(
+        frames_to(&actions, conn).is_empty(),
+        "no reply for the write in flight"
+    );
+    assert_eq!(closes(&actions), vec![conn]);
     assert!(actions.iter().any(|a| matches!(
         a,
         Action::Log {
@@ -247,7 +249,22 @@ fn a_failed_log_stops_writes_but_not_reads() {
             ..
         }
     )));
+    h.step(Input::Closed { conn });
 
+    let conn = h.new_conn();
+    let request = ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id: session.session_id,
+        password: session.password.clone(),
+        read_only: Some(false),
+    };
+    let actions = h.connect_with(conn, request);
+    assert_eq!(
+        connect_response(&actions, conn).session_id,
+        session.session_id
+    );
     let actions = h.send(
         conn,
         vec![(3, create("/never", b"", 0)), (4, get_data("/kept", false))],
@@ -258,13 +275,14 @@ fn a_failed_log_stops_writes_but_not_reads() {
     );
     let frames = frames_to(&actions, conn);
     assert_eq!(frames.iter().map(|f| f.xid).collect::<Vec<_>>(), vec![3, 4]);
-    assert_eq!(frames[0].error(), ErrorCode::SystemError);
+    assert_eq!(
+        frames[0].error(),
+        ErrorCode::SystemError,
+        "never prepared: it surely failed"
+    );
     assert_eq!(frames[1].error(), ErrorCode::Ok);
     assert!(h.node.tree().node("/lost").is_none());
-    assert_eq!(
-        h.node.log_failed(),
-        Some(StorageFailure::Io(std::io::ErrorKind::Other))
-    );
+    assert_eq!(h.node.log_failed(), Some(failure));
 }
 
 /// Replies are found by (session, cxid): two sessions using the same xids
@@ -489,11 +507,13 @@ fn undecodable_requests_are_answered_in_order() {
                     offset: 0,
                     needed: 4,
                 }),
+                nulls: proto::Nulls::default(),
             },
             node::RequestFrame {
                 xid: 2,
                 op: 999,
                 body: Err(proto::DecodeError::UnknownOpCode(999)),
+                nulls: proto::Nulls::default(),
             },
         ],
     });
@@ -523,4 +543,108 @@ fn ping_replies_carry_xid_minus_two() {
     let frames = frames_to(&h.send(conn, vec![(17, Request::Ping)]), conn);
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].xid, -2);
+}
+
+/// A full log disk: new writes and new sessions are refused at once (no txn
+/// can be logged), reads go on, the append in flight waits; once the log
+/// has room again (or writes), writes resume.
+#[test]
+fn a_full_disk_refuses_writes_until_space_returns() {
+    let mut h = Harness::new(settings());
+    let (conn, _) = h.connect(10_000);
+    h.call(conn, 1, create("/kept", b"v", 0));
+    let actions = h.send(conn, vec![(2, create("/waiting", b"", 0))]);
+    assert_eq!(
+        appends(&actions).len(),
+        1,
+        "this append meets the full disk"
+    );
+    let actions = h.step(Input::LogSpace { available: false });
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Log {
+            level: Level::Error,
+            ..
+        }
+    )));
+    let actions = h.send(
+        conn,
+        vec![
+            (3, create("/refused", b"", 0)),
+            (4, get_data("/kept", false)),
+        ],
+    );
+    assert!(appends(&actions).is_empty());
+    let frames = frames_to(&actions, conn);
+    // Replies stay in order: the refusal and the read wait behind xid 2.
+    assert!(frames.is_empty(), "{frames:?}");
+    let refused = h.new_conn();
+    let actions = h.connect_with(
+        refused,
+        ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 10_000,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: None,
+        },
+    );
+    assert_eq!(
+        closes(&actions),
+        vec![refused],
+        "no new session without log space"
+    );
+    // Space returns and the waiting append is written.
+    let actions = h.durable();
+    let frames = frames_to(&actions, conn);
+    assert_eq!(
+        frames
+            .iter()
+            .map(|f| (f.xid, f.error()))
+            .collect::<Vec<_>>(),
+        vec![
+            (2, ErrorCode::Ok),
+            (3, ErrorCode::SystemError),
+            (4, ErrorCode::Ok)
+        ]
+    );
+    assert!(!h.node.disk_full());
+    let frames = h.call(conn, 5, create("/after", b"", 0));
+    assert_eq!(frames[0].error(), ErrorCode::Ok);
+}
+
+/// A session with more ephemerals than one closeSession txn may hold still
+/// closes: its ephemerals are deleted one txn each first, then the session —
+/// by the client's closeSession and by expiry alike (found by the simulator).
+#[test]
+fn a_session_with_too_many_ephemerals_for_one_txn_closes_and_expires() {
+    for expire in [false, true] {
+        let settings = Settings {
+            txn_bytes_max: 2048,
+            ..settings()
+        };
+        let mut h = Harness::new(settings);
+        let (conn, session) = h.connect(4000);
+        for i in 0..60 {
+            let path = format!("/a-rather-long-ephemeral-name-to-fill-the-txn-{i:03}");
+            let frames = h.call(
+                conn,
+                i + 1,
+                create(&path, b"", proto::CreateMode::Ephemeral.code()),
+            );
+            assert_eq!(frames[0].error(), ErrorCode::Ok);
+        }
+        assert_eq!(h.node.tree().ephemeral_count(), 60);
+        if expire {
+            h.advance(Duration::from_secs(10));
+            h.step(Input::Tick);
+        } else {
+            h.send(conn, vec![(100, Request::CloseSession)]);
+        }
+        h.settle();
+        assert_eq!(h.node.tree().ephemeral_count(), 0, "expire: {expire}");
+        assert!(!h.node.session_ids().contains(&session.session_id));
+        assert!(!h.node.tree().has_session(session.session_id));
+    }
 }

@@ -7,8 +7,15 @@
 //! buffer  int length (-1 = null) + that many bytes
 //! ustring int length (-1 = null) + UTF-8 bytes (Java writes CESU-8 for
 //!         non-BMP characters; we decode leniently, replacing what is invalid)
-//! vector  int count (-1 = null) + that many items
+//! vector  int count (-1 = null; any other negative count = no items) + items
 //! ```
+//!
+//! Null is a value, not an error: Java's `BinaryInputArchive` returns null for
+//! a string or buffer of length -1 and for a vector of count -1, and what the
+//! server does with it depends on the field (see [`crate::nulls`]). A vector
+//! count below -1 is read by Java as an index that is already done, i.e. an
+//! empty vector; a string or buffer length below -1 is an error there
+//! (`checkLength`) and here.
 //!
 //! Decoding never panics on hostile input: every length is checked against the
 //! bytes that remain before anything is allocated.
@@ -30,6 +37,10 @@ pub enum DecodeError {
     InvalidValue { field: &'static str, value: i64 },
     #[error("{0} trailing bytes after the record")]
     TrailingBytes(usize),
+    /// A jute null where ZooKeeper fails the request with MARSHALLINGERROR
+    /// (see [`crate::nulls`]).
+    #[error("null {at}: ZooKeeper answers MARSHALLINGERROR")]
+    Null { at: crate::nulls::NullAt },
 }
 
 /// A cursor over one received frame.
@@ -124,22 +135,31 @@ impl<'a> Reader<'a> {
             .map(|b| String::from_utf8_lossy(b).into_owned()))
     }
 
-    /// A string; null is an error because no ZooKeeper request field may be null.
+    /// A string where null is an error (replies, notifications and stored
+    /// records; requests decode nulls, see [`crate::nulls`]).
     pub fn read_ustring(&mut self) -> Result<String, DecodeError> {
         let offset = self.offset;
         self.read_ustring_opt()?
             .ok_or(DecodeError::UnexpectedNull { offset })
     }
 
-    /// A vector that may be null. The count is checked against the remaining
-    /// bytes (every item takes at least one byte) before allocating.
+    /// Whether the next int is jute's null marker -1, without consuming it.
+    pub fn peek_null(&self) -> bool {
+        self.clone().read_i32() == Ok(-1)
+    }
+
+    /// A vector that may be null. A count below -1 is an empty vector, as
+    /// Java's `BinaryIndex` reads it. The count is checked against the
+    /// remaining bytes (every item takes at least one byte) before allocating.
     pub fn read_vec_opt<T>(
         &mut self,
         mut item: impl FnMut(&mut Self) -> Result<T, DecodeError>,
     ) -> Result<Option<Vec<T>>, DecodeError> {
         let offset = self.offset;
-        let Some(count) = self.read_length()? else {
-            return Ok(None);
+        let count = match self.read_i32()? {
+            -1 => return Ok(None),
+            count if count < 0 => return Ok(Some(Vec::new())),
+            count => count as usize,
         };
         if count > self.remaining() {
             return Err(DecodeError::Truncated {
@@ -268,6 +288,11 @@ impl Writer {
         }
     }
 
+    /// Appends bytes already in jute form (a record encoded elsewhere).
+    pub fn write_raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
     pub fn write_record<T: Record>(&mut self, v: &T) {
         v.encode(self);
     }
@@ -325,6 +350,21 @@ mod tests {
         let bytes = w.into_inner();
         let err = Reader::new(&bytes).read_vec(|r| r.read_i64()).unwrap_err();
         assert!(matches!(err, DecodeError::Truncated { .. }));
+    }
+
+    #[test]
+    fn vector_counts_below_minus_one_are_empty_vectors() {
+        // Proves Java's reading of a vector count: -1 is null, -2 and below
+        // are empty (BinaryIndex.done() is `nelems <= 0`), and nothing after
+        // the count is consumed.
+        for (count, expected) in [(-1i32, None), (-2, Some(vec![])), (i32::MIN, Some(vec![]))] {
+            let mut bytes = count.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&7i32.to_be_bytes());
+            let mut r = Reader::new(&bytes);
+            assert!(r.peek_null() == (count == -1));
+            assert_eq!(r.read_vec_opt(|r| r.read_i32()).unwrap(), expected);
+            assert_eq!(r.read_i32().unwrap(), 7, "count {count}");
+        }
     }
 
     #[test]

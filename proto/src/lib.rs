@@ -1,9 +1,10 @@
 //! The ZooKeeper client wire protocol, as Apache ZooKeeper 3.9 speaks it.
 //!
 //! Everything here is pure data: the jute codec ([`jute`]), ZooKeeper's
-//! numeric codes ([`codes`]), the shared records ([`records`]) and the
-//! request and response bodies of every opcode ([`ops`]). No I/O; the server,
-//! the load generator, the tools and the tests all share it.
+//! numeric codes ([`codes`]), the shared records ([`records`]), the
+//! request and response bodies of every opcode ([`ops`]) and what ZooKeeper
+//! does with a jute null in each request field ([`nulls`]). No I/O; the
+//! server, the load generator, the tools and the tests all share it.
 //!
 //! A frame on the wire is a 4-byte big-endian length followed by the payload.
 //! The first frame of a connection is a [`ConnectRequest`]; every later one is
@@ -12,6 +13,7 @@
 
 pub mod codes;
 pub mod jute;
+pub mod nulls;
 pub mod ops;
 pub mod records;
 
@@ -19,6 +21,7 @@ pub use codes::{
     perms, AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, WatcherType,
 };
 pub use jute::{DecodeError, Reader, Record, Writer};
+pub use nulls::{NullAt, NullVerdict, Nulls, WatchList};
 pub use records::*;
 
 /// Default `jute.maxbuffer`: the largest frame a server accepts (0xfffff bytes).

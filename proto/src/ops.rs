@@ -13,6 +13,7 @@
 //! body carrying the code again.
 
 use crate::jute::{DecodeError, Reader, Record, Writer};
+use crate::nulls::{self, NullAt, Nulls, WatchList};
 use crate::records::{Acl, ReplyHeader, RequestHeader, Stat, WatcherEvent};
 use crate::{ErrorCode, OpCode};
 
@@ -49,12 +50,14 @@ impl Field for bool {
     }
 }
 
+/// Strings read jute's null as "": [`Request::decode_with_nulls`] notes
+/// where a request had one (see [`crate::nulls`]).
 impl Field for String {
     fn put(&self, w: &mut Writer) {
         w.write_ustring(self)
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        r.read_ustring()
+        Ok(r.read_ustring_opt()?.unwrap_or_default())
     }
 }
 
@@ -94,7 +97,7 @@ impl Field for Vec<Acl> {
         crate::records::write_records(w, self)
     }
     fn get(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        crate::records::read_records(r)
+        nulls::read_acl(r, &mut Nulls::default(), 0)
     }
 }
 
@@ -248,6 +251,19 @@ pub enum MultiOp {
 }
 
 impl MultiOp {
+    /// The opcodes a multi or multiRead may hold.
+    const ALLOWED: [OpCode; 9] = [
+        OpCode::Create,
+        OpCode::Create2,
+        OpCode::CreateContainer,
+        OpCode::CreateTtl,
+        OpCode::Delete,
+        OpCode::SetData,
+        OpCode::Check,
+        OpCode::GetData,
+        OpCode::GetChildren,
+    ];
+
     pub fn op_code(&self) -> OpCode {
         match self {
             MultiOp::Create(_) => OpCode::Create,
@@ -278,16 +294,26 @@ impl MultiOp {
         }
     }
 
-    fn decode_body(op: i32, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    /// Decodes op number `index` of a multi; every op's body starts with its path.
+    fn decode_body(
+        op: i32,
+        r: &mut Reader<'_>,
+        nulls: &mut Nulls,
+        index: usize,
+    ) -> Result<Self, DecodeError> {
         let invalid = DecodeError::InvalidValue {
             field: "multi op type",
             value: i64::from(op),
         };
-        Ok(match OpCode::from_code(op).ok_or(invalid.clone())? {
-            OpCode::Create => MultiOp::Create(r.read_record()?),
-            OpCode::Create2 => MultiOp::Create2(r.read_record()?),
-            OpCode::CreateContainer => MultiOp::CreateContainer(r.read_record()?),
-            OpCode::CreateTtl => MultiOp::CreateTtl(r.read_record()?),
+        let op = OpCode::from_code(op).ok_or(invalid.clone())?;
+        if MultiOp::ALLOWED.contains(&op) {
+            nulls::note_path(r, nulls, index);
+        }
+        Ok(match op {
+            OpCode::Create => MultiOp::Create(decode_create(r, nulls, index)?),
+            OpCode::Create2 => MultiOp::Create2(decode_create(r, nulls, index)?),
+            OpCode::CreateContainer => MultiOp::CreateContainer(decode_create(r, nulls, index)?),
+            OpCode::CreateTtl => MultiOp::CreateTtl(decode_create_ttl(r, nulls, index)?),
             OpCode::Delete => MultiOp::Delete(r.read_record()?),
             OpCode::SetData => MultiOp::SetData(r.read_record()?),
             OpCode::Check => MultiOp::Check(r.read_record()?),
@@ -312,7 +338,11 @@ fn encode_multi(ops: &[MultiOp], w: &mut Writer) {
 }
 
 /// Decodes a multi or multiRead body; `reads` says which kind of op it may hold.
-fn decode_multi(r: &mut Reader<'_>, reads: bool) -> Result<Vec<MultiOp>, DecodeError> {
+fn decode_multi(
+    r: &mut Reader<'_>,
+    reads: bool,
+    nulls: &mut Nulls,
+) -> Result<Vec<MultiOp>, DecodeError> {
     let mut ops = Vec::new();
     loop {
         let header = MultiHeader::decode(r)?;
@@ -325,7 +355,7 @@ fn decode_multi(r: &mut Reader<'_>, reads: bool) -> Result<Vec<MultiOp>, DecodeE
                 value: ops.len() as i64,
             });
         }
-        let op = MultiOp::decode_body(header.op_type, r)?;
+        let op = MultiOp::decode_body(header.op_type, r, nulls, ops.len())?;
         if op.is_read() != reads {
             return Err(DecodeError::InvalidValue {
                 field: "multi op type",
@@ -470,37 +500,159 @@ pub enum Request {
     CloseSession,
 }
 
+/// A create body whose path (noted by the caller) and ACL fields may be null.
+fn decode_create(
+    r: &mut Reader<'_>,
+    nulls: &mut Nulls,
+    op: usize,
+) -> Result<CreateRequest, DecodeError> {
+    Ok(CreateRequest {
+        path: Field::get(r)?,
+        data: Field::get(r)?,
+        acl: nulls::read_acl(r, nulls, op)?,
+        flags: r.read_i32()?,
+    })
+}
+
+fn decode_create_ttl(
+    r: &mut Reader<'_>,
+    nulls: &mut Nulls,
+    op: usize,
+) -> Result<CreateTtlRequest, DecodeError> {
+    Ok(CreateTtlRequest {
+        path: Field::get(r)?,
+        data: Field::get(r)?,
+        acl: nulls::read_acl(r, nulls, op)?,
+        flags: r.read_i32()?,
+        ttl: r.read_i64()?,
+    })
+}
+
 impl Request {
     /// Decodes the body that follows a RequestHeader with opcode `op`.
+    ///
+    /// Jute nulls read as "" and empty lists, except that a request is
+    /// refused ([`DecodeError::Null`], answered MARSHALLINGERROR) for a null
+    /// that ZooKeeper answers MARSHALLINGERROR when nothing else fails first
+    /// ([`Nulls::first_refused`]). A server answers every null exactly as
+    /// ZooKeeper does with [`Request::decode_with_nulls`] instead.
     pub fn decode(op: OpCode, r: &mut Reader<'_>) -> Result<Request, DecodeError> {
+        let (request, nulls) = Request::decode_with_nulls(op, r)?;
+        match nulls.first_refused(&request) {
+            Some(at) => Err(DecodeError::Null { at }),
+            None => Ok(request),
+        }
+    }
+
+    /// Decodes the body that follows a RequestHeader with opcode `op`,
+    /// reading jute nulls as "" and empty lists and listing where they were
+    /// (see [`crate::nulls`] for what ZooKeeper answers for each).
+    pub fn decode_with_nulls(
+        op: OpCode,
+        r: &mut Reader<'_>,
+    ) -> Result<(Request, Nulls), DecodeError> {
+        let mut nulls = Nulls::default();
+        if Request::body_starts_with_path(op) {
+            nulls::note_path(r, &mut nulls, 0);
+        }
+        let request = Request::decode_noting(op, r, &mut nulls)?;
+        Ok((request, nulls))
+    }
+
+    /// Whether the body of `op` starts with a path (`prefixPath` for getEphemerals).
+    fn body_starts_with_path(op: OpCode) -> bool {
+        matches!(
+            op,
+            OpCode::Create
+                | OpCode::Create2
+                | OpCode::CreateContainer
+                | OpCode::CreateTtl
+                | OpCode::Delete
+                | OpCode::Exists
+                | OpCode::GetData
+                | OpCode::SetData
+                | OpCode::GetAcl
+                | OpCode::SetAcl
+                | OpCode::GetChildren
+                | OpCode::GetChildren2
+                | OpCode::Sync
+                | OpCode::Check
+                | OpCode::CheckWatches
+                | OpCode::RemoveWatches
+                | OpCode::GetEphemerals
+                | OpCode::GetAllChildrenNumber
+                | OpCode::AddWatch
+        )
+    }
+
+    fn decode_noting(
+        op: OpCode,
+        r: &mut Reader<'_>,
+        nulls: &mut Nulls,
+    ) -> Result<Request, DecodeError> {
         Ok(match op {
-            OpCode::Create => Request::Create(r.read_record()?),
-            OpCode::Create2 => Request::Create2(r.read_record()?),
-            OpCode::CreateContainer => Request::CreateContainer(r.read_record()?),
-            OpCode::CreateTtl => Request::CreateTtl(r.read_record()?),
+            OpCode::Create => Request::Create(decode_create(r, nulls, 0)?),
+            OpCode::Create2 => Request::Create2(decode_create(r, nulls, 0)?),
+            OpCode::CreateContainer => Request::CreateContainer(decode_create(r, nulls, 0)?),
+            OpCode::CreateTtl => Request::CreateTtl(decode_create_ttl(r, nulls, 0)?),
             OpCode::Delete => Request::Delete(r.read_record()?),
             OpCode::Exists => Request::Exists(r.read_record()?),
             OpCode::GetData => Request::GetData(r.read_record()?),
             OpCode::SetData => Request::SetData(r.read_record()?),
             OpCode::GetAcl => Request::GetAcl(r.read_record()?),
-            OpCode::SetAcl => Request::SetAcl(r.read_record()?),
+            OpCode::SetAcl => Request::SetAcl(SetAclRequest {
+                path: Field::get(r)?,
+                acl: nulls::read_acl(r, nulls, 0)?,
+                version: r.read_i32()?,
+            }),
             OpCode::GetChildren => Request::GetChildren(r.read_record()?),
             OpCode::GetChildren2 => Request::GetChildren2(r.read_record()?),
             OpCode::Sync => Request::Sync(r.read_record()?),
             OpCode::Ping => Request::Ping,
             OpCode::Check => Request::Check(r.read_record()?),
-            OpCode::Multi => Request::Multi(decode_multi(r, false)?),
-            OpCode::MultiRead => Request::MultiRead(decode_multi(r, true)?),
-            OpCode::Reconfig => Request::Reconfig(r.read_record()?),
+            OpCode::Multi => Request::Multi(decode_multi(r, false, nulls)?),
+            OpCode::MultiRead => Request::MultiRead(decode_multi(r, true, nulls)?),
+            OpCode::Reconfig => Request::Reconfig(ReconfigRequest {
+                joining_servers: nulls::read_string(r, nulls, NullAt::Reconfig { field: 0 })?,
+                leaving_servers: nulls::read_string(r, nulls, NullAt::Reconfig { field: 1 })?,
+                new_members: nulls::read_string(r, nulls, NullAt::Reconfig { field: 2 })?,
+                cur_config_id: r.read_i64()?,
+            }),
             OpCode::CheckWatches => Request::CheckWatches(r.read_record()?),
             OpCode::RemoveWatches => Request::RemoveWatches(r.read_record()?),
-            OpCode::SetWatches => Request::SetWatches(r.read_record()?),
-            OpCode::SetWatches2 => Request::SetWatches2(r.read_record()?),
+            OpCode::SetWatches => Request::SetWatches(SetWatches {
+                relative_zxid: r.read_i64()?,
+                data_watches: nulls::read_watch_list(r, nulls, WatchList::Data)?,
+                exist_watches: nulls::read_watch_list(r, nulls, WatchList::Exist)?,
+                child_watches: nulls::read_watch_list(r, nulls, WatchList::Child)?,
+            }),
+            OpCode::SetWatches2 => Request::SetWatches2(SetWatches2 {
+                relative_zxid: r.read_i64()?,
+                data_watches: nulls::read_watch_list(r, nulls, WatchList::Data)?,
+                exist_watches: nulls::read_watch_list(r, nulls, WatchList::Exist)?,
+                child_watches: nulls::read_watch_list(r, nulls, WatchList::Child)?,
+                persistent_watches: nulls::read_watch_list(r, nulls, WatchList::Persistent)?,
+                persistent_recursive_watches: nulls::read_watch_list(
+                    r,
+                    nulls,
+                    WatchList::PersistentRecursive,
+                )?,
+            }),
             OpCode::GetEphemerals => Request::GetEphemerals(r.read_record()?),
             OpCode::GetAllChildrenNumber => Request::GetAllChildrenNumber(r.read_record()?),
             OpCode::AddWatch => Request::AddWatch(r.read_record()?),
             OpCode::WhoAmI => Request::WhoAmI,
-            OpCode::Auth => Request::Auth(r.read_record()?),
+            OpCode::Auth => Request::Auth(AuthPacket {
+                auth_type: r.read_i32()?,
+                scheme: nulls::read_string(r, nulls, NullAt::AuthScheme)?,
+                auth: r.read_buffer_opt()?.map_or_else(
+                    || {
+                        nulls.push(NullAt::AuthCredential);
+                        Vec::new()
+                    },
+                    <[u8]>::to_vec,
+                ),
+            }),
             OpCode::CloseSession => Request::CloseSession,
             OpCode::Notification
             | OpCode::DeleteContainer
@@ -586,6 +738,9 @@ pub enum Response {
     GetChildren(GetChildrenResponse),
     GetChildren2(GetChildren2Response),
     Sync(SyncResponse),
+    /// sync's reply when the request's path was null: ZooKeeper echoes the
+    /// null (length -1), not "".
+    SyncNullPath,
     GetEphemerals(GetEphemeralsResponse),
     GetAllChildrenNumber(GetAllChildrenNumberResponse),
     WhoAmI(WhoAmIResponse),
@@ -608,6 +763,7 @@ impl Response {
             Response::GetChildren(r) => r.encode(w),
             Response::GetChildren2(r) => r.encode(w),
             Response::Sync(r) => r.encode(w),
+            Response::SyncNullPath => w.write_ustring_opt(None),
             Response::GetEphemerals(r) => r.encode(w),
             Response::GetAllChildrenNumber(r) => r.encode(w),
             Response::WhoAmI(r) => r.encode(w),
@@ -636,7 +792,10 @@ impl Response {
             OpCode::SetAcl => Response::SetAcl(r.read_record()?),
             OpCode::GetChildren => Response::GetChildren(r.read_record()?),
             OpCode::GetChildren2 => Response::GetChildren2(r.read_record()?),
-            OpCode::Sync => Response::Sync(r.read_record()?),
+            OpCode::Sync => match r.read_ustring_opt()? {
+                Some(path) => Response::Sync(SyncResponse { path }),
+                None => Response::SyncNullPath,
+            },
             OpCode::GetEphemerals => Response::GetEphemerals(r.read_record()?),
             OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber(r.read_record()?),
             OpCode::WhoAmI => Response::WhoAmI(r.read_record()?),

@@ -202,6 +202,11 @@ pub mod xid {
 
 /// The first frame of a connection. `read_only` is `None` when the client
 /// sent the older 44-byte form without the trailing flag.
+///
+/// ZooKeeper reads the record, then tries one more bool for the flag, and
+/// never looks at what follows (`ZooKeeperServer.processConnectRequest`):
+/// any bytes after the flag are ignored, so [`ConnectRequest::from_bytes`]
+/// accepts them too instead of refusing the handshake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectRequest {
     pub protocol_version: i32,
@@ -237,6 +242,11 @@ impl Record for ConnectRequest {
                 Some(r.read_bool()?)
             },
         })
+    }
+
+    /// Decodes a handshake frame, ignoring whatever follows the read-only flag.
+    fn from_bytes(buf: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode(&mut Reader::new(buf))
     }
 }
 
@@ -320,6 +330,25 @@ mod tests {
             assert_eq!(bytes.len(), if read_only.is_some() { 45 } else { 44 });
             assert_eq!(ConnectRequest::from_bytes(&bytes).unwrap(), req);
         }
+    }
+
+    #[test]
+    fn connect_request_ignores_bytes_after_the_read_only_flag() {
+        // Proves a handshake with trailing bytes decodes as ZooKeeper reads it:
+        // the 45th byte is the flag, the rest is ignored.
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 10_000,
+            session_id: 0,
+            password: vec![0; 16],
+            read_only: Some(true),
+        };
+        let mut bytes = req.to_bytes();
+        bytes.extend_from_slice(&[0, 7, 8, 9]);
+        assert_eq!(ConnectRequest::from_bytes(&bytes).unwrap(), req);
+        // A frame too short for the record is still refused.
+        assert!(ConnectRequest::from_bytes(&bytes[..40]).is_err());
     }
 
     #[test]

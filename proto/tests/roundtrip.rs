@@ -270,6 +270,18 @@ proptest! {
     }
 
     #[test]
+    fn requests_without_nulls_decode_with_none_listed(request in request()) {
+        // Proves decode_with_nulls reads every null-free request exactly as
+        // decode does, listing nothing (encoders never write a null string).
+        let bytes = encode_body(&request);
+        let mut r = Reader::new(&bytes);
+        let (decoded, nulls) = Request::decode_with_nulls(request.op_code(), &mut r).unwrap();
+        prop_assert_eq!(decoded, request);
+        prop_assert!(nulls.is_empty(), "{:?}", nulls);
+        prop_assert!(r.is_empty());
+    }
+
+    #[test]
     fn every_reply_round_trips((op, response) in response()) {
         let mut w = proto::Writer::new();
         response.encode(&mut w);

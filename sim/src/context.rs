@@ -37,6 +37,8 @@ pub enum Event {
     OperatorRestart { server: u8, boot: u64 },
     /// A slow-disk spell ends.
     DiskRecovers { server: u8 },
+    /// The operator frees space on a full disk (of this boot's process).
+    SpaceFreed { server: u8, boot: u64 },
     /// A client decides what to do next (`generation` drops stale wakes).
     ClientWake { client: u32, generation: u64 },
     /// A silent client's process comes back (a new session).

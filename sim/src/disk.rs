@@ -41,11 +41,15 @@ pub enum DiskOp {
     Create,
     Open,
     Stat,
+    Read,
     Write,
     SyncData,
     Rename,
     Remove,
     SyncDir,
+    /// Not a file operation: the log's disk is full and the batch waits
+    /// before its sync is tried again (`SPACE_RETRY_INTERVAL`).
+    WaitForSpace,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +62,9 @@ struct GateState {
     waiting: Cell<Option<DiskOp>>,
     /// Operations that passed, for the trace.
     passed: Cell<u64>,
+    /// What the batch found about the disk's room and has not reported yet
+    /// (`false`: full, the batch waits; `true`: room again).
+    space: Cell<Option<bool>>,
 }
 
 /// One file operation at a time: see the module docs.
@@ -130,6 +137,11 @@ impl LogFs for GatedFs {
     async fn len(&self, file: &u64) -> io::Result<u64> {
         self.gate.pass(DiskOp::Stat).await;
         self.inner.len(file).await
+    }
+
+    async fn read_at(&self, file: &u64, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.gate.pass(DiskOp::Read).await;
+        self.inner.read_at(file, offset, buf).await
     }
 
     async fn write_at(&self, file: &u64, offset: u64, bytes: &[u8]) -> io::Result<()> {
@@ -284,6 +296,13 @@ impl LogDisk {
         self.gate.passed()
     }
 
+    /// What the batch in flight found about the disk's room since the last
+    /// call, if anything: `Some(false)` when it starts waiting for space,
+    /// `Some(true)` when space returned (before it reports the batch durable).
+    pub fn take_space_report(&self) -> Option<bool> {
+        self.gate.0.space.take()
+    }
+
     /// Queues a batch; starts it if the log is idle.
     pub fn submit(&mut self, batch: Batch) -> LogProgress {
         assert!(
@@ -314,8 +333,9 @@ impl LogDisk {
             record_bytes: batch.records.iter().map(|r| r.payload.len() as u64).sum(),
         });
         let mut writer = self.writer.take().expect("the writer is home when idle");
+        let gate = self.gate.clone();
         self.in_flight = Some(Box::pin(async move {
-            let result = write_batch(&mut writer, batch).await;
+            let result = write_batch(&mut writer, &gate, batch).await;
             (writer, result)
         }));
         self.poll()
@@ -370,10 +390,43 @@ impl LogDisk {
 /// fraction (1/n) full (as the engine's log stage).
 const ROLL_FILL_MIN_DIVISOR: u64 = 4;
 
+/// How long a batch waits on a full disk before its sync is tried again
+/// (the engine's `SPARE_CHECK_INTERVAL`).
+pub const SPACE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `writer.sync()`, waiting out a full disk, as `engine/src/log_stage.rs`'s
+/// `sync_waiting_for_space`: wal stages the batch and writes nothing when no
+/// segment can be prepared, so the same sync is tried again until space
+/// returns, and the node is told both ways (through the gate's `space`).
+async fn sync_waiting_for_space(
+    writer: &mut LogWriter<GatedFs>,
+    gate: &Gate,
+) -> Result<wal::SyncStats, WalError> {
+    let mut told = false;
+    loop {
+        match writer.sync().await {
+            Err(err) if err.is_no_space() => {
+                if !told {
+                    told = true;
+                    gate.0.space.set(Some(false));
+                }
+                gate.pass(DiskOp::WaitForSpace).await;
+            }
+            result => {
+                if told && result.is_ok() {
+                    gate.0.space.set(Some(true));
+                }
+                return result;
+            }
+        }
+    }
+}
+
 /// Appends a batch and makes it durable, as `engine/src/log_stage.rs`'s
 /// `write_batch` does.
 async fn write_batch(
     writer: &mut LogWriter<GatedFs>,
+    gate: &Gate,
     batch: Batch,
 ) -> Result<BatchDurable, WalError> {
     let worth_rolling = writer
@@ -386,14 +439,14 @@ async fn write_batch(
     let mut zxid = writer.zxid_durable();
     for record in &batch.records {
         if !writer.can_append(record.payload.len()) {
-            let stats = writer.sync().await?;
+            let stats = sync_waiting_for_space(writer, gate).await?;
             records += stats.records;
             record_bytes += stats.record_bytes;
         }
         writer.append(record.zxid, &record.payload)?;
         zxid = record.zxid;
     }
-    let stats = writer.sync().await?;
+    let stats = sync_waiting_for_space(writer, gate).await?;
     records += stats.records;
     record_bytes += stats.record_bytes;
     assert_eq!(
@@ -411,44 +464,30 @@ async fn write_batch(
 /// What the node is told about a storage error: a full disk apart from
 /// every other failure (as the engine's `storage_failure`).
 pub fn storage_failure(err: &WalError) -> StorageFailure {
-    const ENOSPC: i32 = 28;
     match err {
-        WalError::Io { source, .. } => match source.raw_os_error() {
-            Some(ENOSPC) => StorageFailure::NoSpace,
-            _ => StorageFailure::Io(source.kind()),
-        },
+        WalError::NoSpace { .. } => StorageFailure::NoSpace,
+        WalError::Io { source, .. } => StorageFailure::Io(source.kind()),
         _ => StorageFailure::Io(io::ErrorKind::Other),
     }
-}
-
-/// Bytes held by every file of a directory (what a full disk counts).
-pub fn bytes_used(fs: &MemFs) -> u64 {
-    LogFs::list(fs)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|name| fs.contents(name))
-        .map(|bytes| bytes.len() as u64)
-        .sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::recovery::{recover, Logged, TxnKind};
-    use crate::snapshots::MemSnapshots;
 
     #[test]
     fn the_stepped_log_makes_a_batch_durable_one_operation_per_event() {
         // Each disk event lets one file operation through; the batch is
         // durable only once its fdatasync has passed, and recovery then
         // replays it.
-        let fs = MemFs::new();
+        let fs = MemFs::new().dir("log");
+        let data = fs.dir("data");
         let config = WriterConfig {
             segment_bytes: 64 * 1024,
             ..WriterConfig::default()
         };
-        let mut snapshots = MemSnapshots::default();
-        let fresh = recover(&mut snapshots, &fs).unwrap();
+        let fresh = recover(&data, &fs).unwrap();
         assert_eq!(fresh.snapshot_zxid, None);
         let mut disk = LogDisk::open(fs.clone(), config, fresh.tail).unwrap();
         let header = tree::TxnHeader {
@@ -459,7 +498,10 @@ mod tests {
         };
         let payload = tree::encode_record(&header, &tree::Txn::CreateSession { timeout_ms: 3000 });
         let batch = Batch {
-            records: vec![LogRecord { zxid: 1, payload }],
+            records: vec![LogRecord {
+                zxid: 1,
+                payload: payload.into(),
+            }],
             roll_first: false,
         };
         let mut progress = disk.submit(batch);
@@ -481,7 +523,7 @@ mod tests {
             operations.len() > 2,
             "a first segment is prepared: {operations:?}"
         );
-        let recovered = recover(&mut snapshots, &fs).unwrap();
+        let recovered = recover(&data, &fs).unwrap();
         assert_eq!(recovered.snapshot_zxid, Some(0));
         let logged = Logged {
             zxid: 1,

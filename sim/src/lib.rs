@@ -28,8 +28,10 @@
 //!   recovery through `wal::recover_from`, as the engine starts.
 //! - [`disk`]: the log written by the real `wal::LogWriter` over
 //!   `wal::MemFs`, stepped one file operation at a time so a crash can fall
-//!   between any two; [`snapshots`]: the snapshot store; [`recovery`]: a
-//!   server's start from its disk, as the engine's.
+//!   between any two, waiting out a full disk as the engine's log stage
+//!   does; [`snapshots`]: wal's own snapshot writer over the data directory
+//!   of the same disk; [`recovery`]: a server's start from its disk, as the
+//!   engine's.
 //! - [`client`] and [`workload`]: clients that speak the client protocol
 //!   and record what they asked and what they were told ([`history`]).
 //! - [`model`], [`linearizability`], [`checks`]: the judges.

@@ -15,7 +15,9 @@ pub enum Fault {
     Crash,
     /// An fdatasync of the log fails: the server must stop acknowledging writes.
     Fsync,
-    /// The disk fills up: the next log segment cannot be preallocated.
+    /// The disk fills up: the next log segment cannot be preallocated and
+    /// snapshots fail. The server refuses writes while its log waits, until
+    /// the operator frees space a while later.
     DiskFull,
     /// Disk operations take hundreds of milliseconds to seconds for a while.
     SlowDisk,

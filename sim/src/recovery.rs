@@ -1,18 +1,24 @@
 //! Recovering a server from its disk.
 //!
 //! [`recover`] is `engine/src/storage.rs`'s recovery on these directories:
-//! the newest valid snapshot, then every logged txn after it, then where the
-//! writer continues; on an empty disk, snapshot 0 is written first
-//! (ZOOKEEPER-2325).
+//! temp files an interrupted write left go first, then the newest valid
+//! snapshot, every logged txn after it, and where the writer continues; on
+//! an empty disk, snapshot 0 is written first (ZOOKEEPER-2325). The epoch
+//! files are read as the engine's `read_epochs` reads them, and the last
+//! replayed records kept as the engine keeps them for a leader's DIFF.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 
-use node::{SnapshotWritten, StorageFailure};
+use node::LogRecord;
 use thiserror::Error;
 use tree::{DataTree, SnapshotError};
-use wal::{LogTail, MemFs, ReadAt, ReadFs, WalError};
+use wal::{LogTail, MemFs, ReadAt, ReadFs, SnapshotWriter, WalError, WriteFs};
 
-use crate::snapshots::{MemSnapshots, SnapshotStore};
+/// Most recovered records kept for a leader's DIFF window (the engine's
+/// `storage::HISTORY_TXNS_MAX` and `HISTORY_BYTES_MAX`).
+pub const HISTORY_TXNS_MAX: usize = 10_000;
+pub const HISTORY_BYTES_MAX: usize = 32 << 20;
 
 #[derive(Debug, Error)]
 pub enum RecoveryError {
@@ -68,7 +74,8 @@ fn changes_of(txn: &tree::Txn, changes: &mut Vec<Change>) {
         tree::Txn::CreateSession { .. }
         | tree::Txn::SetAcl { .. }
         | tree::Txn::Check { .. }
-        | tree::Txn::Failed { .. } => {}
+        | tree::Txn::Failed { .. }
+        | tree::Txn::Refused { .. } => {}
     }
 }
 
@@ -81,29 +88,45 @@ pub struct Recovered {
     pub snapshot_zxid: Option<i64>,
     /// Every txn replayed from the log, in order.
     pub replayed: Vec<Logged>,
+    /// The last records replayed (at most [`HISTORY_TXNS_MAX`] and
+    /// [`HISTORY_BYTES_MAX`]), for the node.
+    pub history: Vec<LogRecord>,
+    /// ZAB's acceptedEpoch and currentEpoch, from the epoch files.
+    pub accepted_epoch: i64,
+    pub current_epoch: i64,
 }
 
-/// Recovers a server from its snapshot store and log directory, as the
-/// engine does at start-up (see the module docs). On a fresh disk, writes
-/// snapshot 0 into `snapshots`.
-pub fn recover<S: SnapshotStore>(
-    snapshots: &mut S,
-    log: &MemFs,
-) -> Result<Recovered, RecoveryError> {
-    recover_replaying(snapshots, log, true)
+impl Recovered {
+    /// What the node is started with.
+    pub fn into_node_state(self) -> node::Recovered {
+        node::Recovered {
+            tree: self.tree,
+            history: self.history,
+            accepted_epoch: self.accepted_epoch,
+            current_epoch: self.current_epoch,
+        }
+    }
+}
+
+/// Recovers a server from its data directory (snapshots, epoch files) and
+/// log directory, as the engine does at start-up (see the module docs). On
+/// a fresh disk, writes snapshot 0. The two may be one directory.
+pub fn recover(data: &MemFs, log: &MemFs) -> Result<Recovered, RecoveryError> {
+    recover_replaying(data, log, true)
 }
 
 /// [`recover`], but with `replay` false the log after the snapshot is read
 /// and not applied (the reintroduced `Bug::SkipLogReplay`).
-pub fn recover_replaying<S: SnapshotStore>(
-    snapshots: &mut S,
+pub fn recover_replaying(
+    data: &MemFs,
     log: &MemFs,
     replay: bool,
 ) -> Result<Recovered, RecoveryError> {
-    let recovery = wal::recover_from(snapshots.dir(), log.clone())?;
+    wal::remove_temporary_files_in(data, log)?;
+    let recovery = wal::recover_from(data, log.clone())?;
     let (mut tree, snapshot_zxid) = match &recovery.snapshot {
         Some(info) => {
-            let mut reader = wal::open_snapshot(snapshots.dir(), &info.name)?;
+            let mut reader = wal::open_snapshot(data, &info.name)?;
             let mut body = Vec::with_capacity(info.body_bytes as usize);
             reader
                 .read_to_end(&mut body)
@@ -120,13 +143,14 @@ pub fn recover_replaying<S: SnapshotStore>(
         }
         None => {
             let tree = DataTree::new();
-            write_whole_snapshot(snapshots, &tree)
-                .expect("a fresh in-memory snapshot store takes the first snapshot");
+            write_whole_snapshot(data, &tree)?;
             (tree, None)
         }
     };
     let mut log = recovery.log;
     let mut replayed = Vec::new();
+    let mut history = VecDeque::new();
+    let mut history_bytes = 0usize;
     for record in log.by_ref() {
         let record = record?;
         let (header, txn) =
@@ -151,35 +175,52 @@ pub fn recover_replaying<S: SnapshotStore>(
             kind,
             changes,
         });
+        history_bytes += record.payload.len();
+        history.push_back(LogRecord {
+            zxid: record.zxid,
+            payload: record.payload.into(),
+        });
+        while history.len() > HISTORY_TXNS_MAX || history_bytes > HISTORY_BYTES_MAX {
+            let old: LogRecord = history.pop_front().expect("not empty");
+            history_bytes -= old.payload.len();
+        }
     }
     let tail = log.finish()?;
+    let (accepted_epoch, current_epoch) = read_epochs(data, tree.last_processed_zxid())?;
     Ok(Recovered {
         tree,
         tail,
         snapshot_zxid,
         replayed,
+        history: history.into(),
+        accepted_epoch,
+        current_epoch,
     })
 }
 
-/// Writes a whole snapshot of a quiet tree at once (start-up only).
-fn write_whole_snapshot<S: SnapshotStore>(
-    snapshots: &mut S,
-    tree: &DataTree,
-) -> Result<SnapshotWritten, StorageFailure> {
-    snapshots.begin(tree.last_processed_zxid())?;
-    snapshots.write(&tree.snapshot_bytes())?;
-    snapshots.seal()
+/// ZAB's acceptedEpoch and currentEpoch, as the engine's `read_epochs`: a
+/// missing currentEpoch is the epoch of the last zxid, a missing
+/// acceptedEpoch is currentEpoch.
+fn read_epochs(data: &MemFs, zxid_last: i64) -> Result<(i64, i64), WalError> {
+    let current = wal::read_epoch_in(data, wal::EpochFile::Current)?.unwrap_or(zxid_last >> 32);
+    let accepted = wal::read_epoch_in(data, wal::EpochFile::Accepted)?.unwrap_or(current);
+    Ok((accepted.max(current), current))
 }
 
-/// What a directory holds when every snapshot but the oldest is ignored:
+/// Writes a whole snapshot of a quiet tree at once (start-up only).
+fn write_whole_snapshot(data: &MemFs, tree: &DataTree) -> Result<(), WalError> {
+    let mut writer = SnapshotWriter::create_in(data.clone(), tree.last_processed_zxid())?;
+    writer.write(&tree.snapshot_bytes())?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// What a disk holds when every snapshot but the oldest is ignored:
 /// snapshot 0 and the whole log replayed (the cross-check that the fuzzy
 /// snapshots and replay agree with replaying everything, and the list of
-/// every txn the server ever made durable and kept).
-pub fn replay_everything<S: SnapshotStore>(
-    snapshots: &S,
-    log: &MemFs,
-) -> Result<Recovered, RecoveryError> {
-    let oldest = wal::list_snapshots(snapshots.dir())?
+/// every txn the server ever made durable and kept). Reads copies only.
+pub fn replay_everything(data: &MemFs, log: &MemFs) -> Result<Recovered, RecoveryError> {
+    let oldest = wal::list_snapshots(data)?
         .pop()
         .map(|(_, name)| name)
         .expect("a server always has snapshot 0");
@@ -187,9 +228,19 @@ pub fn replay_everything<S: SnapshotStore>(
         file: oldest.clone(),
         source,
     };
-    let file = snapshots.dir().open_read(&oldest).map_err(read_failed)?;
+    let file = data.open_read(&oldest).map_err(read_failed)?;
     let mut bytes = vec![0u8; file.len() as usize];
     file.read_at(0, &mut bytes).map_err(read_failed)?;
-    let mut only_oldest = MemSnapshots::from_files([(oldest, bytes)]);
-    recover(&mut only_oldest, log)
+    let only_oldest = MemFs::new();
+    copy_in(&only_oldest, &oldest, &bytes).map_err(read_failed)?;
+    recover(&only_oldest, &log.snapshot_current())
+}
+
+/// Writes one whole, durable file.
+fn copy_in(dir: &MemFs, name: &str, bytes: &[u8]) -> io::Result<()> {
+    use wal::FileWriter;
+    let mut file = dir.create_file(name)?;
+    file.append(bytes)?;
+    file.sync()?;
+    dir.sync_directory()
 }

@@ -14,8 +14,9 @@
 //! what is durable; a reply must never reveal more).
 //!
 //! A crash drops the process — node, writer, the batch and snapshot in
-//! flight, every connection — and keeps the disk as a power cut or a kill
-//! leaves it. A restart recovers from that image through wal, exactly as
+//! flight, every connection — and keeps the disk (dataDir and dataLogDir,
+//! two directories of one in-memory disk, or one directory as in the
+//! engine's default) as a power cut or a kill leaves it. A restart recovers from that image through wal, exactly as
 //! the engine starts, and then checks that nothing a client was told is
 //! missing: the recovered zxid reaches every zxid a client saw, and every
 //! acknowledged txn in the replayed log is the one the client was told about.
@@ -33,12 +34,17 @@ use crate::disk::{self, Batch, DiskOp, LogDisk, LogProgress};
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::options::{Bug, Mix, Options};
 use crate::recovery;
-use crate::snapshots::{ServerSnapshots, SnapshotStore};
+use crate::snapshots::Snapshots;
 use crate::violation::Violation;
 use crate::wire::{decode_requests, first_frame, frame_slices};
 
 /// The wall clock every run starts at (any fixed value).
 pub const WALL_START_MS: i64 = 1_700_000_000_000;
+
+/// The directories of a server's disk (`dataLogDir`, and `dataDir` when it
+/// is another directory).
+const LOG_DIR: &str = "datalog";
+const DATA_DIR: &str = "data";
 
 /// The zoo.cfg values every simulated server runs with (times are short so
 /// that sessions expire and snapshots happen within a run).
@@ -51,8 +57,9 @@ struct ConnState {
     link: LinkId,
     /// The handshake reply has gone out: later frames have reply headers.
     handshake_sent: bool,
-    /// Frames held back by the reintroduced `Bug::ReorderSends`.
-    held_back: Option<Vec<u8>>,
+    /// Frames held back by the reintroduced `Bug::ReorderSends`, and how
+    /// many bytes of the node's they are.
+    held_back: Option<(Vec<u8>, u64)>,
 }
 
 #[derive(Debug)]
@@ -112,9 +119,13 @@ pub struct Server {
     pub database: usize,
     boot: u64,
     running: Option<Running>,
-    /// The log directory as it survives crashes.
+    /// The log directory as it survives crashes (a directory of the
+    /// server's one disk).
     log_fs: MemFs,
-    snapshots: ServerSnapshots,
+    /// The data directory's name on that disk (the log's, when shared).
+    data_dir: &'static str,
+    /// The snapshot writer, over the data directory.
+    snapshots: Snapshots,
     next_conn: ConnId,
     booted_at: Duration,
     wall_offset_ms: i64,
@@ -143,13 +154,22 @@ pub struct Server {
 impl Server {
     /// A server with an empty disk, started at once.
     pub fn new(sid: u8, database: usize, options: &Options, cx: &mut Context) -> Server {
+        let log_fs = MemFs::new().dir(LOG_DIR);
+        // ZooKeeper's default puts both in dataDir; production puts the log
+        // on a disk of its own. Either way wal must find its files.
+        let data_dir = if cx.rng.chance(1, 2) {
+            LOG_DIR
+        } else {
+            DATA_DIR
+        };
         let mut server = Server {
             sid,
             database,
             boot: 0,
             running: None,
-            log_fs: MemFs::new(),
-            snapshots: ServerSnapshots::default(),
+            snapshots: Snapshots::new(log_fs.dir(data_dir)),
+            log_fs,
+            data_dir,
             next_conn: 1,
             booted_at: Duration::ZERO,
             wall_offset_ms: cx.rng.between(0, 10_000) as i64 - 5_000,
@@ -209,7 +229,11 @@ impl Server {
         }
     }
 
-    fn settings(&self, cx: &mut Context) -> Settings {
+    /// The node's settings, as the engine's `Config::node_settings` makes
+    /// them for a standalone server (ZooKeeper's defaults for whatever
+    /// zoo.cfg leaves out), with the sim's short times. `txn_bytes_max` is
+    /// what the log takes, as the engine's `Config::txn_bytes_max`.
+    fn settings(&self, cx: &mut Context, config: &WriterConfig) -> Settings {
         Settings {
             server_id: 0,
             tick_time_ms: TICK_MS,
@@ -223,6 +247,12 @@ impl Server {
             super_digest: None,
             fsync_warning_threshold_ms: 1000,
             random_seed: cx.rng.next_u64(),
+            extended_types_enabled: false,
+            x509_enabled: false,
+            txn_bytes_max: config.record_payload_bytes_max() - tree::TxnHeader::ENCODED_LEN,
+            ensemble: None,
+            unsent_bytes_max: node::settings::UNSENT_BYTES_MAX_DEFAULT,
+            ..Settings::default()
         }
     }
 
@@ -243,30 +273,30 @@ impl Server {
     fn start(&mut self, cx: &mut Context) {
         assert!(self.running.is_none(), "start a stopped server");
         let replay = self.bug != Some(Bug::SkipLogReplay);
-        let recovered = match recovery::recover_replaying(&mut self.snapshots, &self.log_fs, replay)
-        {
-            Ok(recovered) => recovered,
-            Err(err) => {
-                return cx.violation(Violation::RecoveryFailed {
-                    server: self.sid,
-                    error: err.to_string(),
-                })
-            }
-        };
+        let recovered =
+            match recovery::recover_replaying(self.snapshots.dir(), &self.log_fs, replay) {
+                Ok(recovered) => recovered,
+                Err(err) => {
+                    return cx.violation(Violation::RecoveryFailed {
+                        server: self.sid,
+                        error: err.to_string(),
+                    })
+                }
+            };
         if self.check_recovery {
             self.check_nothing_acknowledged_is_lost(cx, &recovered);
         }
         self.stats.replayed_txns += recovered.replayed.len() as u64;
         let config = self.writer_config(cx);
-        let mut tree = recovered.tree;
-        tree.set_txn_bytes_max(config.record_payload_bytes_max() - tree::TxnHeader::ENCODED_LEN);
+        // The engine's `log_stage::append_limits`, for this writer's bounds.
         let limits = AppendLimits {
             records_max: config.batch_records_max,
             bytes_max: config.batch_bytes_max / 2,
         };
-        let disk = match LogDisk::open(self.log_fs.clone(), config, recovered.tail) {
+        let settings = self.settings(cx, &config);
+        let disk = match LogDisk::open(self.log_fs.clone(), config, recovered.tail.clone()) {
             Ok(disk) => disk,
-            Err(err @ WalError::Io { .. }) => {
+            Err(err @ (WalError::Io { .. } | WalError::NoSpace { .. })) => {
                 // The disk failed while the writer readied the log (zeroing a
                 // cut tail and syncing it): the process exits and its
                 // operator starts it again a while later.
@@ -287,17 +317,13 @@ impl Server {
         };
         self.booted_at = cx.now;
         self.monotonic_leap = Duration::ZERO;
-        let settings = self.settings(cx);
         let now = self.now(cx);
-        let node = Node::new(settings, tree, limits, now);
+        let (snapshot_zxid, replayed) = (recovered.snapshot_zxid, recovered.replayed.len());
+        let node = Node::new(settings, recovered.into_node_state(), limits, now);
         node.check_invariants();
         let (sid, zxid) = (self.sid, node.zxid_applied());
         cx.trace.line(cx.now, || {
-            format!(
-                "s{sid} boots at zxid 0x{zxid:x} (snapshot {:?}, {} txns replayed)",
-                recovered.snapshot_zxid,
-                recovered.replayed.len()
-            )
+            format!("s{sid} boots at zxid 0x{zxid:x} (snapshot {snapshot_zxid:?}, {replayed} txns replayed)")
         });
         self.running = Some(Running {
             node,
@@ -471,6 +497,7 @@ impl Server {
                 conn,
                 peer,
                 request,
+                auth: Vec::new(),
             },
         );
     }
@@ -610,6 +637,18 @@ impl Server {
                 cx.trace
                     .line(cx.now, || format!("s{sid} log {level:?}: {line}"));
             }
+            // A standalone node has no peers: the engine logs and ignores
+            // these, the simulator holds the node to its contract.
+            action @ (Action::ElectionSend { .. }
+            | Action::ConnectToLeader { .. }
+            | Action::PeerSend { .. }
+            | Action::PeerClose { .. }
+            | Action::PersistEpoch { .. }
+            | Action::TruncateLog { .. }
+            | Action::Reload) => cx.violation(Violation::ActionContract {
+                server: sid,
+                rule: format!("a standalone server was asked for an ensemble action: {action:?}"),
+            }),
         }
     }
 
@@ -618,6 +657,7 @@ impl Server {
     fn send(&mut self, cx: &mut Context, conn: ConnId, bytes: Vec<u8>) {
         let running = self.running.as_mut().expect("acting while up");
         cx.trace.mix_bytes(&bytes);
+        let handed = bytes.len() as u64;
         let Some(state) = running.conns.get_mut(&conn) else {
             // Closed meanwhile (the node heard of it after deciding).
             return;
@@ -645,18 +685,37 @@ impl Server {
         };
         let link = state.link;
         let from = Endpoint::Server(self.sid);
-        if self.bug == Some(Bug::ReorderSends) && skip == 0 {
+        let written = if self.bug == Some(Bug::ReorderSends) && skip == 0 {
             match state.held_back.take() {
-                Some(held) => {
+                Some((held, held_len)) => {
                     cx.send(link, from, Payload::Bytes(bytes));
                     cx.send(link, from, Payload::Bytes(held));
+                    handed + held_len
                 }
-                None if cx.rng.chance(1, 20) => state.held_back = Some(bytes),
-                None => cx.send(link, from, Payload::Bytes(bytes)),
+                None if cx.rng.chance(1, 20) => {
+                    state.held_back = Some((bytes, handed));
+                    0
+                }
+                None => {
+                    cx.send(link, from, Payload::Bytes(bytes));
+                    handed
+                }
             }
-            return;
+        } else {
+            cx.send(link, from, Payload::Bytes(bytes));
+            handed
+        };
+        // The socket took the bytes: the connection's credit comes back, as
+        // the engine's connection reports what it wrote.
+        if written > 0 {
+            self.step(
+                cx,
+                Input::Written {
+                    conn,
+                    bytes: written,
+                },
+            );
         }
-        cx.send(link, from, Payload::Bytes(bytes));
     }
 
     // ----- the log ------------------------------------------------------------------
@@ -685,6 +744,13 @@ impl Server {
     }
 
     fn after_disk_progress(&mut self, cx: &mut Context, progress: LogProgress) {
+        let space = self
+            .running
+            .as_ref()
+            .and_then(|r| r.disk.take_space_report());
+        if let Some(available) = space {
+            self.step(cx, Input::LogSpace { available });
+        }
         match progress {
             LogProgress::Idle => {}
             LogProgress::Waiting(op) => {
@@ -898,7 +964,8 @@ impl Server {
             self.stats.kills += 1;
             self.log_fs = self.log_fs.snapshot_current();
         }
-        self.snapshots.crash();
+        // The snapshot in progress dies with the process (on the old disk).
+        self.snapshots = Snapshots::new(self.log_fs.dir(self.data_dir));
         self.slow_disk = false;
         self.crash_armed = None;
         for state in running.conns.values() {
@@ -929,11 +996,24 @@ impl Server {
         self.log_fs.fail_sync_data_at(0);
     }
 
-    /// The disk fills up a little past what is used now.
+    /// The disk fills up a little past what is used now; its operator
+    /// frees space a while later.
     pub fn fill_disk(&mut self, cx: &mut Context) {
-        let used = disk::bytes_used(&self.log_fs);
+        let used = self.log_fs.bytes_used();
         self.log_fs.limit_bytes(used + cx.rng.between(0, 64 << 10));
-        self.snapshots.set_full(true);
+        let delay = Duration::from_millis(cx.rng.between(200, 5_000));
+        cx.after(
+            delay,
+            Event::SpaceFreed {
+                server: self.sid,
+                boot: self.boot,
+            },
+        );
+    }
+
+    /// Space on the disk is freed (a full disk's limit is lifted).
+    pub fn free_space(&mut self) {
+        self.log_fs.limit_bytes(None);
     }
 
     /// The wall clock jumps by `ms` (either way).
@@ -952,11 +1032,10 @@ impl Server {
     /// newest snapshot and the log after it, and from snapshot 0 and the
     /// whole log (whose txns it lists too).
     pub fn recover_now(&self) -> Result<(recovery::Recovered, recovery::Recovered), String> {
-        let mut snapshots = self.snapshots.clone();
         let image = self.log_fs.snapshot_current();
-        let newest = recovery::recover(&mut snapshots, &image).map_err(|e| e.to_string())?;
-        let everything =
-            recovery::replay_everything(&self.snapshots, &image).map_err(|e| e.to_string())?;
+        let data = image.dir(self.data_dir);
+        let newest = recovery::recover(&data, &image).map_err(|e| e.to_string())?;
+        let everything = recovery::replay_everything(&data, &image).map_err(|e| e.to_string())?;
         Ok((newest, everything))
     }
 }
@@ -983,13 +1062,15 @@ fn drop_a_notification(bytes: &[u8], rng: &mut crate::rng::Rng) -> Vec<u8> {
 /// How long one file operation of the log takes.
 fn disk_latency(op: DiskOp, slow: bool, cx: &mut Context) -> Duration {
     let micros = match op {
-        DiskOp::Write => cx.rng.between(10, 300),
+        DiskOp::Write | DiskOp::Read => cx.rng.between(10, 300),
         DiskOp::SyncData if cx.rng.chance(1, 50) => cx.rng.between(5_000, 30_000),
         DiskOp::SyncData => cx.rng.between(50, 2_000),
         DiskOp::SyncDir => cx.rng.between(50, 1_000),
         DiskOp::Create | DiskOp::Open | DiskOp::Stat | DiskOp::Rename | DiskOp::Remove => {
             cx.rng.between(5, 100)
         }
+        // Not the disk's latency: the log stage's timer.
+        DiskOp::WaitForSpace => return disk::SPACE_RETRY_INTERVAL,
     };
     let micros = if slow {
         micros * 100 + cx.rng.between(0, 500_000)

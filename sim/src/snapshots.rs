@@ -1,184 +1,71 @@
-//! A server's snapshot store.
+//! A server's snapshot writer: wal's own [`SnapshotWriter`] over the
+//! server's data directory on its in-memory disk, as the engine's snapshot
+//! thread (`engine/src/storage.rs`) runs it over a real directory.
 //!
-//! wal's snapshot writer writes real files with std I/O for now (moving it
-//! onto the fs traits is under way on another branch). Until then the
-//! snapshot files live in [`MemSnapshots`] with the writer's crash
-//! semantics — a snapshot is invisible until sealed, sealing makes it
-//! durable at once, a crash loses the one in progress — behind the
-//! [`SnapshotStore`] trait, so the switch to wal's writer over `wal::MemFs` is
-//! one implementation. The files carry wal's own snapshot format, so
-//! recovery reads them with wal's own reader (`wal::recover_from`).
-
-use std::collections::BTreeMap;
-use std::io;
-use std::rc::Rc;
+//! The writer's crash semantics are wal's and [`MemFs`]'s, not a model of
+//! them: a snapshot is written to `snapshot.<zxid>.tmp`, synced, renamed
+//! and the directory synced, so a power cut mid-way leaves a temp file (or
+//! nothing) that the next start removes, and a sealed snapshot survives.
+//! Because the data directory is a directory of the same disk as the log,
+//! a full disk and a failed fdatasync strike snapshots too.
 
 use node::{SnapshotWritten, StorageFailure};
-use wal::{ReadAt, ReadFs};
+use wal::{MemFs, SnapshotWriter};
 
-/// Where a server's snapshots are written and read back from. See the
-/// module docs for why this is a trait.
-pub trait SnapshotStore: std::fmt::Debug {
-    /// What recovery reads the snapshots from.
-    type Dir: ReadFs;
-    /// Starts snapshot `snapshot.<zxid>` (invisible until sealed).
-    fn begin(&mut self, zxid: i64) -> Result<(), StorageFailure>;
-    /// Appends body bytes to the snapshot in progress.
-    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageFailure>;
-    /// Makes the snapshot in progress durable and visible.
-    fn seal(&mut self) -> Result<SnapshotWritten, StorageFailure>;
-    /// A power cut or a kill: the snapshot in progress is gone.
-    fn crash(&mut self);
-    /// From now on every write fails with a full disk (`false` lifts it).
-    fn set_full(&mut self, full: bool);
-    fn dir(&self) -> &Self::Dir;
-}
+use crate::disk::storage_failure;
 
-const SNAPSHOT_MAGIC: [u8; 8] = *b"FKSNAPSH";
-const SNAPSHOT_END_MAGIC: [u8; 4] = *b"FKSE";
-const SNAPSHOT_VERSION: u32 = 1;
-
-/// wal's snapshot file header (see `wal/src/snapshot.rs`, whose reader
-/// checks these bytes; `snapshot_files_are_what_wal_reads` proves they agree).
-fn snapshot_header(zxid: i64) -> Vec<u8> {
-    let mut header = Vec::with_capacity(wal::SNAPSHOT_HEADER_BYTES);
-    header.extend_from_slice(&SNAPSHOT_MAGIC);
-    header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    header.extend_from_slice(&0u32.to_le_bytes());
-    header.extend_from_slice(&zxid.to_le_bytes());
-    header
-}
-
-/// wal's snapshot file trailer: body length, crc32c of header and body, end magic.
-fn snapshot_trailer(file_so_far: &[u8]) -> Vec<u8> {
-    let body_bytes = (file_so_far.len() - wal::SNAPSHOT_HEADER_BYTES) as u64;
-    let mut trailer = Vec::with_capacity(wal::SNAPSHOT_TRAILER_BYTES);
-    trailer.extend_from_slice(&body_bytes.to_le_bytes());
-    trailer.extend_from_slice(&crc32c::crc32c(file_so_far).to_le_bytes());
-    trailer.extend_from_slice(&SNAPSHOT_END_MAGIC);
-    trailer
-}
-
-/// Sealed snapshot files in memory, and the one being written.
-#[derive(Debug, Clone, Default)]
-pub struct MemSnapshots {
-    dir: MemSnapshotDir,
-    in_progress: Option<(i64, Vec<u8>)>,
-    full: bool,
-}
-
-/// The sealed files, readable as a directory.
-#[derive(Debug, Clone, Default)]
-pub struct MemSnapshotDir {
-    files: BTreeMap<String, Rc<Vec<u8>>>,
-}
-
-/// One sealed snapshot file, opened for reading.
+/// The snapshot in progress, if any, in one data directory.
 #[derive(Debug)]
-pub struct MemSnapshotReader(Rc<Vec<u8>>);
-
-impl ReadAt for MemSnapshotReader {
-    fn len(&self) -> u64 {
-        self.0.len() as u64
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let start = (offset as usize).min(self.0.len());
-        let n = buf.len().min(self.0.len() - start);
-        buf[..n].copy_from_slice(&self.0[start..start + n]);
-        Ok(n)
-    }
+pub struct Snapshots {
+    dir: MemFs,
+    writer: Option<SnapshotWriter<MemFs>>,
 }
 
-impl ReadFs for MemSnapshotDir {
-    type Reader = MemSnapshotReader;
-
-    fn list(&self) -> io::Result<Vec<String>> {
-        Ok(self.files.keys().cloned().collect())
+impl Snapshots {
+    pub fn new(dir: MemFs) -> Snapshots {
+        Snapshots { dir, writer: None }
     }
 
-    fn open_read(&self, name: &str) -> io::Result<MemSnapshotReader> {
-        self.files
-            .get(name)
-            .map(|bytes| MemSnapshotReader(bytes.clone()))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_string()))
-    }
-
-    fn display(&self, name: &str) -> String {
-        format!("mem-snapshots:{name}")
-    }
-}
-
-impl MemSnapshots {
-    /// A store holding these sealed files (and nothing in progress).
-    pub fn from_files(files: impl IntoIterator<Item = (String, Vec<u8>)>) -> MemSnapshots {
-        let files = files
-            .into_iter()
-            .map(|(name, bytes)| (name, Rc::new(bytes)))
-            .collect();
-        MemSnapshots {
-            dir: MemSnapshotDir { files },
-            ..MemSnapshots::default()
-        }
-    }
-}
-
-impl SnapshotStore for MemSnapshots {
-    type Dir = MemSnapshotDir;
-
-    fn begin(&mut self, zxid: i64) -> Result<(), StorageFailure> {
-        // A leftover in progress is replaced, as the writer replaces a stale temp file.
-        self.in_progress = None;
-        if self.full {
-            return Err(StorageFailure::NoSpace);
-        }
-        self.in_progress = Some((zxid, snapshot_header(zxid)));
+    /// Starts snapshot `snapshot.<zxid>` (invisible until sealed).
+    pub fn begin(&mut self, zxid: i64) -> Result<(), StorageFailure> {
+        // A snapshot that failed part-way was dropped already; one at a time.
+        assert!(self.writer.is_none(), "one snapshot at a time");
+        let writer = SnapshotWriter::create_in(self.dir.clone(), zxid)
+            .map_err(|err| storage_failure(&err))?;
+        self.writer = Some(writer);
         Ok(())
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<(), StorageFailure> {
-        if self.full {
-            self.in_progress = None;
-            return Err(StorageFailure::NoSpace);
-        }
-        let (_, file) = self.in_progress.as_mut().expect("a snapshot in progress");
-        file.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn seal(&mut self) -> Result<SnapshotWritten, StorageFailure> {
-        let (zxid, mut file) = self.in_progress.take().expect("a snapshot in progress");
-        if self.full {
-            return Err(StorageFailure::NoSpace);
-        }
-        let trailer = snapshot_trailer(&file);
-        file.extend_from_slice(&trailer);
-        let name = wal::snapshot_name(zxid);
-        let bytes = (file.len() - wal::SNAPSHOT_HEADER_BYTES - wal::SNAPSHOT_TRAILER_BYTES) as u64;
-        self.dir.files.insert(name.clone(), Rc::new(file));
-        Ok(SnapshotWritten {
-            zxid,
-            file: name,
-            bytes,
+    /// Appends body bytes to the snapshot in progress. A failure drops it
+    /// (and its temp file), as the engine's snapshot thread gives up.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StorageFailure> {
+        let writer = self.writer.as_mut().expect("a snapshot in progress");
+        writer.write(bytes).map_err(|err| {
+            self.writer = None;
+            storage_failure(&err)
         })
     }
 
-    fn crash(&mut self) {
-        self.in_progress = None;
-        self.full = false;
+    /// Seals the snapshot in progress: trailer, sync, rename, directory sync.
+    pub fn seal(&mut self) -> Result<SnapshotWritten, StorageFailure> {
+        let writer = self.writer.take().expect("a snapshot in progress");
+        let info = writer.finish().map_err(|err| storage_failure(&err))?;
+        Ok(SnapshotWritten {
+            zxid: info.zxid,
+            file: info.file,
+            bytes: info.body_bytes,
+        })
     }
 
-    fn set_full(&mut self, full: bool) {
-        self.full = full;
+    /// Whether a snapshot is in progress.
+    pub fn is_writing(&self) -> bool {
+        self.writer.is_some()
     }
 
-    fn dir(&self) -> &MemSnapshotDir {
+    pub fn dir(&self) -> &MemFs {
         &self.dir
     }
 }
-
-/// The snapshot store every simulated server uses (one line to switch).
-pub type ServerSnapshots = MemSnapshots;
 
 #[cfg(test)]
 mod tests {
@@ -186,10 +73,10 @@ mod tests {
     use std::io::Read;
 
     #[test]
-    fn snapshot_files_are_what_wal_reads() {
-        // The in-memory snapshot files carry wal's format: wal's own reader
-        // finds, verifies and streams them back.
-        let mut store = MemSnapshots::default();
+    fn a_sealed_snapshot_is_what_wal_reads() {
+        // The writer is wal's: its reader finds, verifies and streams the
+        // body back.
+        let mut store = Snapshots::new(MemFs::new().dir("data"));
         store.begin(0x1_0000_0007).unwrap();
         store.write(b"hello ").unwrap();
         store.write(b"snapshot").unwrap();
@@ -206,15 +93,20 @@ mod tests {
     }
 
     #[test]
-    fn a_crash_loses_the_snapshot_in_progress_only() {
-        let mut store = MemSnapshots::default();
+    fn a_power_cut_loses_the_snapshot_in_progress_only() {
+        // The sealed snapshot survives any crash image; the one being
+        // written never shows up under its final name.
+        let disk = MemFs::new();
+        let mut store = Snapshots::new(disk.dir("data"));
         store.begin(1).unwrap();
         store.write(b"a").unwrap();
         store.seal().unwrap();
         store.begin(2).unwrap();
         store.write(b"b").unwrap();
-        store.crash();
-        let info = wal::newest_valid_snapshot(store.dir()).unwrap().unwrap();
-        assert_eq!(info.zxid, 1);
+        for seed in 0..20 {
+            let image = disk.crash_image(seed).dir("data");
+            let info = wal::newest_valid_snapshot(&image).unwrap().unwrap();
+            assert_eq!(info.zxid, 1);
+        }
     }
 }

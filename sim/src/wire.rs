@@ -39,14 +39,21 @@ pub fn decode_requests(bytes: &[u8]) -> Result<Vec<RequestFrame>, proto::DecodeE
     for frame in frame_slices(bytes) {
         let mut reader = Reader::new(frame);
         let header = RequestHeader::decode(&mut reader)?;
-        let body = match OpCode::from_code(header.op) {
-            Some(op) => Request::decode(op, &mut reader),
-            None => Err(proto::DecodeError::UnknownOpCode(header.op)),
+        let (body, nulls) = match OpCode::from_code(header.op) {
+            Some(op) => match Request::decode_with_nulls(op, &mut reader) {
+                Ok((request, nulls)) => (Ok(request), nulls),
+                Err(err) => (Err(err), proto::Nulls::default()),
+            },
+            None => (
+                Err(proto::DecodeError::UnknownOpCode(header.op)),
+                proto::Nulls::default(),
+            ),
         };
         requests.push(RequestFrame {
             xid: header.xid,
             op: header.op,
             body,
+            nulls,
         });
     }
     Ok(requests)

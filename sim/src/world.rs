@@ -259,6 +259,11 @@ impl World {
                 }
             }
             Event::DiskRecovers { server } => self.server(server).slow_disk = false,
+            Event::SpaceFreed { server, boot } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.free_space();
+                }
+            }
             Event::ClientWake { client, generation } => {
                 let c = &mut self.clients[client as usize];
                 if c.is_current_wake(generation) {
@@ -382,6 +387,7 @@ impl World {
         for server in &mut self.servers {
             server.slow_disk = false;
             server.crash_armed = None;
+            server.free_space();
         }
         let now = self.cx.now;
         self.cx

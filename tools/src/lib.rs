@@ -1,5 +1,6 @@
 //! Operator tools for ferrokeeper's data directories: inspect and verify log
-//! segments and snapshots, purge old ones. The `fk-tools` binary is a thin
+//! segments and snapshots, purge old ones, truncate the log (accepting a
+//! loss recovery refuses to take). The `fk-tools` binary is a thin
 //! clap front end over these functions; every report is plain data that
 //! prints as text or serialises as JSON.
 
@@ -41,13 +42,13 @@ pub struct SegmentReport {
     pub zxid_previous: Option<i64>,
     pub record_count: u64,
     pub zxid_last: Option<i64>,
+    /// The segment's format version (1: before sector stamps).
+    pub format: Option<u32>,
     /// Where the data ends (the offset after the last good record).
     pub end_offset: u64,
-    /// "clean", or "torn: <reason>".
+    /// "clean", "torn: <reason>" or "corrupt: <reason>".
     pub end: String,
-    /// A valid record a torn last write can explain (recovery zeroes it).
-    pub leftover_at: Option<u64>,
-    /// A valid record after damaged bytes that no torn write explains.
+    /// Where durable bytes are damaged (recovery refuses).
     pub corrupt_at: Option<u64>,
     pub records: Vec<RecordReport>,
     pub problems: Vec<String>,
@@ -86,19 +87,18 @@ pub fn inspect_log(path: &Path, with_records: bool) -> Result<LogReport, ToolErr
             zxid_last_before = segment.zxid_last.or(segment.zxid_previous);
         }
         report.problems.extend(segment.problems.iter().cloned());
-        if segment.end != "clean" || segment.leftover_at.is_some() {
+        if segment.end.starts_with("torn") {
             let what = format!(
                 "{}: data ends at byte {} ({})",
                 segment.file, segment.end_offset, segment.end
             );
             if is_last {
-                report
-                    .notes
-                    .push(format!("{what}; recovery cuts this torn tail"));
-            } else if segment.leftover_at.is_some() {
+                report.notes.push(format!(
+                    "{what}; recovery cuts this torn tail (an unacknowledged write)"
+                ));
+            } else {
                 report.problems.push(format!(
-                    "{what}, valid records follow at {:?}",
-                    segment.leftover_at
+                    "{what}, but a later segment follows, so that write had completed"
                 ));
             }
         }
@@ -126,6 +126,7 @@ fn inspect_segment(fs: &StdDir, name: &str, with_records: bool) -> SegmentReport
             return report;
         }
     };
+    report.format = Some(scan.header().version);
     report.zxid_first = Some(scan.header().zxid_first);
     report.zxid_previous = Some(scan.header().zxid_previous);
     if wal::parse_segment_name(name).is_some_and(|z| z != scan.header().zxid_first) {
@@ -157,14 +158,13 @@ fn inspect_segment(fs: &StdDir, name: &str, with_records: bool) -> SegmentReport
     report.end = match &end.kind {
         EndKind::Clean => "clean".to_string(),
         EndKind::Torn { reason } => format!("torn: {reason}"),
+        EndKind::Corrupt { reason, .. } => format!("corrupt: {reason}"),
     };
-    report.leftover_at = end.leftover_at;
-    report.corrupt_at = end.unexplained_at;
-    if let Some(at) = end.unexplained_at {
-        report.problems.push(format!(
-            "{file}: corrupt at byte {}: a valid record follows at byte {at}",
-            end.offset
-        ));
+    if let EndKind::Corrupt { at, reason } = &end.kind {
+        report.corrupt_at = Some(*at);
+        report
+            .problems
+            .push(format!("{file}: corrupt at byte {at}: {reason}"));
     }
     report
 }
@@ -268,8 +268,9 @@ pub fn render_log(report: &LogReport) -> String {
     let mut out = String::new();
     for segment in &report.segments {
         out += &format!(
-            "{}  first {}  previous {}  records {}  last {}  end {} at byte {}\n",
+            "{}  format {}  first {}  previous {}  records {}  last {}  end {} at byte {}\n",
             segment.file,
+            segment.format.map_or("?".to_string(), |v| v.to_string()),
             hex(segment.zxid_first),
             hex(segment.zxid_previous),
             segment.record_count,
@@ -339,12 +340,13 @@ pub fn render_purge(report: &wal::PurgeReport) -> String {
         }
     };
     format!(
-        "snapshots kept: {}\nsnapshots removed: {}\nsegments kept: {}\nsegments recycled: {}\nsegments removed: {}\n",
+        "snapshots kept: {}\nsnapshots removed: {}\nsegments kept: {}\nsegments recycled: {}\nsegments removed: {}\ntemp files removed: {}\n",
         list(&report.snapshots_kept),
         list(&report.snapshots_removed),
         list(&report.segments_kept),
         list(&report.segments_recycled),
-        list(&report.segments_removed)
+        list(&report.segments_removed),
+        list(&report.temps_removed)
     )
 }
 
@@ -356,6 +358,50 @@ pub fn purge_json(report: &wal::PurgeReport) -> serde_json::Value {
         "segments_kept": report.segments_kept,
         "segments_recycled": report.segments_recycled,
         "segments_removed": report.segments_removed,
+        "temps_removed": report.temps_removed,
+    })
+}
+
+/// Parses a zxid given as decimal or as hex with a `0x` prefix.
+pub fn parse_zxid(text: &str) -> Result<i64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).map(|z| z as i64),
+        None => text.parse::<i64>(),
+    };
+    parsed.map_err(|e| format!("not a zxid: {text} ({e})"))
+}
+
+/// Renders a truncation report as text.
+pub fn render_truncate(report: &wal::TruncateLogReport) -> String {
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "-".to_string()
+        } else {
+            names.join(" ")
+        }
+    };
+    let cut = report
+        .log
+        .segment_cut
+        .as_ref()
+        .map_or("-".to_string(), |(name, at)| format!("{name} at byte {at}"));
+    format!(
+        "snapshots removed: {}\nsegments removed: {}\nsegment cut: {cut}\nthe log now ends at zxid {:#x}\n",
+        list(&report.snapshots_removed),
+        list(&report.log.segments_removed),
+        report.log.zxid_last
+    )
+}
+
+/// The truncation report as JSON.
+pub fn truncate_json(report: &wal::TruncateLogReport) -> serde_json::Value {
+    serde_json::json!({
+        "snapshots_removed": report.snapshots_removed,
+        "segments_removed": report.log.segments_removed,
+        "segment_cut": report.log.segment_cut.as_ref().map(|(name, at)| {
+            serde_json::json!({ "file": name, "offset": at })
+        }),
+        "zxid_last": report.log.zxid_last,
     })
 }
 

@@ -1,4 +1,4 @@
-//! `fk-tools`: inspect, verify and purge ferrokeeper data directories.
+//! `fk-tools`: inspect, verify, purge and truncate ferrokeeper data directories.
 //!
 //! Exit status: 0 when everything checked is sound, 1 when damage was found,
 //! 2 when the tool could not run (bad arguments, unreadable paths).
@@ -51,6 +51,19 @@ enum LogAction {
     Dump { path: PathBuf },
     /// Check framing, crcs, zxid order and the segment chain.
     Verify { path: PathBuf },
+    /// With the server stopped: drop every record above --after-zxid (and the
+    /// snapshots above it), durably. This is how to accept the loss recovery
+    /// refuses to take on its own (a damaged record: the error names the
+    /// command), or to carry out a TRUNC by hand.
+    Truncate {
+        #[arg(long)]
+        snap_dir: PathBuf,
+        #[arg(long)]
+        log_dir: PathBuf,
+        /// The last zxid to keep (decimal, or hex with 0x).
+        #[arg(long, value_parser = tools::parse_zxid)]
+        after_zxid: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,10 +88,30 @@ fn print<T: Serialize>(json: bool, value: &T, text: impl FnOnce(&T) -> String) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let sound = match cli.command {
+        Command::Log {
+            action:
+                LogAction::Truncate {
+                    snap_dir,
+                    log_dir,
+                    after_zxid,
+                },
+        } => match wal::truncate_log(&snap_dir, &log_dir, after_zxid) {
+            Ok(report) => {
+                print(cli.json, &tools::truncate_json(&report), |_| {
+                    tools::render_truncate(&report)
+                });
+                true
+            }
+            Err(error) => {
+                eprintln!("fk-tools: {error}");
+                return ExitCode::from(2);
+            }
+        },
         Command::Log { action } => {
             let (path, dump) = match action {
                 LogAction::Dump { path } => (path, true),
                 LogAction::Verify { path } => (path, false),
+                LogAction::Truncate { .. } => unreachable!("handled above"),
             };
             match tools::inspect_log(&path, dump) {
                 Ok(report) => {

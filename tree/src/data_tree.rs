@@ -20,7 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use proto::ops::Data;
-use proto::{perms, Acl, AddWatchMode, ErrorCode, EventType, Stat, WatcherType};
+use proto::{
+    perms, Acl, AddWatchMode, ErrorCode, EventType, NullAt, Nulls, Stat, WatchList, WatcherType,
+};
 
 use crate::acl;
 use crate::node::{owner_kind, Node, OwnerKind};
@@ -57,6 +59,8 @@ pub enum TxnResult {
     Multi(Vec<MultiOpResult>),
     /// A logged refusal (`Txn::Failed`): the codes for its reply.
     Failed(Vec<ErrorCode>),
+    /// A request refused as a whole (`Txn::Refused`): a plain error reply.
+    Refused(ErrorCode),
 }
 
 /// The outcome of one op inside an applied multi.
@@ -93,6 +97,8 @@ pub struct DataTree {
     /// Sum of path and data lengths (ZooKeeper's approximate data size).
     pub(crate) data_bytes: u64,
     pub(crate) extended_types_enabled: bool,
+    /// Authentication providers beyond ip and digest (which ACL schemes are valid).
+    pub(crate) providers: crate::acl::Providers,
     /// Changes prepared but not yet applied (see `prepare`).
     pub(crate) overlay: Overlay,
     /// The largest txn `prepare` may produce.
@@ -100,6 +106,8 @@ pub struct DataTree {
     /// Interned ACL lists (see `intern_acl`).
     pub(crate) acls: HashSet<Arc<[Acl]>>,
     pub(crate) acls_after_sweep: usize,
+    /// Keys every hash map of this tree (see [`crate::HashMap`]).
+    pub(crate) hash_seed: u64,
 }
 
 impl Default for DataTree {
@@ -110,9 +118,19 @@ impl Default for DataTree {
 
 impl DataTree {
     /// A fresh tree as ZooKeeper starts one: `/`, `/zookeeper`,
-    /// `/zookeeper/quota` and the read-only `/zookeeper/config`.
+    /// `/zookeeper/quota` and the read-only `/zookeeper/config`, its hash
+    /// maps keyed from the process's random source. Outputs do not depend on
+    /// the seed; [`DataTree::with_hash_seed`] also makes the maps' layout
+    /// reproducible.
     pub fn new() -> DataTree {
-        let mut tree = DataTree::empty();
+        DataTree::with_hash_seed(crate::random_hash_seed())
+    }
+
+    /// [`DataTree::new`] with its hash maps keyed by `hash_seed`: servers
+    /// pass a random seed (crafted paths cannot collide without knowing it),
+    /// simulators the run's seed.
+    pub fn with_hash_seed(hash_seed: u64) -> DataTree {
+        let mut tree = DataTree::empty(hash_seed);
         let mut root = Node::new(Some(Vec::new()), Acl::open_unsafe().into(), 0, 0, 0);
         root.children.insert("zookeeper".into());
         let mut zookeeper = Node::new(Some(Vec::new()), Acl::open_unsafe().into(), 0, 0, 0);
@@ -138,27 +156,41 @@ impl DataTree {
     }
 
     /// A tree with no nodes at all (snapshot loading fills it).
-    pub(crate) fn empty() -> DataTree {
+    pub(crate) fn empty(hash_seed: u64) -> DataTree {
+        let hasher = crate::hasher(hash_seed);
         DataTree {
-            nodes: HashMap::default(),
-            ephemerals: HashMap::default(),
+            nodes: HashMap::with_hasher(hasher.clone()),
+            ephemerals: HashMap::with_hasher(hasher.clone()),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
             sessions: BTreeMap::new(),
-            watches: WatchManager::new(),
+            watches: WatchManager::with_hash_seed(hash_seed),
             zxid_applied: 0,
             digest: 0,
             data_bytes: 0,
             extended_types_enabled: false,
-            overlay: Overlay::default(),
+            providers: crate::acl::Providers::default(),
+            overlay: Overlay::with_hash_seed(hash_seed),
             txn_bytes_max: usize::MAX,
-            acls: HashSet::default(),
+            acls: HashSet::with_hasher(hasher),
             acls_after_sweep: 0,
+            hash_seed,
         }
+    }
+
+    /// The seed keying this tree's hash maps.
+    pub fn hash_seed(&self) -> u64 {
+        self.hash_seed
     }
 
     pub fn set_extended_types_enabled(&mut self, enabled: bool) {
         self.extended_types_enabled = enabled;
+    }
+
+    /// The authentication providers the server has beyond ip and digest
+    /// (ACLs on other schemes are INVALIDACL).
+    pub fn set_providers(&mut self, providers: crate::acl::Providers) {
+        self.providers = providers;
     }
 
     pub fn last_processed_zxid(&self) -> i64 {
@@ -196,9 +228,16 @@ impl DataTree {
         self.nodes.get(path)
     }
 
-    /// Every node with its path, in no particular order.
+    /// Every node with its path, sorted by path (it collects and sorts:
+    /// for tools and tests, not the request path).
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(path, node)| (path.as_str(), node))
+        let mut nodes: Vec<(&str, &Node)> = self
+            .nodes
+            .iter()
+            .map(|(path, node)| (path.as_str(), node))
+            .collect();
+        nodes.sort_unstable_by_key(|(path, _)| *path);
+        nodes.into_iter()
     }
 
     // ----- applying txns --------------------------------------------------------
@@ -275,6 +314,9 @@ impl DataTree {
                 Ok(TxnResult::AclSet { stat })
             }
             Txn::Check { .. } => Ok(TxnResult::Checked),
+            Txn::Refused { code } => Ok(TxnResult::Refused(
+                ErrorCode::from_code(*code).unwrap_or(ErrorCode::SystemError),
+            )),
             Txn::Failed { codes } => Ok(TxnResult::Failed(
                 codes
                     .iter()
@@ -497,7 +539,9 @@ impl DataTree {
     // ----- reads ----------------------------------------------------------------
 
     /// `exists`: the stat, or NoNode. A watch is left either way (an exist
-    /// watch when the node is missing). READ is checked only when it exists.
+    /// watch when the node is missing). No ACL is checked: ZooKeeper's
+    /// FinalRequestProcessor answers exists from `statNode` without one, so
+    /// lock recipes and service discovery can test nodes they cannot read.
     pub fn exists(
         &mut self,
         caller: &Caller<'_>,
@@ -507,13 +551,7 @@ impl DataTree {
         if path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
-        let stat = match self.lookup(path) {
-            Some(node) => {
-                acl::check(&node.acl, perms::READ, caller.auth)?;
-                Some(node.stat())
-            }
-            None => None,
-        };
+        let stat = self.lookup(path).map(Node::stat);
         if watch {
             match stat {
                 Some(_) => self.watches.add_data_watch(caller.session_id, path),
@@ -646,46 +684,89 @@ impl DataTree {
         relative_zxid: i64,
         lists: &WatchLists<'_>,
     ) -> Vec<WatchEvent> {
+        let (events, result) =
+            self.set_watches_with_nulls(session_id, relative_zxid, lists, &Nulls::NONE);
+        assert!(result.is_ok(), "only a null stops a restore");
+        events
+    }
+
+    /// [`DataTree::set_watches`] for a request that carried jute nulls
+    /// (`Request::decode_with_nulls`; null lists read as empty, null paths
+    /// as ""). ZooKeeper restores the lists in order (data, exist, child,
+    /// persistent, recursive) and throws at a null list or at a null path it
+    /// looks up (the first three lists): what it restored before stays, its
+    /// events are sent, and the reply is MARSHALLINGERROR. A null path in a
+    /// persistent list is registered there under the null path, where no
+    /// event can fire it; here it is skipped.
+    pub fn set_watches_with_nulls(
+        &mut self,
+        session_id: i64,
+        relative_zxid: i64,
+        lists: &WatchLists<'_>,
+        nulls: &Nulls,
+    ) -> (Vec<WatchEvent>, Result<(), ErrorCode>) {
         let mut events = Vec::new();
-        // Like ZooKeeper's, these events carry zxid -1 and are not filtered by ACL.
-        let mut fire = |path: &str, event_type| {
+        let stop = nulls.watch_stop();
+        for list in WatchList::ALL {
+            if stop == Some(NullAt::WatchList { list }) {
+                return (events, Err(ErrorCode::MarshallingError));
+            }
+            for (index, path) in lists.get(list).iter().enumerate() {
+                let at = NullAt::WatchPath { list, index };
+                if stop == Some(at) {
+                    return (events, Err(ErrorCode::MarshallingError));
+                }
+                if !nulls.is_empty() && nulls.contains(at) {
+                    continue;
+                }
+                self.restore_watch(session_id, relative_zxid, list, path, &mut events);
+            }
+        }
+        (events, Ok(()))
+    }
+
+    /// One watch of a setWatches list: registered, or fired at once (zxid -1,
+    /// unfiltered by ACL, like ZooKeeper's) when the node changed after
+    /// `relative_zxid`, the last zxid the client saw.
+    fn restore_watch(
+        &mut self,
+        session_id: i64,
+        relative_zxid: i64,
+        list: WatchList,
+        path: &str,
+        events: &mut Vec<WatchEvent>,
+    ) {
+        let node = self.nodes.get(path);
+        let fire = match (list, node) {
+            (WatchList::Data, None) | (WatchList::Child, None) => Some(EventType::NodeDeleted),
+            (WatchList::Data, Some(node)) if node.mzxid > relative_zxid => {
+                Some(EventType::NodeDataChanged)
+            }
+            (WatchList::Exist, Some(_)) => Some(EventType::NodeCreated),
+            (WatchList::Child, Some(node)) if node.pzxid > relative_zxid => {
+                Some(EventType::NodeChildrenChanged)
+            }
+            _ => None,
+        };
+        if let Some(event_type) = fire {
             events.push(WatchEvent {
                 session_id,
                 event_type,
                 path: path.to_string(),
                 zxid: -1,
                 acl: Vec::new().into(),
-            })
-        };
-        for path in lists.data {
-            match self.nodes.get(path) {
-                None => fire(path, EventType::NodeDeleted),
-                Some(node) if node.mzxid > relative_zxid => fire(path, EventType::NodeDataChanged),
-                Some(_) => self.watches.add_data_watch(session_id, path),
+            });
+            return;
+        }
+        match list {
+            WatchList::Data => self.watches.add_data_watch(session_id, path),
+            WatchList::Exist => self.watches.add_exist_watch(session_id, path),
+            WatchList::Child => self.watches.add_child_watch(session_id, path),
+            WatchList::Persistent => self.watches.add_persistent_watch(session_id, path, false),
+            WatchList::PersistentRecursive => {
+                self.watches.add_persistent_watch(session_id, path, true)
             }
         }
-        for path in lists.exist {
-            match self.nodes.get(path) {
-                Some(_) => fire(path, EventType::NodeCreated),
-                None => self.watches.add_exist_watch(session_id, path),
-            }
-        }
-        for path in lists.child {
-            match self.nodes.get(path) {
-                None => fire(path, EventType::NodeDeleted),
-                Some(node) if node.pzxid > relative_zxid => {
-                    fire(path, EventType::NodeChildrenChanged)
-                }
-                Some(_) => self.watches.add_child_watch(session_id, path),
-            }
-        }
-        for path in lists.persistent {
-            self.watches.add_persistent_watch(session_id, path, false);
-        }
-        for path in lists.persistent_recursive {
-            self.watches.add_persistent_watch(session_id, path, true);
-        }
-        events
     }
 
     // ----- server housekeeping ------------------------------------------------------
@@ -771,6 +852,19 @@ pub struct WatchLists<'a> {
     pub child: &'a [String],
     pub persistent: &'a [String],
     pub persistent_recursive: &'a [String],
+}
+
+impl<'a> WatchLists<'a> {
+    /// The paths of one list.
+    pub fn get(&self, list: WatchList) -> &'a [String] {
+        match list {
+            WatchList::Data => self.data,
+            WatchList::Exist => self.exist,
+            WatchList::Child => self.child,
+            WatchList::Persistent => self.persistent,
+            WatchList::PersistentRecursive => self.persistent_recursive,
+        }
+    }
 }
 
 /// A create txn's fields, borrowed.

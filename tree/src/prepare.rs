@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use proto::ops::Data;
-use proto::{perms, Acl, CreateMode, ErrorCode};
+use proto::{perms, Acl, CreateMode, ErrorCode, NullAt, Nulls};
 
 use crate::acl;
 use crate::data_tree::{Caller, DataTree};
@@ -83,6 +83,10 @@ pub enum WriteOp {
 /// before the failing one, its code, RUNTIMEINCONSISTENCY after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PrepareError {
+    /// The request fails as a whole. For a multi this is ZooKeeper's error
+    /// txn in place of the multi's txn (a null op path, a null ACL id that
+    /// throws, an oversized txn): the reply carries the code in its header
+    /// and no body, not a list of error results.
     Op(ErrorCode),
     Multi(Vec<ErrorCode>),
 }
@@ -101,13 +105,20 @@ struct Shadow {
 
 /// Prepared changes not yet applied: path → (zxid, the node after it or
 /// `None` for deleted), and the order they were made in.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Overlay {
     changes: HashMap<String, (i64, Option<Shadow>)>,
     order: VecDeque<(i64, String)>,
 }
 
 impl Overlay {
+    pub(crate) fn with_hash_seed(hash_seed: u64) -> Overlay {
+        Overlay {
+            changes: HashMap::with_hasher(crate::hasher(hash_seed)),
+            order: VecDeque::new(),
+        }
+    }
+
     /// Forgets every change made by txns up to `zxid`: the tree shows them now.
     pub(crate) fn applied(&mut self, zxid: i64) {
         while let Some((change_zxid, _)) = self.order.front() {
@@ -173,17 +184,38 @@ impl DataTree {
         op: &WriteOp,
         zxid: i64,
     ) -> Result<Txn, PrepareError> {
+        self.prepare_with_nulls(caller, op, &Nulls::NONE, zxid)
+    }
+
+    /// [`DataTree::prepare`] for a write whose request carried jute nulls
+    /// (`Request::decode_with_nulls`; the op's strings read as ""). Each null
+    /// fails where ZooKeeper's PrepRequestProcessor first touches it, after
+    /// the checks that come before (see `proto::nulls`): a create's path
+    /// after the mode and TTL checks, a delete's path first, a multi's op
+    /// paths before any op, ACL fields in `acl::fixup_with_nulls` when their
+    /// op is prepared. setData, setACL and check paths fail validation as ""
+    /// does. The failure is MARSHALLINGERROR, refused like any other.
+    pub fn prepare_with_nulls(
+        &mut self,
+        caller: &Caller<'_>,
+        op: &WriteOp,
+        nulls: &Nulls,
+        zxid: i64,
+    ) -> Result<Txn, PrepareError> {
         assert!(
             zxid > self.zxid_applied,
             "prepare zxid {zxid} not after applied"
         );
         let mut staging = Staging {
             tree: self,
-            changes: HashMap::default(),
+            changes: HashMap::with_hasher(crate::hasher(self.hash_seed)),
         };
         let txn = match op {
-            WriteOp::Multi(ops) => prepare_multi(&mut staging, caller, ops)?,
-            op => prepare_one(&mut staging, caller, op).map_err(PrepareError::Op)?,
+            WriteOp::Multi(_) if nulls.iter().any(|at| matches!(at, NullAt::Path { .. })) => {
+                return Err(PrepareError::Op(ErrorCode::MarshallingError));
+            }
+            WriteOp::Multi(ops) => prepare_multi(&mut staging, caller, ops, nulls)?,
+            op => prepare_one(&mut staging, caller, op, nulls, 0).map_err(PrepareError::Op)?,
         };
         if txn.encoded_len() > self.txn_bytes_max {
             return Err(PrepareError::Op(ErrorCode::BadArguments));
@@ -199,7 +231,7 @@ impl DataTree {
     /// Forgets every prepared-but-unapplied change (the log failed and those
     /// txns will never be applied).
     pub fn discard_pending(&mut self) {
-        self.overlay = Overlay::default();
+        self.overlay = Overlay::with_hash_seed(self.hash_seed);
     }
 
     /// The largest encoded txn `prepare` produces (the log's record bound);
@@ -218,6 +250,7 @@ fn prepare_multi(
     staging: &mut Staging<'_>,
     caller: &Caller<'_>,
     ops: &[WriteOp],
+    nulls: &Nulls,
 ) -> Result<Txn, PrepareError> {
     let mut txns = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter().enumerate() {
@@ -225,10 +258,15 @@ fn prepare_multi(
             WriteOp::Multi(_) | WriteOp::CreateSession { .. } | WriteOp::CloseSession => {
                 Err(ErrorCode::BadArguments)
             }
-            op => prepare_one(staging, caller, op),
+            op => prepare_one(staging, caller, op, nulls, index),
         };
         match result {
             Ok(txn) => txns.push(txn),
+            // An exception other than a KeeperException escapes ZooKeeper's
+            // loop over the ops and fails the whole request.
+            Err(ErrorCode::MarshallingError) => {
+                return Err(PrepareError::Op(ErrorCode::MarshallingError))
+            }
             Err(code) => {
                 let mut codes = vec![ErrorCode::Ok; index];
                 codes.push(code);
@@ -240,10 +278,13 @@ fn prepare_multi(
     Ok(Txn::Multi(txns))
 }
 
+/// Prepares one write, or op `index` of a multi.
 fn prepare_one(
     staging: &mut Staging<'_>,
     caller: &Caller<'_>,
     op: &WriteOp,
+    nulls: &Nulls,
+    index: usize,
 ) -> Result<Txn, ErrorCode> {
     match op {
         WriteOp::CreateSession { timeout_ms } => Ok(Txn::CreateSession {
@@ -256,15 +297,31 @@ fn prepare_one(
             acl,
             mode,
             ttl_ms,
-        } => create(staging, caller, path, data, acl, *mode, *ttl_ms),
-        WriteOp::Delete { path, version } => delete(staging, caller, path, Some(*version)),
-        WriteOp::DeleteContainer { path } => delete(staging, caller, path, None),
+        } => {
+            let request = CreateRequest {
+                path,
+                data,
+                acl,
+                mode: *mode,
+                ttl_ms: *ttl_ms,
+            };
+            create(staging, caller, &request, nulls, index)
+        }
+        // getParentPathAndValidate's lastIndexOf is the first thing to touch it.
+        WriteOp::Delete { .. } if nulls.path(index) => Err(ErrorCode::MarshallingError),
+        WriteOp::Delete { path, version } => delete(
+            staging,
+            caller,
+            path,
+            Deletion::Client { version: *version },
+        ),
+        WriteOp::DeleteContainer { path } => delete(staging, caller, path, Deletion::Reaper),
         WriteOp::DeleteEphemeral { path } => {
             let owner = staging.record(path)?.ephemeral_owner;
             if owner != caller.session_id {
                 return Err(ErrorCode::BadArguments);
             }
-            delete(staging, caller, path, None)
+            delete(staging, caller, path, Deletion::OwnEphemeral)
         }
         WriteOp::SetData {
             path,
@@ -285,7 +342,8 @@ fn prepare_one(
         }
         WriteOp::SetAcl { path, acl, version } => {
             path::validate(path)?;
-            let fixed = acl::fixup(acl, caller.auth)?;
+            let fixed =
+                acl::fixup_with_nulls(acl, caller.auth, nulls, index, staging.tree.providers)?;
             let mut node = staging.record(path)?;
             acl::check(&node.acl, perms::ADMIN, caller.auth)?;
             node.aversion = next_version(node.aversion, *version)?;
@@ -321,15 +379,30 @@ fn next_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
     }
 }
 
+/// A create's fields, borrowed from its [`WriteOp`].
+struct CreateRequest<'a> {
+    path: &'a str,
+    data: &'a Data,
+    acl: &'a [Acl],
+    mode: CreateMode,
+    ttl_ms: i64,
+}
+
+/// Create op `index`: ZooKeeper's checks in its order (pRequest2TxnCreate).
 fn create(
     staging: &mut Staging<'_>,
     caller: &Caller<'_>,
-    requested_path: &str,
-    data: &Data,
-    acl: &[Acl],
-    mode: CreateMode,
-    ttl_ms: i64,
+    request: &CreateRequest<'_>,
+    nulls: &Nulls,
+    index: usize,
 ) -> Result<Txn, ErrorCode> {
+    let CreateRequest {
+        path: requested_path,
+        data,
+        acl,
+        mode,
+        ttl_ms,
+    } = *request;
     if mode.is_ttl() && !staging.tree.extended_types_enabled {
         return Err(ErrorCode::Unimplemented);
     }
@@ -341,10 +414,14 @@ fn create(
     if !ttl_valid {
         return Err(ErrorCode::BadArguments);
     }
+    // validatePathForCreate's lastIndexOf is the first thing to touch it.
+    if nulls.path(index) {
+        return Err(ErrorCode::MarshallingError);
+    }
     let Some((parent_path, _)) = path::split(requested_path) else {
         return Err(ErrorCode::BadArguments);
     };
-    let fixed_acl = acl::fixup(acl, caller.auth)?;
+    let fixed_acl = acl::fixup_with_nulls(acl, caller.auth, nulls, index, staging.tree.providers)?;
     let mut parent = staging.record(parent_path)?;
     acl::check(&parent.acl, perms::CREATE, caller.auth)?;
     let path = if mode.is_sequential() {
@@ -395,11 +472,23 @@ fn create(
 /// `delete` (with the client's expected version) and the server's
 /// `deleteContainer` (`version` is `None`: no ACL or version check, and only
 /// containers and TTL nodes qualify).
+/// Who deletes a node, and so what is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deletion {
+    /// A client's delete: ACL and version.
+    Client { version: i32 },
+    /// The container/TTL reaper (ZooKeeper's deleteContainer): only
+    /// containers and TTL nodes qualify.
+    Reaper,
+    /// A closing session's own ephemeral, deleted ahead of its closeSession.
+    OwnEphemeral,
+}
+
 fn delete(
     staging: &mut Staging<'_>,
     caller: &Caller<'_>,
     path: &str,
-    version: Option<i32>,
+    deletion: Deletion,
 ) -> Result<Txn, ErrorCode> {
     if path::is_special(path) {
         return Err(ErrorCode::BadArguments);
@@ -408,19 +497,21 @@ fn delete(
         return Err(ErrorCode::BadArguments);
     };
     let mut parent = staging.record(parent_path)?;
-    let node = match version {
-        Some(version) => {
+    let node = match deletion {
+        Deletion::Client { version } => {
             acl::check(&parent.acl, perms::DELETE, caller.auth)?;
             let node = staging.record(path)?;
             next_version(node.version, version)?;
             node
         }
-        None => staging.record(path)?,
+        Deletion::Reaper | Deletion::OwnEphemeral => staging.record(path)?,
     };
     if node.child_count > 0 {
         return Err(ErrorCode::NotEmpty);
     }
-    if version.is_none() && matches!(owner_kind(node.ephemeral_owner), OwnerKind::Session(_)) {
+    if deletion == Deletion::Reaper
+        && matches!(owner_kind(node.ephemeral_owner), OwnerKind::Session(_))
+    {
         return Err(ErrorCode::BadVersion);
     }
     parent.child_count -= 1;

@@ -168,8 +168,17 @@ impl DataTree {
     }
 
     /// Loads a snapshot body. Returns the tree and the zxid to replay from
-    /// (exclusive). The tree's applied zxid is that zxid.
+    /// (exclusive). The tree's applied zxid is that zxid. Its hash maps are
+    /// keyed from the process's random source, as [`DataTree::new`]'s.
     pub fn from_snapshot(bytes: &[u8]) -> Result<DataTree, SnapshotError> {
+        DataTree::from_snapshot_with_hash_seed(bytes, crate::random_hash_seed())
+    }
+
+    /// [`DataTree::from_snapshot`] with the hash maps keyed by `hash_seed`.
+    pub fn from_snapshot_with_hash_seed(
+        bytes: &[u8],
+        hash_seed: u64,
+    ) -> Result<DataTree, SnapshotError> {
         if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
             return Err(SnapshotError::BadMagic);
         }
@@ -182,7 +191,7 @@ impl DataTree {
         if version != VERSION {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
-        let mut tree = DataTree::empty();
+        let mut tree = DataTree::empty(hash_seed);
         tree.zxid_applied = r.read_i64().map_err(|e| decode(&r, e))?;
         let sessions = r
             .read_vec(|r| Ok((r.read_i64()?, r.read_i32()?)))

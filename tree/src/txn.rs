@@ -23,6 +23,9 @@
 //!   9 Failed         vector<int> codes   (a write refused in prepare: logged so
 //!                    that its reply carries a zxid of its own, as ZooKeeper's
 //!                    error txns do; one code, or one per op of a multi)
+//!  10 Refused        int code            (a request refused as a whole, a multi
+//!                    included: its reply is a plain error, as ZooKeeper's
+//!                    single ErrorTxn)
 //! ```
 
 use proto::ops::Data;
@@ -99,6 +102,10 @@ pub enum Txn {
     Failed {
         codes: Vec<i32>,
     },
+    /// A request refused as a whole: no change, a plain error reply.
+    Refused {
+        code: i32,
+    },
 }
 
 impl Txn {
@@ -160,6 +167,10 @@ impl Txn {
                 w.write_i32(9);
                 w.write_vec(codes, |w, code| w.write_i32(*code));
             }
+            Txn::Refused { code } => {
+                w.write_i32(10);
+                w.write_i32(*code);
+            }
             Txn::Multi(txns) => {
                 w.write_i32(8);
                 w.write_i32(i32::try_from(txns.len()).expect("multi over i32::MAX ops"));
@@ -192,6 +203,7 @@ impl Txn {
             } => string(path) + data(d) + acl(a) + 8 + 4,
             Txn::Delete { path } | Txn::Check { path } => string(path),
             Txn::Failed { codes } => 4 + 4 * codes.len(),
+            Txn::Refused { .. } => 4,
             Txn::SetData { path, data: d, .. } => string(path) + data(d) + 4,
             Txn::SetAcl { path, acl: a, .. } => string(path) + acl(a) + 4,
             Txn::Multi(txns) => 4 + txns.iter().map(Txn::encoded_len).sum::<usize>(),
@@ -240,6 +252,9 @@ impl Txn {
             },
             9 => Txn::Failed {
                 codes: r.read_vec(|r| r.read_i32())?,
+            },
+            10 => Txn::Refused {
+                code: r.read_i32()?,
             },
             8 if top_level => {
                 let count = r.read_i32()?;
@@ -316,6 +331,7 @@ mod tests {
             Txn::Failed {
                 codes: vec![0, -101, -2],
             },
+            Txn::Refused { code: -5 },
         ];
         let header = TxnHeader {
             session_id: 1,

@@ -63,26 +63,51 @@ pub struct WatchSummary {
     pub watch_count: usize,
 }
 
-#[derive(Debug, Default, Clone)]
+/// Where [`WatchManager::copy_some`] goes on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchCursor {
+    kind: usize,
+    after: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct WatchManager {
-    tables: [HashMap<String, BTreeSet<i64>>; 4],
+    /// Path → watching sessions, per kind. Ordered, so that a report can
+    /// copy them a slice at a time (see [`WatchManager::copy_some`]).
+    tables: [BTreeMap<String, BTreeSet<i64>>; 4],
     by_session: HashMap<i64, BTreeSet<(Kind, String)>>,
+    /// Watches in each table, kept as they change so that `mntr` costs O(1).
+    counts: [usize; 4],
 }
 
 impl WatchManager {
+    /// Tables keyed from the process's random source (see [`crate::HashMap`]).
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn table(&mut self, kind: Kind) -> &mut HashMap<String, BTreeSet<i64>> {
+    /// Tables keyed by `hash_seed`, as the tree that owns them.
+    pub fn with_hash_seed(hash_seed: u64) -> Self {
+        WatchManager {
+            tables: Default::default(),
+            by_session: HashMap::with_hasher(crate::hasher(hash_seed)),
+            counts: [0; 4],
+        }
+    }
+
+    fn table(&mut self, kind: Kind) -> &mut BTreeMap<String, BTreeSet<i64>> {
         &mut self.tables[kind as usize]
     }
 
     fn add(&mut self, kind: Kind, session_id: i64, path: &str) {
-        self.table(kind)
+        let added = self
+            .table(kind)
             .entry(path.to_string())
             .or_default()
             .insert(session_id);
+        if added {
+            self.counts[kind as usize] += 1;
+        }
         self.by_session
             .entry(session_id)
             .or_default()
@@ -99,6 +124,7 @@ impl WatchManager {
             table.remove(path);
         }
         if removed {
+            self.counts[kind as usize] -= 1;
             if let Some(index) = self.by_session.get_mut(&session_id) {
                 index.remove(&(kind, path.to_string()));
                 if index.is_empty() {
@@ -152,6 +178,7 @@ impl WatchManager {
         };
         for &kind in one_shot {
             if let Some(fired) = self.table(kind).remove(path) {
+                self.counts[kind as usize] -= fired.len();
                 for session in fired {
                     if let Some(index) = self.by_session.get_mut(&session) {
                         index.remove(&(kind, path.to_string()));
@@ -232,12 +259,61 @@ impl WatchManager {
         for (kind, path) in index {
             let table = self.table(kind);
             if let Some(sessions) = table.get_mut(&path) {
-                sessions.remove(&session_id);
+                let removed = sessions.remove(&session_id);
                 if sessions.is_empty() {
                     table.remove(&path);
                 }
+                if removed {
+                    self.counts[kind as usize] -= 1;
+                }
             }
         }
+    }
+
+    /// Copies the watches of up to `paths_max` more paths into `copy`,
+    /// resuming where `cursor` stopped; true once every table is copied.
+    /// Watches may change between calls: the copy is fuzzy, as a report
+    /// taken over time is, never torn within one path.
+    pub fn copy_some(
+        &self,
+        cursor: &mut WatchCursor,
+        paths_max: usize,
+        copy: &mut WatchManager,
+    ) -> bool {
+        let mut copied = 0;
+        while cursor.kind < KINDS.len() {
+            let kind = KINDS[cursor.kind];
+            let range = match &cursor.after {
+                Some(after) => self.tables[cursor.kind].range::<String, _>((
+                    std::ops::Bound::Excluded(after),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => self.tables[cursor.kind].range::<String, _>(..),
+            };
+            for (path, sessions) in range {
+                if copied == paths_max {
+                    // `after` names the last path copied: resume past it.
+                    return false;
+                }
+                for session in sessions {
+                    copy.add(kind, *session, path);
+                }
+                copied += 1;
+                cursor.after = Some(path.clone());
+            }
+            cursor.kind += 1;
+            cursor.after = None;
+        }
+        true
+    }
+
+    /// `mntr`'s zk_watch_count: data and child tables, a persistent watch
+    /// counting in both as in ZooKeeper. O(1).
+    pub fn watch_count(&self) -> usize {
+        let [data, child, persistent, recursive] =
+            [Kind::Data, Kind::Child, Kind::Persistent, Kind::Recursive]
+                .map(|kind| self.counts[kind as usize]);
+        data + child + 2 * persistent + recursive
     }
 
     pub fn summary(&self) -> WatchSummary {
@@ -325,6 +401,15 @@ impl WatchManager {
         }
         let from_index: usize = self.by_session.values().map(BTreeSet::len).sum();
         assert_eq!(from_tables, from_index, "watch tables and index disagree");
+        for (kind, table) in KINDS.iter().zip(&self.tables) {
+            let entries: usize = table.values().map(BTreeSet::len).sum();
+            assert_eq!(
+                self.counts[*kind as usize], entries,
+                "{kind:?} count drifted"
+            );
+        }
+        let summary_count = self.summary().watch_count;
+        assert_eq!(self.watch_count(), summary_count);
     }
 }
 
@@ -346,6 +431,32 @@ fn ancestors_and_self(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A copy made a few paths at a time equals the tables it copied.
+    #[test]
+    fn copying_in_slices_gives_the_same_tables() {
+        let mut watches = WatchManager::with_hash_seed(1);
+        for i in 0..50 {
+            watches.add_data_watch(i % 7, &format!("/d{i}"));
+            watches.add_child_watch(i % 3, &format!("/c{}", i % 11));
+            if i % 5 == 0 {
+                watches.add_persistent_watch(i, &format!("/p{i}"), i % 2 == 0);
+            }
+        }
+        let mut copy = WatchManager::with_hash_seed(2);
+        let mut cursor = WatchCursor::default();
+        let mut calls = 0;
+        while !watches.copy_some(&mut cursor, 4, &mut copy) {
+            calls += 1;
+            assert!(calls < 1000);
+        }
+        assert!(calls > 10, "copied in slices");
+        copy.check_invariants();
+        assert_eq!(copy.by_path(), watches.by_path());
+        assert_eq!(copy.by_session(), watches.by_session());
+        assert_eq!(copy.summary(), watches.summary());
+        assert_eq!(copy.watch_count(), watches.watch_count());
+    }
 
     fn sessions(events: &[WatchEvent]) -> Vec<i64> {
         events.iter().map(|e| e.session_id).collect()

@@ -419,15 +419,45 @@ fn reads_check_acls_and_hide_digests() {
             false
         )
         .is_ok());
-    // exists checks READ only when the node exists.
-    assert_eq!(
-        d.tree.exists(&ANYONE, "/private", false),
-        Err(ErrorCode::NoAuth)
-    );
+    // exists checks no ACL at all (FinalRequestProcessor: statNode only).
+    let private = d.tree.node("/private").unwrap().stat();
+    assert_eq!(d.tree.exists(&ANYONE, "/private", false), Ok(private));
     assert_eq!(
         d.tree.exists(&ANYONE, "/nothing", false),
         Err(ErrorCode::NoNode)
     );
+}
+
+#[test]
+fn exists_answers_and_watches_nodes_the_caller_cannot_read() {
+    // Proves exists checks no ACL (ZooKeeper 3.8 FinalRequestProcessor) and
+    // still leaves its data watch, which fires on the next change.
+    let mut d = Driver::new();
+    let owner = [Id::new("digest", digest_id("owner:pw"))];
+    let locked = WriteOp::Create {
+        path: "/locked".into(),
+        data: Some(b"x".to_vec()),
+        acl: vec![Acl {
+            perms: perms::ALL,
+            id: owner[0].clone(),
+        }],
+        mode: CreateMode::Persistent,
+        ttl_ms: -1,
+    };
+    d.write_as(1, &owner, locked).unwrap();
+    let stranger = Caller {
+        session_id: 7,
+        auth: &[],
+    };
+    let stat = d.tree.exists(&stranger, "/locked", true).unwrap();
+    assert_eq!(stat, d.tree.node("/locked").unwrap().stat());
+    assert_eq!(d.tree.watches.count_for_session(7), 1);
+    assert_eq!(
+        d.tree.get_data(&stranger, "/locked", false),
+        Err(ErrorCode::NoAuth),
+        "getData still checks READ"
+    );
+    d.tree.check_invariants();
 }
 
 #[test]

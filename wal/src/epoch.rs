@@ -2,12 +2,12 @@
 //! ZooKeeper writes them, replaced atomically (write temp, fsync, rename,
 //! fsync the directory) so a reader sees the old or the new value, never a mix.
 
-use std::fs::File;
-use std::io::Write;
+use std::io;
 use std::path::Path;
 
 use crate::error::WalError;
-use crate::fs::sync_dir_path;
+use crate::fs::{FileWriter, ReadAt, ReadFs, StdDir, WriteFs};
+use crate::snapshot::TEMP_SUFFIX;
 
 /// Which of the two epoch files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +25,11 @@ impl EpochFile {
             EpochFile::Accepted => "acceptedEpoch",
         }
     }
+
+    /// The name of the temp file a write goes through.
+    pub fn temp_name(self) -> String {
+        format!("{}{TEMP_SUFFIX}", self.file_name())
+    }
 }
 
 /// An epoch file is a handful of bytes; anything longer is not one.
@@ -32,35 +37,68 @@ const EPOCH_FILE_BYTES_MAX: usize = 32;
 
 /// Durably replaces the epoch file in `dir` with `epoch` (≥ 0).
 pub fn write_epoch(dir: &Path, which: EpochFile, epoch: i64) -> Result<(), WalError> {
+    write_epoch_in(&StdDir::new(dir), which, epoch)
+}
+
+/// Durably replaces the epoch file in `fs` with `epoch` (≥ 0): temp file,
+/// sync, rename over the old one, sync the directory. On an error the temp
+/// file is removed and the old value stays.
+pub fn write_epoch_in<F: WriteFs>(fs: &F, which: EpochFile, epoch: i64) -> Result<(), WalError> {
     assert!(epoch >= 0, "epochs are not negative");
-    let path = dir.join(which.file_name());
-    let tmp = dir.join(format!("{}.tmp", which.file_name()));
-    let io = |op, e| WalError::io(op, tmp.display(), e);
-    let mut file = File::create(&tmp).map_err(|e| io("create", e))?;
-    file.write_all(format!("{epoch}\n").as_bytes())
-        .map_err(|e| io("write", e))?;
-    file.sync_all().map_err(|e| io("fsync", e))?;
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(|e| io("rename", e))?;
-    sync_dir_path(dir).map_err(|e| WalError::io("fsync directory", dir.display(), e))
+    let tmp = which.temp_name();
+    let io = |op, e| WalError::io(op, fs.display(&tmp), e);
+    let written = fs
+        .create_file(&tmp)
+        .map_err(|e| io("create", e))
+        .and_then(|mut file| {
+            file.append(format!("{epoch}\n").as_bytes())
+                .map_err(|e| io("write", e))?;
+            file.sync().map_err(|e| io("fsync", e))?;
+            drop(file);
+            fs.rename_file(&tmp, which.file_name())
+                .map_err(|e| io("rename", e))
+        });
+    if let Err(error) = written {
+        match fs.remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(file = %fs.display(&tmp), error = %e, "could not remove an epoch temp file")
+            }
+        }
+        return Err(error);
+    }
+    fs.sync_directory()
+        .map_err(|e| WalError::io("fsync directory", fs.display(which.file_name()), e))
 }
 
 /// Reads an epoch file: `Ok(None)` if it does not exist, an error if it holds
 /// anything but one non-negative decimal number.
 pub fn read_epoch(dir: &Path, which: EpochFile) -> Result<Option<i64>, WalError> {
-    let path = dir.join(which.file_name());
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(WalError::io("read", path.display(), e)),
+    read_epoch_in(&StdDir::new(dir), which)
+}
+
+/// [`read_epoch`] in any directory.
+pub fn read_epoch_in<R: ReadFs>(fs: &R, which: EpochFile) -> Result<Option<i64>, WalError> {
+    let name = which.file_name();
+    let file = fs.display(name);
+    let reader = match fs.open_read(name) {
+        Ok(reader) => reader,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(WalError::io("open", &file, e)),
     };
     let damaged = |reason: &str| WalError::EpochCorrupt {
-        file: path.display().to_string(),
+        file: file.clone(),
         reason: reason.into(),
     };
-    if bytes.len() > EPOCH_FILE_BYTES_MAX {
+    if reader.len() > EPOCH_FILE_BYTES_MAX as u64 {
         return Err(damaged("too long"));
     }
+    let mut bytes = vec![0u8; reader.len() as usize];
+    let n = reader
+        .read_at(0, &mut bytes)
+        .map_err(|e| WalError::io("read", &file, e))?;
+    bytes.truncate(n);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| damaged("not text"))?
         .trim();

@@ -1,15 +1,21 @@
-//! The small I/O surface the log needs, and its std-file implementations.
+//! The small I/O surface wal needs, and its std-file implementations.
 //!
-//! Two traits, because reading and writing happen in different worlds:
+//! Three traits, because reading and writing happen in different worlds:
 //!
 //! - [`ReadFs`] is blocking: recovery runs before any executor starts, and the
 //!   tools and tests read with plain std files (or a [`crate::MemFs`] image).
+//! - [`WriteFs`] (which extends `ReadFs`) is blocking too: snapshots, epoch
+//!   files and purge run on threads of their own and write whole files
+//!   sequentially (create a temp, append, sync, rename, sync the directory).
 //! - [`LogFs`] is async and `!Send`-friendly: the log writer runs as one
 //!   glommio task ([`crate::GlommioFs`], O_DIRECT through io_uring), or under a
 //!   trivial executor over [`StdFs`] or [`crate::MemFs`].
 //!
-//! Both address files by name inside one directory; the directory itself is
-//! the unit that `sync_dir` makes durable.
+//! All address files by name inside one directory; the directory itself is
+//! the unit that `sync_dir` / `sync_directory` makes durable. [`StdDir`]
+//! implements the blocking pair over a real directory, [`crate::MemFs`] all
+//! three in memory, so the fault-injecting backend can crash every file wal
+//! writes.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -40,6 +46,35 @@ pub trait ReadFs: std::fmt::Debug {
     fn display(&self, name: &str) -> String;
 }
 
+/// A file being written sequentially through a [`WriteFs`].
+pub trait FileWriter: std::fmt::Debug {
+    /// Appends all of `bytes` after what was appended so far.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// fdatasync: everything appended so far, and the file's length, is
+    /// durable when this returns Ok. The file's name is not (see
+    /// [`WriteFs::sync_directory`]).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// A directory written with blocking calls (snapshots, epoch files, purge).
+///
+/// Contract: nothing appended is durable until [`FileWriter::sync`] returns
+/// Ok; no creation, rename or removal is durable until `sync_directory` does.
+/// The method names differ from [`LogFs`]'s so that a type implementing both
+/// (MemFs) never needs a qualified call.
+pub trait WriteFs: ReadFs {
+    type Writer: FileWriter;
+    /// Creates `name` empty and opens it for appending; a file already named
+    /// so is replaced.
+    fn create_file(&self, name: &str) -> io::Result<Self::Writer>;
+    /// Renames `from` to `to` atomically, replacing `to` if it exists.
+    fn rename_file(&self, from: &str, to: &str) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, name: &str) -> io::Result<()>;
+    /// fsync of the directory: makes creations, renames and removals durable.
+    fn sync_directory(&self) -> io::Result<()>;
+}
+
 /// A directory the log writer writes through.
 ///
 /// Contract: `write_at` offsets and lengths are multiples of
@@ -58,6 +93,10 @@ pub trait LogFs: std::fmt::Debug {
     async fn len(&self, file: &Self::File) -> io::Result<u64>;
     /// Writes all of `bytes` at `offset` (block-aligned).
     async fn write_at(&self, file: &Self::File, offset: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Reads up to `buf.len()` bytes at `offset` (any alignment); returns how
+    /// many were read (fewer only at the end of the file). Used off the hot
+    /// path: a spare's old header, the segment a truncation cuts.
+    async fn read_at(&self, file: &Self::File, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     /// fdatasync: makes the file's written data durable.
     async fn sync_data(&self, file: &Self::File) -> io::Result<()>;
     /// Renames a file, replacing nothing (the target must not exist).
@@ -116,17 +155,22 @@ impl ReadAt for StdReader {
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match self.file.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
+        read_fully_at(&self.file, offset, buf)
     }
+}
+
+/// Reads until `buf` is full or the file ends.
+pub(crate) fn read_fully_at(file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 impl ReadFs for StdDir {
@@ -144,6 +188,42 @@ impl ReadFs for StdDir {
 
     fn display(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
+    }
+}
+
+/// A std file opened for appending by [`StdDir`].
+#[derive(Debug)]
+pub struct StdFileWriter {
+    file: File,
+}
+
+impl FileWriter for StdFileWriter {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        std::io::Write::write_all(&mut self.file, bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+impl WriteFs for StdDir {
+    type Writer = StdFileWriter;
+
+    fn create_file(&self, name: &str) -> io::Result<StdFileWriter> {
+        File::create(self.dir.join(name)).map(|file| StdFileWriter { file })
+    }
+
+    fn rename_file(&self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.dir.join(from), self.dir.join(to))
+    }
+
+    fn remove_file(&self, name: &str) -> io::Result<()> {
+        std::fs::remove_file(self.dir.join(name))
+    }
+
+    fn sync_directory(&self) -> io::Result<()> {
+        sync_dir_path(&self.dir)
     }
 }
 
@@ -188,6 +268,10 @@ impl LogFs for StdFs {
 
     async fn write_at(&self, file: &File, offset: u64, bytes: &[u8]) -> io::Result<()> {
         file.write_all_at(bytes, offset)
+    }
+
+    async fn read_at(&self, file: &File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        read_fully_at(file, offset, buf)
     }
 
     async fn sync_data(&self, file: &File) -> io::Result<()> {

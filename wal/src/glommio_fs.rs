@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use glommio::io::{DmaFile, OpenOptions};
 
-use crate::fs::{list_dir, rename_no_replace, sync_dir_path, LogFs};
+use crate::fs::{list_dir, read_fully_at, rename_no_replace, sync_dir_path, LogFs};
 
 /// A log directory written through glommio.
 #[derive(Debug, Clone)]
@@ -94,13 +94,30 @@ impl LogFs for GlommioFs {
         buffer.as_bytes_mut().copy_from_slice(bytes);
         let written = file.write_at(buffer, offset).await.map_err(to_io)?;
         if written != bytes.len() {
-            // A short O_DIRECT write is not retried: the writer stops (STYLE rule 2).
+            // A regular file's write comes back short when its file system
+            // ran out of blocks (the next write would say ENOSPC): a full
+            // disk, which the caller may wait out (a spare being zero-filled)
+            // or stops on (the log: STYLE rule 2, never retried).
             return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
+                io::ErrorKind::StorageFull,
                 format!("short write: {written} of {} bytes", bytes.len()),
             ));
         }
         Ok(())
+    }
+
+    /// A blocking read through a std file opened by the DmaFile's path.
+    /// glommio's own DMA reads fail with EOPNOTSUPP on some kernels and
+    /// devices, and these reads are rare and small (a spare's old header at a
+    /// segment switch; the segment a truncation cuts), so they are not worth
+    /// a second I/O path. The kernel keeps buffered reads coherent with
+    /// O_DIRECT writes.
+    async fn read_at(&self, file: &DmaFile, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let path = file
+            .path()
+            .map(|path| path.to_path_buf())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "DmaFile without a path"))?;
+        read_fully_at(&std::fs::File::open(path)?, offset, buf)
     }
 
     async fn sync_data(&self, file: &DmaFile) -> io::Result<()> {

@@ -27,7 +27,9 @@
 //! use wal::{recover, GlommioFs, LogWriter, SnapshotWriter, WriterConfig};
 //! let (snap_dir, log_dir) = (Path::new("data"), Path::new("datalog"));
 //!
-//! // 1. Start-up, blocking, before executors start.
+//! // 1. Start-up, blocking, before executors start. Temp files a crash left
+//! //    behind go first; they are never part of what recovery reads.
+//! wal::remove_temporary_files(snap_dir, log_dir)?;
 //! let recovery = recover(snap_dir, log_dir)?;
 //! match &recovery.snapshot {
 //!     Some(info) => { /* load wal::open_snapshot(..info.name..) into the tree */ }
@@ -56,6 +58,16 @@
 //!
 //! // 4. Purge from a timer (blocking std I/O; run it off the hot executor).
 //! wal::purge(snap_dir, log_dir, 3)?;
+//!
+//! // 5. Replication. DIFF: records (from, to] read back on a thread of its own
+//! //    while the writer goes on (to ≤ the writer's durable zxid).
+//! let to = writer.zxid_durable();
+//! for record in wal::read_log_range(wal::StdDir::new(log_dir), 0, to)? {
+//!     let record = record?; // Err(NotInLog): send a snapshot instead
+//! }
+//! //    TRUNC: snapshots above the cut first, then the log.
+//! wal::remove_snapshots_after(&wal::StdDir::new(snap_dir), 0)?;
+//! writer.truncate(0).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -63,11 +75,14 @@
 //!
 //! # Backends
 //!
-//! The writer is generic over [`LogFs`]: [`GlommioFs`] (production: O_DIRECT
-//! through io_uring), [`StdFs`] (tools, tests) and [`MemFs`] (tests: records
-//! what is durable, injects torn writes, failed fsyncs and ENOSPC, and
-//! produces the images a power cut could leave). Reading goes through the
-//! blocking [`ReadFs`]: [`StdDir`] or a [`MemFs`] image.
+//! The log writer is generic over [`LogFs`]: [`GlommioFs`] (production:
+//! O_DIRECT through io_uring), [`StdFs`] (tools, tests) and [`MemFs`] (tests:
+//! records what is durable, injects torn writes, failed fsyncs and ENOSPC, and
+//! produces the images a power cut could leave). Snapshots, epoch files and
+//! purge write through the blocking [`WriteFs`] ([`SnapshotWriter::create_in`],
+//! [`write_epoch_in`], [`purge_in`]; the path-taking functions above are thin
+//! wrappers over [`StdDir`]), so [`MemFs`] crashes them too. Reading goes
+//! through the blocking [`ReadFs`]: [`StdDir`] or a [`MemFs`] image.
 
 mod epoch;
 mod error;
@@ -76,32 +91,49 @@ mod fs;
 mod glommio_fs;
 mod memfs;
 mod purge;
+mod range;
 mod recovery;
 mod scan;
+mod scan_v1;
 mod snapshot;
+mod spare;
+mod truncate;
 mod writer;
 
-pub use epoch::{read_epoch, write_epoch, EpochFile};
-pub use error::WalError;
+pub use epoch::{read_epoch, read_epoch_in, write_epoch, write_epoch_in, EpochFile};
+pub use error::{is_no_space, WalError};
 pub use format::{
-    align_down, align_up, decode_record, encode_record, parse_segment_name, record_bytes,
-    segment_name, Decoded, HeaderError, InvalidReason, SegmentHeader, BATCH_BYTES_MAX,
-    BATCH_RECORDS_MAX, BLOCK_BYTES, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, SECTOR_BYTES,
+    align_down, align_up, classify_sector, decode_record, encode_record, encode_sectors,
+    parse_segment_name, record_bytes, sector_count, sector_file_offset, segment_name,
+    stream_capacity, stream_file_offset, write_extent, Decoded, HeaderError, InvalidReason,
+    SectorClass, SectorStamp, SegmentHeader, BATCH_BYTES_MAX, BATCH_RECORDS_MAX, BLOCK_BYTES,
+    BLOCK_STREAM_BYTES, FORMAT_VERSION, FORMAT_VERSION_V1, RECORD_HEADER_BYTES,
+    RECORD_PAYLOAD_BYTES_MAX, SECTOR_BYTES, SECTOR_STAMP_BYTES, SECTOR_STREAM_BYTES,
     SEGMENT_BYTES_DEFAULT, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_HEADER_BYTES,
     WRITE_BYTES_MAX,
 };
-pub use fs::{sync_dir_path, LogFs, ReadAt, ReadFs, StdDir, StdFs, StdReader};
+pub use fs::{
+    sync_dir_path, FileWriter, LogFs, ReadAt, ReadFs, StdDir, StdFileWriter, StdFs, StdReader,
+    WriteFs,
+};
 pub use glommio_fs::GlommioFs;
-pub use memfs::{MemFs, MemReader, MemState};
-pub use purge::{purge, PurgeReport, RETAIN_COUNT_MIN, SPARES_MAX};
+pub use memfs::{MemFileWriter, MemFs, MemReader, MemState};
+pub use purge::{
+    is_temporary_file, purge, purge_in, remove_temporary_files, remove_temporary_files_in,
+    PurgeReport, RETAIN_COUNT_MIN, SPARES_MAX,
+};
+pub use range::{read_log_range, LogRange};
 pub use recovery::{
     first_needed_segment, list_segments, recover, recover_from, LogReader, LogRecord, LogTail,
     Recovery, SegmentTail,
 };
 pub use scan::{EndKind, ScannedRecord, SegmentEnd, SegmentScan};
 pub use snapshot::{
-    list_snapshots, newest_valid_snapshot, open_snapshot, parse_snapshot_name, read_snapshot,
-    snapshot_name, verify_snapshot, SnapshotInfo, SnapshotReader, SnapshotWriter,
-    SNAPSHOT_HEADER_BYTES, SNAPSHOT_TRAILER_BYTES,
+    list_snapshots, newest_valid_snapshot, open_snapshot, parse_snapshot_name,
+    parse_snapshot_temp_name, read_snapshot, snapshot_name, verify_snapshot, SnapshotInfo,
+    SnapshotReader, SnapshotWriter, SNAPSHOT_HEADER_BYTES, SNAPSHOT_SYNC_EVERY_BYTES,
+    SNAPSHOT_TRAILER_BYTES,
 };
-pub use writer::{is_ready_spare, prepare_spare, LogWriter, SyncStats, WriterConfig};
+pub use spare::{is_ready_spare, prepare_spare};
+pub use truncate::{remove_snapshots_after, truncate_log, TruncateLogReport, TruncateReport};
+pub use writer::{LogWriter, SyncStats, WriterConfig};

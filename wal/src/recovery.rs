@@ -10,8 +10,12 @@
 //!   last zxid before it (a missing segment), or a first needed segment that
 //!   starts after the snapshot's zxid + 1 with records missing between: `Gap`.
 //!
-//! A torn tail of the last segment is cut at the last good record with one
-//! warning, and [`LogTail`] tells the writer to zero what lies after the cut.
+//! A torn tail of the last segment (a write that never completed, so never
+//! acknowledged; see `format.rs` for how it is told from damage) is cut at
+//! the last good record with one warning, and [`LogTail`] tells the writer to
+//! zero what lies after the cut. Damage anywhere is an error that names the
+//! file, the byte offset and the `fk-tools log truncate` command that accepts
+//! the loss.
 
 use std::path::Path;
 
@@ -48,13 +52,18 @@ pub struct SegmentTail {
     pub header: SegmentHeader,
     /// Valid records in the segment.
     pub records: u64,
-    /// The offset just after the last good record: the next record goes here.
+    /// The file offset just after the last good record: the next record goes here.
     pub end: u64,
-    /// The bytes of the block holding `end`, from the block's start to `end`.
+    /// The same position in the segment's record stream.
+    pub end_stream: u64,
+    /// The stream bytes of the block holding `end`, from the block's start to `end`.
     pub tail_block: Vec<u8>,
-    /// The writer zeroes `[end, scrub_end)` before writing (a torn write left
-    /// valid-looking records there); `scrub_end <= end` means nothing to do.
+    /// The writer zeroes the file after the block holding `end` up to here
+    /// before writing (leftovers a torn write or a cut-short truncation left);
+    /// `scrub_end <= end` means nothing to do.
     pub scrub_end: u64,
+    /// The highest write number stamped in this life of the segment.
+    pub write_last: u32,
 }
 
 /// One log record handed back by recovery.
@@ -81,6 +90,7 @@ pub fn recover(snap_dir: &Path, log_dir: &Path) -> Result<Recovery<StdDir>, WalE
 
 /// Recovers from any pair of directories (tests pass a [`crate::MemFs`] image).
 pub fn recover_from<S: ReadFs, R: ReadFs>(snaps: &S, log: R) -> Result<Recovery<R>, WalError> {
+    let snap_dir = dir_name(&snaps.display(""));
     let mut segments = list_segments(&log)?;
     let snapshot = newest_valid_snapshot(snaps)?;
     let zxid_snapshot = match &snapshot {
@@ -98,6 +108,7 @@ pub fn recover_from<S: ReadFs, R: ReadFs>(snaps: &S, log: R) -> Result<Recovery<
     segments.reverse(); // popped from the back, oldest first
     let log = LogReader {
         fs: log,
+        snap_dir,
         segments,
         zxid_snapshot,
         zxid_last: None,
@@ -137,6 +148,8 @@ pub fn first_needed_segment(segments: &[(i64, String)], zxid_snapshot: i64) -> u
 #[derive(Debug)]
 pub struct LogReader<R: ReadFs> {
     fs: R,
+    /// The snapshot directory as shown in messages.
+    snap_dir: String,
     /// Segments still to read, the next one last.
     segments: Vec<(i64, String)>,
     zxid_snapshot: i64,
@@ -182,7 +195,9 @@ impl<R: ReadFs> LogReader<R> {
                 self.scan = Some((name, scan));
             }
             let (_, scan) = self.scan.as_mut().expect("a segment is open");
-            match scan.next_record()? {
+            let next = scan.next_record();
+            let zxid_good = scan.zxid_last();
+            match next.map_err(|e| self.with_accept_loss(e, Some(zxid_good)))? {
                 Some(ScannedRecord { zxid, payload, .. }) => {
                     self.zxid_last = Some(zxid);
                     if zxid > self.zxid_snapshot {
@@ -204,18 +219,21 @@ impl<R: ReadFs> LogReader<R> {
             .fs
             .open_read(name)
             .map_err(|e| WalError::io("open", &file, e))?;
-        let scan = SegmentScan::open(reader, file.clone())?;
+        let scan = SegmentScan::open(reader, file.clone())
+            .map_err(|e| self.with_accept_loss(e, self.zxid_last))?;
         let header = *scan.header();
         if header.zxid_first != zxid_first {
             let reason = format!(
                 "header says first zxid {:#x}, name says {zxid_first:#x}",
                 header.zxid_first
             );
-            return Err(WalError::Corrupt {
+            let error = WalError::Corrupt {
                 file,
                 offset: 0,
                 reason,
-            });
+                accept_loss: None,
+            };
+            return Err(self.with_accept_loss(error, self.zxid_last));
         }
         let gap = match self.zxid_last {
             // The first segment needed: nothing may be missing after the snapshot.
@@ -228,59 +246,90 @@ impl<R: ReadFs> LogReader<R> {
                 "segment follows zxid {:#x}, but the log before it ends at {before:#x} (a segment is missing)",
                 header.zxid_previous
             );
-            return Err(WalError::Gap { file, reason });
+            let error = WalError::Gap {
+                file,
+                reason,
+                accept_loss: None,
+            };
+            return Err(self.with_accept_loss(error, self.zxid_last));
         }
         self.zxid_last.get_or_insert(header.zxid_previous);
         Ok(scan)
+    }
+
+    /// Adds to a damage error the command that cuts the log after
+    /// `zxid_good`, the last record before the damage (none: no command).
+    fn with_accept_loss(&self, error: WalError, zxid_good: Option<i64>) -> WalError {
+        let Some(zxid) = zxid_good else {
+            return error;
+        };
+        let command = format!(
+            "fk-tools log truncate --snap-dir {} --log-dir {} --after-zxid {zxid:#x}",
+            self.snap_dir,
+            dir_name(&self.fs.display(""))
+        );
+        match error {
+            WalError::Corrupt {
+                file,
+                offset,
+                reason,
+                accept_loss: None,
+            } => WalError::Corrupt {
+                file,
+                offset,
+                reason,
+                accept_loss: Some(command),
+            },
+            WalError::Gap {
+                file,
+                reason,
+                accept_loss: None,
+            } => WalError::Gap {
+                file,
+                reason,
+                accept_loss: Some(command),
+            },
+            other => other,
+        }
     }
 
     fn end_segment(&mut self) -> Result<(), WalError> {
         let (name, mut scan) = self.scan.take().expect("a segment is open");
         let end = scan.end().expect("scan ended").clone();
         let is_last = self.segments.is_empty();
-        let corrupt_at = if is_last {
-            end.unexplained_at
-        } else {
-            end.leftover_at.or(end.unexplained_at)
-        };
-        if corrupt_at.is_some() {
-            let reason = format!(
-                "damaged bytes at {} are followed by a valid record at {}{}",
+        let damage = match &end.kind {
+            EndKind::Corrupt { at, reason } => Some((*at, reason.clone())),
+            // A later segment exists, so this one's last write completed.
+            EndKind::Torn { reason } if !is_last => Some((
                 end.offset,
-                corrupt_at.unwrap_or(0),
-                match &end.kind {
-                    EndKind::Torn { reason } => format!(" ({reason})"),
-                    EndKind::Clean => " (zero header)".to_string(),
-                }
-            );
-            return Err(WalError::Corrupt {
+                format!("{reason}, but a later segment follows, so that write had completed"),
+            )),
+            _ => None,
+        };
+        if let Some((offset, reason)) = damage {
+            let error = WalError::Corrupt {
                 file: scan.file().to_string(),
-                offset: end.offset,
+                offset,
                 reason,
-            });
+                accept_loss: None,
+            };
+            return Err(self.with_accept_loss(error, Some(scan.zxid_last())));
         }
         if !is_last {
             return Ok(());
         }
-        if end.is_torn() {
-            let reason = match &end.kind {
-                EndKind::Torn { reason } => reason.clone(),
-                EndKind::Clean => "leftover records of an unacknowledged write".to_string(),
-            };
+        if let EndKind::Torn { reason } = &end.kind {
             tracing::warn!(file = %scan.file(), offset = end.offset, %reason, "torn log tail cut at the last good record");
         }
-        let scrub_end = if end.leftover_at.is_some() {
-            end.window_end().min(scan.len())
-        } else {
-            end.offset
-        };
         let segment = SegmentTail {
             name,
             header: *scan.header(),
             records: scan.records(),
             end: end.offset,
+            end_stream: end.stream_offset,
             tail_block: scan.tail_block()?,
-            scrub_end,
+            scrub_end: end.scrub_end,
+            write_last: end.write_last,
         };
         let zxid_last = self.zxid_last.unwrap_or(-1).max(self.zxid_snapshot);
         self.tail = Some(LogTail {
@@ -288,6 +337,16 @@ impl<R: ReadFs> LogReader<R> {
             segment: Some(segment),
         });
         Ok(())
+    }
+}
+
+/// A directory as shown in messages, without the separator `display("")` leaves.
+pub(crate) fn dir_name(display: &str) -> String {
+    let trimmed = display.trim_end_matches('/');
+    if trimmed.is_empty() {
+        display.to_string()
+    } else {
+        trimmed.to_string()
     }
 }
 

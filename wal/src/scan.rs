@@ -1,32 +1,35 @@
 //! Reading one segment: records in order, then a verdict on how it ends.
 //!
-//! The end of the data is where the first position that is not a record sealed
-//! with this segment's salt lies. What follows decides what that end means:
+//! The records are read from the segment's record stream (format 2: the
+//! sectors with their stamps taken off; format 1: the file from byte 4096
+//! on). Where the records stop, at stream offset X, the verdict says what
+//! that end means (the rules are in `format.rs`, "Telling a torn write from
+//! damage"):
 //!
 //! ```text
-//!  [header][rec][rec][rec] X ·········· window ·········· | ········· rest of file
-//!                          │ zeros, stale or torn bytes    │ must hold no valid record
-//!                          └ the cut     (last segment: a torn write may have
-//!                                         left valid records here; none acked)
+//!  [header][rec][rec][rec] X ··· rest of the write's extent ··· | rest of the file
+//!          └───── write n-1 ─┘└──── write n: whole, or torn? ────┘
 //! ```
 //!
-//! At most one write is ever unsynced (see the writer), and it starts at or
-//! before the block holding X and is at most `WRITE_BYTES_MAX` long. So in the
-//! last segment, a valid record inside the window after X whose write began
-//! at or before X is a leftover of an unacknowledged write (a torn tail). A
-//! valid record whose write began after X, one past the window, or any valid
-//! record after X in an earlier segment means bytes that were durable are
-//! damaged: corruption, reported with the file and offset.
+//! - `Clean`: the last write landed whole and the stream ends where it said.
+//! - `Torn`: the last write never completed, and the cut at X drops only its
+//!   records; none was acknowledged. The writer zeroes `[X, scrub_end)`.
+//! - `Corrupt`: bytes that were durable are damaged; recovery refuses.
+//!
+//! Every sector is classified once, as it is read; the verdict then re-reads
+//! only the last write's extent.
 
 use crate::error::WalError;
 use crate::format::{
-    align_down, decode_record, peek_header, Decoded, SegmentHeader, RECORD_HEADER_BYTES,
-    RECORD_PAYLOAD_BYTES_MAX, SEGMENT_HEADER_BYTES, WRITE_BYTES_MAX,
+    classify_sector, decode_record, sector_count, sector_file_offset, stream_capacity,
+    stream_file_offset, write_extent, Decoded, SectorClass, SectorStamp, SegmentHeader,
+    BLOCK_STREAM_BYTES, FORMAT_VERSION_V1, RECORD_HEADER_BYTES, SECTOR_BYTES, SECTOR_STAMP_BYTES,
+    SECTOR_STREAM_BYTES, SEGMENT_HEADER_BYTES,
 };
 use crate::fs::ReadAt;
 
 /// Bytes read from the file at a time.
-const READ_CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const READ_CHUNK_BYTES: usize = 1 << 20;
 
 /// One record read back from a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,51 +43,78 @@ pub struct ScannedRecord {
 /// How the data of a segment ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndKind {
-    /// A zero record header, or the end of the file.
+    /// The last write landed whole: a zero record header, or the end of the file.
     Clean,
-    /// Bytes that are not a record: a torn or damaged write.
+    /// The last write never completed; what it left after the last good
+    /// record is cut (it was never acknowledged).
     Torn { reason: String },
+    /// Bytes that were durable are damaged; `at` is the file offset where the
+    /// records stop (the first one that cannot be read), `reason` says more.
+    Corrupt { at: u64, reason: String },
 }
 
 /// Where and how the data of a segment ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentEnd {
-    /// The offset just after the last good record.
+    /// The file offset just after the last good record (where the next
+    /// record would start).
     pub offset: u64,
+    /// The same position in the record stream.
+    pub stream_offset: u64,
     pub kind: EndKind,
-    /// The first valid record after `offset` that a torn last write can
-    /// explain (its write began at or before `offset`, inside the window).
-    pub leftover_at: Option<u64>,
-    /// The first valid record after `offset` that no torn write explains:
-    /// the bytes at `offset` were durable once, so they are corrupt.
-    pub unexplained_at: Option<u64>,
+    /// The writer zeroes the file from the block after `offset` up to here
+    /// before appending (leftovers of a torn write, or of a truncation that
+    /// was cut short); at or below `offset`: nothing to zero.
+    pub scrub_end: u64,
+    /// The highest write number stamped in this life of the segment (0: none
+    /// yet, or format 1).
+    pub write_last: u32,
 }
 
 impl SegmentEnd {
     /// Whether the end is anything but a plain clean end.
     pub fn is_torn(&self) -> bool {
-        matches!(self.kind, EndKind::Torn { .. }) || self.leftover_at.is_some()
+        matches!(self.kind, EndKind::Torn { .. })
     }
+}
 
-    /// The offset just past the torn-write window that starts at this end.
-    pub fn window_end(&self) -> u64 {
-        align_down(self.offset) + WRITE_BYTES_MAX as u64
-    }
+/// Why the record stream stopped at X.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// A zero record header.
+    ZeroHeader,
+    /// Fewer than a record header's bytes left in the segment.
+    EndOfSegment,
+    /// Bytes that are not a record sealed with this salt.
+    Invalid(String),
 }
 
 /// Reads the records of one segment file in order.
 #[derive(Debug)]
 pub struct SegmentScan<Rd: ReadAt> {
-    reader: Rd,
-    file: String,
-    header: SegmentHeader,
-    len: u64,
-    buf: Vec<u8>,
-    buf_start: u64,
-    offset: u64,
-    zxid_last: i64,
+    pub(crate) reader: Rd,
+    pub(crate) file: String,
+    pub(crate) header: SegmentHeader,
+    /// File length.
+    pub(crate) len: u64,
+    /// Record-stream bytes the file holds.
+    pub(crate) stream_len: u64,
+    /// Stream bytes starting at `buf_start`.
+    pub(crate) buf: Vec<u8>,
+    pub(crate) buf_start: u64,
+    /// File bytes read for sectors, reused.
+    raw: Vec<u8>,
+    /// Stream offset of the next record.
+    pub(crate) offset: u64,
+    pub(crate) zxid_last: i64,
     records: u64,
     end: Option<SegmentEnd>,
+    /// Format 2: sectors `[0, sectors_classified)` have been classified.
+    sectors_classified: u64,
+    /// The stamp with the highest write number seen.
+    latest: Option<SectorStamp>,
+    /// One past the last current sector seen.
+    current_end: u64,
 }
 
 impl<Rd: ReadAt> SegmentScan<Rd> {
@@ -99,18 +129,29 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
             file: file.clone(),
             offset: 0,
             reason: e.to_string(),
+            accept_loss: None,
         })?;
+        let stream_len = if header.version == FORMAT_VERSION_V1 {
+            len - SEGMENT_HEADER_BYTES as u64
+        } else {
+            stream_capacity(len)
+        };
         Ok(SegmentScan {
             reader,
             file,
             header,
             len,
+            stream_len,
             buf: Vec::new(),
             buf_start: 0,
-            offset: SEGMENT_HEADER_BYTES as u64,
+            raw: Vec::new(),
+            offset: 0,
             zxid_last: header.zxid_previous,
             records: 0,
             end: None,
+            sectors_classified: 0,
+            latest: None,
+            current_end: 0,
         })
     }
 
@@ -140,32 +181,32 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
         self.zxid_last
     }
 
+    /// The stream offset just after the last record read.
+    pub fn stream_offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The file offset that holds stream offset `stream_offset` (the file's
+    /// length for the end of a full stream).
+    pub fn file_offset(&self, stream_offset: u64) -> u64 {
+        if self.header.version == FORMAT_VERSION_V1 {
+            SEGMENT_HEADER_BYTES as u64 + stream_offset
+        } else if stream_offset >= self.stream_len {
+            self.len
+        } else {
+            stream_file_offset(stream_offset)
+        }
+    }
+
     /// The next record, or `None` at the end of the data (then see [`Self::end`]).
     /// Errors: I/O, or a valid record whose zxid does not increase.
     pub fn next_record(&mut self) -> Result<Option<ScannedRecord>, WalError> {
         if self.end.is_some() {
             return Ok(None);
         }
-        let offset = self.offset;
-        let available = self.len.saturating_sub(offset);
-        if available < RECORD_HEADER_BYTES as u64 {
-            self.finish(EndKind::Clean)?;
-            return Ok(None);
-        }
-        let want = (available as usize).min(RECORD_HEADER_BYTES + RECORD_PAYLOAD_BYTES_MAX);
-        let salt = self.header.salt;
-        let mut decoded = decode_record(self.bytes_at(offset, RECORD_HEADER_BYTES)?, salt);
-        if let Decoded::NeedBytes(n) = decoded {
-            decoded = if n as u64 <= available {
-                decode_record(self.bytes_at(offset, n.min(want))?, salt)
-            } else {
-                Decoded::NeedBytes(n)
-            };
-        }
-        match decoded {
-            Decoded::Record {
-                zxid, bytes_total, ..
-            } => {
+        match self.peek()? {
+            Ok((zxid, bytes_total)) => {
+                let offset = self.offset;
                 let minimum = if self.records == 0 {
                     self.header.zxid_first
                 } else {
@@ -175,10 +216,13 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
                     return Err(WalError::Gap {
                         file: self.file.clone(),
                         reason: format!(
-                            "record at byte {offset} has zxid {zxid:#x}, expected {minimum:#x} or above \
+                            "record at byte {} has zxid {zxid:#x}, expected {minimum:#x} or above \
                              (previous {:#x}, segment starts at {:#x})",
-                            self.zxid_last, self.header.zxid_first
+                            self.file_offset(offset),
+                            self.zxid_last,
+                            self.header.zxid_first
                         ),
+                        accept_loss: None,
                     });
                 }
                 let payload = self.bytes_at(offset, bytes_total)?[RECORD_HEADER_BYTES..].to_vec();
@@ -187,26 +231,53 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
                 self.records += 1;
                 Ok(Some(ScannedRecord {
                     zxid,
-                    offset,
+                    offset: self.file_offset(offset),
                     payload,
                 }))
             }
-            Decoded::End => {
-                self.finish(EndKind::Clean)?;
-                Ok(None)
-            }
-            Decoded::NeedBytes(n) => {
-                let reason = format!("record of {n} bytes runs past the end of the file");
-                self.finish(EndKind::Torn { reason })?;
-                Ok(None)
-            }
-            Decoded::Invalid(reason) => {
-                self.finish(EndKind::Torn {
-                    reason: reason.to_string(),
-                })?;
+            Err(stop) => {
+                self.finish(stop)?;
                 Ok(None)
             }
         }
+    }
+
+    /// The zxid of the next record, without reading past it: `None` at the
+    /// end of the data (the verdict is not made; call `next_record`).
+    pub fn peek_zxid(&mut self) -> Result<Option<i64>, WalError> {
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        Ok(self.peek()?.ok().map(|(zxid, _)| zxid))
+    }
+
+    /// Decodes what lies at the current offset: a record's zxid and length,
+    /// or why the stream stops here.
+    fn peek(&mut self) -> Result<Result<(i64, usize), Stop>, WalError> {
+        let offset = self.offset;
+        let available = self.stream_len.saturating_sub(offset);
+        if available < RECORD_HEADER_BYTES as u64 {
+            return Ok(Err(Stop::EndOfSegment));
+        }
+        let salt = self.header.salt;
+        let mut decoded = decode_record(self.bytes_at(offset, RECORD_HEADER_BYTES)?, salt);
+        if let Decoded::NeedBytes(n) = decoded {
+            decoded = if n as u64 <= available {
+                decode_record(self.bytes_at(offset, n)?, salt)
+            } else {
+                Decoded::NeedBytes(n)
+            };
+        }
+        Ok(match decoded {
+            Decoded::Record {
+                zxid, bytes_total, ..
+            } => Ok((zxid, bytes_total)),
+            Decoded::End => Err(Stop::ZeroHeader),
+            Decoded::NeedBytes(n) => Err(Stop::Invalid(format!(
+                "record of {n} bytes runs past the end of the segment"
+            ))),
+            Decoded::Invalid(reason) => Err(Stop::Invalid(reason.to_string())),
+        })
     }
 
     /// How the data ends; `None` until `next_record` has returned `None`.
@@ -214,116 +285,265 @@ impl<Rd: ReadAt> SegmentScan<Rd> {
         self.end.as_ref()
     }
 
-    /// The bytes of the block holding the end, from its start up to the end.
+    /// The stream bytes of the block holding the end, from its start up to the end.
     pub fn tail_block(&mut self) -> Result<Vec<u8>, WalError> {
-        let end = self.end.as_ref().expect("scan finished").offset;
-        let start = align_down(end);
+        let end = self.end.as_ref().expect("scan finished").stream_offset;
+        let block = if self.header.version == FORMAT_VERSION_V1 {
+            crate::format::BLOCK_BYTES as u64
+        } else {
+            BLOCK_STREAM_BYTES as u64
+        };
+        let start = end / block * block;
         Ok(self.bytes_at(start, (end - start) as usize)?.to_vec())
     }
 
-    fn finish(&mut self, kind: EndKind) -> Result<(), WalError> {
-        let cut = self.offset;
-        let mut end = SegmentEnd {
-            offset: cut,
-            kind,
-            leftover_at: None,
-            unexplained_at: None,
+    /// One past the last sector of this life seen so far (all of them after
+    /// [`Self::latest_write`]).
+    pub(crate) fn current_end(&self) -> u64 {
+        self.current_end
+    }
+
+    /// The stamp of the newest write in the whole file (format 2), reading
+    /// and classifying whatever was not read yet.
+    pub fn latest_write(&mut self) -> Result<Option<SectorStamp>, WalError> {
+        if self.header.version != FORMAT_VERSION_V1 {
+            self.classify_until(sector_count(self.len))?;
+        }
+        Ok(self.latest)
+    }
+
+    fn finish(&mut self, stop: Stop) -> Result<(), WalError> {
+        let end = if self.header.version == FORMAT_VERSION_V1 {
+            self.finish_v1(stop)?
+        } else {
+            self.finish_v2(stop)?
         };
-        let window_end = end.window_end().min(self.len);
-        let mut at = cut + 1;
-        while let Some((found, bytes_total, write_start)) = self.find_valid(at, window_end)? {
-            if write_start > cut {
-                end.unexplained_at = Some(found);
-                break;
-            }
-            end.leftover_at.get_or_insert(found);
-            at = found + bytes_total as u64;
-        }
-        if end.unexplained_at.is_none() {
-            let after = window_end.max(cut + 1);
-            end.unexplained_at = self.find_valid(after, self.len)?.map(|(found, _, _)| found);
-        }
         self.end = Some(end);
         Ok(())
     }
 
-    /// The first record in `[from, to)` sealed with this segment's salt and
-    /// with a zxid above the last good one: (offset, length, where its write began).
-    fn find_valid(&mut self, from: u64, to: u64) -> Result<Option<(u64, usize, u64)>, WalError> {
-        let mut at = from;
-        while at < to && at + RECORD_HEADER_BYTES as u64 <= self.len {
-            // Whatever is buffered from `at` on (refilled only when short), so
-            // stepping one byte at a time does not re-read the file.
-            let bytes = self.bytes_from(at, RECORD_HEADER_BYTES)?;
-            let window = bytes.len();
-            // A record's header is never all zero: skip zero runs.
-            let Some(nonzero) = bytes.iter().position(|&b| b != 0) else {
-                at += window as u64;
-                continue;
-            };
-            let first_candidate =
-                (at + nonzero as u64).saturating_sub(RECORD_HEADER_BYTES as u64 - 1);
-            if first_candidate > at {
-                at = first_candidate;
-                continue;
-            }
-            if let Some(found) = self.valid_at(at)? {
-                return Ok(Some(found));
-            }
-            at += 1;
-        }
-        Ok(None)
-    }
-
-    fn valid_at(&mut self, at: u64) -> Result<Option<(u64, usize, u64)>, WalError> {
-        let header = self.bytes_at(at, RECORD_HEADER_BYTES)?;
-        let Some((zxid, payload_len, write_offset)) = peek_header(header) else {
-            return Ok(None);
+    /// The format-2 verdict (see `format.rs`).
+    fn finish_v2(&mut self, stop: Stop) -> Result<SegmentEnd, WalError> {
+        let x = self.offset;
+        let sectors = sector_count(self.len);
+        self.classify_until(sectors)?;
+        let mut end = SegmentEnd {
+            offset: self.file_offset(x),
+            stream_offset: x,
+            kind: EndKind::Clean,
+            scrub_end: 0,
+            write_last: self.latest.map_or(0, |s| s.write),
         };
-        let total = RECORD_HEADER_BYTES + payload_len;
-        if payload_len > RECORD_PAYLOAD_BYTES_MAX
-            || at + total as u64 > self.len
-            || zxid <= self.zxid_last
-            || zxid < self.header.zxid_first
-            || u64::from(write_offset) > at - SEGMENT_HEADER_BYTES as u64
-        {
-            return Ok(None);
-        }
-        let salt = self.header.salt;
-        Ok(match decode_record(self.bytes_at(at, total)?, salt) {
-            Decoded::Record { .. } => Some((at, total, at - u64::from(write_offset))),
-            _ => None,
-        })
+        let Some(latest) = self.latest else {
+            // No write of this life landed at all.
+            end.kind = match (x, stop) {
+                (0, Stop::ZeroHeader | Stop::EndOfSegment) => EndKind::Clean,
+                (0, Stop::Invalid(reason)) => EndKind::Torn {
+                    reason: format!("no write of this segment landed ({reason})"),
+                },
+                _ => EndKind::Corrupt {
+                    at: end.offset,
+                    reason: "records without any valid sector stamp".to_string(),
+                },
+            };
+            return Ok(end);
+        };
+        let (first, last) = write_extent(latest.records_start, latest.records_end, self.stream_len);
+        let (whole, bad_at) = self.check_extent(latest, first, last)?;
+        let describe = |what: &str| {
+            format!(
+                "the last write (number {}, records at stream bytes {}..{}) {what}",
+                latest.write, latest.records_start, latest.records_end
+            )
+        };
+        end.kind = if let Some(bad) = bad_at {
+            EndKind::Corrupt {
+                at: end.offset,
+                reason: describe(&format!("has a damaged sector at byte {bad}")),
+            }
+        } else if whole {
+            let clean_stop = matches!(stop, Stop::ZeroHeader | Stop::EndOfSegment);
+            if x == latest.records_end && clean_stop {
+                EndKind::Clean
+            } else {
+                let why = match &stop {
+                    Stop::Invalid(reason) => reason.clone(),
+                    _ => "zero header".to_string(),
+                };
+                EndKind::Corrupt {
+                    at: end.offset,
+                    reason: describe(&format!(
+                        "landed whole, yet its records stop at stream byte {x} ({why})"
+                    )),
+                }
+            }
+        } else if x < latest.records_start {
+            EndKind::Corrupt {
+                at: end.offset,
+                reason: describe(&format!(
+                    "never completed, but the records stop before it, at stream byte {x}"
+                )),
+            }
+        } else {
+            EndKind::Torn {
+                reason: describe("never completed (a sector of it holds older data)"),
+            }
+        };
+        // Whatever of this life lies after the cut goes before new records
+        // do: the rest of a torn write, and any sector of this life past the
+        // last write's extent (a truncation cut short).
+        let scrub_sectors = match end.kind {
+            EndKind::Torn { .. } => self.current_end.max(last),
+            EndKind::Clean if self.current_end > last => self.current_end,
+            _ => 0,
+        };
+        end.scrub_end = sector_file_offset(scrub_sectors)
+            .min(self.len)
+            .max(end.offset);
+        Ok(end)
     }
 
-    /// The buffered bytes from `offset` on: at least `len` of them (fewer
-    /// only at the end of the file), reading a new chunk only when needed.
-    fn bytes_from(&mut self, offset: u64, len: usize) -> Result<&[u8], WalError> {
+    /// Re-reads the sectors `[first, last)` of the newest write: whether they
+    /// all carry its stamp, and the file offset of the first damaged one.
+    fn check_extent(
+        &mut self,
+        latest: SectorStamp,
+        first: u64,
+        last: u64,
+    ) -> Result<(bool, Option<u64>), WalError> {
+        let mut whole = true;
+        let mut sector = first;
+        while sector < last {
+            let count = (last - sector).min((READ_CHUNK_BYTES / SECTOR_BYTES) as u64);
+            self.read_sectors(sector, count)?;
+            for i in 0..count as usize {
+                let at = sector_file_offset(sector + i as u64);
+                let bytes = &self.raw[i * SECTOR_BYTES..(i + 1) * SECTOR_BYTES];
+                match classify_sector(bytes, at, self.header.salt) {
+                    SectorClass::Bad => return Ok((false, Some(at))),
+                    SectorClass::Current(stamp) if stamp == latest => {}
+                    SectorClass::Current(stamp) if stamp.write == latest.write => {
+                        // Same write number, other records: no writer did that.
+                        return Ok((false, Some(at)));
+                    }
+                    _ => whole = false,
+                }
+            }
+            sector += count;
+        }
+        Ok((whole, None))
+    }
+
+    /// Reads `count` whole sectors from sector `first` into `raw`.
+    fn read_sectors(&mut self, first: u64, count: u64) -> Result<(), WalError> {
+        self.raw.resize(count as usize * SECTOR_BYTES, 0);
+        let n = self
+            .reader
+            .read_at(sector_file_offset(first), &mut self.raw)
+            .map_err(|e| WalError::io("read", &self.file, e))?;
+        if n < self.raw.len() {
+            return Err(WalError::io(
+                "read",
+                &self.file,
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Classifies the sectors `[sectors_classified, end)`.
+    fn classify_until(&mut self, end: u64) -> Result<(), WalError> {
+        while self.sectors_classified < end {
+            let first = self.sectors_classified;
+            let count = (end - first).min((READ_CHUNK_BYTES / SECTOR_BYTES) as u64);
+            self.read_sectors(first, count)?;
+            self.classify_raw(first, count);
+        }
+        Ok(())
+    }
+
+    /// Classifies the sectors in `raw` (sector `first` on) not classified yet.
+    fn classify_raw(&mut self, first: u64, count: u64) {
+        assert!(
+            first <= self.sectors_classified,
+            "sectors classified in order"
+        );
+        for index in self.sectors_classified..first + count {
+            let i = (index - first) as usize;
+            let bytes = &self.raw[i * SECTOR_BYTES..(i + 1) * SECTOR_BYTES];
+            let class = classify_sector(bytes, sector_file_offset(index), self.header.salt);
+            if let SectorClass::Current(stamp) = class {
+                if self.latest.is_none_or(|l| stamp.write > l.write) {
+                    self.latest = Some(stamp);
+                }
+                self.current_end = index + 1;
+            }
+        }
+        self.sectors_classified = self.sectors_classified.max(first + count);
+    }
+
+    /// The buffered stream bytes from `offset` on: at least `len` of them
+    /// (fewer only at the end of the stream), reading only when needed.
+    pub(crate) fn bytes_from(&mut self, offset: u64, len: usize) -> Result<&[u8], WalError> {
         let buf_end = self.buf_start + self.buf.len() as u64;
-        if offset < self.buf_start || (offset + len as u64).min(self.len) > buf_end {
+        if offset < self.buf_start || (offset + len as u64).min(self.stream_len) > buf_end {
             self.bytes_at(offset, len)?;
         }
         Ok(&self.buf[(offset - self.buf_start) as usize..])
     }
 
-    /// `len` bytes at `offset` (fewer only at the end of the file), read
-    /// through a buffer of at least `READ_CHUNK_BYTES`.
-    fn bytes_at(&mut self, offset: u64, len: usize) -> Result<&[u8], WalError> {
+    /// `len` stream bytes at `offset` (fewer only at the end of the stream),
+    /// read through a buffer of at least `READ_CHUNK_BYTES`.
+    pub(crate) fn bytes_at(&mut self, offset: u64, len: usize) -> Result<&[u8], WalError> {
         let buf_end = self.buf_start + self.buf.len() as u64;
-        let want_end = (offset + len as u64).min(self.len);
+        let want_end = (offset + len as u64).min(self.stream_len);
         if offset < self.buf_start || want_end > buf_end {
-            let size =
-                (self.len.saturating_sub(offset)).min(len.max(READ_CHUNK_BYTES) as u64) as usize;
-            self.buf.resize(size, 0);
-            let n = self
-                .reader
-                .read_at(offset, &mut self.buf)
-                .map_err(|e| WalError::io("read", &self.file, e))?;
-            self.buf.truncate(n);
-            self.buf_start = offset;
+            let size = (self.stream_len.saturating_sub(offset))
+                .min(len.max(READ_CHUNK_BYTES) as u64) as usize;
+            if self.header.version == FORMAT_VERSION_V1 {
+                self.fill_v1(offset, size)?;
+            } else {
+                self.fill_v2(offset, size)?;
+            }
         }
         let start = (offset - self.buf_start) as usize;
         let end = (start + len).min(self.buf.len());
         Ok(&self.buf[start.min(end)..end])
+    }
+
+    fn fill_v1(&mut self, offset: u64, size: usize) -> Result<(), WalError> {
+        self.buf.resize(size, 0);
+        let n = self
+            .reader
+            .read_at(SEGMENT_HEADER_BYTES as u64 + offset, &mut self.buf)
+            .map_err(|e| WalError::io("read", &self.file, e))?;
+        self.buf.truncate(n);
+        self.buf_start = offset;
+        Ok(())
+    }
+
+    /// Reads the sectors holding stream `[offset, offset + size)`, classifies
+    /// the new ones, and keeps their stream bytes from `offset` on.
+    fn fill_v2(&mut self, offset: u64, size: usize) -> Result<(), WalError> {
+        let per = SECTOR_STREAM_BYTES as u64;
+        let first = offset / per;
+        let last = (offset + size as u64)
+            .div_ceil(per)
+            .min(sector_count(self.len));
+        if first > self.sectors_classified {
+            self.classify_until(first)?;
+        }
+        self.read_sectors(first, last - first)?;
+        if first + (last - first) > self.sectors_classified {
+            self.classify_raw(first, last - first);
+        }
+        self.buf.clear();
+        for sector in self.raw.chunks(SECTOR_BYTES) {
+            self.buf.extend_from_slice(&sector[SECTOR_STAMP_BYTES..]);
+        }
+        let skip = (offset - first * per) as usize;
+        self.buf.drain(..skip);
+        self.buf_start = offset;
+        Ok(())
     }
 }

@@ -13,18 +13,19 @@
 //!  end-4   4  end magic    b"FKSE"
 //! ```
 //!
-//! The writer writes `snapshot.<hex>.tmp`, fsyncs it, renames it into place
-//! and fsyncs the directory: a snapshot file either is complete or does not
+//! The writer writes `snapshot.<hex>.tmp`, syncs it, renames it into place
+//! and syncs the directory: a snapshot file either is complete or does not
 //! exist under its final name. The crc still catches media damage, and
 //! recovery falls back to the previous snapshot when the newest is damaged.
+//! A writer that fails or is dropped before `finish` removes its temp file,
+//! so failed snapshots leave nothing behind (issue 10, "Disks").
 
-use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::WalError;
 use crate::format::parse_hex_suffix;
-use crate::fs::{sync_dir_path, ReadAt, ReadFs, StdDir};
+use crate::fs::{FileWriter, ReadAt, ReadFs, StdDir, WriteFs};
 
 const SNAPSHOT_MAGIC: [u8; 8] = *b"FKSNAPSH";
 const SNAPSHOT_END_MAGIC: [u8; 4] = *b"FKSE";
@@ -34,6 +35,8 @@ pub const SNAPSHOT_HEADER_BYTES: usize = 24;
 /// Bytes after the body.
 pub const SNAPSHOT_TRAILER_BYTES: usize = 16;
 const READ_CHUNK_BYTES: usize = 1 << 20;
+/// Body bytes are gathered into appends of this size.
+const WRITE_CHUNK_BYTES: usize = 1 << 20;
 
 /// `snapshot.<16 hex digits>`.
 pub fn snapshot_name(zxid: i64) -> String {
@@ -44,6 +47,14 @@ pub fn snapshot_name(zxid: i64) -> String {
 pub fn parse_snapshot_name(name: &str) -> Option<i64> {
     parse_hex_suffix(name, "snapshot.")
 }
+
+/// The zxid of a snapshot's temp file name (`snapshot.<hex>.tmp`), if it is one.
+pub fn parse_snapshot_temp_name(name: &str) -> Option<i64> {
+    parse_snapshot_name(name.strip_suffix(TEMP_SUFFIX)?)
+}
+
+/// Files being written carry this suffix until they are complete.
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
 
 /// A verified snapshot file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,16 +68,19 @@ pub struct SnapshotInfo {
     pub body_bytes: u64,
 }
 
-/// Writes one snapshot with blocking std I/O, on a thread of its own.
+/// Writes one snapshot with blocking calls, on a thread of its own, through
+/// any [`WriteFs`] (a real directory by default).
 #[derive(Debug)]
-pub struct SnapshotWriter {
-    dir: PathBuf,
+pub struct SnapshotWriter<F: WriteFs = StdDir> {
+    fs: F,
     zxid: i64,
-    tmp: PathBuf,
-    out: BufWriter<File>,
+    tmp: String,
+    /// `None` once the temp file is renamed into place or removed.
+    out: Option<F::Writer>,
+    buf: Vec<u8>,
     crc: u32,
     body_bytes: u64,
-    /// Body bytes written since the last intermediate fdatasync.
+    /// Body bytes written since the last intermediate sync.
     unsynced_bytes: u64,
 }
 
@@ -76,80 +90,131 @@ pub struct SnapshotWriter {
 /// the same disk and stall write replies for tens of milliseconds.
 pub const SNAPSHOT_SYNC_EVERY_BYTES: u64 = 1 << 20;
 
-impl SnapshotWriter {
+impl SnapshotWriter<StdDir> {
     /// Starts `snapshot.<zxid>.tmp` in `dir` (replacing a leftover one).
-    pub fn create(dir: &Path, zxid: i64) -> Result<SnapshotWriter, WalError> {
-        let tmp = dir.join(format!("{}.tmp", snapshot_name(zxid)));
-        let file = File::create(&tmp).map_err(|e| WalError::io("create", tmp.display(), e))?;
-        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
+    pub fn create(dir: &Path, zxid: i64) -> Result<SnapshotWriter<StdDir>, WalError> {
+        SnapshotWriter::create_in(StdDir::new(dir), zxid)
+    }
+}
+
+impl<F: WriteFs> SnapshotWriter<F> {
+    /// Starts `snapshot.<zxid>.tmp` in `fs` (replacing a leftover one).
+    pub fn create_in(fs: F, zxid: i64) -> Result<SnapshotWriter<F>, WalError> {
+        let tmp = format!("{}{TEMP_SUFFIX}", snapshot_name(zxid));
+        let out = fs
+            .create_file(&tmp)
+            .map_err(|e| WalError::io("create", fs.display(&tmp), e))?;
+        let mut header = Vec::with_capacity(WRITE_CHUNK_BYTES);
         header.extend_from_slice(&SNAPSHOT_MAGIC);
         header.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
         header.extend_from_slice(&0u32.to_le_bytes());
         header.extend_from_slice(&zxid.to_le_bytes());
-        let mut out = BufWriter::with_capacity(READ_CHUNK_BYTES, file);
-        out.write_all(&header)
-            .map_err(|e| WalError::io("write", tmp.display(), e))?;
         let crc = crc32c::crc32c(&header);
         Ok(SnapshotWriter {
-            dir: dir.to_path_buf(),
+            fs,
             zxid,
             tmp,
-            out,
+            out: Some(out),
+            buf: header,
             crc,
             body_bytes: 0,
             unsynced_bytes: 0,
         })
     }
 
-    /// Appends body bytes.
+    /// Appends body bytes. After an error, drop the writer (its temp file
+    /// goes with it).
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), WalError> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| WalError::io("write", self.tmp.display(), e))?;
         self.crc = crc32c::crc32c_append(self.crc, bytes);
         self.body_bytes += bytes.len() as u64;
         self.unsynced_bytes += bytes.len() as u64;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let room = WRITE_CHUNK_BYTES - self.buf.len();
+            let (now, later) = rest.split_at(room.min(rest.len()));
+            self.buf.extend_from_slice(now);
+            rest = later;
+            if self.buf.len() == WRITE_CHUNK_BYTES {
+                self.flush()?;
+            }
+        }
         if self.unsynced_bytes >= SNAPSHOT_SYNC_EVERY_BYTES {
             self.unsynced_bytes = 0;
-            self.out
-                .flush()
-                .map_err(|e| WalError::io("write", self.tmp.display(), e))?;
-            self.out
-                .get_ref()
-                .sync_data()
-                .map_err(|e| WalError::io("fdatasync", self.tmp.display(), e))?;
+            self.flush()?;
+            self.sync()?;
         }
         Ok(())
     }
 
-    /// Seals the file (trailer, fsync), renames it into place, fsyncs the directory.
+    /// Seals the file (trailer, sync), renames it into place, syncs the
+    /// directory. On an error before the rename the temp file is removed.
     pub fn finish(mut self) -> Result<SnapshotInfo, WalError> {
-        let mut trailer = Vec::with_capacity(SNAPSHOT_TRAILER_BYTES);
-        trailer.extend_from_slice(&self.body_bytes.to_le_bytes());
-        trailer.extend_from_slice(&self.crc.to_le_bytes());
-        trailer.extend_from_slice(&SNAPSHOT_END_MAGIC);
-        let tmp = self.tmp.display().to_string();
-        self.out
-            .write_all(&trailer)
-            .map_err(|e| WalError::io("write", &tmp, e))?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| WalError::io("write", &tmp, e.into_error()))?;
-        file.sync_all()
-            .map_err(|e| WalError::io("fsync", &tmp, e))?;
-        drop(file);
+        self.buf.extend_from_slice(&self.body_bytes.to_le_bytes());
+        self.buf.extend_from_slice(&self.crc.to_le_bytes());
+        self.buf.extend_from_slice(&SNAPSHOT_END_MAGIC);
+        self.flush()?;
+        self.sync()?;
         let name = snapshot_name(self.zxid);
-        let path = self.dir.join(&name);
-        std::fs::rename(&self.tmp, &path).map_err(|e| WalError::io("rename", &tmp, e))?;
-        sync_dir_path(&self.dir)
-            .map_err(|e| WalError::io("fsync directory", self.dir.display(), e))?;
+        let file = self.fs.display(&name);
+        let out = self.out.take();
+        if let Err(e) = self.fs.rename_file(&self.tmp, &name) {
+            self.out = out;
+            return Err(WalError::io("rename", self.fs.display(&self.tmp), e));
+        }
+        drop(out);
+        self.fs
+            .sync_directory()
+            .map_err(|e| WalError::io("fsync directory", &file, e))?;
         Ok(SnapshotInfo {
             zxid: self.zxid,
             name,
-            file: path.display().to_string(),
+            file,
             body_bytes: self.body_bytes,
         })
+    }
+
+    /// Gives up on this snapshot and removes its temp file.
+    pub fn abandon(mut self) -> Result<(), WalError> {
+        self.remove_temp()
+    }
+
+    /// The zxid this snapshot is written at.
+    pub fn zxid(&self) -> i64 {
+        self.zxid
+    }
+
+    fn flush(&mut self) -> Result<(), WalError> {
+        let out = self.out.as_mut().expect("snapshot still being written");
+        out.append(&self.buf)
+            .map_err(|e| WalError::io("write", self.fs.display(&self.tmp), e))?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), WalError> {
+        let out = self.out.as_mut().expect("snapshot still being written");
+        out.sync()
+            .map_err(|e| WalError::io("fdatasync", self.fs.display(&self.tmp), e))
+    }
+
+    fn remove_temp(&mut self) -> Result<(), WalError> {
+        if self.out.take().is_none() {
+            return Ok(());
+        }
+        match self.fs.remove_file(&self.tmp) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(WalError::io("remove", self.fs.display(&self.tmp), e)),
+        }
+    }
+}
+
+impl<F: WriteFs> Drop for SnapshotWriter<F> {
+    /// A snapshot that did not finish leaves no temp file behind.
+    fn drop(&mut self) {
+        if let Err(error) = self.remove_temp() {
+            tracing::warn!(%error, "could not remove an unfinished snapshot's temp file");
+        }
     }
 }
 

@@ -1,10 +1,11 @@
-//! Failed fsync, ENOSPC and torn writes: the writer returns the error, then
-//! refuses everything (STYLE rule 2), and what it had acknowledged survives.
+//! Failed fsync, full disks and torn writes: the writer returns the error;
+//! after a failed write or sync it refuses everything (STYLE rule 2), after a
+//! full disk it waits for space; what it had acknowledged always survives.
 
 mod common;
 
 use common::*;
-use wal::{LogTail, LogWriter, MemFs, WalError};
+use wal::{LogFs, LogTail, LogWriter, MemFs, WalError};
 
 fn fresh_writer(fs: &MemFs) -> LogWriter<MemFs> {
     open_writer(
@@ -56,15 +57,27 @@ fn failed_fsync_stops_the_writer() {
     }
 }
 
-// ENOSPC while preallocating the next segment: the sync fails, the writer
-// stops, nothing acknowledged is lost.
+fn temp_files(fs: &MemFs) -> Vec<String> {
+    LogFs::list(fs)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+// A full disk shows when the next segment cannot be prepared, before any
+// record fails: sync returns NoSpace having written nothing, the batch stays
+// staged, the writer stays usable and no temp file is left. While the disk
+// stays full, trying again changes nothing; once space returns, the same
+// batch syncs and every acknowledged record is recovered.
 #[test]
-fn enospc_stops_the_writer() {
+fn full_disk_refuses_the_batch_then_resumes() {
     let snaps = snapshot_dir(0);
     let fs = MemFs::new();
     let mut writer = fresh_writer(&fs);
     append_and_sync(&mut writer, 1, 1..=5, 1000);
-    fs.limit_bytes(20 * 1024);
+    // Room for less than one more segment (16 KiB).
+    fs.limit_bytes(fs.bytes_used() + 8 * 1024);
     let mut zxid = 6;
     let error = loop {
         writer.append(zxid, &payload(1, zxid, 1000)).unwrap();
@@ -74,13 +87,58 @@ fn enospc_stops_the_writer() {
         }
         assert!(zxid < 100, "never ran out of space");
     };
-    match error {
-        WalError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(28)),
+    match &error {
+        WalError::NoSpace { source, .. } => assert_eq!(source.raw_os_error(), Some(28)),
         other => panic!("{other:?}"),
     }
-    assert_refuses(&mut writer, zxid + 1);
+    assert!(!writer.is_failed());
+    assert_eq!(writer.zxid_durable(), zxid - 1);
+    assert_eq!(writer.batch_records(), 1);
+    assert!(temp_files(&fs).is_empty(), "{:?}", temp_files(&fs));
+    assert!(!writer.spare_ready().unwrap());
+    assert!(run(writer.ensure_spare()).unwrap_err().is_no_space());
+    let used = fs.bytes_used();
+    assert!(run(writer.sync()).unwrap_err().is_no_space());
+    assert_eq!(fs.bytes_used(), used);
+    assert!(temp_files(&fs).is_empty());
+
+    fs.limit_bytes(None);
+    let stats = run(writer.sync()).unwrap();
+    assert_eq!((stats.zxid_durable, stats.segments_started), (zxid, 1));
+    append_and_sync(&mut writer, 1, zxid + 1..=zxid + 3, 1000);
+    run(writer.ensure_spare()).unwrap();
+    assert!(writer.spare_ready().unwrap());
     let (records, _) = recover_all(snaps.path(), fs.crash_image(1)).unwrap();
-    assert!(records.len() as i64 >= zxid - 1);
+    let zxids: Vec<i64> = records.iter().map(|r| r.zxid).collect();
+    assert_eq!(zxids, (1..=zxid + 3).collect::<Vec<_>>());
+}
+
+// A spare that fails to be prepared for any other reason (a failed sync)
+// removes its temp file too, and stops the writer.
+#[test]
+fn failed_spare_leaves_no_temp_file() {
+    let fs = MemFs::new();
+    let mut writer = fresh_writer(&fs);
+    fs.fail_sync_data_at(0);
+    let error = run(writer.ensure_spare()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            WalError::Io {
+                op: "fdatasync",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(LogFs::list(&fs).unwrap().is_empty());
+    assert_refuses(&mut writer, 1);
+    // The standalone preparer (the engine's spare keeper) cleans up as well.
+    fs.limit_bytes(0);
+    assert!(run(wal::prepare_spare(&fs, 16 * 1024))
+        .unwrap_err()
+        .is_no_space());
+    assert!(LogFs::list(&fs).unwrap().is_empty());
 }
 
 // A write that fails after storing part of its bytes (a torn write the

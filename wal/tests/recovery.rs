@@ -90,43 +90,162 @@ fn record_offsets(fs: &MemFs, name: &str) -> Vec<(i64, u64)> {
     offsets
 }
 
-// A torn tail (the last record damaged, a partial record, or a record cut
-// short) is cut at the last good record with exactly one warning, and the
-// writer continues after the cut without ever returning the damaged record.
+/// The file offset of byte `k` of the record that starts at file offset `at`
+/// (records run on past sector stamps).
+fn record_byte(at: u64, k: u64) -> u64 {
+    let from_sectors = at - SEGMENT_HEADER_BYTES as u64;
+    let sector = from_sectors / wal::SECTOR_BYTES as u64;
+    let within = from_sectors % wal::SECTOR_BYTES as u64 - wal::SECTOR_STAMP_BYTES as u64;
+    wal::stream_file_offset(sector * wal::SECTOR_STREAM_BYTES as u64 + within + k)
+}
+
+/// Appends records 41..=45 (run 1) to a written log; the write that carries
+/// them reaches the disk in `data` but its sync fails, so it is never
+/// acknowledged. Returns the poisoned writer's disk.
+fn unacknowledged_write(snaps: &std::path::Path, tear: bool) -> MemFs {
+    let fs = written_log(snaps);
+    let (_, tail) = recover_all(snaps, fs.clone()).unwrap();
+    let mut writer = open_writer(fs.clone(), small_config(7), tail);
+    if tear {
+        fs.tear_write_at(0);
+    } else {
+        fs.fail_sync_data_at(0);
+    }
+    for zxid in 41..=45 {
+        writer.append(zxid, &payload(1, zxid, 700)).unwrap();
+    }
+    assert!(run(writer.sync()).is_err());
+    fs
+}
+
+// A torn tail (a write that never completed: a device-reported torn write,
+// or a power cut keeping any subset of its sectors) is cut at the last good
+// record with exactly one warning; the records acknowledged before it all
+// survive; the writer continues after the cut, and no record of the torn
+// write ever comes back after the new ones.
 #[test]
 fn torn_tail_is_cut_with_one_warning() {
     let snaps = snapshot_dir(0);
-    for damage in 0..3 {
-        let fs = written_log(snaps.path());
-        let last = segments(&fs).last().unwrap().clone();
-        let offsets = record_offsets(&fs, &last);
-        let (zxid_last, at) = *offsets.last().unwrap();
-        match damage {
-            0 => fs.overwrite(&last, at + 30, &[0xff]), // bad crc at the very end
-            1 => fs.overwrite(&last, at + 25, &[0u8; 100]), // payload zeroed (preallocated space)
-            _ => fs.overwrite(&last, at, &[7u8; 3]),    // header garbage
+    let mut images = vec![unacknowledged_write(snaps.path(), true).snapshot_current()];
+    let unsynced = unacknowledged_write(snaps.path(), false);
+    images.extend((0..40).map(|seed| unsynced.crash_image(seed)));
+    let mut torn = 0;
+    for (i, image) in images.into_iter().enumerate() {
+        let (result, warnings) = count_warnings(|| recover_all(snaps.path(), image.clone()));
+        let (records, tail) = result.unwrap_or_else(|e| panic!("image {i}: {e}"));
+        let kept = records.len() as i64;
+        assert!((40..=45).contains(&kept), "image {i}: {kept} records");
+        check_run(&records, 1, 1..=kept, 700);
+        let segment = tail.segment.as_ref().unwrap();
+        if segment.scrub_end > segment.end {
+            assert_eq!(warnings, 1, "image {i}");
+            torn += 1;
+        } else {
+            assert_eq!(warnings, 0, "image {i}");
         }
-        let (result, warnings) = count_warnings(|| recover_all(snaps.path(), fs.clone()));
-        let (records, tail) = result.unwrap();
-        check_run(&records, 1, 1..=zxid_last - 1, 700);
-        assert_eq!(warnings, 1, "damage {damage}");
-        assert_eq!(tail.segment.as_ref().unwrap().end, at);
+        let mut writer = open_writer(image.clone(), small_config(5), tail);
+        append_and_sync(&mut writer, 2, kept + 1..=kept + 5, 10);
+        let (records, _) = recover_all(snaps.path(), image.clone()).unwrap();
+        check_run(&records[..kept as usize], 1, 1..=kept, 700);
+        check_run(&records[kept as usize..], 2, kept + 1..=kept + 5, 10);
+    }
+    assert!(torn > 10, "only {torn} images tore the write");
+}
 
-        let mut writer = open_writer(fs.clone(), small_config(5), tail);
-        append_and_sync(&mut writer, 2, zxid_last..=zxid_last + 5, 10);
-        let (records, _) = recover_all(snaps.path(), fs.clone()).unwrap();
-        check_run(
-            &records[..zxid_last as usize - 1],
-            1,
-            1..=zxid_last - 1,
-            700,
-        );
-        check_run(
-            &records[zxid_last as usize - 1..],
-            2,
-            zxid_last..=zxid_last + 5,
-            10,
-        );
+// The issue 10 case: one flipped byte in the last record of a log whose
+// every write was acknowledged (its payload or header), or next to it (its
+// sector's stamp, the zero header after it). ZooKeeper refuses ("CRC check
+// failed"), and so does recovery now: an error naming the file, the offset
+// where the readable records stop and the fk-tools command that accepts the
+// loss, never a silent cut.
+#[test]
+fn damaged_last_acknowledged_record_refuses_to_start() {
+    let snaps = snapshot_dir(0);
+    let fs = written_log(snaps.path());
+    let last = segments(&fs).last().unwrap().clone();
+    let offsets = record_offsets(&fs, &last);
+    let (zxid_last, at) = *offsets.last().unwrap();
+    let length = wal::record_bytes(payload(1, zxid_last, 700).len()) as u64;
+    let stamp_of_last = record_byte(at, length - 1) / 512 * 512 + 9;
+    for (what, damaged_at) in [
+        ("payload", record_byte(at, 300)),
+        ("last payload byte", record_byte(at, length - 1)),
+        ("header", record_byte(at, 5)),
+        ("stamp", stamp_of_last),
+        ("zero header after it", record_byte(at, length + 3)),
+    ] {
+        let damaged = fs.snapshot_current();
+        let byte = damaged.contents(&last).unwrap()[damaged_at as usize];
+        damaged.overwrite(&last, damaged_at, &[byte ^ 0x20]);
+        match recover_all(snaps.path(), damaged) {
+            Err(WalError::Corrupt {
+                file,
+                offset,
+                accept_loss: Some(command),
+                ..
+            }) => {
+                assert!(file.ends_with(&last), "{what}: {file}");
+                // Damage outside the record leaves it readable: the records
+                // stop after it, and accepting the loss loses nothing.
+                let expected = if what == "zero header after it" || what == "stamp" {
+                    record_byte(at, length)
+                } else {
+                    at
+                };
+                assert_eq!(offset, expected, "{what}");
+                let keep = if expected == at {
+                    zxid_last - 1
+                } else {
+                    zxid_last
+                };
+                assert!(
+                    command.starts_with("fk-tools log truncate")
+                        && command.ends_with(&format!("--after-zxid {keep:#x}")),
+                    "{what}: {command}"
+                );
+            }
+            Err(other) => panic!("{what}: {other}"),
+            Ok((records, _)) => panic!("{what}: recovered {} records", records.len()),
+        }
+    }
+}
+
+// Damage to an acknowledged record lying before a torn last write (outside
+// that write's blocks) is still damage: the torn write changed nothing
+// before its own records, so recovery refuses rather than cut there.
+#[test]
+fn damage_below_a_torn_write_is_refused() {
+    let snaps = snapshot_dir(0);
+    let fs = MemFs::new();
+    let (_, tail) = recover_all(snaps.path(), fs.clone()).unwrap();
+    let mut writer = open_writer(fs.clone(), small_config(9), tail);
+    // 60 small records in 12 writes: two blocks of one segment.
+    for batch in 0..12 {
+        append_and_sync(&mut writer, 1, batch * 5 + 1..=batch * 5 + 5, 100);
+    }
+    let name = segments(&fs)[0].clone();
+    fs.tear_write_at(0);
+    for zxid in 61..=70 {
+        writer.append(zxid, &payload(1, zxid, 100)).unwrap();
+    }
+    assert!(run(writer.sync()).is_err());
+    let image = fs.snapshot_current();
+    let (records, _) = recover_all(snaps.path(), image.clone()).unwrap();
+    assert!(records.len() >= 60);
+    let at = record_offsets(&image, &name)[4].1;
+    assert!(at < wal::sector_file_offset(wal::SECTOR_BYTES as u64 / 64));
+    image.overwrite(&name, record_byte(at, 30), &[0xee]);
+    match recover_all(snaps.path(), image) {
+        Err(WalError::Corrupt {
+            offset,
+            accept_loss: Some(command),
+            ..
+        }) => {
+            assert_eq!(offset, at);
+            assert!(command.ends_with("--after-zxid 0x4"), "{command}");
+        }
+        Err(other) => panic!("{other}"),
+        Ok((records, _)) => panic!("recovered {} records", records.len()),
     }
 }
 
@@ -161,10 +280,10 @@ fn mid_log_corruption_is_an_error_with_file_and_offset() {
         .unwrap()
         .1;
     let in_first = record_offsets(&fs, &names[0])[0].1;
-    assert_eq!(in_first, SEGMENT_HEADER_BYTES as u64);
+    assert_eq!(in_first, wal::stream_file_offset(0));
     for (name, at) in [(&names[0], in_first), (last, in_last)] {
         let damaged = fs.snapshot_current();
-        damaged.overwrite(name, at + 22, &[0x55]);
+        damaged.overwrite(name, record_byte(at, 22), &[0x55]);
         match recover_all(snaps.path(), damaged) {
             Err(WalError::Corrupt { file, offset, .. }) => {
                 assert!(file.ends_with(name.as_str()), "{file}");
@@ -254,12 +373,14 @@ fn damaged_newest_snapshot_falls_back() {
     ));
 }
 
-// A record whose zxid does not increase (written by hand) is reported.
+// A record whose zxid does not increase (written by hand, in format 1,
+// which recovery still reads) is reported.
 #[test]
 fn zxid_going_backwards_is_an_error() {
     let snaps = snapshot_dir(0);
     let fs = MemFs::new();
     let header = wal::SegmentHeader {
+        version: wal::FORMAT_VERSION_V1,
         zxid_first: 1,
         zxid_previous: -1,
         salt: 9,
@@ -275,9 +396,10 @@ fn zxid_going_backwards_is_an_error() {
     assert!(matches!(error, WalError::Gap { .. }), "{error:?}");
 }
 
-// A default-size (64 MiB) segment whose space after the data holds megabytes
-// of non-zero junk (as a recycled segment does) recovers by scanning it once:
-// the junk is cut as a torn tail, nothing in it is returned.
+// A default-size (64 MiB) segment whose space after the last write holds
+// megabytes of junk that no writer stamped (as a recycled file from before
+// sector stamps does) recovers by reading it once: the junk is old content,
+// not damage, so the end is clean and nothing in it is returned.
 #[test]
 fn junk_after_the_data_of_a_full_size_segment() {
     let snaps = snapshot_dir(0);
@@ -290,13 +412,16 @@ fn junk_after_the_data_of_a_full_size_segment() {
     let mut writer = open_writer(StdFs::new(log_dir.path()), config, tail);
     append_and_sync(&mut writer, 1, 1..=10, 100);
     let segment = log_dir.path().join(wal::segment_name(1));
-    let data_end = {
+    let (data_end, stream_end) = {
         let fs = wal::StdDir::new(log_dir.path());
         let reader = wal::ReadFs::open_read(&fs, &wal::segment_name(1)).unwrap();
         let mut scan = wal::SegmentScan::open(reader, "segment".into()).unwrap();
         while scan.next_record().unwrap().is_some() {}
-        scan.end().unwrap().offset
+        let end = scan.end().unwrap();
+        (end.offset, end.stream_offset)
     };
+    let capacity = wal::stream_capacity(wal::SEGMENT_BYTES_DEFAULT);
+    let (_, extent_end) = wal::write_extent(0, stream_end, capacity);
     let junk: Vec<u8> = (0..3 << 20)
         .map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8 | 1)
         .collect();
@@ -304,11 +429,13 @@ fn junk_after_the_data_of_a_full_size_segment() {
         .write(true)
         .open(&segment)
         .unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&file, &junk, data_end).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &junk, wal::sector_file_offset(extent_end))
+        .unwrap();
     let (result, warnings) =
         count_warnings(|| recover_all(snaps.path(), wal::StdDir::new(log_dir.path())));
     let (records, tail) = result.unwrap();
     check_run(&records, 1, 1..=10, 100);
-    assert_eq!(warnings, 1);
-    assert_eq!(tail.segment.unwrap().end, data_end);
+    assert_eq!(warnings, 0);
+    let tail = tail.segment.unwrap();
+    assert_eq!((tail.end, tail.scrub_end), (data_end, data_end));
 }

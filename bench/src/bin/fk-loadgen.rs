@@ -19,9 +19,10 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(version, about = "ZooKeeper-protocol load generator")]
 struct Args {
-    /// Server address (loopback only).
-    #[arg(long, default_value = "127.0.0.1:2181")]
-    server: SocketAddr,
+    /// Server address (loopback only); comma-separated for an ensemble:
+    /// session i connects to server i mod the number of servers.
+    #[arg(long, default_value = "127.0.0.1:2181", value_delimiter = ',')]
+    server: Vec<SocketAddr>,
     /// Name of the server in the report.
     #[arg(long)]
     server_name: Option<String>,
@@ -88,9 +89,15 @@ fn secs(s: f64) -> Duration {
 }
 
 fn configs(args: &Args) -> Result<Vec<RunConfig>, String> {
-    if !args.server.ip().is_loopback() {
-        return Err(format!("{} is not a loopback address", args.server));
+    if let Some(server) = args.server.iter().find(|s| !s.ip().is_loopback()) {
+        return Err(format!("{server} is not a loopback address"));
     }
+    let servers_text = args
+        .server
+        .iter()
+        .map(SocketAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
     let session_counts = if args.sweep.is_empty() {
         vec![args.sessions]
     } else {
@@ -100,11 +107,12 @@ fn configs(args: &Args) -> Result<Vec<RunConfig>, String> {
     for name in &args.workload {
         let workload = Workload::parse(name)?;
         for &sessions in &session_counts {
-            let mut c = RunConfig::new(args.server, workload);
+            let mut c = RunConfig::new(args.server[0], workload);
+            c.servers = args.server.clone();
             c.server_name = args
                 .server_name
                 .clone()
-                .unwrap_or_else(|| args.server.to_string());
+                .unwrap_or_else(|| servers_text.clone());
             c.sessions = sessions;
             c.outstanding = args.outstanding;
             c.threads = args.threads.min(sessions).max(1);
@@ -191,7 +199,7 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!(
                     "fk-loadgen: {} against {}: {e}",
-                    config.label, config.server
+                    config.label, config.server_name
                 );
                 failed = true;
             }

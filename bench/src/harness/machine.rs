@@ -172,6 +172,44 @@ pub fn probe_fdatasync(dir: &Path, samples: usize) -> io::Result<DiskProbe> {
     })
 }
 
+/// Bound on the loopback probe's round trips.
+pub const LOOPBACK_PROBE_SAMPLES_MAX: usize = 100_000;
+
+/// Round-trip time of a 128-byte message over a TCP connection on
+/// 127.0.0.1 (Nagle off, an echo thread on the other end): the network floor
+/// under every request and every quorum hop on this machine.
+pub fn probe_loopback_rtt(samples: usize) -> io::Result<LatencySummary> {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    assert!(samples > 0 && samples <= LOOPBACK_PROBE_SAMPLES_MAX);
+    const MESSAGE: usize = 128;
+    let listener = TcpListener::bind(("127.0.0.1", 0))?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut buf = [0u8; MESSAGE];
+        for _ in 0..samples {
+            stream.read_exact(&mut buf)?;
+            stream.write_all(&buf)?;
+        }
+        Ok(())
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut histogram = new_histogram();
+    let mut buf = [0x5Au8; MESSAGE];
+    for _ in 0..samples {
+        let start = Instant::now();
+        stream.write_all(&buf)?;
+        stream.read_exact(&mut buf)?;
+        let ns = start.elapsed().as_nanos() as u64;
+        histogram.record(ns.max(1)).expect("within bounds");
+    }
+    echo.join().expect("echo thread panicked")?;
+    Ok(LatencySummary::of(&histogram))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +223,9 @@ mod tests {
         assert!(probe.fdatasync.p50_us > 0.0);
         assert!(!dir.join("fdatasync-probe").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+        let rtt = probe_loopback_rtt(50).unwrap();
+        assert_eq!(rtt.count, 50);
+        assert!(rtt.p50_us > 0.0);
         let machine = Machine::probe(Path::new("/"));
         assert!(machine.cores >= 1 && machine.memory_gib > 0.0);
         assert_ne!(machine.filesystem, "unknown");

@@ -16,6 +16,9 @@
 //! which the servers stop themselves even if the harness is killed; servers
 //! and their data are removed at the end, also on error and on Ctrl-C.
 
+pub mod costs;
+pub mod ensemble;
+pub mod failover;
 pub mod machine;
 pub mod server;
 
@@ -36,6 +39,21 @@ pub struct Case {
     pub sessions: usize,
     pub outstanding: usize,
     pub length: RunLength,
+    /// Which servers of an ensemble the sessions use (a standalone server
+    /// is all of them).
+    pub via: Via,
+}
+
+/// Which servers of an ensemble a case's sessions connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// Session `i` on server `i mod N`.
+    Spread,
+    /// Every session on the current leader.
+    Leader,
+    /// Every session on one follower.
+    Follower,
 }
 
 /// The cases the targets refer to.
@@ -43,6 +61,9 @@ pub const CASE_CREATE: &str = "create";
 pub const CASE_SET_DATA: &str = "setdata";
 pub const CASE_GET_DATA: &str = "getdata";
 pub const CASE_SERIAL_CREATE: &str = "serial-create";
+/// Ensemble cases: serial create with the session on the leader, on a follower.
+pub const CASE_SERIAL_CREATE_LEADER: &str = "serial-create-leader";
+pub const CASE_SERIAL_CREATE_FOLLOWER: &str = "serial-create-follower";
 
 /// The default plan: the four target cases, a 90% read mix and the keeper mix
 /// at `sessions × outstanding`, serial create at 1 × 1.
@@ -53,6 +74,7 @@ pub fn default_cases(sessions: usize, outstanding: usize, length: RunLength) -> 
         sessions,
         outstanding,
         length,
+        via: Via::Spread,
     };
     vec![
         case(CASE_CREATE, Workload::Create, sessions, outstanding),
@@ -69,6 +91,64 @@ pub fn default_cases(sessions: usize, outstanding: usize, length: RunLength) -> 
     ]
 }
 
+/// The ensemble plan: create, setData, getData and the 90% read mix at
+/// `sessions × outstanding` spread over the servers, then serial create
+/// (1 × 1) through a follower and through the leader.
+pub fn ensemble_cases(sessions: usize, outstanding: usize, length: RunLength) -> Vec<Case> {
+    let case = |name: &str, workload, sessions, outstanding, via| Case {
+        name: name.to_owned(),
+        workload,
+        sessions,
+        outstanding,
+        length,
+        via,
+    };
+    vec![
+        case(
+            CASE_CREATE,
+            Workload::Create,
+            sessions,
+            outstanding,
+            Via::Spread,
+        ),
+        case(
+            CASE_SET_DATA,
+            Workload::SetData,
+            sessions,
+            outstanding,
+            Via::Spread,
+        ),
+        case(
+            CASE_GET_DATA,
+            Workload::GetData,
+            sessions,
+            outstanding,
+            Via::Spread,
+        ),
+        case(
+            "mix:90",
+            Workload::Mix { read_percent: 90 },
+            sessions,
+            outstanding,
+            Via::Spread,
+        ),
+        case(
+            CASE_SERIAL_CREATE_FOLLOWER,
+            Workload::Create,
+            1,
+            1,
+            Via::Follower,
+        ),
+        case(
+            CASE_SERIAL_CREATE_LEADER,
+            Workload::Create,
+            1,
+            1,
+            Via::Leader,
+        ),
+    ]
+}
+
 /// The write-1m case: a million unique creates from 48 sessions × 16 (both
 /// servers refuse a 61st connection from one address by default:
 /// maxClientCnxns=60; and 768 in flight stays under ZooKeeper's
@@ -80,6 +160,7 @@ pub fn write_1m_case(ops: u64) -> Case {
         sessions: 48,
         outstanding: 16,
         length: RunLength::Ops(ops),
+        via: Via::Spread,
     }
 }
 
@@ -98,6 +179,7 @@ pub fn sweep_cases(
             sessions: s,
             outstanding,
             length,
+            via: Via::Spread,
         })
         .collect()
 }
@@ -277,6 +359,85 @@ impl TargetCheck {
     }
 }
 
+fn shape_of(reports: &[RunReport], case: &str) -> String {
+    find(reports, "zookeeper", case)
+        .or(find(reports, "ferrokeeper", case))
+        .map_or(String::new(), |r| {
+            format!(" at {}×{}", r.sessions, r.outstanding)
+        })
+}
+
+/// ferrokeeper's throughput in `case` ≥ `factor` × ZooKeeper's.
+fn throughput_check(reports: &[RunReport], case: &str, factor: f64) -> TargetCheck {
+    let target = format!(
+        "{case} throughput{} ≥ {factor}× ZooKeeper's",
+        shape_of(reports, case)
+    );
+    match (
+        find(reports, "zookeeper", case),
+        find(reports, "ferrokeeper", case),
+    ) {
+        (Some(z), Some(k)) => TargetCheck {
+            target,
+            measured: format!(
+                "fk {} / zk {} ops/s = {}",
+                fmt_rate(k.throughput),
+                fmt_rate(z.throughput),
+                ratio(k.throughput, z.throughput)
+            ),
+            met: Some(k.throughput >= factor * z.throughput),
+        },
+        _ => TargetCheck {
+            target,
+            measured: "one side missing".into(),
+            met: None,
+        },
+    }
+}
+
+/// ferrokeeper's p99 in `case` ≤ 1/`factor` of ZooKeeper's.
+fn p99_check(reports: &[RunReport], case: &str, factor: f64) -> TargetCheck {
+    let target = format!(
+        "{case} p99{} ≤ 1/{factor} of ZooKeeper's",
+        shape_of(reports, case)
+    );
+    match (
+        find(reports, "zookeeper", case),
+        find(reports, "ferrokeeper", case),
+    ) {
+        (Some(z), Some(k)) => TargetCheck {
+            target,
+            measured: format!(
+                "fk {} vs zk {} = 1/{:.2}",
+                fmt_latency(k.latency.p99_us),
+                fmt_latency(z.latency.p99_us),
+                z.latency.p99_us / k.latency.p99_us.max(f64::MIN_POSITIVE)
+            ),
+            met: Some(k.latency.p99_us * factor <= z.latency.p99_us),
+        },
+        _ => TargetCheck {
+            target,
+            measured: "one side missing".into(),
+            met: None,
+        },
+    }
+}
+
+/// Write targets are not judged met against a server whose writes did not
+/// reach the disk (see [`CaseDisk::durable`]).
+fn void_unless_durable(checks: &mut [TargetCheck], ferrokeeper_durable: Option<bool>) {
+    if ferrokeeper_durable == Some(false) {
+        for check in checks.iter_mut() {
+            if check.met.is_some() {
+                check.met = None;
+                check
+                    .measured
+                    .push_str(" — void: ferrokeeper's writes were not durable");
+            }
+        }
+    }
+}
+
 /// The targets: ferrokeeper create and setData throughput ≥ 5× ZooKeeper's
 /// with p99 ≤ 1/5 of ZooKeeper's; serial create p50 ≤ 2× the disk's
 /// fdatasync p50; getData throughput ≥ 4×.
@@ -289,66 +450,12 @@ pub fn target_checks(
     fdatasync_p50_us: Option<f64>,
     ferrokeeper_durable: Option<bool>,
 ) -> Vec<TargetCheck> {
-    let mut checks = Vec::new();
-    let pair = |case: &str| {
-        (
-            find(reports, "zookeeper", case),
-            find(reports, "ferrokeeper", case),
-        )
-    };
-    let shape = |case: &str| {
-        find(reports, "zookeeper", case)
-            .or(find(reports, "ferrokeeper", case))
-            .map_or(String::new(), |r| {
-                format!(" at {}×{}", r.sessions, r.outstanding)
-            })
-    };
-    let throughput = |case: &str, factor: f64, checks: &mut Vec<TargetCheck>| {
-        let (zk, fk) = pair(case);
-        let target = format!("{case} throughput{} ≥ {factor}× ZooKeeper's", shape(case));
-        checks.push(match (zk, fk) {
-            (Some(z), Some(k)) => TargetCheck {
-                target,
-                measured: format!(
-                    "fk {} / zk {} ops/s = {}",
-                    fmt_rate(k.throughput),
-                    fmt_rate(z.throughput),
-                    ratio(k.throughput, z.throughput)
-                ),
-                met: Some(k.throughput >= factor * z.throughput),
-            },
-            _ => TargetCheck {
-                target,
-                measured: "one side missing".into(),
-                met: None,
-            },
-        });
-    };
-    let p99 = |case: &str, factor: f64, checks: &mut Vec<TargetCheck>| {
-        let (zk, fk) = pair(case);
-        let target = format!("{case} p99{} ≤ 1/{factor} of ZooKeeper's", shape(case));
-        checks.push(match (zk, fk) {
-            (Some(z), Some(k)) => TargetCheck {
-                target,
-                measured: format!(
-                    "fk {} vs zk {} = 1/{:.2}",
-                    fmt_latency(k.latency.p99_us),
-                    fmt_latency(z.latency.p99_us),
-                    z.latency.p99_us / k.latency.p99_us.max(f64::MIN_POSITIVE)
-                ),
-                met: Some(k.latency.p99_us * factor <= z.latency.p99_us),
-            },
-            _ => TargetCheck {
-                target,
-                measured: "one side missing".into(),
-                met: None,
-            },
-        });
-    };
-    throughput(CASE_CREATE, 5.0, &mut checks);
-    p99(CASE_CREATE, 5.0, &mut checks);
-    throughput(CASE_SET_DATA, 5.0, &mut checks);
-    p99(CASE_SET_DATA, 5.0, &mut checks);
+    let mut checks = vec![
+        throughput_check(reports, CASE_CREATE, 5.0),
+        p99_check(reports, CASE_CREATE, 5.0),
+        throughput_check(reports, CASE_SET_DATA, 5.0),
+        p99_check(reports, CASE_SET_DATA, 5.0),
+    ];
     let target = "ferrokeeper serial create (1×1) p50 ≤ 2× the disk's fdatasync p50".to_string();
     checks.push(
         match (
@@ -372,20 +479,84 @@ pub fn target_checks(
             },
         },
     );
-    if ferrokeeper_durable == Some(false) {
-        for check in checks
-            .iter_mut()
-            .filter(|c| !c.target.starts_with(CASE_GET_DATA))
-        {
-            if check.met.is_some() {
-                check.met = None;
-                check
-                    .measured
-                    .push_str(" — void: ferrokeeper's writes were not durable");
+    void_unless_durable(&mut checks, ferrokeeper_durable);
+    checks.push(throughput_check(reports, CASE_GET_DATA, 4.0));
+    checks
+}
+
+/// The ensemble targets (issue 8): ferrokeeper's ensemble ≥ 5× ZooKeeper's
+/// create and setData throughput with ≤ 1/5 of its p99; serial create
+/// through the leader p50 ≤ 2 × (one fdatasync + one loopback round trip);
+/// failover gap p50 ≤ 300 ms with no acknowledged write lost.
+pub fn ensemble_target_checks(
+    reports: &[RunReport],
+    fdatasync_p50_us: Option<f64>,
+    loopback_rtt_p50_us: Option<f64>,
+    ferrokeeper_durable: Option<bool>,
+    ferrokeeper_failover: Option<&failover::FailoverReport>,
+) -> Vec<TargetCheck> {
+    let mut checks = vec![
+        throughput_check(reports, CASE_CREATE, 5.0),
+        p99_check(reports, CASE_CREATE, 5.0),
+        throughput_check(reports, CASE_SET_DATA, 5.0),
+        p99_check(reports, CASE_SET_DATA, 5.0),
+    ];
+    let target = "ferrokeeper serial create via the leader (1×1) p50 ≤ 2 × (fdatasync p50 + loopback RTT p50)"
+        .to_string();
+    checks.push(
+        match (
+            find(reports, "ferrokeeper", CASE_SERIAL_CREATE_LEADER),
+            fdatasync_p50_us,
+            loopback_rtt_p50_us,
+        ) {
+            (Some(k), Some(sync), Some(rtt)) => TargetCheck {
+                target,
+                measured: format!(
+                    "fk {} vs fdatasync {} + RTT {} = {:.2}×",
+                    fmt_latency(k.latency.p50_us),
+                    fmt_latency(sync),
+                    fmt_latency(rtt),
+                    k.latency.p50_us / (sync + rtt)
+                ),
+                met: Some(k.latency.p50_us <= 2.0 * (sync + rtt)),
+            },
+            _ => TargetCheck {
+                target,
+                measured: "missing".into(),
+                met: None,
+            },
+        },
+    );
+    let target = "ferrokeeper failover gap p50 ≤ 300 ms, no acknowledged write lost".to_string();
+    checks.push(match ferrokeeper_failover {
+        Some(r) => {
+            let gap = r.gap_p50_ms();
+            TargetCheck {
+                target,
+                measured: format!(
+                    "gap p50 {} over {} kills, max {}; lost {}{}",
+                    gap.map_or("-".into(), |g| fmt_latency(g * 1e3)),
+                    r.kills.len(),
+                    r.gap_max_ms().map_or("-".into(), |g| fmt_latency(g * 1e3)),
+                    r.lost().map_or("not verified".into(), |n| n.to_string()),
+                    r.aborted
+                        .as_ref()
+                        .map_or(String::new(), |why| format!(" (incomplete: {why})"))
+                ),
+                met: match (gap, r.complete()) {
+                    (Some(g), true) => Some(g <= 300.0),
+                    (_, false) if r.lost().is_some_and(|n| n > 0) => Some(false),
+                    _ => None,
+                },
             }
         }
-    }
-    throughput(CASE_GET_DATA, 4.0, &mut checks);
+        None => TargetCheck {
+            target,
+            measured: "not run (--failover-kills)".into(),
+            met: None,
+        },
+    });
+    void_unless_durable(&mut checks, ferrokeeper_durable);
     checks
 }
 

@@ -1,13 +1,13 @@
-//! Starting and stopping the two servers in the same shape: standalone,
-//! listening on 127.0.0.1 only, data and log directories side by side under
-//! one work directory (so on one disk), forceSync on.
+//! Starting and stopping the two servers in the same shape: standalone or
+//! as members of an ensemble (see [`super::ensemble`]), listening on
+//! 127.0.0.1 only, data and log directories side by side under one work
+//! directory (so on one disk), forceSync on.
 //!
 //! Every server runs under coreutils `timeout`, so that even if the harness
 //! itself is killed with SIGKILL the server stops by itself when the
 //! harness's deadline has passed. A [`ServerProcess`] stops its server when
 //! dropped: SIGTERM, then SIGKILL after [`STOP_GRACE`].
 
-use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,6 +48,17 @@ pub struct ServerSpec {
     pub config_text: String,
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Its place in an ensemble; `None` when standalone.
+    pub member: Option<Member>,
+}
+
+/// One `server.N` line of an ensemble.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// N: the server's id, written to `dataDir/myid`.
+    pub sid: u32,
+    pub quorum_port: u16,
+    pub election_port: u16,
 }
 
 impl ServerSpec {
@@ -68,7 +79,7 @@ impl ServerSpec {
 }
 
 /// The zoo.cfg both servers share in shape: only paths and port differ.
-fn zoo_cfg(dir: &Path, port: u16, extra: &str) -> String {
+pub(crate) fn zoo_cfg(dir: &Path, port: u16, extra: &str) -> String {
     format!(
         "tickTime=2000\n\
          dataDir={}\n\
@@ -101,6 +112,7 @@ pub fn zookeeper(dir: &Path, port: u16, heap: &str) -> ServerSpec {
             "org.apache.zookeeper.server.quorum.QuorumPeerMain".into(),
             dir.join("zoo.cfg").display().to_string(),
         ],
+        member: None,
     }
 }
 
@@ -116,6 +128,7 @@ pub fn ferrokeeper(dir: &Path, port: u16, binary: &Path) -> ServerSpec {
         config_text: zoo_cfg(dir, port, ""),
         program: binary.to_path_buf(),
         args: vec!["--config".into(), dir.join("zoo.cfg").display().to_string()],
+        member: None,
     }
 }
 
@@ -158,31 +171,79 @@ impl ServerProcess {
     /// Writes the config, creates the directories, starts the server under
     /// `timeout <lifetime>` and waits until it accepts a session.
     pub fn start(spec: ServerSpec, lifetime: Duration) -> io::Result<ServerProcess> {
-        std::fs::create_dir_all(spec.dir.join("data"))?;
-        std::fs::create_dir_all(spec.dir.join("log"))?;
-        std::fs::write(spec.config_path(), &spec.config_text)?;
-        let log_path = spec.dir.join("server.log");
-        let log = File::create(&log_path)?;
-        let child = Command::new("timeout")
-            .arg("--kill-after=10")
-            .arg(format!("{}", lifetime.as_secs().max(1)))
-            .arg(&spec.program)
-            .args(&spec.args)
-            .current_dir(&spec.dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let mut server = ServerProcess {
-            spec,
-            child: Some(child),
-            log_path,
-        };
+        let mut server = ServerProcess::launch(spec, lifetime)?;
         server.await_ready()?;
         Ok(server)
     }
 
-    fn await_ready(&mut self) -> io::Result<()> {
+    /// Writes the config (and `myid` for an ensemble member), creates the
+    /// directories and starts the server under `timeout <lifetime>`, without
+    /// waiting: an ensemble member cannot serve before a quorum is up.
+    pub fn launch(spec: ServerSpec, lifetime: Duration) -> io::Result<ServerProcess> {
+        std::fs::create_dir_all(spec.dir.join("data"))?;
+        std::fs::create_dir_all(spec.dir.join("log"))?;
+        std::fs::write(spec.config_path(), &spec.config_text)?;
+        if let Some(member) = spec.member {
+            std::fs::write(
+                spec.dir.join("data").join("myid"),
+                format!("{}\n", member.sid),
+            )?;
+        }
+        let log_path = spec.dir.join("server.log");
+        let mut server = ServerProcess {
+            spec,
+            child: None,
+            log_path,
+        };
+        server.spawn(lifetime)?;
+        Ok(server)
+    }
+
+    /// Starts the server process, appending to its log.
+    fn spawn(&mut self, lifetime: Duration) -> io::Result<()> {
+        assert!(self.child.is_none(), "the server is already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
+        let child = Command::new("timeout")
+            .arg("--kill-after=10")
+            .arg(format!("{}", lifetime.as_secs().max(1)))
+            .arg(&self.spec.program)
+            .args(&self.spec.args)
+            .current_dir(&self.spec.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL of the server process itself (not its `timeout` wrapper,
+    /// which then exits with it): a crash, with nothing flushed or closed.
+    /// Returns once the process is gone.
+    pub fn kill_hard(&mut self) -> io::Result<()> {
+        let pid = self
+            .server_pid()
+            .ok_or_else(|| io::Error::other("no server process to kill"))?;
+        let pid = Pid::from_raw(i32::try_from(pid).expect("pid fits i32"))
+            .ok_or_else(|| io::Error::other("pid 0"))?;
+        kill_process(pid, Signal::KILL)?;
+        if let Some(mut child) = self.child.take() {
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the server again after [`ServerProcess::kill_hard`], with the
+    /// same config and data, without waiting for it to serve.
+    pub fn restart(&mut self, lifetime: Duration) -> io::Result<()> {
+        self.spawn(lifetime)
+    }
+
+    /// Waits until the server accepts a session.
+    pub fn await_ready(&mut self) -> io::Result<()> {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             if let Some(status) = self.child.as_mut().expect("running").try_wait()? {

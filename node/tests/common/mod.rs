@@ -159,7 +159,11 @@ impl Harness {
             monotonic: Duration::ZERO,
             wall_ms: WALL_START_MS,
         };
-        let node = Node::new(settings, tree, limits, now);
+        let recovered = node::Recovered {
+            tree,
+            ..node::Recovered::fresh()
+        };
+        let node = Node::new(settings, recovered, limits, now);
         node.check_invariants();
         Harness {
             node,
@@ -248,6 +252,7 @@ impl Harness {
                 port: 40000 + conn as u16,
             },
             request,
+            auth: Vec::new(),
         })
     }
 
@@ -259,6 +264,7 @@ impl Harness {
                 xid,
                 op: request.op_code().code(),
                 body: Ok(request),
+                nulls: proto::Nulls::default(),
             })
             .collect();
         self.step(Input::Requests { conn, requests })
@@ -284,3 +290,5 @@ pub fn connect_response(actions: &[Action], conn: ConnId) -> ConnectResponse {
     let length = i32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
     ConnectResponse::from_bytes(&bytes[4..4 + length]).expect("a ConnectResponse")
 }
+
+pub mod cluster;

@@ -1,0 +1,335 @@
+//! The node's place in an ensemble: standalone, looking (electing), leading
+//! or learning (following or observing), and the moves between them.
+//!
+//! ```text
+//!             ┌──────────── election decided ─────────────┐
+//!  start ─▶ Looking ──▶ Leading ── StepDown ─────────────▶ Looking
+//!             │   └───▶ Learning ── Lost (timeout, error) ─▶ Looking
+//!  standalone: Standalone, always
+//! ```
+//!
+//! Only a serving node (standalone, an established leader, a learner after
+//! UPTODATE) accepts client sessions. Leaving a serving role closes every
+//! client connection (clients reconnect, to this server or another, as they
+//! do with ZooKeeper), forgets prepared txns that never reached the log, and
+//! keeps logged ones for the next leader to commit or truncate. The election
+//! starts only once the log is idle, so the vote names a durable zxid.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use replication::election::{
+    Election, ElectionAction, ElectionConfig, ElectionInput, Role as Decided, Vote,
+};
+use replication::leader::{Leader, LinkId};
+use replication::learner::Learner;
+use replication::{LearnerType, QuorumPacket, Sid};
+use tree::SnapshotCursor;
+
+use crate::io::{Action, ConnId, EpochKind, Level};
+use crate::node::Node;
+
+/// The node's role.
+#[derive(Debug)]
+pub(crate) enum Role {
+    Standalone,
+    Looking(Looking),
+    Leading(Box<Leading>),
+    Learning(Box<Learning>),
+}
+
+/// Electing; the election starts once the log is idle.
+#[derive(Debug, Default)]
+pub(crate) struct Looking {
+    pub(crate) started: bool,
+    /// The state is being reloaded from disk first.
+    pub(crate) reloading: bool,
+}
+
+/// Leading an epoch.
+#[derive(Debug)]
+pub(crate) struct Leading {
+    pub(crate) leader: Leader,
+    pub(crate) established: bool,
+    /// Snapshots streaming to learners: the snapshot's zxid and the walk.
+    pub(crate) streams: BTreeMap<LinkId, (i64, SnapshotCursor)>,
+    /// Learners' forwarded `sync`s, answered once `zxid` is committed.
+    pub(crate) syncs: VecDeque<(LinkId, i64)>,
+    pub(crate) last_tick: Duration,
+}
+
+/// Following or observing a leader.
+#[derive(Debug)]
+pub(crate) struct Learning {
+    pub(crate) learner: Learner,
+    pub(crate) kind: LearnerType,
+    pub(crate) leader_sid: Sid,
+    pub(crate) link: Option<LinkId>,
+    /// UPTODATE came: serving clients.
+    pub(crate) serving: bool,
+    /// The snapshot being received from the leader.
+    pub(crate) snapshot: Option<(i64, Vec<u8>)>,
+    /// Sessions this server's clients used since the last PING reply.
+    pub(crate) touched: BTreeMap<i64, i32>,
+    /// Connections whose forwarded `sync`s await the leader's answer, in order.
+    pub(crate) syncs: VecDeque<ConnId>,
+    /// Reconnecting clients waiting for the leader's REVALIDATE answer.
+    pub(crate) revalidating: BTreeMap<i64, VecDeque<ConnId>>,
+    /// Packets from the leader held while the log is cut or the state reloaded.
+    pub(crate) held: VecDeque<QuorumPacket>,
+    pub(crate) holding: bool,
+    pub(crate) last_tick: Duration,
+    /// When this learner began to connect: it keeps trying for initLimit
+    /// ticks, as ZooKeeper's learner does, since the leader may not have
+    /// taken up its role yet.
+    pub(crate) connect_started: Duration,
+    /// When to dial the leader again.
+    pub(crate) retry_at: Option<Duration>,
+}
+
+impl Role {
+    /// Whether clients are served.
+    pub(crate) fn serving(&self) -> bool {
+        match self {
+            Role::Standalone => true,
+            Role::Looking(_) => false,
+            Role::Leading(leading) => leading.established,
+            Role::Learning(learning) => learning.serving,
+        }
+    }
+
+    /// `srvr`'s Mode.
+    pub(crate) fn mode(&self) -> &'static str {
+        match self {
+            Role::Standalone => "standalone",
+            Role::Looking(_) => "looking",
+            Role::Leading(_) => "leader",
+            Role::Learning(learning) => match learning.kind {
+                LearnerType::Participant => "follower",
+                LearnerType::Observer => "observer",
+            },
+        }
+    }
+
+    /// Whether this node decides session expiry and reaps containers.
+    pub(crate) fn expires_sessions(&self) -> bool {
+        match self {
+            Role::Standalone => true,
+            Role::Leading(leading) => leading.established,
+            _ => false,
+        }
+    }
+}
+
+impl Node {
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.now.monotonic.as_millis() as u64
+    }
+
+    /// The election, for a node configured in an ensemble.
+    pub(crate) fn new_election(&self) -> Option<Election> {
+        let settings = self.settings.ensemble.as_ref()?;
+        let mut config = ElectionConfig::new(settings.my_sid, settings.ensemble.clone());
+        config.finalize_wait_ms = settings.finalize_wait_ms;
+        Some(Election::new(config))
+    }
+
+    /// Starts the election if the node is looking and its log is idle.
+    pub(crate) fn maybe_start_election(&mut self) {
+        let Role::Looking(looking) = &mut self.role else {
+            return;
+        };
+        if looking.started
+            || looking.reloading
+            || self.pipeline.append_in_flight()
+            || self.truncating
+            || self.pipeline.failed().is_some()
+        {
+            return;
+        }
+        looking.started = true;
+        let input = ElectionInput::Start {
+            current_epoch: self.current_epoch,
+            last_logged_zxid: self.pipeline.zxid_durable(),
+        };
+        self.out.log(
+            Level::Info,
+            format!(
+                "looking for a leader: my vote is (epoch {}, zxid 0x{:x})",
+                self.current_epoch,
+                self.pipeline.zxid_durable()
+            ),
+        );
+        self.election_step(input);
+    }
+
+    pub(crate) fn election_step(&mut self, input: ElectionInput) {
+        let now_ms = self.now_ms();
+        let Some(election) = &mut self.election else {
+            return;
+        };
+        let actions = election.step(now_ms, input);
+        for action in actions {
+            match action {
+                ElectionAction::Send { to, notification } => {
+                    self.out.push(Action::ElectionSend { to, notification })
+                }
+                ElectionAction::SendToVoters { notification } => {
+                    let me = self.my_sid();
+                    let voters: Vec<Sid> = self
+                        .settings
+                        .ensemble
+                        .as_ref()
+                        .map(|e| {
+                            e.ensemble
+                                .voters()
+                                .iter()
+                                .copied()
+                                .filter(|sid| *sid != me)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    for to in voters {
+                        self.out.push(Action::ElectionSend {
+                            to,
+                            notification: notification.clone(),
+                        });
+                    }
+                }
+                ElectionAction::Decided { role, vote, .. } => self.decided(role, vote),
+                ElectionAction::SetTimer { deadline_ms } => {
+                    self.election_deadline = Some(Duration::from_millis(deadline_ms))
+                }
+                ElectionAction::CancelTimer => self.election_deadline = None,
+            }
+        }
+    }
+
+    pub(crate) fn my_sid(&self) -> Sid {
+        self.settings.ensemble.as_ref().map_or(0, |e| e.my_sid)
+    }
+
+    fn decided(&mut self, role: Decided, vote: Vote) {
+        if !matches!(self.role, Role::Looking(_)) {
+            return;
+        }
+        match role {
+            Decided::Leading => self.become_leader(),
+            Decided::Following => self.become_learner(LearnerType::Participant, vote.leader),
+            Decided::Observing => self.become_learner(LearnerType::Observer, vote.leader),
+        }
+    }
+
+    /// Leaves the current role for the election.
+    pub(crate) fn go_looking(&mut self, reason: &str) {
+        if matches!(self.role, Role::Looking(_) | Role::Standalone) {
+            return;
+        }
+        self.out.log(
+            Level::Warn,
+            format!(
+                "leaving the {} role for an election: {reason}",
+                self.role.mode()
+            ),
+        );
+        let conns: Vec<ConnId> = self.conns.iter().map(|(conn, _)| conn).collect();
+        for conn in conns {
+            self.close_conn(conn);
+        }
+        let old = std::mem::replace(&mut self.role, Role::Looking(Looking::default()));
+        match old {
+            Role::Leading(leading) => {
+                for link in leading.leader.links() {
+                    self.out.push(Action::PeerClose { link });
+                }
+                self.tree.discard_pending();
+            }
+            Role::Learning(learning) => {
+                if let Some(link) = learning.link {
+                    self.out.push(Action::PeerClose { link });
+                }
+            }
+            Role::Looking(_) | Role::Standalone => {}
+        }
+        self.sessions = crate::sessions::Sessions::new(self.settings.tick());
+        self.pipeline.drop_unlogged(self.zxid_applied());
+        // A tree ahead of what is on disk (a snapshot from the leader not yet
+        // sealed, ZOOKEEPER-3642) must not vote: reload what is durable.
+        if self.snapshot_unsealed.is_some() {
+            if let Role::Looking(looking) = &mut self.role {
+                looking.reloading = true;
+            }
+            self.out.push(Action::Reload);
+        }
+        self.maybe_start_election();
+    }
+
+    /// An epoch file is durable: tell the role that asked for it.
+    pub(crate) fn on_epoch_persisted(&mut self) {
+        let Some((kind, epoch)) = self.epoch_write.take() else {
+            self.out.log(
+                Level::Warn,
+                "an epoch write finished that was never asked for".into(),
+            );
+            return;
+        };
+        match kind {
+            EpochKind::Accepted => self.accepted_epoch = epoch,
+            EpochKind::Current => self.current_epoch = epoch,
+        }
+        match &mut self.role {
+            Role::Leading(leading) => {
+                let mut actions = Vec::new();
+                leading.leader.epoch_persisted(&mut actions);
+                self.leader_actions(actions);
+            }
+            Role::Learning(learning) => {
+                let mut actions = Vec::new();
+                learning.learner.epoch_persisted(&mut actions);
+                self.learner_actions(actions);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn persist_epoch(&mut self, kind: EpochKind, epoch: i64) {
+        assert!(self.epoch_write.is_none(), "one epoch write at a time");
+        self.epoch_write = Some((kind, epoch));
+        self.out.push(Action::PersistEpoch { kind, epoch });
+    }
+
+    /// Time passed, for the election and the role.
+    pub(crate) fn replication_tick(&mut self) {
+        if self
+            .election_deadline
+            .is_some_and(|deadline| self.now.monotonic >= deadline)
+        {
+            self.election_step(ElectionInput::Tick);
+        }
+        let half_tick = self.settings.tick() / 2;
+        let now = self.now.monotonic;
+        let now_ms = self.now_ms();
+        if let Role::Learning(learning) = &mut self.role {
+            if learning.retry_at.is_some_and(|at| now >= at) {
+                learning.retry_at = None;
+                let sid = learning.leader_sid;
+                self.out.push(Action::ConnectToLeader { sid });
+            }
+        }
+        match &mut self.role {
+            Role::Leading(leading) if now.saturating_sub(leading.last_tick) >= half_tick => {
+                leading.last_tick = now;
+                let mut actions = Vec::new();
+                leading.leader.tick(now_ms, &mut actions);
+                self.leader_actions(actions);
+            }
+            Role::Learning(learning) if now.saturating_sub(learning.last_tick) >= half_tick => {
+                learning.last_tick = now;
+                let mut actions = Vec::new();
+                learning.learner.tick(now_ms, &mut actions);
+                self.learner_actions(actions);
+            }
+            _ => {}
+        }
+    }
+}
