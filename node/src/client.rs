@@ -267,8 +267,12 @@ impl Node {
             NullVerdict::Refuse(code) => return self.push_error(conn, xid, code),
             NullVerdict::Acknowledge => {
                 let ok = Response::Error(proto::ops::ErrorResponse { err: 0 });
-                let frame = encode_reply(xid, self.zxid_applied(), ErrorCode::Ok, Some(&ok));
-                return self.push(conn, Pending::Ready(frame));
+                let answer = Pending::Answer {
+                    xid,
+                    code: ErrorCode::Ok,
+                    body: Some(ok),
+                };
+                return self.push(conn, answer);
             }
             NullVerdict::EchoNullPath => true,
         };
@@ -524,8 +528,14 @@ impl Node {
     }
 
     fn push_error(&mut self, conn: ConnId, xid: i32, code: ErrorCode) {
-        let frame = encode_reply(xid, self.zxid_applied(), code, None);
-        self.push(conn, Pending::Ready(frame));
+        self.push(
+            conn,
+            Pending::Answer {
+                xid,
+                code,
+                body: None,
+            },
+        );
     }
 
     /// Answers what is at the front of a connection's queue, in order, until
@@ -548,6 +558,11 @@ impl Node {
             let session_id = c.session_id;
             match ready {
                 Pending::Ready(frame) => {
+                    self.stats.packets_sent += 1;
+                    self.conns.send(conn, frame, true, applied);
+                }
+                Pending::Answer { xid, code, body } => {
+                    let frame = encode_reply(xid, applied, code, body.as_ref());
                     self.stats.packets_sent += 1;
                     self.conns.send(conn, frame, true, applied);
                 }

@@ -29,6 +29,15 @@ use crate::requests::ReplyShape;
 pub(crate) enum Pending {
     /// The reply is built; it leaves when it reaches the front.
     Ready(Vec<u8>),
+    /// An answer that has no txn of its own (an error, or an empty ok),
+    /// built when it reaches the front: its header then carries the applied
+    /// zxid of that moment, as ZooKeeper's FinalRequestProcessor stamps it,
+    /// never one below a reply sent before it on this connection.
+    Answer {
+        xid: i32,
+        code: proto::ErrorCode,
+        body: Option<proto::ops::Response>,
+    },
     /// A read, answered from the tree when it reaches the front.
     Read {
         xid: i32,
