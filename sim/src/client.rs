@@ -104,8 +104,9 @@ pub struct Received {
     pub zxid_max: i64,
     /// Writes acknowledged as their own txn: (zxid, session, cxid).
     pub txns: Vec<(i64, i64, i32)>,
-    /// Writes answered SYSTEMERROR: (session, cxid).
-    pub refused: Vec<(i64, i32)>,
+    /// Writes the client was told failed without a txn of their own
+    /// (SYSTEMERROR, SESSIONEXPIRED...): (session, cxid, the error).
+    pub refused: Vec<(i64, i32, ErrorCode)>,
 }
 
 /// Counts for the run's summary.
@@ -656,11 +657,12 @@ impl Client {
         };
         let history = &mut cx.histories[self.database];
         history.complete(id, ret);
-        if let Pin::Txn(zxid) = history.ops[id].pin() {
-            received.txns.push((zxid, session_id, header.xid));
-        }
-        if op.is_write() && outcome == Outcome::Error(ErrorCode::SystemError) {
-            received.refused.push((session_id, header.xid));
+        match (history.ops[id].pin(), &outcome) {
+            (Pin::Txn(zxid), _) => received.txns.push((zxid, session_id, header.xid)),
+            (Pin::Point(_), Outcome::Error(code)) if op.is_write() => {
+                received.refused.push((session_id, header.xid, *code))
+            }
+            _ => {}
         }
         if op == Op::CloseSession && outcome == Outcome::Done {
             // The session is over; the server closes the connection.

@@ -75,17 +75,14 @@ impl OpRecord {
 }
 
 impl OpRecord {
-    /// Whether the op may or may not have taken effect: no reply came, or
-    /// the reply was SYSTEMERROR to a write, which the node sends for writes
-    /// that were in flight when the log failed — their records may still be
-    /// on disk and come back at the next start (see `Violation::RefusedWriteApplied`).
+    /// Whether the op may or may not have taken effect: no reply came (its
+    /// connection broke or was closed under it — the node closes the
+    /// connections of writes in flight when the log fails, since their
+    /// records may still be on disk and come back at the next start). An
+    /// error reply is final: a write told it failed never takes effect
+    /// (`Violation::RefusedWriteApplied`).
     pub fn is_indeterminate(&self) -> bool {
-        match &self.ret {
-            None => true,
-            Some(ret) => {
-                self.op.is_write() && ret.outcome == Outcome::Error(ErrorCode::SystemError)
-            }
-        }
+        self.ret.is_none()
     }
 }
 

@@ -124,8 +124,9 @@ impl Entries {
             events.push((op.record.call, false, i));
             let at = match (&op.record.ret, op.accept_any) {
                 (Some(ret), false) => ret.at,
-                // An indeterminate op may take effect after its "reply"
-                // (a write answered SYSTEMERROR comes back at a restart).
+                // An op placed by the log (no reply came, or an expiry the
+                // client learned before its txn) may take effect any time
+                // after its call.
                 _ => u64::MAX,
             };
             events.push((at, true, i));

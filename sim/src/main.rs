@@ -57,10 +57,6 @@ struct Args {
     /// what clients were told), leaving lost writes to the end-of-run checks.
     #[arg(long)]
     no_recovery_checks: bool,
-    /// Do not check that writes answered SYSTEMERROR never take effect
-    /// (an open bug; see sim/tests/regressions.rs).
-    #[arg(long)]
-    allow_refused_writes: bool,
 }
 
 impl Args {
@@ -75,7 +71,6 @@ impl Args {
             bug: self.bug,
             assert_reply_after_durable: !self.no_reply_assert,
             check_recovery: !self.no_recovery_checks,
-            check_refused_writes: !self.allow_refused_writes,
             trace: self.trace && self.seed.is_some(),
         }
     }
@@ -97,9 +92,6 @@ impl Args {
         }
         if self.no_recovery_checks {
             command.push_str(" --no-recovery-checks");
-        }
-        if self.allow_refused_writes {
-            command.push_str(" --allow-refused-writes");
         }
         command
     }

@@ -223,9 +223,6 @@ pub struct Options {
     /// were told (on by default; the teeth tests turn it off to prove that
     /// the end-of-run checkers catch lost writes on their own).
     pub check_recovery: bool,
-    /// Check that a write answered SYSTEMERROR never takes effect (on by
-    /// default; see `tests/regressions.rs` for the open bug it finds).
-    pub check_refused_writes: bool,
     /// Keep every event's line (for `--trace`); the fingerprint is kept either way.
     pub trace: bool,
 }
@@ -243,7 +240,6 @@ impl Options {
             bug: None,
             assert_reply_after_durable: true,
             check_recovery: true,
-            check_refused_writes: true,
             trace: false,
         }
     }

@@ -138,10 +138,12 @@ pub struct Server {
     pub zxid_seen_by_clients: i64,
     /// Txns clients were told about, by zxid: (session, cxid).
     acknowledged: BTreeMap<i64, (i64, i32)>,
-    /// Writes answered SYSTEMERROR, a failure the client takes as final:
-    /// (session, cxid). None of them may ever become a txn.
-    refused: BTreeSet<(i64, i32)>,
-    check_refused_writes: bool,
+    /// Writes the client was told failed, without a txn of their own
+    /// (SYSTEMERROR, SESSIONEXPIRED...), by (session, cxid), with the
+    /// answer: a failure the client takes as final, so none of them may
+    /// ever become a txn. (A write whose connection was closed under it
+    /// got no answer: its outcome is unknown, and either is fine.)
+    refused: BTreeMap<(i64, i32), proto::ErrorCode>,
     check_recovery: bool,
     bug: Option<Bug>,
     mix: Mix,
@@ -178,8 +180,7 @@ impl Server {
             crash_armed: None,
             zxid_seen_by_clients: 0,
             acknowledged: BTreeMap::new(),
-            refused: BTreeSet::new(),
-            check_refused_writes: options.check_refused_writes,
+            refused: BTreeMap::new(),
             check_recovery: options.check_recovery,
             bug: options.bug,
             mix: options.mix,
@@ -364,19 +365,18 @@ impl Server {
             .iter()
             .map(|t| (t.zxid, (t.session, t.cxid)))
             .collect();
-        if self.check_refused_writes {
-            let applied = recovered
-                .replayed
-                .iter()
-                .find(|t| self.refused.contains(&(t.session, t.cxid)));
-            if let Some(t) = applied {
-                return cx.violation(Violation::RefusedWriteApplied {
-                    server: self.sid,
-                    zxid: t.zxid,
-                    session: t.session,
-                    cxid: t.cxid,
-                });
-            }
+        let applied = recovered.replayed.iter().find_map(|t| {
+            let answer = self.refused.get(&(t.session, t.cxid))?;
+            Some((t, *answer))
+        });
+        if let Some((t, answer)) = applied {
+            return cx.violation(Violation::RefusedWriteApplied {
+                server: self.sid,
+                zxid: t.zxid,
+                session: t.session,
+                cxid: t.cxid,
+                answer,
+            });
         }
         let from = recovered.snapshot_zxid.unwrap_or(0);
         for (zxid, (session, cxid)) in self.acknowledged.range(from + 1..) {
@@ -421,7 +421,12 @@ impl Server {
         for (zxid, session, cxid) in &received.txns {
             self.acknowledged.insert(*zxid, (*session, *cxid));
         }
-        self.refused.extend(received.refused.iter().copied());
+        self.refused.extend(
+            received
+                .refused
+                .iter()
+                .map(|(session, cxid, answer)| ((*session, *cxid), *answer)),
+        );
     }
 
     // ----- network ------------------------------------------------------------------

@@ -28,12 +28,13 @@ pub enum Violation {
         cxid: i32,
         found: String,
     },
-    #[error("s{server}: the write of session 0x{session:x} cxid {cxid} was answered SYSTEMERROR, yet it is txn 0x{zxid:x} in the recovered log")]
+    #[error("s{server}: the write of session 0x{session:x} cxid {cxid} was told it failed ({answer:?}), yet it is txn 0x{zxid:x} in the recovered log")]
     RefusedWriteApplied {
         server: u8,
         zxid: i64,
         session: i64,
         cxid: i32,
+        answer: proto::ErrorCode,
     },
     #[error("s{server}: recovery failed: {error}")]
     RecoveryFailed { server: u8, error: String },

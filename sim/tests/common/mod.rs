@@ -9,15 +9,13 @@ use sim::{Options, Outcome};
 /// five busy clients, a handful of faults).
 pub const CI_STEPS: u64 = 4_000;
 
-/// The options of a CI run of `seed`: every fault, every check — except
-/// the one that finds the open bug kept in `regressions.rs` (writes
-/// answered SYSTEMERROR that come back at a restart), which would fail
-/// most seeds with a failed fsync until it is fixed.
+/// The options of a CI run of `seed`: every fault, every check, the
+/// standard mix.
 pub fn ci_options(seed: u64) -> Options {
-    let mut options = Options::new(seed);
-    options.steps = CI_STEPS;
-    options.check_refused_writes = false;
-    options
+    Options {
+        steps: CI_STEPS,
+        ..Options::new(seed)
+    }
 }
 
 /// The line to print for a failing seed: what broke and how to replay it.
@@ -35,9 +33,6 @@ pub fn failure(outcome: &Outcome, options: &Options) -> String {
     }
     if let Some(bug) = options.bug {
         replay.push_str(&format!(" --bug {}", bug.name()));
-    }
-    if !options.check_refused_writes {
-        replay.push_str(" --allow-refused-writes");
     }
     format!("seed {}: {found}\n  replay: {replay}", options.seed)
 }
