@@ -123,9 +123,10 @@ pub fn next_op(client: u32, mix: Mix, knowledge: &mut Knowledge, rng: &mut Rng) 
     let watch = |rng: &mut Rng| rng.chance(1, 2);
     // Weights: create, ephemeral, sequential, setData, delete, getData,
     // exists, getChildren, multi, sync, closeSession, bulk create, bulk
-    // setData, bulk delete, bulk read, addWatch, many ephemerals.
-    // The standard mix leaves out many ephemerals while the open bug kept
-    // in tests/regressions.rs makes sessions that hold that many immortal.
+    // setData, bulk delete, bulk read, addWatch, many ephemerals. The
+    // standard mix leaves many ephemerals out: the trees they grow make
+    // every step's `check_invariants` several times slower; `--mix
+    // many-ephemerals` and `tests/regressions.rs` run them.
     let weights = match mix {
         Mix::Standard => [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4, 1, 0],
         Mix::ManyEphemerals => [2, 2, 2, 2, 1, 2, 1, 2, 1, 1, 1, 0, 0, 0, 0, 1, 20],
