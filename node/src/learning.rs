@@ -334,6 +334,7 @@ impl Node {
         tree.set_extended_types_enabled(self.settings.extended_types_enabled);
         tree.set_providers(tree::acl::Providers {
             x509: self.settings.x509_enabled,
+            sasl: self.settings.sasl_provider_enabled,
         });
         tree.set_txn_bytes_max(self.settings.txn_bytes_max);
         let zxid = tree.last_processed_zxid();
