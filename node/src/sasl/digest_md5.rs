@@ -4,7 +4,7 @@
 //! ```text
 //!  client                                   server (this module)
 //!  SaslRequest(empty)            ───────▶   Start → Challenged
-//!                                ◀───────   realm="zk-sasl-md5",nonce="…",qop="auth",
+//!                                ◀───────   realm="zk-sasl-md5",nonce="…",
 //!                                           charset=utf-8,algorithm=md5-sess
 //!  username="…",realm="…",nonce="…",
 //!  cnonce="…",nc=00000001,qop=auth,
@@ -221,9 +221,11 @@ impl DigestMd5Server {
         result
     }
 
+    /// The challenge as ZooKeeper's JDK server words it: no qop directive,
+    /// which means `auth` (the only one offered).
     fn challenge(&self) -> String {
         format!(
-            "realm=\"{REALM}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
+            "realm=\"{REALM}\",nonce=\"{}\",charset=utf-8,algorithm=md5-sess",
             self.nonce
         )
     }
@@ -624,7 +626,7 @@ mod tests {
         assert_eq!(
             challenge,
             Evaluated::Challenge(
-                format!("realm=\"zk-sasl-md5\",nonce=\"{NONCE}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess")
+                format!("realm=\"zk-sasl-md5\",nonce=\"{NONCE}\",charset=utf-8,algorithm=md5-sess")
                     .into_bytes()
             )
         );
