@@ -466,7 +466,7 @@ impl<'a> DigestResponse<'a> {
             // as the JDK accepts it.
             qop: match get("qop") {
                 None => "auth",
-                Some(Value::Token(qop)) | Some(Value::Quoted(qop)) => *qop,
+                Some(Value::Token(qop)) | Some(Value::Quoted(qop)) => qop,
             },
             digest_uri: required("digest-uri")?.text(),
             response,
