@@ -1,4 +1,4 @@
-"""Ensembles of real servers on 127.0.0.1: three (or two and an observer),
+"""Ensembles of real servers on 127.0.0.1: three or five (or two and an observer),
 each with its own ports and data directory, driven by kazoo through every
 server. The same tests run against Apache ZooKeeper 3.8 ensembles
 (FK_TARGET=zookeeper), so the expectations stay ZooKeeper's.
@@ -7,9 +7,10 @@ What is proven: one leader is elected and the others follow; a write through
 any server is read back from every server; watches fire on every server;
 ephemerals go with their session everywhere; a session moves to another
 server and keeps its ephemerals; SIGKILL of the leader under a steady write
-load, repeatedly, loses no acknowledged write; a server that was down catches
-up (by DIFF after a few writes, by SNAP after more than the leader keeps in
-memory); an observer serves and never votes.
+load, repeatedly, loses no acknowledged write; five servers lose the leader
+and then a follower under load and lose no acknowledged write; a server that
+was down catches up (by DIFF after a few writes, by SNAP after more than the
+leader keeps in memory); an observer serves and never votes.
 """
 
 import os
@@ -197,84 +198,163 @@ def test_a_session_moves_to_another_server(ensemble):
         moved.stop()
 
 
+class Writers:
+    """Threads that create unique nodes (`/<prefix>-<thread>-<n>`) through
+    every server of an ensemble until stopped, and remember each create that
+    was acknowledged."""
+
+    def __init__(self, hosts, prefix="load", count=3):
+        self.prefix = prefix
+        self._acked = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.errors = []
+        self._threads = [threading.Thread(target=self._write, args=(hosts, i), daemon=True) for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def _write(self, hosts, index):
+        client = kazoo(hosts)
+        n = 0
+        try:
+            while not self._stop.is_set():
+                path = f"/{self.prefix}-{index}-{n}"
+                try:
+                    client.create(path, b"x")
+                    with self._lock:
+                        self._acked.add(path)
+                except NodeExistsError:
+                    # Acknowledged before a connection loss hid the reply.
+                    with self._lock:
+                        self._acked.add(path)
+                except KazooException:
+                    pass
+                n += 1
+        except Exception as exc:  # noqa: BLE001 - reported by stop()
+            self.errors.append(exc)
+        finally:
+            client.stop()
+
+    def acked(self):
+        with self._lock:
+            return set(self._acked)
+
+    def wait_for(self, count, timeout=20.0):
+        """Waits until `count` creates were acknowledged in all; returns how many were."""
+        deadline = time.monotonic() + timeout
+        while len(self.acked()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return len(self.acked())
+
+    def halt(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def stop(self):
+        """Stops the threads; returns every acknowledged path."""
+        self.halt()
+        assert not any(t.is_alive() for t in self._threads), "a writer did not stop"
+        assert not self.errors, self.errors
+        return self.acked()
+
+
+def assert_present_everywhere(members, expected, prefix):
+    """Every path in `expected` (children of / named `<prefix>-...`) is on
+    every one of `members`, read after a sync."""
+    for member in members:
+        client = kazoo(member.hosts)
+        try:
+            client.sync("/")
+            present = {f"/{name}" for name in client.get_children("/") if name.startswith(f"{prefix}-")}
+            missing = expected - present
+            assert not missing, f"server {member.sid} lost {len(missing)} acknowledged writes: {sorted(missing)[:5]}"
+        finally:
+            client.stop()
+
+
+def assert_equal_digests(members, timeout=10.0):
+    """ferrokeeper's `hash` word (tree digest at a zxid) agrees on every one
+    of `members`, once the last closeSession has reached them all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hashes = {m.sid: m.fourlw("hash").strip() for m in members}
+        if len(set(hashes.values())) == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(set(hashes.values())) == 1, hashes
+
+
 def test_leader_sigkill_under_load_loses_no_acknowledged_write():
     """Writers create nodes through every server while the leader is killed
     with SIGKILL, three times over; after each kill a new leader is elected,
     and at the end every create that was acknowledged is present on every
     server."""
     ens = Ensemble().start()
-    acked = set()
-    lock = threading.Lock()
-    stop = threading.Event()
-    errors = []
-
-    def writer(index):
-        client = kazoo(ens.hosts())
-        n = 0
-        try:
-            while not stop.is_set():
-                path = f"/load-{index}-{n}"
-                try:
-                    client.create(path, b"x")
-                    with lock:
-                        acked.add(path)
-                except NodeExistsError:
-                    # Acknowledged before a connection loss hid the reply.
-                    with lock:
-                        acked.add(path)
-                except KazooException:
-                    pass
-                n += 1
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            client.stop()
-
-    threads = [threading.Thread(target=writer, args=(i,), daemon=True) for i in range(3)]
+    writers = Writers(ens.hosts())
     try:
-        for t in threads:
-            t.start()
+        writers.wait_for(50)
         for _ in range(3):
-            deadline = time.monotonic() + 20
-            while len(acked) < 50 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            before = len(acked)
+            before = len(writers.acked())
             leader = ens.leader()
             leader.stop()
             ens.wait_settled()
             leader.launch()
             ens.wait_settled()
-            deadline = time.monotonic() + 20
-            while len(acked) < before + 50 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert len(acked) > before, "writes continue after the failover"
-        stop.set()
-        for t in threads:
-            t.join(30)
-        assert not errors, errors
-        with lock:
-            expected = set(acked)
-        for member in ens.members.values():
-            client = kazoo(member.hosts)
-            try:
-                client.sync("/")
-                present = {f"/{name}" for name in client.get_children("/") if name.startswith("load-")}
-                missing = expected - present
-                assert not missing, f"server {member.sid} lost {len(missing)} acknowledged writes: {sorted(missing)[:5]}"
-            finally:
-                client.stop()
+            assert writers.wait_for(before + 50) > before, "writes continue after the failover"
+        expected = writers.stop()
+        assert_present_everywhere(ens.members.values(), expected, "load")
         if IS_FK:
-            # Equal tree digests at equal zxids, once the last closeSession
-            # has reached every server.
-            deadline = time.monotonic() + 10
-            while True:
-                hashes = {m.sid: m.fourlw("hash").strip() for m in ens.members.values()}
-                if len(set(hashes.values())) == 1 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.05)
-            assert len(set(hashes.values())) == 1, hashes
+            assert_equal_digests(ens.members.values())
     finally:
-        stop.set()
+        writers.halt()
+        ens.stop()
+
+
+@pytest.mark.deadline(150)
+def test_five_servers_lose_the_leader_and_a_follower_under_load():
+    """A 5-server ensemble: a create through each server is read back (after
+    sync) from every server. With writers running through every server, the
+    leader is SIGKILLed, then a follower (two of five down: three are still a
+    quorum); writes go on after each kill, every acknowledged create is on
+    the three left, and the two catch up when they come back."""
+    ens = Ensemble(participants=5).start()
+    writers = None
+    try:
+        members = list(ens.members.values())
+        assert sorted(m.mode() for m in members) == ["follower"] * 4 + ["leader"]
+        clients = [kazoo(m.hosts) for m in members]
+        try:
+            for i, client in enumerate(clients):
+                client.create(f"/five-via{i}", f"v{i}".encode())
+            for client in clients:
+                client.sync("/")
+                for i in range(len(clients)):
+                    assert client.get(f"/five-via{i}")[0] == f"v{i}".encode()
+        finally:
+            for client in clients:
+                client.stop()
+        writers = Writers(ens.hosts(), prefix="five")
+        writers.wait_for(50)
+        killed = []
+        for kind in ("leader", "follower"):
+            victim = next(m for m in ens.up() if m.mode() == kind)
+            before = len(writers.acked())
+            victim.stop()
+            killed.append(victim)
+            ens.wait_settled()
+            assert writers.wait_for(before + 50) >= before + 50, f"writes go on after the {kind} is killed"
+        expected = writers.stop()
+        assert_present_everywhere(ens.up(), expected, "five")
+        for victim in killed:
+            victim.launch()
+        ens.wait_settled()
+        assert_present_everywhere(ens.members.values(), expected, "five")
+        if IS_FK:
+            assert_equal_digests(ens.members.values())
+    finally:
+        if writers is not None:
+            writers.halt()
         ens.stop()
 
 
