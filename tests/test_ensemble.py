@@ -10,10 +10,14 @@ server and keeps its ephemerals; SIGKILL of the leader under a steady write
 load, repeatedly, loses no acknowledged write; five servers lose the leader
 and then a follower under load and lose no acknowledged write; a server that
 was down catches up (by DIFF after a few writes, by SNAP after more than the
-leader keeps in memory); an observer serves and never votes.
+leader keeps in memory), and one that logged a proposal nobody else
+received loses it when it rejoins (TRUNC); an observer serves and never
+votes.
 """
 
+import mmap
 import os
+import signal
 import threading
 import time
 
@@ -356,6 +360,113 @@ def test_five_servers_lose_the_leader_and_a_follower_under_load():
         if writers is not None:
             writers.halt()
         ens.stop()
+
+
+def _in_data_dir(member, needle):
+    """True when a file under the member's dataDir holds `needle`: its txn
+    log, once the server has appended a proposal naming that path."""
+    for root, _, names in os.walk(member.config["dataDir"]):
+        for name in names:
+            try:
+                with open(os.path.join(root, name), "rb") as f:
+                    if os.fstat(f.fileno()).st_size == 0:
+                        continue
+                    with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                        if data.find(needle) >= 0:
+                            return True
+            except (OSError, ValueError):
+                continue  # a file removed or emptied while we looked
+    return False
+
+
+def _pause(member, timeout=5.0):
+    """SIGSTOP, then waits until every thread of the process has stopped: a
+    group stop begins only when one of its threads next runs, and until
+    then the others go on (a follower could still log a proposal)."""
+    os.killpg(member.proc.pid, signal.SIGSTOP)
+    tasks = f"/proc/{member.proc.pid}/task"
+
+    def stopped(task):
+        try:
+            with open(f"{tasks}/{task}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+        except FileNotFoundError:
+            return True  # a thread that exited
+
+    deadline = time.monotonic() + timeout
+    while not all(stopped(task) for task in os.listdir(tasks)):
+        assert time.monotonic() < deadline, f"server {member.sid} did not stop"
+        time.sleep(0.005)
+
+
+def _strand_an_uncommitted_proposal(ens, path):
+    """Pauses both followers (SIGSTOP: their connections stay open, so the
+    leader keeps leading until syncLimit passes without their acks), sends
+    the leader a create, and SIGKILLs the leader as soon as the proposal is
+    in its log, then the paused followers (what they had not read dies with
+    them). Returns the old leader, or None when it stepped down before it
+    logged the proposal (then nothing is stranded and the round proves nothing)."""
+    leader = ens.leader()
+    followers = [m for m in ens.members.values() if m is not leader]
+    # The session first: opening one is a txn that needs the quorum.
+    wire = zkwire.WireClient(leader.port)
+    wire.connect(timeout_ms=2000)
+    try:
+        for follower in followers:
+            _pause(follower)
+        wire.send_request(zkwire.OP_CREATE, zkwire.create_body(path))
+        deadline = time.monotonic() + 5
+        while not (logged := _in_data_dir(leader, path.encode())) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        wire.close()
+        leader.stop()
+        for follower in followers:
+            follower.stop()
+    return leader if logged else None
+
+
+@pytest.mark.deadline(150)
+def test_a_server_with_an_uncommitted_tail_is_truncated_when_it_rejoins():
+    """A leader logs a proposal that no follower receives and dies; the two
+    followers elect a leader without it and write on; when the old leader
+    comes back the new leader tells it to cut its log (TRUNC), and no server,
+    the old leader included, has the node that was never committed."""
+    stranded = "/never-committed"
+    for _attempt in range(3):
+        ens = Ensemble().start()
+        try:
+            client = kazoo(ens.hosts())
+            client.create("/before-trunc", b"")
+            client.stop()
+            old_leader = _strand_an_uncommitted_proposal(ens, stranded)
+            if old_leader is None:
+                continue
+            survivors = [m for m in ens.members.values() if m is not old_leader]
+            for member in survivors:
+                member.launch()
+            ens.wait_settled()
+            client = kazoo(ens.hosts(survivors))
+            client.create("/after-trunc", b"")
+            client.stop()
+            mark = old_leader.log_mark()
+            old_leader.launch()
+            ens.wait_settled()
+            for member in ens.members.values():
+                client = kazoo(member.hosts)
+                try:
+                    client.sync("/")
+                    assert client.exists(stranded) is None, f"server {member.sid} kept the uncommitted create"
+                    assert client.exists("/before-trunc") and client.exists("/after-trunc"), member.sid
+                finally:
+                    client.stop()
+            if IS_FK:
+                assert old_leader.wait_log(r"log truncated after 0x", timeout=5, since=mark), old_leader.log_tail()
+                assert_equal_digests(ens.members.values())
+            return
+        finally:
+            ens.stop()
+    pytest.fail("in 3 attempts the leader never logged the proposal before it stepped down")
 
 
 def test_a_follower_catches_up_by_diff_and_by_snap(ensemble):
