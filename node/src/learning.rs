@@ -273,7 +273,9 @@ impl Node {
     }
 
     /// TRUNC: the log is cut after `zxid`; a tree that already applied txns
-    /// past it is reloaded from disk once the cut is durable.
+    /// past it is reloaded from disk once the cut is durable — only then
+    /// (`Input::LogTruncated`): a reload beside the cut could read the txns
+    /// being cut and keep them in the tree.
     fn learner_truncate(&mut self, zxid: i64) {
         let reload = self.zxid_applied() > zxid;
         if !reload {
@@ -284,7 +286,6 @@ impl Node {
         self.out.push(Action::TruncateLog { zxid });
         if reload {
             self.reloading = true;
-            self.out.push(Action::Reload);
         }
     }
 

@@ -305,7 +305,9 @@ impl Node {
                 self.out
                     .log(Level::Info, format!("log truncated after 0x{zxid:x}"));
                 self.truncating = false;
-                if !self.reloading {
+                if self.reloading {
+                    self.out.push(Action::Reload);
+                } else {
                     self.release_held();
                 }
             }
