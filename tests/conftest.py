@@ -82,6 +82,9 @@ ZK_SYSTEM_PROPERTIES = {
     "znode.container.checkIntervalMs": "znode.container.checkIntervalMs",
     "DigestAuthenticationProvider.superDigest": "zookeeper.DigestAuthenticationProvider.superDigest",
     "jute.maxbuffer": "jute.maxbuffer",
+    # SASL (tests/test_sasl.py): the JAAS file is a plain JVM property.
+    "java.security.auth.login.config": "java.security.auth.login.config",
+    "superUser": "zookeeper.superUser",
 }
 
 _live_processes = []

@@ -16,8 +16,9 @@
 #   default-jdk-headless       javac, to compile the Curator and Java-client driver
 #   libzookeeper-mt-dev, gcc   the C client for test_c_client.py
 #   openssl                    X.509 v1 certificates for test_tls.py
-# Python packages: kazoo (the client most tests drive), pytest, and
-# cryptography (test_tls.py reads the keystores it makes).
+# Python packages: kazoo (the client most tests drive), pytest,
+# cryptography (test_tls.py reads the keystores it makes) and pure-sasl
+# (kazoo's SASL DIGEST-MD5 client, for test_sasl.py).
 set -euo pipefail
 
 # "file-or-command package" pairs: a path is checked with -e, a bare name with
@@ -37,8 +38,8 @@ APT_CHECKS=(
     "gcc gcc"
     "openssl openssl"
 )
-PIP_PACKAGES=("kazoo==2.11.0" "pytest>=7" "cryptography")
-PY_MODULES=(kazoo pytest cryptography)
+PIP_PACKAGES=("kazoo==2.11.0" "pytest>=7" "cryptography" "pure-sasl")
+PY_MODULES=(kazoo pytest cryptography puresasl)
 
 missing_apt() {
     local pair path pkg seen=" "

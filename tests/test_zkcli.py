@@ -5,7 +5,8 @@ from standard input when it has none (JLine is disabled without a terminal),
 which lets a test keep one session across addauth, create -e and
 getEphemerals. zkCli prints results on stdout and some confirmations
 ("Created /x") and errors ("Node does not exist: /x") on stderr, so both are
-checked, with the SLF4J start-up noise removed.
+checked, with the SLF4J start-up noise removed. The same commands run
+through a follower and an observer of an ensemble (test_ensemble.Ensemble).
 """
 
 import re
@@ -13,7 +14,8 @@ import subprocess
 
 import pytest
 
-from conftest import digest, require_files
+from conftest import digest, require_files, wait_until
+from test_ensemble import Ensemble, kazoo
 
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 
@@ -165,3 +167,44 @@ def test_get_with_watch(server, base):
     script = f"create {base}/g a\nget -w {base}/g\nset {base}/g b\nsync {base}\nquit\n"
     rc, out = zkcli(server, script=script)
     assert f"type:NodeDataChanged path:{base}/g" in out
+
+
+def _gone_after_sync(client, path):
+    client.sync(path)
+    return client.exists(path) is None
+
+
+@pytest.mark.fresh
+@pytest.mark.deadline(120)
+def test_on_a_follower_and_an_observer():
+    """zkCli.sh through a follower and through an observer of an ensemble
+    (two participants and an observer): create, set, get, ls and create -e in
+    one session; the writes are read back from every server, and the
+    ephemeral, owned by that session, goes everywhere once zkCli quits."""
+    ens = Ensemble(participants=2, observers=1).start()
+    clients = []
+    try:
+        follower = next(m for m in ens.members.values() if m.mode() == "follower")
+        observer = ens.members[3]
+        assert observer.mode() == "observer"
+        clients = [kazoo(m.hosts) for m in ens.members.values()]
+        for member in (follower, observer):
+            node = f"/cli-{member.mode()}"
+            script = (f"create {node} one\nset {node} two\nget {node}\nls /\ncreate -e {node}/eph e\n"
+                      f"stat {node}/eph\nquit\n")
+            rc, out = zkcli(member, script=script)
+            assert re.search(rf"^Created {node}$", out, re.M) and f"Created {node}/eph" in out, out
+            assert re.search(r"^two$", out, re.M), out
+            listed = re.search(r"^\[(.*)\]$", out, re.M).group(1).split(", ")
+            assert node[1:] in listed and "zookeeper" in listed, out
+            owner = int(_stat(out)["ephemeralOwner"], 16)
+            assert owner != 0, out
+            for client in clients:
+                client.sync("/")
+                assert client.get(node)[0] == b"two"
+                wait_until(lambda c=client, path=f"{node}/eph": _gone_after_sync(c, path), timeout=10,
+                           message=f"{node}/eph to go with the zkCli session")
+    finally:
+        for client in clients:
+            client.stop()
+        ens.stop()

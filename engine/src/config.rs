@@ -29,6 +29,10 @@ pub enum ConfigError {
     },
     #[error("{0}")]
     Inconsistent(String),
+    /// The JAAS file (`java.security.auth.login.config`) does not parse or
+    /// names what ferrokeeper does not offer.
+    #[error("JAAS login configuration {path}: {reason}")]
+    Jaas { path: PathBuf, reason: String },
 }
 
 /// Everything the standalone server needs to start.
@@ -89,6 +93,8 @@ pub struct Config {
     pub secure_client_port_address: Option<IpAddr>,
     /// The `ssl.*` keys of the secure client port.
     pub tls: TlsConfig,
+    /// SASL on client connections: ZooKeeper's JAAS file and SASL properties.
+    pub sasl: SaslConfig,
     /// `server.N` lines, by N: two or more make an ensemble.
     pub servers: BTreeMap<u32, String>,
     /// `peerType`: `observer` makes this server an observer (its server.N
@@ -151,6 +157,124 @@ impl Default for TlsConfig {
     }
 }
 
+/// ZooKeeper's SASL keys. As with its other system properties, each is
+/// accepted with or without the `zookeeper.` prefix; the JAAS file keeps
+/// the JVM's own property name.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SaslConfig {
+    /// `java.security.auth.login.config`: the JAAS login configuration file.
+    pub jaas_file: Option<PathBuf>,
+    /// `zookeeper.sasl.serverconfig`: the JAAS section the server reads
+    /// (`Server` when unset).
+    pub login_context: Option<String>,
+    /// `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`:
+    /// `sasl` ACLs are valid.
+    pub provider_enabled: bool,
+    /// `zookeeper.superUser` and `zookeeper.superUser.*`: SASL ids that are
+    /// also the super user.
+    pub super_users: BTreeMap<String, String>,
+    /// `zookeeper.SASLAuthenticationProvider.superPassword`.
+    pub super_password: Option<String>,
+    /// `zookeeper.allowSaslFailedClients`: a client whose SASL exchange
+    /// fails keeps its connection, unauthenticated.
+    pub allow_failed_clients: bool,
+    /// The DIGEST-MD5 users of the JAAS section, read by [`Config::load`]
+    /// (`None`: no JAAS file, or no such section in it).
+    pub users: Option<SaslUsers>,
+}
+
+/// User names and passwords from a JAAS section; `Debug` shows no password.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SaslUsers(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for SaslUsers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// The JAAS section ZooKeeper's server reads when `zookeeper.sasl.serverconfig` is unset.
+pub const JAAS_SECTION_DEFAULT: &str = "Server";
+/// The `authProvider.N` class that makes `sasl` ACLs valid.
+pub const SASL_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+
+impl SaslConfig {
+    /// Takes one SASL key (without its `zookeeper.` prefix); false if it is not one.
+    fn set(&mut self, key: &str, value: &str) -> Result<bool, &'static str> {
+        match key {
+            "java.security.auth.login.config" => self.jaas_file = Some(PathBuf::from(value)),
+            "sasl.serverconfig" => self.login_context = Some(value.to_string()),
+            _ if key.starts_with("authProvider.") && value == SASL_PROVIDER_CLASS => {
+                self.provider_enabled = true
+            }
+            _ if key == "superUser" || key.starts_with("superUser.") => {
+                self.super_users.insert(key.to_string(), value.to_string());
+            }
+            "SASLAuthenticationProvider.superPassword" => {
+                self.super_password = Some(value.to_string())
+            }
+            "allowSaslFailedClients" => {
+                self.allow_failed_clients = yes_no(value).ok_or("expected true or false")?
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The JAAS section's name.
+    pub fn section(&self) -> &str {
+        self.login_context
+            .as_deref()
+            .unwrap_or(JAAS_SECTION_DEFAULT)
+    }
+
+    /// Reads the JAAS file, if one is named, into [`SaslConfig::users`].
+    /// An unreadable or malformed file is an error (ZooKeeper refuses to
+    /// start too); a file without the section leaves SASL off, as ZooKeeper
+    /// does. A Kerberos (GSSAPI) section is refused: ferrokeeper offers
+    /// DIGEST-MD5 only.
+    fn load_jaas(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.jaas_file.clone() else {
+            return Ok(());
+        };
+        let jaas_error = |reason: String| ConfigError::Jaas {
+            path: path.clone(),
+            reason,
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| jaas_error(format!("cannot read it: {source}")))?;
+        let sections = crate::jaas::parse(&text).map_err(|err| jaas_error(err.to_string()))?;
+        let Some(entries) = sections.get(self.section()) else {
+            return Ok(());
+        };
+        if let Some(kerberos) = entries
+            .iter()
+            .find(|e| e.login_module == crate::jaas::KERBEROS_LOGIN_MODULE)
+        {
+            return Err(jaas_error(format!(
+                "section {} uses {}: Kerberos (GSSAPI) is not supported, only DIGEST-MD5 (DigestLoginModule with user_<name>=\"<password>\" options)",
+                self.section(),
+                kerberos.login_module
+            )));
+        }
+        self.users = Some(SaslUsers(crate::jaas::digest_users(entries)));
+        Ok(())
+    }
+
+    /// What the node needs, if SASL is on; `nonce_secret` should be fresh
+    /// random bytes at every start.
+    pub fn node_settings(&self, nonce_secret: [u8; 32]) -> Option<node::SaslSettings> {
+        let users = self.users.as_ref()?;
+        Some(node::SaslSettings {
+            users: users.0.clone(),
+            super_password: self.super_password.clone(),
+            super_users: self.super_users.values().cloned().collect(),
+            allow_failed_clients: self.allow_failed_clients,
+            nonce_secret,
+        })
+    }
+}
+
 /// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout` default.
 pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
@@ -195,6 +319,7 @@ impl Default for Config {
             secure_client_port: None,
             secure_client_port_address: None,
             tls: TlsConfig::default(),
+            sasl: SaslConfig::default(),
             servers: BTreeMap::new(),
             peer_type: None,
             standalone_enabled: true,
@@ -312,6 +437,7 @@ impl Config {
             random_seed,
             extended_types_enabled: self.extended_types_enabled,
             x509_enabled: self.secure_client_port.is_some(),
+            sasl_provider_enabled: self.sasl.provider_enabled,
             txn_bytes_max: self.txn_bytes_max(),
             ensemble: None,
             unsent_bytes_max: self.unsent_reply_bytes_max,
@@ -324,7 +450,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(path, &text)
+        let mut config = Self::parse(path, &text)?;
+        config.sasl.load_jaas()?;
+        Ok(config)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
@@ -481,6 +609,10 @@ impl Config {
                         config.unknown.insert(key.to_string(), value.to_string());
                     }
                 }
+                _ if config
+                    .sasl
+                    .set(key.strip_prefix("zookeeper.").unwrap_or(key), value)
+                    .map_err(&bad)? => {}
                 _ if key.starts_with("server.") => {
                     let id = key["server.".len()..]
                         .parse()
@@ -699,6 +831,88 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("ferrokeeper.logSync"), "{err}");
+    }
+
+    #[test]
+    fn zookeepers_sasl_keys_and_jaas_file_configure_sasl() {
+        // kazoo's harness: authProvider.1 in zoo.cfg, the JAAS file as a JVM
+        // property, which the kazoo suite's java shim appends as a key.
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        std::fs::write(
+            &jaas,
+            "Server {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n user_super=\"s\"\n user_jaasuser=\"jaas_password\";\n};",
+        )
+        .unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "authProvider.1={SASL_PROVIDER_CLASS}\njava.security.auth.login.config={}\n\
+                 zookeeper.superUser=jaasuser\nallowSaslFailedClients=true\n",
+                jaas.display()
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&cfg).unwrap();
+        assert!(config.unknown.is_empty(), "{:?}", config.unknown);
+        assert!(config.sasl.provider_enabled);
+        assert!(config.node_settings(0).sasl_provider_enabled);
+        let settings = config.sasl.node_settings([3; 32]).unwrap();
+        assert_eq!(settings.users["jaasuser"], "jaas_password");
+        assert_eq!(settings.super_users, vec!["jaasuser".to_string()]);
+        assert!(settings.allow_failed_clients);
+        assert!(!format!("{config:?}").contains("jaas_password"));
+
+        // Another section name: this file has none, so SASL is off.
+        let other = dir.path().join("other.cfg");
+        std::fs::write(
+            &other,
+            format!(
+                "java.security.auth.login.config={}\nzookeeper.sasl.serverconfig=Quorum\n",
+                jaas.display()
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&other).unwrap();
+        assert_eq!(config.sasl.section(), "Quorum");
+        assert_eq!(config.sasl.node_settings([0; 32]), None);
+        assert!(!config.node_settings(0).sasl_provider_enabled);
+
+        // An empty JAAS file (kazoo's harness passes one to every server).
+        std::fs::write(&jaas, "").unwrap();
+        assert_eq!(Config::load(&cfg).unwrap().sasl.users, None);
+    }
+
+    #[test]
+    fn a_bad_jaas_file_stops_the_start_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let jaas = dir.path().join("jaas.conf");
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            format!("java.security.auth.login.config={}\n", jaas.display()),
+        )
+        .unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("jaas.conf: cannot read it"), "{err}");
+        std::fs::write(&jaas, "Server {\n m required user_a=\"x\"\n}\n").unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("jaas.conf: line 3: expected an option or ';'"),
+            "{err}"
+        );
+        std::fs::write(
+            &jaas,
+            "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };",
+        )
+        .unwrap();
+        let err = Config::load(&cfg).unwrap_err().to_string();
+        assert!(err.contains("Kerberos (GSSAPI) is not supported"), "{err}");
+        let err = parse("allowSaslFailedClients=perhaps\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allowSaslFailedClients"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod connection;
 pub mod driver;
 pub mod fourlw;
+pub mod jaas;
 pub mod keystore;
 pub mod log_stage;
 pub mod messages;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use engine::config::Config;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "A ZooKeeper-compatible coordination server")]
@@ -54,6 +54,7 @@ fn main() -> ExitCode {
     for (key, value) in &config.unknown {
         warn!(key, value, "configuration key not used by ferrokeeper");
     }
+    log_sasl(&config);
     if config.servers.len() == 1 && config.standalone_enabled {
         warn!("one server.N line and standaloneEnabled: running standalone");
     }
@@ -63,5 +64,27 @@ fn main() -> ExitCode {
             error!("{err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says at start-up whether clients can authenticate with SASL, and as whom.
+fn log_sasl(config: &Config) {
+    let sasl = &config.sasl;
+    let Some(jaas) = &sasl.jaas_file else {
+        return;
+    };
+    match &sasl.users {
+        Some(users) => info!(
+            jaas = %jaas.display(),
+            section = sasl.section(),
+            users = ?users,
+            sasl_acls = sasl.provider_enabled,
+            "SASL DIGEST-MD5 authentication on"
+        ),
+        None => info!(
+            jaas = %jaas.display(),
+            section = sasl.section(),
+            "no such JAAS section: SASL authentication off"
+        ),
     }
 }

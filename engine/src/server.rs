@@ -262,6 +262,8 @@ fn start_driver(
     };
     // A fresh seed at every start: which txn counts trigger snapshots.
     let mut settings = config.node_settings(rand::random());
+    // Fresh secret bytes at every start: every SASL nonce derives from them.
+    settings.sasl = config.sasl.node_settings(rand::random());
     let peers = match &ensemble {
         Some(ensemble) => {
             let (events, received) = async_channel::bounded(PEER_EVENTS_MAX);

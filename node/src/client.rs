@@ -281,6 +281,7 @@ impl Node {
         }
         match request {
             Request::Auth(packet) => self.on_auth(conn, xid, packet, &nulls),
+            Request::Sasl(request) => self.on_sasl(conn, xid, request.token),
             Request::Sync(sync) => {
                 let zxid = self.pipeline.zxid_prepared();
                 let path = (!echo_null_path).then_some(sync.path);
@@ -623,6 +624,7 @@ impl Node {
 
     /// Sends watch events to the connections of the sessions they belong to.
     pub(crate) fn deliver(&mut self, events: &[WatchEvent]) {
+        let providers = self.tree.providers();
         for event in events {
             let Some(conn) = self.sessions.get(event.session_id).and_then(|s| s.conn) else {
                 continue;
@@ -631,7 +633,7 @@ impl Node {
                 continue;
             };
             // Events reach only connections that may read the node (CVE-2024-23944).
-            if tree::acl::check(&event.acl, proto::perms::READ, &c.auth).is_err() {
+            if tree::acl::check(&event.acl, proto::perms::READ, &c.auth, providers).is_err() {
                 continue;
             }
             let notification = proto::WatcherEvent {

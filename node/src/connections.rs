@@ -93,6 +93,8 @@ pub(crate) struct Connection {
     pub(crate) unsent_bytes: u64,
     /// Watch events sent since the credit was last free.
     pub(crate) events_over_credit: usize,
+    /// The connection's SASL exchange, from its first SaslRequest on.
+    pub(crate) sasl: Option<crate::sasl::digest_md5::DigestMd5Server>,
     /// Frames gathered this turn, handed to the driver as one `Send`.
     out: Vec<u8>,
     out_replies: usize,
@@ -116,6 +118,7 @@ impl Connection {
             reads_queued: 0,
             unsent_bytes: 0,
             events_over_credit: 0,
+            sasl: None,
             out: Vec::new(),
             out_replies: 0,
         }

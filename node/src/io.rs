@@ -262,6 +262,7 @@ pub enum Action {
     /// [`Input::LogTruncated`]. No append is in flight meanwhile.
     TruncateLog { zxid: i64 },
     /// Load the state from disk again (the newest valid snapshot and the log
-    /// after it), then report [`Input::Reloaded`].
+    /// after it), then report [`Input::Reloaded`]. Never asked for while a
+    /// [`Action::TruncateLog`] is in flight.
     Reload,
 }

@@ -273,7 +273,9 @@ impl Node {
     }
 
     /// TRUNC: the log is cut after `zxid`; a tree that already applied txns
-    /// past it is reloaded from disk once the cut is durable.
+    /// past it is reloaded from disk once the cut is durable — only then
+    /// (`Input::LogTruncated`): a reload beside the cut could read the txns
+    /// being cut and keep them in the tree.
     fn learner_truncate(&mut self, zxid: i64) {
         let reload = self.zxid_applied() > zxid;
         if !reload {
@@ -284,7 +286,6 @@ impl Node {
         self.out.push(Action::TruncateLog { zxid });
         if reload {
             self.reloading = true;
-            self.out.push(Action::Reload);
         }
     }
 
@@ -334,6 +335,7 @@ impl Node {
         tree.set_extended_types_enabled(self.settings.extended_types_enabled);
         tree.set_providers(tree::acl::Providers {
             x509: self.settings.x509_enabled,
+            sasl: self.settings.sasl_provider_enabled,
         });
         tree.set_txn_bytes_max(self.settings.txn_bytes_max);
         let zxid = tree.last_processed_zxid();

@@ -48,6 +48,7 @@ mod node;
 pub mod pipeline;
 pub mod requests;
 mod roles;
+pub mod sasl;
 pub mod session_id;
 mod sessions;
 pub mod settings;
@@ -59,6 +60,7 @@ pub use io::{
     RequestFrame, SnapshotWritten, StorageFailure,
 };
 pub use node::{AppendLimits, Node, Recovered};
+pub use sasl::SaslSettings;
 pub use settings::{EnsembleSettings, Settings};
 pub use snapshots::CHUNKS_IN_FLIGHT_MAX as SNAPSHOT_CHUNKS_IN_FLIGHT_MAX;
 

@@ -59,6 +59,8 @@ pub struct Node {
     pub(crate) snapshots: Snapshots,
     pub(crate) stats: Stats,
     pub(crate) next_session_id: i64,
+    /// SASL exchanges begun: each one's nonce is derived from its number.
+    pub(crate) sasl_exchanges: u64,
     /// Connections whose queue holds a `sync` waiting for the applied zxid.
     pub(crate) sync_waiters: BTreeSet<u64>,
     /// Connections with parked requests ([`crate::admission`]).
@@ -153,6 +155,7 @@ impl Node {
         tree.set_extended_types_enabled(settings.extended_types_enabled);
         tree.set_providers(tree::acl::Providers {
             x509: settings.x509_enabled,
+            sasl: settings.sasl_provider_enabled,
         });
         tree.set_txn_bytes_max(settings.txn_bytes_max);
         let zxid = tree.last_processed_zxid();
@@ -181,6 +184,7 @@ impl Node {
         };
         let mut node = Node {
             next_session_id: initial_session_id(settings.server_id, now.wall_ms),
+            sasl_exchanges: 0,
             pipeline: Pipeline::new(zxid, limits.records_max, limits.bytes_max),
             settings,
             tree,
@@ -301,7 +305,9 @@ impl Node {
                 self.out
                     .log(Level::Info, format!("log truncated after 0x{zxid:x}"));
                 self.truncating = false;
-                if !self.reloading {
+                if self.reloading {
+                    self.out.push(Action::Reload);
+                } else {
                     self.release_held();
                 }
             }

@@ -255,11 +255,18 @@ impl Node {
         self.pipeline.drop_unlogged(self.zxid_applied());
         // A tree ahead of what is on disk (a snapshot from the leader not yet
         // sealed, ZOOKEEPER-3642) must not vote: reload what is durable.
-        if self.snapshot_unsealed.is_some() {
+        if self.snapshot_unsealed.is_some() || self.reloading {
             if let Role::Looking(looking) = &mut self.role {
                 looking.reloading = true;
             }
-            self.out.push(Action::Reload);
+            // One reload at a time; behind a cut in flight it waits for the
+            // cut (Input::LogTruncated asks for it).
+            if !self.reloading {
+                self.reloading = true;
+                if !self.truncating {
+                    self.out.push(Action::Reload);
+                }
+            }
         }
         self.maybe_start_election();
     }

@@ -73,6 +73,12 @@ pub struct Settings {
     /// TLS client certificates are authenticated (a secure client port):
     /// `x509` ACLs are valid.
     pub x509_enabled: bool,
+    /// SASL on client connections: the JAAS `Server` section's users
+    /// (`None`: no section, as ZooKeeper without a JAAS login).
+    pub sasl: Option<crate::sasl::SaslSettings>,
+    /// `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`:
+    /// `sasl` ACLs are valid and matched.
+    pub sasl_provider_enabled: bool,
     /// The largest encoded txn the log takes (prepare refuses larger ones).
     pub txn_bytes_max: usize,
     /// `None`: a standalone server.
@@ -113,6 +119,8 @@ impl Default for Settings {
             random_seed: 0,
             extended_types_enabled: false,
             x509_enabled: false,
+            sasl: None,
+            sasl_provider_enabled: false,
             txn_bytes_max: usize::MAX,
             ensemble: None,
             zxid_counter_max: u32::MAX - 1,

@@ -205,12 +205,22 @@ fn zookeeper_1154_uncommitted_txn_is_truncated() {
         write(&mut cluster, 1, conn, 1, "/moved-on", b""),
         ErrorCode::Ok
     );
+    let rejoined_at = cluster.log_lines.len();
     cluster.start(3);
     settle(&mut cluster);
     assert!(cluster.until(SECONDS_10, |c| data_on(c, 3, "/moved-on").is_some()));
     assert!(
         data_on(&cluster, 3, "/orphan").is_none(),
         "the uncommitted txn is gone"
+    );
+    let gave_up: Vec<&String> = cluster.log_lines[rejoined_at..]
+        .iter()
+        .filter(|(sid, line)| *sid == 3 && line.contains("for an election"))
+        .map(|(_, line)| line)
+        .collect();
+    assert!(
+        gave_up.is_empty(),
+        "the first sync (TRUNC) is taken whole: {gave_up:?}"
     );
     assert!(
         !cluster.servers[&3].disk.log.iter().any(|r| {

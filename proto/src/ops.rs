@@ -213,6 +213,16 @@ record!(SetWatches2 {
     persistent_recursive_watches: Vec<String>,
 });
 record!(AuthPacket { auth_type: i32, scheme: String, auth: Vec<u8> });
+record!(
+    /// One client token of a SASL exchange (opcode 102; ZooKeeper's
+    /// GetSASLRequest). The token may be jute's null buffer (`None`).
+    SaslRequest { token: Option<Vec<u8>> }
+);
+record!(
+    /// The server's token in answer to a [`SaslRequest`] (SetSASLResponse);
+    /// `None` is jute's null buffer.
+    SetSaslResponse { token: Option<Vec<u8>> }
+);
 record!(ClientInfo {
     auth_scheme: String,
     user: String
@@ -497,6 +507,7 @@ pub enum Request {
     AddWatch(AddWatchRequest),
     WhoAmI,
     Auth(AuthPacket),
+    Sasl(SaslRequest),
     CloseSession,
 }
 
@@ -653,10 +664,10 @@ impl Request {
                     <[u8]>::to_vec,
                 ),
             }),
+            OpCode::Sasl => Request::Sasl(r.read_record()?),
             OpCode::CloseSession => Request::CloseSession,
             OpCode::Notification
             | OpCode::DeleteContainer
-            | OpCode::Sasl
             | OpCode::CreateSession
             | OpCode::Error => return Err(DecodeError::UnknownOpCode(op.code())),
         })
@@ -691,6 +702,7 @@ impl Request {
             Request::AddWatch(_) => OpCode::AddWatch,
             Request::WhoAmI => OpCode::WhoAmI,
             Request::Auth(_) => OpCode::Auth,
+            Request::Sasl(_) => OpCode::Sasl,
             Request::CloseSession => OpCode::CloseSession,
         }
     }
@@ -718,6 +730,7 @@ impl Request {
             Request::GetAllChildrenNumber(r) => r.encode(w),
             Request::AddWatch(r) => r.encode(w),
             Request::Auth(r) => r.encode(w),
+            Request::Sasl(r) => r.encode(w),
             Request::Ping | Request::WhoAmI | Request::CloseSession => {}
         }
     }
@@ -744,6 +757,7 @@ pub enum Response {
     GetEphemerals(GetEphemeralsResponse),
     GetAllChildrenNumber(GetAllChildrenNumberResponse),
     WhoAmI(WhoAmIResponse),
+    Sasl(SetSaslResponse),
     Multi(Vec<MultiResult>),
     /// A bare error-code body: addWatch answers `ErrorResponse(0)`.
     Error(ErrorResponse),
@@ -767,6 +781,7 @@ impl Response {
             Response::GetEphemerals(r) => r.encode(w),
             Response::GetAllChildrenNumber(r) => r.encode(w),
             Response::WhoAmI(r) => r.encode(w),
+            Response::Sasl(r) => r.encode(w),
             Response::Error(r) => r.encode(w),
             Response::Multi(results) => {
                 for result in results {
@@ -799,6 +814,7 @@ impl Response {
             OpCode::GetEphemerals => Response::GetEphemerals(r.read_record()?),
             OpCode::GetAllChildrenNumber => Response::GetAllChildrenNumber(r.read_record()?),
             OpCode::WhoAmI => Response::WhoAmI(r.read_record()?),
+            OpCode::Sasl => Response::Sasl(r.read_record()?),
             OpCode::AddWatch => Response::Error(r.read_record()?),
             OpCode::Multi | OpCode::MultiRead => {
                 let mut results = Vec::new();

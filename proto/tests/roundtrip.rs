@@ -181,6 +181,8 @@ fn request() -> impl Strategy<Value = Request> {
                 scheme,
                 auth
             })),
+        prop::option::of(prop::collection::vec(any::<u8>(), 0..64))
+            .prop_map(|token| Request::Sasl(SaslRequest { token })),
         Just(Request::CloseSession),
     ]
 }

@@ -603,7 +603,7 @@ impl Leader {
 
     // ----- synchronisation -----------------------------------------------------------
 
-    /// Chooses DIFF, TRUNC (+DIFF) or SNAP for a learner from its last zxid
+    /// Chooses DIFF, TRUNC or SNAP for a learner from its last zxid
     /// and the leader's history, queues what it lacks, then NEWLEADER.
     fn sync_learner(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
         let peer_last = self.learners[&link].last_zxid;
@@ -624,7 +624,9 @@ impl Leader {
                 peer_last
             } else {
                 // It holds a txn the leader never had: cut back to the last
-                // txn both have, then DIFF from there (ZOOKEEPER-1154).
+                // txn both have; the txns after it follow (ZOOKEEPER-1154).
+                // As ZooKeeper's leader does, TRUNC alone opens the sync — a
+                // learner takes exactly one of DIFF, TRUNC or SNAP.
                 let common = self
                     .window
                     .iter()
@@ -633,7 +635,6 @@ impl Leader {
                     .last()
                     .expect("the window's first txn is older");
                 self.send(link, encode(&LeaderMessage::Trunc { zxid: common }), out);
-                self.send(link, encode(&LeaderMessage::Diff { zxid: committed }), out);
                 common
             }
         } else {

@@ -84,8 +84,9 @@ pub fn digest_id(user_password: &str) -> String {
 }
 
 /// Whether `auth` grants any of the `perm` bits on a node with `acl`
-/// (ZooKeeperServer.checkACL). Fails with NoAuth.
-pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
+/// (ZooKeeperServer.checkACL). An ACL entry on a scheme without a provider
+/// (`sasl` or `x509` when the server has none) matches nobody. Fails with NoAuth.
+pub fn check(acl: &[Acl], perm: i32, auth: &[Id], providers: Providers) -> Result<(), ErrorCode> {
     if auth.iter().any(|id| id.scheme == "super") || acl.is_empty() {
         return Ok(());
     }
@@ -99,7 +100,7 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
             }
             auth.iter()
                 .filter(|proven| proven.scheme == id.scheme)
-                .any(|proven| matches(&id.scheme, &proven.id, &id.id))
+                .any(|proven| matches(&id.scheme, &proven.id, &id.id, providers))
         });
     if granted {
         Ok(())
@@ -109,12 +110,18 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), ErrorCode> {
 }
 
 /// Whether a proven identity satisfies an ACL id of the same scheme.
-fn matches(scheme: &str, proven: &str, acl_id: &str) -> bool {
+fn matches(scheme: &str, proven: &str, acl_id: &str, providers: Providers) -> bool {
     match scheme {
         "ip" => ip_matches(proven, acl_id),
+        "digest" => proven == acl_id,
         // X509AuthenticationProvider.matches: the subject DN, as the TLS
         // layer proved it (the super user is proven as `super` there).
-        "digest" | "x509" => proven == acl_id,
+        // Kept without the provider check it always had: a connection only
+        // holds an x509 id when the server authenticates certificates.
+        "x509" => proven == acl_id,
+        // SASLAuthenticationProvider.matches: the exact id, and a SASL user
+        // named "super" matches every sasl ACL.
+        "sasl" => providers.sasl && (proven == "super" || proven == acl_id),
         _ => false,
     }
 }
@@ -133,6 +140,9 @@ pub fn fixup(acl: &[Acl], auth: &[Id]) -> Result<Vec<Acl>, ErrorCode> {
 pub struct Providers {
     /// `x509`: the server authenticates TLS client certificates.
     pub x509: bool,
+    /// `sasl`: `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`
+    /// is configured.
+    pub sasl: bool,
 }
 
 /// [`fixup`] for an ACL list whose schemes and ids may have been jute nulls
@@ -203,12 +213,14 @@ pub fn fixup_with_nulls(
             fixed.push(entry.clone());
         } else if id.scheme == "auth" {
             // Only identities whose provider counts as "authenticated":
-            // digest and x509 (ZooKeeper's isAuthenticated()), not ip.
+            // digest, x509 and sasl (ZooKeeper's isAuthenticated()), not ip;
+            // sasl only when the server has the provider.
             let mut any = false;
-            for proven in auth
-                .iter()
-                .filter(|p| p.scheme == "digest" || p.scheme == "x509")
-            {
+            for proven in auth.iter().filter(|p| match p.scheme.as_str() {
+                "digest" | "x509" => true,
+                "sasl" => providers.sasl,
+                _ => false,
+            }) {
                 any = true;
                 fixed.push(Acl {
                     perms: entry.perms,
@@ -237,6 +249,7 @@ fn has_provider(scheme: &str, providers: Providers) -> bool {
     match scheme {
         "digest" | "ip" => true,
         "x509" => providers.x509,
+        "sasl" => providers.sasl,
         _ => false,
     }
 }
@@ -247,8 +260,25 @@ fn is_valid_id(scheme: &str, id: &str) -> bool {
         "ip" => parse_ip_mask(id).is_some(),
         // X509AuthenticationProvider.isValid: an X.500 name, `type=value` RDNs.
         "x509" => is_x500_name(id),
+        // SASLAuthenticationProvider.isValid: what KerberosName accepts.
+        "sasl" => is_kerberos_name(id),
         _ => false,
     }
+}
+
+/// Whether ZooKeeper's `KerberosName` constructor accepts `name`: either
+/// `service[/host]@realm` (no further `/` or `@` in any part), or a name
+/// with no `@` at all, which is taken whole as the service name.
+pub fn is_kerberos_name(name: &str) -> bool {
+    let Some((principal, realm)) = name.split_once('@') else {
+        return true;
+    };
+    let no_separators = |part: &str| !part.contains(['/', '@']);
+    let service_and_host_ok = match principal.split_once('/') {
+        Some((service, host)) => no_separators(service) && no_separators(host),
+        None => true,
+    };
+    service_and_host_ok && no_separators(realm)
 }
 
 /// How many parts Java's `String.split` returns: trailing empty parts are
@@ -288,8 +318,8 @@ fn is_x500_name(id: &str) -> bool {
 
 /// The ACL a getACL caller may see: digest hashes are hidden (`user:x`)
 /// unless the caller has ADMIN (ZOOKEEPER-1392 / CVE-2019-0201).
-pub fn visible_to(acl: &[Acl], auth: &[Id]) -> Vec<Acl> {
-    if check(acl, perms::ADMIN, auth).is_ok() {
+pub fn visible_to(acl: &[Acl], auth: &[Id], providers: Providers) -> Vec<Acl> {
+    if check(acl, perms::ADMIN, auth, providers).is_ok() {
         return acl.to_vec();
     }
     acl.iter()
@@ -364,23 +394,54 @@ mod tests {
             acl(perms::WRITE, "ip", "10.0.0.0/8"),
         ];
         assert_eq!(
-            check(&list, perms::READ, std::slice::from_ref(&alice)),
+            check(
+                &list,
+                perms::READ,
+                std::slice::from_ref(&alice),
+                Providers::default()
+            ),
             Ok(())
         );
         assert_eq!(
-            check(&list, perms::WRITE, std::slice::from_ref(&alice)),
+            check(
+                &list,
+                perms::WRITE,
+                std::slice::from_ref(&alice),
+                Providers::default()
+            ),
             Err(ErrorCode::NoAuth)
         );
         assert_eq!(
-            check(&list, perms::WRITE, &[Id::new("ip", "10.1.2.3")]),
+            check(
+                &list,
+                perms::WRITE,
+                &[Id::new("ip", "10.1.2.3")],
+                Providers::default()
+            ),
             Ok(())
         );
         assert_eq!(
-            check(&list, perms::WRITE, &[Id::new("ip", "11.1.2.3")]),
+            check(
+                &list,
+                perms::WRITE,
+                &[Id::new("ip", "11.1.2.3")],
+                Providers::default()
+            ),
             Err(ErrorCode::NoAuth)
         );
-        assert_eq!(check(&list, perms::ADMIN, &[Id::new("super", "")]), Ok(()));
-        assert_eq!(check(&Acl::open_unsafe(), perms::ADMIN, &[]), Ok(()));
+        assert_eq!(
+            check(
+                &list,
+                perms::ADMIN,
+                &[Id::new("super", "")],
+                Providers::default()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(&Acl::open_unsafe(), perms::ADMIN, &[], Providers::default()),
+            Ok(())
+        );
     }
 
     /// ACLs on the x509 scheme match the certificate subject exactly, and
@@ -389,12 +450,28 @@ mod tests {
     fn x509_ids_match_exactly_and_expand_from_auth() {
         let dn = "CN=client,OU=test,O=kazoo";
         let list = vec![acl(perms::READ, "x509", dn)];
-        assert_eq!(check(&list, perms::READ, &[Id::new("x509", dn)]), Ok(()));
         assert_eq!(
-            check(&list, perms::READ, &[Id::new("x509", "CN=other")]),
+            check(
+                &list,
+                perms::READ,
+                &[Id::new("x509", dn)],
+                Providers::default()
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                &list,
+                perms::READ,
+                &[Id::new("x509", "CN=other")],
+                Providers::default()
+            ),
             Err(ErrorCode::NoAuth)
         );
-        let x509 = Providers { x509: true };
+        let x509 = Providers {
+            x509: true,
+            ..Providers::default()
+        };
         let with_x509 =
             |list: &[Acl], auth: &[Id]| fixup_with_nulls(list, auth, &Nulls::NONE, 0, x509);
         let fixed = with_x509(&[acl(perms::ALL, "auth", "")], &[Id::new("x509", dn)]).unwrap();
@@ -408,6 +485,61 @@ mod tests {
             fixup(&[acl(1, "x509", "CN=a")], &[]),
             Err(ErrorCode::InvalidAcl),
             "no x509 provider without TLS client authentication"
+        );
+    }
+
+    #[test]
+    fn sasl_ids_match_exactly_or_as_super_and_only_with_the_provider() {
+        // SASLAuthenticationProvider: matches(id, aclExpr) is id == "super"
+        // or id == aclExpr; isValid is KerberosName's syntax; isAuthenticated.
+        let sasl = Providers {
+            sasl: true,
+            ..Providers::default()
+        };
+        let list = vec![acl(perms::READ, "sasl", "jaasuser")];
+        let as_user = |name: &str| vec![Id::new("sasl", name)];
+        assert_eq!(
+            check(&list, perms::READ, &as_user("jaasuser"), sasl),
+            Ok(())
+        );
+        assert_eq!(check(&list, perms::READ, &as_user("super"), sasl), Ok(()));
+        assert_eq!(
+            check(&list, perms::READ, &as_user("jaasuser2"), sasl),
+            Err(ErrorCode::NoAuth)
+        );
+        assert_eq!(
+            check(
+                &list,
+                perms::READ,
+                &as_user("jaasuser"),
+                Providers::default()
+            ),
+            Err(ErrorCode::NoAuth),
+            "without the provider a sasl ACL matches nobody"
+        );
+        let with_sasl =
+            |list: &[Acl], auth: &[Id]| fixup_with_nulls(list, auth, &Nulls::NONE, 0, sasl);
+        let fixed = with_sasl(&[acl(perms::ALL, "auth", "")], &as_user("jaasuser")).unwrap();
+        assert_eq!(fixed, vec![acl(perms::ALL, "sasl", "jaasuser")]);
+        assert_eq!(
+            fixup(&[acl(perms::ALL, "auth", "")], &as_user("jaasuser")),
+            Err(ErrorCode::InvalidAcl),
+            "a sasl id does not count as authenticated without the provider"
+        );
+        for valid in ["jaasuser", "a/b", "zk/host@REALM", "user@REALM", "@"] {
+            assert!(with_sasl(&[acl(1, "sasl", valid)], &[]).is_ok(), "{valid}");
+        }
+        for invalid in ["a@b@c", "a/b/c@R", "a@b/c"] {
+            assert_eq!(
+                with_sasl(&[acl(1, "sasl", invalid)], &[]),
+                Err(ErrorCode::InvalidAcl),
+                "{invalid}"
+            );
+        }
+        assert_eq!(
+            fixup(&[acl(1, "sasl", "jaasuser")], &[]),
+            Err(ErrorCode::InvalidAcl),
+            "no sasl provider without authProvider"
         );
     }
 
@@ -595,9 +727,12 @@ mod tests {
             acl(perms::READ, "digest", "alice:hash"),
             acl(perms::READ, "world", "anyone"),
         ];
-        let seen = visible_to(&list, &[]);
+        let seen = visible_to(&list, &[], Providers::default());
         assert_eq!(seen[0].id.id, "alice:x");
         assert_eq!(seen[1], list[1]);
-        assert_eq!(visible_to(&list, &[Id::new("super", "")]), list);
+        assert_eq!(
+            visible_to(&list, &[Id::new("super", "")], Providers::default()),
+            list
+        );
     }
 }

@@ -193,6 +193,12 @@ impl DataTree {
         self.providers = providers;
     }
 
+    /// The providers set by [`DataTree::set_providers`] (for ACL checks
+    /// made outside the tree, such as whether a watch event may be delivered).
+    pub fn providers(&self) -> crate::acl::Providers {
+        self.providers
+    }
+
     pub fn last_processed_zxid(&self) -> i64 {
         self.zxid_applied
     }
@@ -593,8 +599,16 @@ impl DataTree {
     /// without ADMIN (CVE-2019-0201).
     pub fn get_acl(&self, caller: &Caller<'_>, path: &str) -> Result<(Vec<Acl>, Stat), ErrorCode> {
         let node = self.lookup(path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, perms::READ | perms::ADMIN, caller.auth)?;
-        Ok((acl::visible_to(&node.acl, caller.auth), node.stat()))
+        acl::check(
+            &node.acl,
+            perms::READ | perms::ADMIN,
+            caller.auth,
+            self.providers,
+        )?;
+        Ok((
+            acl::visible_to(&node.acl, caller.auth, self.providers),
+            node.stat(),
+        ))
     }
 
     /// Every descendant of `path` (for "/", every node but the root).
@@ -645,7 +659,7 @@ impl DataTree {
 
     fn readable(&self, caller: &Caller<'_>, path: &str) -> Result<&Node, ErrorCode> {
         let node = self.lookup(path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, perms::READ, caller.auth)?;
+        acl::check(&node.acl, perms::READ, caller.auth, self.providers)?;
         Ok(node)
     }
 

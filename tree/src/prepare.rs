@@ -330,7 +330,7 @@ fn prepare_one(
         } => {
             path::validate(path)?;
             let mut node = staging.record(path)?;
-            acl::check(&node.acl, perms::WRITE, caller.auth)?;
+            acl::check(&node.acl, perms::WRITE, caller.auth, staging.tree.providers)?;
             node.version = next_version(node.version, *version)?;
             let txn = Txn::SetData {
                 path: path.clone(),
@@ -345,7 +345,7 @@ fn prepare_one(
             let fixed =
                 acl::fixup_with_nulls(acl, caller.auth, nulls, index, staging.tree.providers)?;
             let mut node = staging.record(path)?;
-            acl::check(&node.acl, perms::ADMIN, caller.auth)?;
+            acl::check(&node.acl, perms::ADMIN, caller.auth, staging.tree.providers)?;
             node.aversion = next_version(node.aversion, *version)?;
             node.acl = fixed.as_slice().into();
             let txn = Txn::SetAcl {
@@ -359,7 +359,7 @@ fn prepare_one(
         WriteOp::Check { path, version } => {
             path::validate(path)?;
             let node = staging.record(path)?;
-            acl::check(&node.acl, perms::READ, caller.auth)?;
+            acl::check(&node.acl, perms::READ, caller.auth, staging.tree.providers)?;
             next_version(node.version, *version)?;
             Ok(Txn::Check { path: path.clone() })
         }
@@ -423,7 +423,12 @@ fn create(
     };
     let fixed_acl = acl::fixup_with_nulls(acl, caller.auth, nulls, index, staging.tree.providers)?;
     let mut parent = staging.record(parent_path)?;
-    acl::check(&parent.acl, perms::CREATE, caller.auth)?;
+    acl::check(
+        &parent.acl,
+        perms::CREATE,
+        caller.auth,
+        staging.tree.providers,
+    )?;
     let path = if mode.is_sequential() {
         format!("{requested_path}{:010}", parent.cversion)
     } else {
@@ -499,7 +504,12 @@ fn delete(
     let mut parent = staging.record(parent_path)?;
     let node = match deletion {
         Deletion::Client { version } => {
-            acl::check(&parent.acl, perms::DELETE, caller.auth)?;
+            acl::check(
+                &parent.acl,
+                perms::DELETE,
+                caller.auth,
+                staging.tree.providers,
+            )?;
             let node = staging.record(path)?;
             next_version(node.version, version)?;
             node

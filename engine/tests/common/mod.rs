@@ -28,6 +28,13 @@ impl Server {
              znode.container.checkIntervalMs=200\nferrokeeper.cores=2\n{extra}\n",
             dir.path().join("data").display()
         );
+        Self::start_with_config(dir, port, &config)
+    }
+
+    /// Starts a server on the zoo.cfg text `config`, written into `dir`, that
+    /// names `port` as its clientPort (an ensemble member: its `myid` is
+    /// already in its dataDir).
+    pub fn start_with_config(dir: tempfile::TempDir, port: u16, config: &str) -> Server {
         let config_path = dir.path().join("zoo.cfg");
         std::fs::write(&config_path, config).expect("write zoo.cfg");
         Self::spawn(dir, config_path, port)

@@ -77,6 +77,18 @@ pub struct Server {
 #[derive(Debug)]
 enum Event {
     Input(Sid, Input),
+    /// The log task cuts the log after the zxid, then reports it. Until this
+    /// is delivered the disk is uncut, as in the engine, where the cut runs
+    /// on the log task while other disk work (a reload) may run beside it.
+    Truncate(Sid, i64),
+}
+
+impl Event {
+    fn to(&self) -> Sid {
+        match self {
+            Event::Input(sid, _) | Event::Truncate(sid, _) => *sid,
+        }
+    }
 }
 
 /// A cluster of nodes and everything between them.
@@ -211,7 +223,7 @@ impl Cluster {
         for link in links {
             self.break_link(link);
         }
-        self.events.retain(|Event::Input(to, _)| *to != sid);
+        self.events.retain(|event| event.to() != sid);
     }
 
     pub fn is_up(&self, sid: Sid) -> bool {
@@ -454,17 +466,7 @@ impl Cluster {
                 self.events
                     .push_back(Event::Input(sid, Input::EpochPersisted));
             }
-            Action::TruncateLog { zxid } => {
-                let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
-                // ZOOKEEPER-1549: snapshots above the cut go first (the
-                // engine's log task does the same with wal).
-                if disk.snapshot.as_ref().is_some_and(|(s, _)| *s > zxid) {
-                    disk.snapshot = None;
-                }
-                disk.log.retain(|r| r.zxid <= zxid);
-                self.events
-                    .push_back(Event::Input(sid, Input::LogTruncated { zxid }));
-            }
+            Action::TruncateLog { zxid } => self.events.push_back(Event::Truncate(sid, zxid)),
             Action::Reload => {
                 let recovered = self.servers[&sid].disk.recover();
                 self.events
@@ -507,10 +509,20 @@ impl Cluster {
             for sid in std::mem::take(&mut self.crash_queue) {
                 self.crash(sid);
             }
-            let Some(Event::Input(sid, input)) = self.events.pop_front() else {
-                return;
-            };
-            self.feed(sid, input);
+            match self.events.pop_front() {
+                None => return,
+                Some(Event::Input(sid, input)) => self.feed(sid, input),
+                Some(Event::Truncate(sid, zxid)) => {
+                    let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
+                    // ZOOKEEPER-1549: snapshots above the cut go first (the
+                    // engine's log task does the same with wal).
+                    if disk.snapshot.as_ref().is_some_and(|(s, _)| *s > zxid) {
+                        disk.snapshot = None;
+                    }
+                    disk.log.retain(|r| r.zxid <= zxid);
+                    self.feed(sid, Input::LogTruncated { zxid });
+                }
+            }
         }
         panic!("the cluster never went quiet");
     }
