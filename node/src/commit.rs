@@ -103,7 +103,10 @@ impl Node {
     /// in a txn of its own (one closeSession txn could exceed the log's
     /// record bound; ZooKeeper's would exceed jute.maxbuffer).
     fn shed_ephemerals(&mut self, session_id: i64, cxid: i32, auth: &[Id]) {
-        let paths = self.tree.get_ephemerals(session_id, "/");
+        // Pending creates too: a closeSession sent behind its own ephemeral
+        // creates would otherwise stay too large (found by fk-sim, seed 41
+        // of the many-ephemerals mix).
+        let paths = self.tree.ephemerals_as_prepared(session_id);
         self.out.log(
             Level::Warn,
             format!(

@@ -74,11 +74,11 @@
 //! third: an error reply queued behind a write waiting for log space left
 //! with an older zxid than that write's (the session went back in time).
 //!
-//! One is open, kept as an ignored test there: a closeSession sent behind
-//! the session's own ephemeral creates still in flight is answered
-//! BADARGUMENTS when they are too many for one txn (node sheds only the
-//! applied ephemerals). A `--mix many-ephemerals` soak finds it (seed 41
-//! of 20,000 steps); the standard mix does not reach it.
+//! A fourth came from a `--mix many-ephemerals` soak (seed 41 of 20,000
+//! steps; the standard mix does not reach it): a closeSession sent behind
+//! the session's own ephemeral creates still in flight was answered
+//! BADARGUMENTS when they were too many for one txn (node shed only the
+//! applied ephemerals).
 //!
 //! # Replay, CI and soak
 //!

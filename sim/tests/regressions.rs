@@ -124,23 +124,17 @@ fn a_session_with_many_ephemerals_closes_and_expires() {
     assert!(shed_by_expiry > 0, "no expiry shed ephemerals");
 }
 
-/// OPEN BUG (node): a client's closeSession sent while its own ephemeral
-/// creates are still in flight (pipelined, prepared but not applied) is
-/// answered BADARGUMENTS and the session stays open. tree's closeSession
-/// prepare lists the session's ephemerals as they will be (applied, plus
-/// pending creates, minus pending deletes); when they are too many for one
-/// txn, node's `shed_ephemerals` deletes one by one only those of
-/// `DataTree::get_ephemerals` — the applied ones — so the closeSession
-/// prepared again is as large as the pending creates make it, and is
-/// refused. (An expiry in the same state is retried every tick until the
-/// creates are applied, so it closes late but closes.) Seed 41 of the
-/// many-ephemerals mix, 20,000 steps: session ...380001 sends closeSession
-/// (xid 282) at 27.53s behind its multis of ephemeral creates; the server
-/// logs "closing session 0x8bd01e71380001 with too many ephemerals (24)"
-/// and answers BADARGUMENTS.
+/// A client's closeSession sent while its own ephemeral creates are still
+/// in flight (pipelined, prepared but not applied), when they are too many
+/// for one closeSession txn. tree's closeSession prepare lists the
+/// session's ephemerals as they will be (applied, plus pending creates,
+/// minus pending deletes); node's `shed_ephemerals` deleted one by one only
+/// the applied ones, so the closeSession prepared again was still too large:
+/// answered BADARGUMENTS, the session stayed open. Found by seed 41 of the
+/// many-ephemerals mix, 20,000 steps (session ...380001, closeSession xid
+/// 282 at 27.53s, "closing session ... with too many ephemerals (24)").
 /// `fk-sim --seed 41 --steps 20000 --mix many-ephemerals --trace` shows it.
 #[test]
-#[ignore = "open bug in node: shedding ignores pending ephemeral creates; see the doc comment"]
 fn a_closesession_behind_its_own_ephemeral_creates_closes() {
     let options = Options {
         mix: sim::Mix::ManyEphemerals,

@@ -172,6 +172,34 @@ impl Staging<'_> {
     fn put(&mut self, path: &str, shadow: Option<Shadow>) {
         self.changes.insert(path.to_string(), shadow);
     }
+
+    /// The session's ephemerals as they will be once everything prepared
+    /// (and staged) is applied: the tree's, plus pending creates, minus
+    /// pending deletes; sorted.
+    fn ephemerals_as_prepared(&self, session_id: i64) -> Vec<String> {
+        let tree = self.tree;
+        let mut paths: Vec<String> = tree
+            .ephemerals
+            .get(&session_id)
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default();
+        for (path, (_, pending)) in &tree.overlay.changes {
+            if pending
+                .as_ref()
+                .is_some_and(|s| s.ephemeral_owner == session_id)
+                && !paths.contains(path)
+            {
+                paths.push(path.clone());
+            }
+        }
+        // A pending delete, or a pending create by someone else after one, wins.
+        paths.retain(|path| {
+            self.get(path)
+                .is_some_and(|s| s.ephemeral_owner == session_id)
+        });
+        paths.sort();
+        paths
+    }
 }
 
 impl DataTree {
@@ -226,6 +254,16 @@ impl DataTree {
             self.overlay.changes.insert(path, (zxid, shadow));
         }
         Ok(txn)
+    }
+
+    /// The session's ephemerals as they will be once every prepared write is
+    /// applied (what a closeSession prepared now would delete), sorted.
+    pub fn ephemerals_as_prepared(&self, session_id: i64) -> Vec<String> {
+        let staging = Staging {
+            tree: self,
+            changes: HashMap::with_hasher(crate::hasher(self.hash_seed)),
+        };
+        staging.ephemerals_as_prepared(session_id)
     }
 
     /// Forgets every prepared-but-unapplied change (the log failed and those
@@ -532,31 +570,9 @@ fn delete(
     })
 }
 
-/// The session's ephemerals as they will be once everything prepared is
-/// applied: the tree's, plus pending creates, minus pending deletes.
+/// A closeSession of everything the session's ephemerals will be.
 fn close_session(staging: &mut Staging<'_>, session_id: i64) -> Txn {
-    let tree = staging.tree;
-    let mut paths: Vec<String> = tree
-        .ephemerals
-        .get(&session_id)
-        .map(|set| set.iter().cloned().collect())
-        .unwrap_or_default();
-    for (path, (_, pending)) in &tree.overlay.changes {
-        if pending
-            .as_ref()
-            .is_some_and(|s| s.ephemeral_owner == session_id)
-            && !paths.contains(path)
-        {
-            paths.push(path.clone());
-        }
-    }
-    // A pending delete, or a pending create by someone else after one, wins.
-    paths.retain(|path| {
-        staging
-            .get(path)
-            .is_some_and(|s| s.ephemeral_owner == session_id)
-    });
-    paths.sort();
+    let paths = staging.ephemerals_as_prepared(session_id);
     for path in &paths {
         if let Some((parent_path, _)) = path::split(path) {
             if let Some(mut parent) = staging.get(parent_path) {
