@@ -364,6 +364,32 @@ fn a_follower_clients_activity_keeps_its_session_alive() {
     );
 }
 
+/// A session moves to a follower: the follower asks the leader to
+/// revalidate it, then answers the handshake with the same session and
+/// serves it. (Found by fk-sim's ensembles, seed 0 of `--servers 3`: the
+/// reconnect waiting for REVALIDATE tripped the node's own invariant check,
+/// which took every handshake slot for one waiting on a createSession txn.)
+#[test]
+fn a_session_moves_to_a_follower_through_revalidate() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let follower = if leader == 1 { 2 } else { 1 };
+    let (first, session) = cluster.connect(leader);
+    assert_ne!(session, 0);
+    assert_eq!(
+        write(&mut cluster, leader, first, 1, "/moved", b"a"),
+        ErrorCode::Ok
+    );
+    let conn = cluster.reconnect(follower, session);
+    cluster.advance(Duration::from_millis(200), Duration::from_millis(20));
+    assert_eq!(cluster.session_of(follower, conn), session);
+    assert_eq!(
+        write(&mut cluster, follower, conn, 2, "/moved/b", b"b"),
+        ErrorCode::Ok
+    );
+}
+
 /// ZOOKEEPER-1277: the leader's 32-bit zxid counter nears its end; the
 /// leader steps down, an election starts a new epoch, and writes go on with
 /// the counter restarted.

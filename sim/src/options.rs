@@ -205,10 +205,16 @@ impl Mix {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
-    /// Standalone servers, each an independent database with its own clients.
+    /// Independent databases side by side, each with its own servers,
+    /// clients and history.
+    pub databases: usize,
+    /// Voting servers per database: 1 is a standalone server, more an
+    /// ensemble (3 and 5 are the usual sizes).
     pub servers: usize,
-    /// Clients per server.
-    pub clients_per_server: usize,
+    /// Observers per database, beside its voters (an ensemble only).
+    pub observers: usize,
+    /// Clients per database.
+    pub clients: usize,
     /// Scheduler events to process before the run winds down.
     pub steps: u64,
     pub faults: Faults,
@@ -228,12 +234,24 @@ pub struct Options {
 }
 
 impl Options {
+    /// Whether each database is an ensemble (more than one server).
+    pub fn is_ensemble(&self) -> bool {
+        self.servers + self.observers > 1
+    }
+
+    /// Servers per database, voters first.
+    pub fn servers_per_database(&self) -> usize {
+        self.servers + self.observers
+    }
+
     /// The defaults `fk-sim` and the CI tests use, for one seed.
     pub fn new(seed: u64) -> Options {
         Options {
             seed,
+            databases: 1,
             servers: 1,
-            clients_per_server: 5,
+            observers: 0,
+            clients: 5,
             steps: 20_000,
             faults: Faults::all(),
             mix: Mix::Standard,

@@ -38,8 +38,12 @@ pub enum RecoveryError {
 pub enum TxnKind {
     CreateSession,
     CloseSession,
-    /// Any other txn (a write, or a refused write's error txn).
+    /// Any other txn (a write, or a failed multi's error txn).
     Request,
+    /// A request refused as a whole, answered in order through the log
+    /// (an ensemble's leader refuses a forwarded write so: SESSIONEXPIRED,
+    /// a bad request...). It changes nothing.
+    Refused,
 }
 
 /// A change a txn made to the tree, as watches see it.
@@ -166,6 +170,7 @@ pub fn recover_replaying(
         let kind = match txn {
             tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
             tree::Txn::CloseSession { .. } => TxnKind::CloseSession,
+            tree::Txn::Refused { .. } => TxnKind::Refused,
             _ => TxnKind::Request,
         };
         replayed.push(Logged {

@@ -603,6 +603,35 @@ impl Cluster {
         (conn, self.session_of(sid, conn))
     }
 
+    /// Reconnects session `session_id` (with its password) on `sid`, as a
+    /// client whose connection broke does; returns the new connection.
+    pub fn reconnect(&mut self, sid: Sid, session_id: i64) -> ConnId {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 4000,
+            session_id,
+            password: node::session_id::session_password(session_id).to_vec(),
+            read_only: Some(false),
+        };
+        self.feed(
+            sid,
+            Input::Connect {
+                conn,
+                peer: Peer {
+                    ip: "127.0.0.1".into(),
+                    port: 50000 + conn as u16,
+                },
+                request,
+                auth: Vec::new(),
+            },
+        );
+        self.run();
+        conn
+    }
+
     /// The session id the handshake reply on `conn` carried (0 if refused or none).
     pub fn session_of(&self, sid: Sid, conn: ConnId) -> i64 {
         self.handshakes.get(&(sid, conn)).copied().unwrap_or(0)
