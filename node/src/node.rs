@@ -86,6 +86,8 @@ pub struct Node {
     pub(crate) truncating: bool,
     /// The state is being reloaded from disk.
     pub(crate) reloading: bool,
+    /// The reload waits for the append in flight to finish.
+    pub(crate) reload_after_append: bool,
     /// A snapshot from the leader is the tree but not yet sealed on disk.
     pub(crate) snapshot_unsealed: Option<i64>,
     /// The log's disk is full: new writes are refused until it has room.
@@ -208,6 +210,7 @@ impl Node {
             history,
             truncating: false,
             reloading: false,
+            reload_after_append: false,
             snapshot_unsealed: None,
             disk_full: false,
             watch_reports: VecDeque::new(),
@@ -312,6 +315,10 @@ impl Node {
                 }
             }
             Input::Reloaded(recovered) => self.on_reloaded(*recovered),
+        }
+        if self.reload_after_append && !self.pipeline.append_in_flight() {
+            self.reload_after_append = false;
+            self.out.push(Action::Reload);
         }
         self.admit_parked();
     }

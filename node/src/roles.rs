@@ -260,10 +260,15 @@ impl Node {
                 looking.reloading = true;
             }
             // One reload at a time; behind a cut in flight it waits for the
-            // cut (Input::LogTruncated asks for it).
+            // cut (Input::LogTruncated asks for it), behind an append in
+            // flight for its outcome (`Node::step` asks then): the reload
+            // replaces the pipeline, which must have no append in flight
+            // (found by fk-sim, seed 2 of `--servers 3 --steps 20000`).
             if !self.reloading {
                 self.reloading = true;
-                if !self.truncating {
+                if self.pipeline.append_in_flight() {
+                    self.reload_after_append = true;
+                } else if !self.truncating {
                     self.out.push(Action::Reload);
                 }
             }

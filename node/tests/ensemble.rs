@@ -513,6 +513,60 @@ fn zookeeper_3642_leader_dies_after_snap_before_newleader() {
     }));
 }
 
+/// A learner loses its leader while it holds the leader's snapshot
+/// unsealed and an append of a later proposal is still in flight: it must
+/// reload its state from disk (ZOOKEEPER-3642) only once that append is
+/// done, as its election waits for an idle log. (Found by fk-sim, seed 2 of
+/// `--servers 3 --steps 20000`: the reload came back while the append was
+/// in flight and the node's pipeline asserted.)
+#[test]
+fn a_reload_after_losing_the_leader_waits_for_the_append_in_flight() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let (conn, _) = cluster.connect(3);
+    cluster.crash(1);
+    for i in 0..80 {
+        cluster.request(
+            3,
+            conn,
+            100 + i,
+            set_data("/zookeeper", format!("{i}").as_bytes(), -1),
+        );
+    }
+    cluster.until(SECONDS_10, |c| c.replies(3, conn).len() >= 80);
+    cluster.servers.get_mut(&1).unwrap().hold_snapshots = true;
+    cluster.start(1);
+    assert!(
+        cluster.until(SECONDS_10, |c| c.log_lines.iter().any(
+            |(sid, l)| *sid == 1 && l.contains("loaded the leader's snapshot")
+        )),
+        "server 1 got a SNAP"
+    );
+    // A proposal reaches server 1 during its sync; its append stays in flight.
+    cluster.servers.get_mut(&1).unwrap().hold_durable = true;
+    assert_eq!(
+        write(&mut cluster, 3, conn, 500, "/late", b""),
+        ErrorCode::Ok
+    );
+    cluster.crash(3);
+    cluster.run();
+    assert!(cluster.is_up(1));
+    cluster.release_durable(1);
+    cluster.servers.get_mut(&1).unwrap().hold_durable = false;
+    cluster.release_snapshots(1);
+    assert!(cluster
+        .until(SECONDS_10, |c| c.log_lines.iter().any(
+            |(sid, l)| *sid == 1 && l.contains("state reloaded from disk")
+        )));
+    settle(&mut cluster);
+    cluster.start(3);
+    settle(&mut cluster);
+    assert!(cluster.until(SECONDS_10, |c| {
+        let digests: Vec<u64> = (1..=3).map(|sid| c.node(sid).tree().digest()).collect();
+        digests.windows(2).all(|w| w[0] == w[1]) && data_on(c, 1, "/late").is_some()
+    }));
+}
+
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and
 /// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
 /// on its disk); it starts again and rejoins.

@@ -144,3 +144,42 @@ fn a_closesession_behind_its_own_ephemeral_creates_closes() {
     let outcome = run(&options);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
 }
+
+/// FIXED (node): a client whose connection broke reconnected its session
+/// to a follower; the follower asked the leader to revalidate it, and
+/// node's own invariant check took the handshake waiting for that answer
+/// for one waiting on a createSession txn and panicked ("reply slots and
+/// the waiting index agree"). Found by the first ensemble seed,
+/// `fk-sim --seed 0 --servers 3 --steps 4000` (client 3 moving to s2 at
+/// 2.91s). node test `a_session_moves_to_a_follower_through_revalidate`.
+#[test]
+fn a_session_moves_to_a_follower() {
+    let options = Options {
+        servers: 3,
+        ..ci_options(0)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+    assert!(outcome.summary.clients.reconnects > 0);
+}
+
+/// FIXED (node): a learner lost its leader while it held the leader's
+/// snapshot unsealed (ZOOKEEPER-3642: it must reload what is durable
+/// before it votes) and an append of a proposal received during its sync
+/// was in flight; the reload was asked for at once, came back while the
+/// append was in flight, and the pipeline asserted ("no append in flight
+/// while the state is replaced"). Found by `fk-sim --seed 2 --servers 3
+/// --steps 20000` (s3 at 15.61s). The reload now waits for the append's
+/// outcome; node test
+/// `a_reload_after_losing_the_leader_waits_for_the_append_in_flight`.
+#[test]
+fn a_reload_waits_for_the_append_in_flight() {
+    let options = Options {
+        servers: 3,
+        steps: 20_000,
+        ..ci_options(2)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+    assert!(outcome.summary.servers.reloads > 0);
+}
