@@ -337,7 +337,6 @@ impl Node {
         match &mut self.role {
             Role::Leading(leading) => {
                 leading.streams.remove(&link);
-                leading.syncs.retain(|(l, _)| *l != link);
                 let mut actions = Vec::new();
                 leading.leader.disconnected(link, &mut actions);
                 self.leader_actions(actions);

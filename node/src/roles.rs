@@ -53,8 +53,6 @@ pub(crate) struct Leading {
     pub(crate) established: bool,
     /// Snapshots streaming to learners: the snapshot's zxid and the walk.
     pub(crate) streams: BTreeMap<LinkId, (i64, SnapshotCursor)>,
-    /// Learners' forwarded `sync`s, answered once `zxid` is committed.
-    pub(crate) syncs: VecDeque<(LinkId, i64)>,
     pub(crate) last_tick: Duration,
 }
 

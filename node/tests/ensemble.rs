@@ -567,6 +567,92 @@ fn a_reload_after_losing_the_leader_waits_for_the_append_in_flight() {
     }));
 }
 
+/// A follower's forwarded `sync` is answered right after the COMMIT of the
+/// last txn proposed before it, ahead of the COMMITs of later txns, as
+/// ZooKeeper's leader answers its pendingSyncs in tryToCommit — also when
+/// one quorum ack commits both. Else the follower applies the later txns
+/// first and answers the sync, and the session's requests queued behind
+/// it, from a tree that already holds its own later writes. (Found by
+/// fk-sim, seed 5 of `--servers 5 --observers 1 --steps 20000`: a session's
+/// sync was answered with the zxid of the create it sent after it.)
+#[test]
+fn a_forwarded_sync_is_answered_before_later_commits() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let followers: Vec<u64> = (1..=3).filter(|sid| *sid != leader).collect();
+    let (near, far) = (followers[0], followers[1]);
+    let (conn, _) = cluster.connect(near);
+    // The leader's and one follower's logs are slow: nothing commits yet.
+    for sid in [leader, far] {
+        cluster.servers.get_mut(&sid).unwrap().hold_durable = true;
+    }
+    cluster.request(near, conn, 1, create("/w0", b"", 0));
+    cluster.run();
+    cluster.request(near, conn, 2, create("/w1", b"", 0));
+    cluster.request(
+        near,
+        conn,
+        3,
+        proto::ops::Request::Sync(proto::ops::SyncRequest { path: "/".into() }),
+    );
+    cluster.request(near, conn, 4, create("/w2", b"", 0));
+    cluster.run();
+    // The slow follower acks /w0, then /w1 and /w2 with one ack: a quorum
+    // commits both at once.
+    cluster.release_durable(far);
+    cluster.run();
+    cluster.release_durable(far);
+    cluster.run();
+    assert!(cluster.until(SECONDS_10, |c| c.replies(near, conn).len() >= 4));
+    let replies = cluster.replies(near, conn);
+    let zxid_of = |xid: i32| replies.iter().find(|f| f.xid == xid).unwrap().zxid;
+    assert!(
+        zxid_of(3) < zxid_of(4),
+        "the sync's reply (zxid 0x{:x}) shows the later create's txn 0x{:x}",
+        zxid_of(3),
+        zxid_of(4)
+    );
+    assert!(zxid_of(2) <= zxid_of(3));
+}
+
+/// The follower's side of the same order: a sync whose txns become
+/// applicable together with later ones (its log was slow) is answered
+/// between them, not after the batch — here the sync waits for another
+/// session's write, and its own session's later write follows it.
+#[test]
+fn a_sync_on_a_slow_follower_is_answered_before_later_txns_apply() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let near = if leader == 1 { 2 } else { 1 };
+    let (other, _) = cluster.connect(near);
+    let (conn, _) = cluster.connect(near);
+    cluster.servers.get_mut(&near).unwrap().hold_durable = true;
+    cluster.request(near, other, 1, create("/w0", b"", 0));
+    cluster.run();
+    cluster.request(near, other, 2, create("/w1", b"", 0));
+    cluster.run();
+    let sync = proto::ops::Request::Sync(proto::ops::SyncRequest { path: "/".into() });
+    cluster.request(near, conn, 1, sync);
+    cluster.request(near, conn, 2, create("/w2", b"", 0));
+    cluster.run();
+    // /w0's append finishes; /w1 and /w2 then go to the log in one append.
+    cluster.release_durable(near);
+    cluster.run();
+    cluster.release_durable(near);
+    cluster.servers.get_mut(&near).unwrap().hold_durable = false;
+    assert!(cluster.until(SECONDS_10, |c| c.replies(near, conn).len() >= 2));
+    let replies = cluster.replies(near, conn);
+    let zxid_of = |xid: i32| replies.iter().find(|f| f.xid == xid).unwrap().zxid;
+    assert!(
+        zxid_of(1) < zxid_of(2),
+        "the sync's reply (zxid 0x{:x}) shows the later create's txn 0x{:x}",
+        zxid_of(1),
+        zxid_of(2)
+    );
+}
+
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and
 /// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
 /// on its disk); it starts again and rejoins.

@@ -197,6 +197,9 @@ pub struct Leader {
     window_bytes: usize,
     /// Proposed, not yet committed, in zxid order.
     outstanding: VecDeque<(Zxid, Bytes)>,
+    /// Learners' forwarded `sync`s, each with the last txn proposed before
+    /// it, in that order (ZooKeeper's pendingSyncs).
+    syncs: VecDeque<(LinkId, Zxid)>,
     /// The last txn in the leader's history (committed or proposed).
     zxid_last: Zxid,
     zxid_committed: Zxid,
@@ -241,6 +244,7 @@ impl Leader {
             window: VecDeque::new(),
             window_bytes: 0,
             outstanding: VecDeque::new(),
+            syncs: VecDeque::new(),
             zxid_last,
             zxid_committed: zxid_last,
             zxid_durable: zxid_last,
@@ -347,6 +351,7 @@ impl Leader {
 
     /// The learner's connection is gone.
     pub fn disconnected(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
+        self.syncs.retain(|(l, _)| *l != link);
         if let Some(learner) = self.learners.remove(&link) {
             if let Some(sid) = learner.sid {
                 // A learner that left takes no part in a later count.
@@ -839,6 +844,7 @@ impl Leader {
             let (zxid, txn) = self.outstanding.pop_front().expect("checked above");
             self.commit_one(zxid, txn.clone(), out);
             self.remember(zxid, txn);
+            self.answer_syncs(zxid, out);
             committed = Some(zxid);
         }
         if let Some(zxid) = committed {
@@ -914,8 +920,32 @@ impl Leader {
         self.send(link, encode(&message), out);
     }
 
+    /// A learner forwarded a client's `sync`: it is answered once every
+    /// txn proposed before it is committed — at once if none is
+    /// outstanding, else right after the COMMIT of the last of them and
+    /// before any later COMMIT (as ZooKeeper's tryToCommit sends its
+    /// pendingSyncs), so the learner answers the sync, and what its client
+    /// queued behind it, before it applies txns proposed after it.
+    pub fn sync_requested(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
+        match self.outstanding.back() {
+            None => self.sync_done(link, out),
+            Some((zxid, _)) => {
+                let zxid = *zxid;
+                self.syncs.push_back((link, zxid));
+            }
+        }
+    }
+
+    /// Answers the syncs waiting for txns up to `zxid`, just committed.
+    fn answer_syncs(&mut self, zxid: Zxid, out: &mut Vec<LeaderAction>) {
+        while self.syncs.front().is_some_and(|(_, last)| *last <= zxid) {
+            let (link, _) = self.syncs.pop_front().expect("checked above");
+            self.sync_done(link, out);
+        }
+    }
+
     /// Answers a learner's forwarded `sync` (everything proposed before it is committed).
-    pub fn sync_done(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
+    fn sync_done(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
         self.send(link, encode(&LeaderMessage::Sync), out);
     }
 
@@ -1028,6 +1058,12 @@ impl Leader {
 
     pub fn check_invariants(&self) {
         assert!(self.zxid_committed <= self.zxid_last);
+        assert!(
+            self.syncs
+                .iter()
+                .all(|(_, zxid)| *zxid > self.zxid_committed),
+            "a sync waits only for txns not yet committed"
+        );
         let mut previous = self.zxid_committed;
         for (zxid, _) in &self.outstanding {
             assert!(

@@ -183,3 +183,29 @@ fn a_reload_waits_for_the_append_in_flight() {
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
     assert!(outcome.summary.servers.reloads > 0);
 }
+
+/// FIXED (replication + node): a follower's client sent `sync` and then a
+/// create; the sync was answered with the zxid of that later create's txn
+/// (sessions must see their own requests in order: the sync, and a read
+/// queued behind it, answered from a tree that already held the session's
+/// later write). The leader answered forwarded syncs only after a whole
+/// batch of commits, behind the COMMITs of txns proposed after the sync;
+/// and a follower released syncs only after applying a whole batch of
+/// txns. Found by `fk-sim --seed 5 --servers 5 --observers 1 --steps 20000`
+/// (client 1's sync and create /k4, both answered at zxid 0x1000000c3).
+/// The leader now answers a sync right after the COMMIT of the last txn
+/// proposed before it, as ZooKeeper's tryToCommit answers pendingSyncs,
+/// and a follower releases syncs after each txn it applies. node tests
+/// `a_forwarded_sync_is_answered_before_later_commits` and
+/// `a_sync_on_a_slow_follower_is_answered_before_later_txns_apply`.
+#[test]
+fn a_sync_is_answered_before_the_sessions_later_writes() {
+    let options = Options {
+        servers: 5,
+        observers: 1,
+        steps: 20_000,
+        ..ci_options(5)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
