@@ -80,6 +80,12 @@ pub struct Node {
     pub(crate) current_epoch: i64,
     /// The epoch write in flight.
     pub(crate) epoch_write: Option<(EpochKind, i64)>,
+    /// The epoch write in flight was asked for by a role since left: its
+    /// completion updates the epoch, and tells no role.
+    pub(crate) epoch_write_orphaned: bool,
+    /// An epoch write the current role asked for while an orphaned one was
+    /// still in flight: it starts when that one is done.
+    pub(crate) epoch_write_queued: Option<(EpochKind, i64)>,
     /// Recent applied txns, for DIFF when this node leads.
     pub(crate) history: History,
     /// A TRUNC is being carried out: no append until it is done.
@@ -207,6 +213,8 @@ impl Node {
             accepted_epoch,
             current_epoch,
             epoch_write: None,
+            epoch_write_orphaned: false,
+            epoch_write_queued: None,
             history,
             truncating: false,
             reloading: false,

@@ -251,6 +251,13 @@ impl Node {
         }
         self.sessions = crate::sessions::Sessions::new(self.settings.tick());
         self.pipeline.drop_unlogged(self.zxid_applied());
+        // An epoch write in flight finishes for no role: the next role asks
+        // for its own (found by fk-sim: a learner that lost its leader while
+        // its acceptedEpoch write was in flight followed the next leader at
+        // once and asked for another write, tripping "one epoch write at a
+        // time" — or would have taken the old write's completion for its own).
+        self.epoch_write_orphaned = self.epoch_write.is_some();
+        self.epoch_write_queued = None;
         // A tree ahead of what is on disk (a snapshot from the leader not yet
         // sealed, ZOOKEEPER-3642) must not vote: reload what is durable.
         if self.snapshot_unsealed.is_some() || self.reloading {
@@ -287,6 +294,12 @@ impl Node {
             EpochKind::Accepted => self.accepted_epoch = epoch,
             EpochKind::Current => self.current_epoch = epoch,
         }
+        if std::mem::take(&mut self.epoch_write_orphaned) {
+            if let Some((kind, epoch)) = self.epoch_write_queued.take() {
+                self.persist_epoch(kind, epoch);
+            }
+            return;
+        }
         match &mut self.role {
             Role::Leading(leading) => {
                 let mut actions = Vec::new();
@@ -303,7 +316,14 @@ impl Node {
     }
 
     pub(crate) fn persist_epoch(&mut self, kind: EpochKind, epoch: i64) {
-        assert!(self.epoch_write.is_none(), "one epoch write at a time");
+        if self.epoch_write.is_some() {
+            assert!(
+                self.epoch_write_orphaned && self.epoch_write_queued.is_none(),
+                "one epoch write at a time"
+            );
+            self.epoch_write_queued = Some((kind, epoch));
+            return;
+        }
         self.epoch_write = Some((kind, epoch));
         self.out.push(Action::PersistEpoch { kind, epoch });
     }

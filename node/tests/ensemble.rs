@@ -653,6 +653,48 @@ fn a_sync_on_a_slow_follower_is_answered_before_later_txns_apply() {
     );
 }
 
+/// A learner loses its leader while its acceptedEpoch write is in flight
+/// and follows the next leader at once: the old write finishes for no
+/// role, and the new role's own write waits for it. (Found by fk-sim, seed
+/// 17 of `--servers 3 --steps 20000`: the second write tripped "one epoch
+/// write at a time".)
+#[test]
+fn an_epoch_write_in_flight_outlives_the_role_that_asked_for_it() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let old_leader = cluster.leaders()[0];
+    let follower = if old_leader == 1 { 2 } else { 1 };
+    // A new epoch: the follower's acceptedEpoch write for it stays in flight.
+    cluster.servers.get_mut(&follower).unwrap().hold_epochs = true;
+    cluster.crash(old_leader);
+    assert!(
+        cluster.until(SECONDS_10, |c| !c.servers[&follower].held_epochs.is_empty()),
+        "the follower asked for its acceptedEpoch write"
+    );
+    let new_leader = (1..=3)
+        .find(|s| *s != old_leader && *s != follower)
+        .unwrap();
+    // The connection to the new leader breaks; the follower finds it again.
+    cluster.partition(follower, new_leader);
+    cluster.run();
+    cluster.heal();
+    assert!(
+        cluster.until(SECONDS_10, |c| c.servers[&follower].held_epochs.len() >= 2
+            || c.log_lines
+                .iter()
+                .filter(|(s, l)| *s == follower && l.contains("connecting"))
+                .count()
+                >= 3)
+    );
+    cluster.advance(Duration::from_millis(500), Duration::from_millis(20));
+    assert!(cluster.is_up(follower));
+    cluster.release_epochs(follower);
+    cluster.start(old_leader);
+    settle(&mut cluster);
+    let epochs: Vec<(i64, i64)> = (1..=3).map(|sid| cluster.node(sid).epochs()).collect();
+    assert!(epochs.windows(2).all(|w| w[0] == w[1]), "{epochs:?}");
+}
+
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and
 /// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
 /// on its disk); it starts again and rejoins.

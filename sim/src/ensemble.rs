@@ -215,7 +215,7 @@ pub fn final_log(servers: &[Server]) -> Result<Option<Recovered>, Violation> {
     for server in servers {
         let (newest, everything) =
             server
-                .recover_now()
+                .recover_now_in_ensemble()
                 .map_err(|error| Violation::RecoveryFailed {
                     server: server.sid,
                     error,
@@ -229,7 +229,7 @@ pub fn final_log(servers: &[Server]) -> Result<Option<Recovered>, Violation> {
                 other: newest.tree.digest(),
             });
         }
-        candidates.push(everything);
+        candidates.extend(everything);
     }
     // A whole log starts where the earliest of them starts, has no gap in
     // any epoch (a leader numbers its txns from 1 without a hole; a

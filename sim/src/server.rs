@@ -1182,6 +1182,18 @@ impl Server {
         let everything = recovery::replay_everything(&data, &image).map_err(|e| e.to_string())?;
         Ok((newest, everything))
     }
+
+    /// [`Server::recover_now`] for a server of an ensemble: the whole log
+    /// (from snapshot 0) is `None` when it cannot be replayed — a learner
+    /// that took a snapshot from its leader has a log that starts after it.
+    pub fn recover_now_in_ensemble(
+        &self,
+    ) -> Result<(recovery::Recovered, Option<recovery::Recovered>), String> {
+        let image = self.log_fs.snapshot_current();
+        let data = image.dir(self.data_dir);
+        let newest = recovery::recover(&data, &image).map_err(|e| e.to_string())?;
+        Ok((newest, recovery::replay_everything(&data, &image).ok()))
+    }
 }
 
 /// The reintroduced `Bug::DropWatchEvents`: the frames without one of

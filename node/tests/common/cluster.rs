@@ -70,6 +70,9 @@ pub struct Server {
     pub hold_snapshots: bool,
     /// The server crashes when asked to write currentEpoch, before it is written.
     pub crash_at_current_epoch: bool,
+    /// Epoch writes are held, unwritten, until released (a slow disk).
+    pub hold_epochs: bool,
+    pub held_epochs: Vec<(EpochKind, i64)>,
     /// A snapshot's end was held back.
     held_end: bool,
 }
@@ -172,6 +175,8 @@ impl Cluster {
                     hold_durable: false,
                     hold_snapshots: false,
                     crash_at_current_epoch: false,
+                    hold_epochs: false,
+                    held_epochs: Vec::new(),
                     held_end: false,
                 },
             );
@@ -458,13 +463,12 @@ impl Cluster {
                     self.crash_queue.push(sid);
                     return;
                 }
-                let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
-                match kind {
-                    EpochKind::Accepted => disk.accepted_epoch = epoch,
-                    EpochKind::Current => disk.current_epoch = epoch,
+                let server = self.servers.get_mut(&sid).unwrap();
+                if server.hold_epochs {
+                    server.held_epochs.push((kind, epoch));
+                    return;
                 }
-                self.events
-                    .push_back(Event::Input(sid, Input::EpochPersisted));
+                self.write_epoch(sid, kind, epoch);
             }
             Action::TruncateLog { zxid } => self.events.push_back(Event::Truncate(sid, zxid)),
             Action::Reload => {
@@ -473,6 +477,25 @@ impl Cluster {
                     .push_back(Event::Input(sid, Input::Reloaded(Box::new(recovered))));
             }
             other => unreachable!("not a peer action: {other:?}"),
+        }
+    }
+
+    fn write_epoch(&mut self, sid: Sid, kind: EpochKind, epoch: i64) {
+        let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
+        match kind {
+            EpochKind::Accepted => disk.accepted_epoch = epoch,
+            EpochKind::Current => disk.current_epoch = epoch,
+        }
+        self.events
+            .push_back(Event::Input(sid, Input::EpochPersisted));
+    }
+
+    /// Lets held epoch writes finish, in order.
+    pub fn release_epochs(&mut self, sid: Sid) {
+        let server = self.servers.get_mut(&sid).unwrap();
+        server.hold_epochs = false;
+        for (kind, epoch) in std::mem::take(&mut server.held_epochs) {
+            self.write_epoch(sid, kind, epoch);
         }
     }
 
