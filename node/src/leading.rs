@@ -40,6 +40,7 @@ impl Node {
             window_txns_max: settings.history_txns_max,
             window_bytes_max: settings.history_bytes_max,
             queue_bytes_max: settings.peer_queue_bytes_max,
+            mutation: settings.mutation,
         };
         let history: Vec<(i64, Bytes)> = self.history.iter().cloned().collect();
         let now_ms = self.now_ms();

@@ -752,6 +752,48 @@ fn a_learner_logs_no_txn_above_a_snapshot_not_yet_sealed() {
     }));
 }
 
+/// A leader whose own log is slow applies committed txns late (a quorum of
+/// followers commits without it); a learner that needs a snapshot then
+/// must not get one from the leader's older tree with only the window's
+/// txns after it — the txns between would never reach it. (Found by
+/// fk-sim, seed 27 of `--servers 5 --observers 1 --steps 20000`: s5 got a
+/// SNAP at 0x20000004b from a leader whose window started far above, and
+/// its digest disagreed with the others'.)
+#[test]
+fn a_snapshot_from_a_lagging_leader_never_skips_txns() {
+    let mut cluster = Cluster::new(5, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let late = if leader == 1 { 2 } else { 1 };
+    let (conn, _) = cluster.connect(leader);
+    cluster.crash(late);
+    // The leader's disk stalls; three followers commit 80 txns (more than
+    // the window of 50) that the leader cannot apply yet.
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = true;
+    for i in 0..80 {
+        cluster.request(leader, conn, 100 + i, create(&format!("/n{i}"), b"", 0));
+        cluster.run();
+    }
+    cluster.start(late);
+    cluster.advance(Duration::from_millis(500), Duration::from_millis(20));
+    cluster.release_durable(leader);
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = false;
+    settle(&mut cluster);
+    assert!(
+        cluster.until(SECONDS_10, |c| {
+            let digests: Vec<u64> = (1..=5).map(|sid| c.node(sid).tree().digest()).collect();
+            digests.windows(2).all(|w| w[0] == w[1])
+        }),
+        "digests differ: {:?}",
+        (1..=5)
+            .map(|sid| (
+                cluster.node(sid).zxid_applied(),
+                cluster.node(sid).tree().digest()
+            ))
+            .collect::<Vec<_>>()
+    );
+}
+
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and
 /// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
 /// on its disk); it starts again and rejoins.

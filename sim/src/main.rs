@@ -54,8 +54,10 @@ struct Args {
     /// Print the event trace of the run (with --seed).
     #[arg(long)]
     trace: bool,
-    /// Reintroduce a known bug (ack-before-durable, no-force-sync) to see
-    /// the checkers catch it.
+    /// Reintroduce a known bug (ack-before-durable, no-force-sync,
+    /// reorder-sends, skip-log-replay, drop-watch-events; ensembles:
+    /// current-epoch-before-durable, diff-without-trunc) to see the
+    /// checkers catch it.
     #[arg(long)]
     bug: Option<Bug>,
     /// Turn off the driver's "no reply before durable" assertion, leaving

@@ -136,15 +136,23 @@ pub enum Bug {
     /// The driver now and then drops a watch notification from the frames
     /// it writes.
     DropWatchEvents,
+    /// Ensembles: learners write currentEpoch and acknowledge NEWLEADER
+    /// before their sync's txns are durable (`replication::Mutation`).
+    CurrentEpochBeforeDurable,
+    /// Ensembles: a leader syncs a learner holding txns it never committed
+    /// with DIFF instead of TRUNC (`replication::Mutation`).
+    DiffWithoutTrunc,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 7] = [
         Bug::AckBeforeDurable,
         Bug::NoForceSync,
         Bug::ReorderSends,
         Bug::SkipLogReplay,
         Bug::DropWatchEvents,
+        Bug::CurrentEpochBeforeDurable,
+        Bug::DiffWithoutTrunc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -154,6 +162,19 @@ impl Bug {
             Bug::ReorderSends => "reorder-sends",
             Bug::SkipLogReplay => "skip-log-replay",
             Bug::DropWatchEvents => "drop-watch-events",
+            Bug::CurrentEpochBeforeDurable => "current-epoch-before-durable",
+            Bug::DiffWithoutTrunc => "diff-without-trunc",
+        }
+    }
+
+    /// The replication mutation this bug is, if it is one.
+    pub fn mutation(self) -> Option<replication::Mutation> {
+        match self {
+            Bug::CurrentEpochBeforeDurable => {
+                Some(replication::Mutation::CurrentEpochBeforeDurable)
+            }
+            Bug::DiffWithoutTrunc => Some(replication::Mutation::DiffWithoutTrunc),
+            _ => None,
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::ensemble::{self, Agreement};
 use crate::history::OpRecord;
 use crate::linearizability::{self, Consistency, Verdict};
 use crate::network::{Deliver, Endpoint};
-use crate::options::{Fault, Options};
+use crate::options::{Bug, Fault, Options};
 use crate::recovery::Logged;
 use crate::server::{CrashPoint, Member, Server, ServerStats, SESSION_TIMEOUT_MAX_MS};
 use crate::violation::{Found, Violation};
@@ -848,6 +848,7 @@ fn members(options: &Options, database: usize, cx: &mut Context) -> Vec<Option<M
         .map(|sid| {
             let mut settings = node::EnsembleSettings::new(sid, ensemble.clone());
             settings.history_txns_max = history_txns_max;
+            settings.mutation = options.bug.and_then(Bug::mutation);
             Some(Member {
                 my_sid: sid,
                 settings,
