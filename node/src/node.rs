@@ -320,6 +320,10 @@ impl Node {
                     self.out.push(Action::Reload);
                 } else {
                     self.release_held();
+                    // A learner that lost its leader during the cut looks
+                    // for one now: its election waited for the log (found
+                    // by fk-sim, seed 98 of `--servers 3`).
+                    self.maybe_start_election();
                 }
             }
             Input::Reloaded(recovered) => self.on_reloaded(*recovered),

@@ -794,6 +794,59 @@ fn a_snapshot_from_a_lagging_leader_never_skips_txns() {
     );
 }
 
+/// A learner whose TRUNC is still being carried out when it loses its
+/// leader starts its election once the cut is done. (Found by fk-sim, seed
+/// 98 of `--servers 3 --steps 20000`: s1's cut took two seconds on a slow
+/// disk, it went looking meanwhile, and it never voted again — the
+/// ensemble ran on two servers and never settled.)
+#[test]
+fn a_learner_looks_for_a_leader_once_its_truncation_is_done() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let others: Vec<u64> = (1..=3).filter(|s| *s != leader).collect();
+    let (a, b) = (others[0], others[1]);
+    let (conn, _) = cluster.connect(leader);
+    assert_eq!(
+        write(&mut cluster, leader, conn, 1, "/base", b""),
+        ErrorCode::Ok
+    );
+    // Only `a` logs the next proposal; the leader's own log never does, so
+    // it is never committed.
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = true;
+    cluster.partition(leader, b);
+    cluster.request(leader, conn, 2, create("/orphan", b"", 0));
+    cluster.run();
+    cluster.crash(leader);
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = false;
+    // The old leader and `b` move on without `a`.
+    cluster.heal();
+    cluster.partition(a, b);
+    cluster.partition(a, leader);
+    cluster.start(leader);
+    assert!(cluster.until(SECONDS_10, |c| c.leaders().len() == 1));
+    let new_leader = cluster.leaders()[0];
+    let (conn, _) = cluster.connect(new_leader);
+    assert_eq!(
+        write(&mut cluster, new_leader, conn, 1, "/moved-on", b""),
+        ErrorCode::Ok
+    );
+    // `a` rejoins and is told to cut its tail; the cut is slow.
+    cluster.servers.get_mut(&a).unwrap().hold_truncations = true;
+    cluster.heal();
+    assert!(
+        cluster.until(SECONDS_10, |c| !c.servers[&a].held_truncations.is_empty()),
+        "a was told to truncate"
+    );
+    cluster.crash(new_leader);
+    cluster.run();
+    cluster.release_truncations(a);
+    cluster.start(new_leader);
+    settle(&mut cluster);
+    assert!(cluster.until(SECONDS_10, |c| data_on(c, a, "/moved-on").is_some()));
+    assert!(data_on(&cluster, a, "/orphan").is_none());
+}
+
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and
 /// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
 /// on its disk); it starts again and rejoins.

@@ -72,6 +72,9 @@ pub struct Server {
     pub crash_at_current_epoch: bool,
     /// Epoch writes are held, unwritten, until released (a slow disk).
     pub hold_epochs: bool,
+    /// Log truncations (TRUNC) are held, undone, until released.
+    pub hold_truncations: bool,
+    pub held_truncations: Vec<i64>,
     pub held_epochs: Vec<(EpochKind, i64)>,
     /// A snapshot's end was held back.
     held_end: bool,
@@ -176,6 +179,8 @@ impl Cluster {
                     hold_snapshots: false,
                     crash_at_current_epoch: false,
                     hold_epochs: false,
+                    hold_truncations: false,
+                    held_truncations: Vec::new(),
                     held_epochs: Vec::new(),
                     held_end: false,
                 },
@@ -490,6 +495,15 @@ impl Cluster {
             .push_back(Event::Input(sid, Input::EpochPersisted));
     }
 
+    /// Lets held truncations run, in order.
+    pub fn release_truncations(&mut self, sid: Sid) {
+        let server = self.servers.get_mut(&sid).unwrap();
+        server.hold_truncations = false;
+        for zxid in std::mem::take(&mut server.held_truncations) {
+            self.events.push_back(Event::Truncate(sid, zxid));
+        }
+    }
+
     /// Lets held epoch writes finish, in order.
     pub fn release_epochs(&mut self, sid: Sid) {
         let server = self.servers.get_mut(&sid).unwrap();
@@ -535,6 +549,10 @@ impl Cluster {
             match self.events.pop_front() {
                 None => return,
                 Some(Event::Input(sid, input)) => self.feed(sid, input),
+                Some(Event::Truncate(sid, zxid)) if self.servers[&sid].hold_truncations => {
+                    let server = self.servers.get_mut(&sid).unwrap();
+                    server.held_truncations.push(zxid);
+                }
                 Some(Event::Truncate(sid, zxid)) => {
                     let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
                     // ZOOKEEPER-1549: snapshots above the cut go first (the
