@@ -172,16 +172,23 @@ fn a_session_moves_to_a_follower() {
 /// --steps 20000` (s3 at 15.61s). The reload now waits for the append's
 /// outcome; node test
 /// `a_reload_after_losing_the_leader_waits_for_the_append_in_flight`.
+/// (A later fix — no append above an unsealed snapshot — changed this
+/// seed's path: it no longer reloads there; the node test keeps the
+/// scenario. 15,400 steps reach the step that failed, 15,398.) Six servers'
+/// worth of debug-build time: it runs with `cargo test --release`.
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
 fn a_reload_waits_for_the_append_in_flight() {
     let options = Options {
         servers: 3,
-        steps: 20_000,
+        steps: 15_400,
         ..ci_options(2)
     };
     let outcome = run(&options);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
-    assert!(outcome.summary.servers.reloads > 0);
 }
 
 /// FIXED (replication + node): a follower's client sent `sync` and then a
@@ -198,7 +205,13 @@ fn a_reload_waits_for_the_append_in_flight() {
 /// and a follower releases syncs after each txn it applies. node tests
 /// `a_forwarded_sync_is_answered_before_later_commits` and
 /// `a_sync_on_a_slow_follower_is_answered_before_later_txns_apply`.
+/// (The violation shows at the end-of-run check, so the seed needs its
+/// 20,000 steps: it runs with `cargo test --release`.)
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
 fn a_sync_is_answered_before_the_sessions_later_writes() {
     let options = Options {
         servers: 5,
