@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::recovery::Recovered;
+use crate::recovery::{Logged, Recovered};
 use crate::server::Server;
 use crate::told::Told;
 use crate::violation::Violation;
@@ -43,6 +43,10 @@ pub struct Agreement {
     leaders: BTreeMap<i64, u8>,
     /// The hash of each applied txn, and the first server seen with it.
     txns: BTreeMap<i64, (u64, u8)>,
+    /// Each applied txn as the checkers read it: the ensemble's history
+    /// as its serving servers applied it, for when no single disk keeps
+    /// it whole (see [`final_log`]).
+    applied: BTreeMap<i64, (Logged, Vec<u8>)>,
     /// The tree digest at each applied zxid, and the first server seen at it.
     digests: BTreeMap<i64, (u64, u8)>,
     seen: BTreeMap<u8, Seen>,
@@ -121,6 +125,12 @@ impl Agreement {
         seen.txns_checked = newest;
         for (zxid, record) in node.recent_txns().rev().take_while(|(z, _)| *z > from) {
             let hash = xxhash_rust::xxh3::xxh3_64(record);
+            if !self.txns.contains_key(&zxid) {
+                if let Ok((header, txn)) = tree::decode_record(record) {
+                    let logged = Logged::of(&header, &txn);
+                    self.applied.insert(zxid, (logged, record.to_vec()));
+                }
+            }
             let (first_hash, first) = *self.txns.entry(zxid).or_insert((hash, server.sid));
             if first_hash != hash {
                 return Err(Violation::ServersDisagree {
@@ -148,6 +158,26 @@ impl Agreement {
             }
         }
         Ok(())
+    }
+
+    /// The txns serving servers applied, in zxid order, if they are the
+    /// whole history up to `zxid`: no gap in any epoch (see `has_no_gap`),
+    /// and replayed on an empty tree they give the final tree (`digest`).
+    pub fn applied_history(&self, zxid: i64, digest: u64) -> Option<Vec<Logged>> {
+        let history: Vec<Logged> = self
+            .applied
+            .range(..=zxid)
+            .map(|(_, (t, _))| t.clone())
+            .collect();
+        if history.last().is_none_or(|t| t.zxid != zxid) || !has_no_gap(&history) {
+            return None;
+        }
+        let mut tree = tree::DataTree::new();
+        for (_, (_, payload)) in self.applied.range(..=zxid) {
+            let (header, txn) = tree::decode_record(payload).ok()?;
+            tree.apply(&header, &txn);
+        }
+        (tree.last_processed_zxid() == zxid && tree.digest() == digest).then_some(history)
     }
 
     /// The serving leader, if one alone serves, with its epoch and since when.

@@ -65,6 +65,27 @@ pub struct Logged {
     pub changes: Vec<Change>,
 }
 
+impl Logged {
+    /// What the checkers need of a decoded txn.
+    pub fn of(header: &tree::TxnHeader, txn: &tree::Txn) -> Logged {
+        let mut changes = Vec::new();
+        changes_of(txn, &mut changes);
+        let kind = match txn {
+            tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
+            tree::Txn::CloseSession { .. } => TxnKind::CloseSession,
+            tree::Txn::Refused { .. } => TxnKind::Refused,
+            _ => TxnKind::Request,
+        };
+        Logged {
+            zxid: header.zxid,
+            session: header.session_id,
+            cxid: header.cxid,
+            kind,
+            changes,
+        }
+    }
+}
+
 /// The changes a txn makes (a multi's, one after another).
 fn changes_of(txn: &tree::Txn, changes: &mut Vec<Change>) {
     match txn {
@@ -165,21 +186,7 @@ pub fn recover_replaying(
         if replay {
             tree.apply(&header, &txn);
         }
-        let mut changes = Vec::new();
-        changes_of(&txn, &mut changes);
-        let kind = match txn {
-            tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
-            tree::Txn::CloseSession { .. } => TxnKind::CloseSession,
-            tree::Txn::Refused { .. } => TxnKind::Refused,
-            _ => TxnKind::Request,
-        };
-        replayed.push(Logged {
-            zxid: header.zxid,
-            session: header.session_id,
-            cxid: header.cxid,
-            kind,
-            changes,
-        });
+        replayed.push(Logged::of(&header, &txn));
         history_bytes += record.payload.len();
         history.push_back(LogRecord {
             zxid: record.zxid,
