@@ -100,9 +100,15 @@
 //! bit for bit (`--trace` prints every event; two runs print the same
 //! trace), and `fk-sim --seeds N` runs N seeds and stops at the first
 //! violation, printing the command that replays it. `cargo test -p sim`
-//! runs a fixed set of seeds in seconds (`tests/ci.rs`), proves the checkers
-//! still catch reintroduced bugs (`tests/teeth.rs`), and keeps every seed
-//! that once failed (`tests/regressions.rs`). A long soak, on all cores
+//! runs a fixed set of seeds in seconds (`tests/ci.rs`, and ensembles of 3
+//! and 5 servers, with observers in some, in `tests/ensemble.rs`), proves
+//! the checkers still catch reintroduced bugs (`tests/teeth.rs`: in
+//! ensembles too — ACK before durable, currentEpoch before the sync is
+//! durable, DIFF without TRUNC, the last two through the test-only
+//! `replication::Mutation`), and keeps every seed that once failed
+//! (`tests/regressions.rs`; the two slowest ensemble seeds run only in
+//! `cargo test -p sim --release`). The whole of it takes about a minute in
+//! a debug build on two cores. A long soak, on all cores
 //! (add `--mix many-ephemerals` to some of them, or `--faults fsync,crash`
 //! to hammer the log's failure paths):
 //!
