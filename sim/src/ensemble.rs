@@ -180,6 +180,18 @@ impl Agreement {
         (tree.last_processed_zxid() == zxid && tree.digest() == digest).then_some(history)
     }
 
+    /// Whether `history` holds every txn a serving server applied, up to
+    /// its last.
+    pub fn covers(&self, history: &[Logged]) -> bool {
+        let Some(last) = history.last().map(|t| t.zxid) else {
+            return self.applied.is_empty();
+        };
+        let held: std::collections::BTreeSet<i64> = history.iter().map(|t| t.zxid).collect();
+        self.applied
+            .range(..=last)
+            .all(|(zxid, _)| held.contains(zxid))
+    }
+
     /// The serving leader, if one alone serves, with its epoch and since when.
     pub fn leader(&self) -> Option<(u8, i64, Duration)> {
         self.leader
@@ -270,12 +282,20 @@ pub fn final_log(servers: &[Server]) -> Result<Option<Recovered>, Violation> {
         .iter()
         .filter_map(|c| c.replayed.first().map(|t| t.zxid))
         .min();
-    let whole = candidates.into_iter().find(|c| {
-        c.replayed.first().map(|t| t.zxid) == first
-            && has_no_gap(&c.replayed)
-            && c.tree.last_processed_zxid() == zxid
-            && c.tree.digest() == digest
-    });
+    // The gap check cannot see an epoch's tail missing (a log that took a
+    // snapshot at the end of an epoch goes on at the next epoch's first
+    // txn), and a digest need not either (txns carry the values they set):
+    // of the logs that pass, the longest. The world also holds it to every
+    // txn a serving server applied (`Agreement::covers`).
+    let whole = candidates
+        .into_iter()
+        .filter(|c| {
+            c.replayed.first().map(|t| t.zxid) == first
+                && has_no_gap(&c.replayed)
+                && c.tree.last_processed_zxid() == zxid
+                && c.tree.digest() == digest
+        })
+        .max_by_key(|c| c.replayed.len());
     Ok(whole)
 }
 

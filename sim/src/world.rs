@@ -653,19 +653,20 @@ impl World {
         // One disk's whole log, else the txns the serving servers applied
         // as the cross-server checks saw them (when every server took a
         // snapshot from a leader at some point), if those are whole.
-        let replayed = match ensemble::final_log(servers) {
-            Ok(Some(whole)) => whole.replayed,
-            Ok(None) => {
-                let agreement = self.agreements[database].as_ref();
-                match agreement.and_then(|a| a.applied_history(zxid, digest)) {
-                    Some(history) => history,
-                    None => {
-                        self.no_whole_log += 1;
-                        return;
-                    }
-                }
-            }
+        let agreement = self.agreements[database].as_ref();
+        let whole = match ensemble::final_log(servers) {
+            Ok(whole) => whole.filter(|w| agreement.is_none_or(|a| a.covers(&w.replayed))),
             Err(violation) => return self.cx.violation(violation),
+        };
+        let replayed = match whole {
+            Some(whole) => whole.replayed,
+            None => match agreement.and_then(|a| a.applied_history(zxid, digest)) {
+                Some(history) => history,
+                None => {
+                    self.no_whole_log += 1;
+                    return;
+                }
+            },
         };
         let told = &self.cx.told[database];
         // A refusal an ensemble logs as an error txn changes nothing.
