@@ -44,10 +44,11 @@ impl Node {
         };
         let history: Vec<(i64, Bytes)> = self.history.iter().cloned().collect();
         let now_ms = self.now_ms();
+        let (accepted, current) = self.epochs_for_a_new_role();
         let leader = Leader::new(
             config,
-            self.accepted_epoch,
-            self.current_epoch,
+            accepted,
+            current,
             history,
             self.zxid_applied(),
             now_ms,

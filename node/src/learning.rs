@@ -38,10 +38,11 @@ impl Node {
             sync_limit: u64::from(settings.sync_limit),
             mutation: settings.mutation,
         };
+        let (accepted, current) = self.epochs_for_a_new_role();
         let learner = Learner::new(
             config,
-            self.accepted_epoch,
-            self.current_epoch,
+            accepted,
+            current,
             self.pipeline.zxid_durable(),
             self.now_ms(),
         );
@@ -87,12 +88,8 @@ impl Node {
             .expect("only ensembles learn");
         let limit = self.settings.tick() * settings.init_limit;
         let now = self.now.monotonic;
-        let (accepted, current, durable, now_ms) = (
-            self.accepted_epoch,
-            self.current_epoch,
-            self.pipeline.zxid_durable(),
-            self.now_ms(),
-        );
+        let (accepted, current) = self.epochs_for_a_new_role();
+        let (durable, now_ms) = (self.pipeline.zxid_durable(), self.now_ms());
         let learning = self.learning();
         let registering = matches!(
             learning.learner.phase(),

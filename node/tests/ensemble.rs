@@ -847,6 +847,44 @@ fn a_learner_looks_for_a_leader_once_its_truncation_is_done() {
     assert!(data_on(&cluster, a, "/orphan").is_none());
 }
 
+/// A learner whose acceptedEpoch write is still in flight (for a leader it
+/// has lost since) tells the next leader that epoch: the next leader's
+/// epoch is above it, so no epoch is proposed twice and no acceptedEpoch
+/// goes back. (Found by fk-sim, seed 100122 of `--servers 3`: a learner's
+/// acceptedEpoch went from 4 back to 3, and it then refused the leader of
+/// epoch 3 forever.)
+#[test]
+fn a_new_leader_counts_an_accepted_epoch_still_being_written() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let first = cluster.leaders()[0];
+    let others: Vec<u64> = (1..=3).filter(|s| *s != first).collect();
+    let slow = others[0];
+    cluster.servers.get_mut(&slow).unwrap().hold_epochs = true;
+    cluster.crash(first);
+    assert!(
+        cluster.until(SECONDS_10, |c| !c.servers[&slow].held_epochs.is_empty()),
+        "the slow learner is writing acceptedEpoch 2 for the second leader"
+    );
+    let second = others[1];
+    cluster.partition(slow, second);
+    cluster.run();
+    cluster.crash(second);
+    cluster.heal();
+    cluster.start(first);
+    assert!(
+        cluster.until(SECONDS_10, |c| c.servers[&first].disk.accepted_epoch > 1),
+        "the third leader chose its epoch"
+    );
+    assert_eq!(
+        cluster.servers[&first].disk.accepted_epoch, 3,
+        "the third leader's epoch is above the 2 the slow learner is writing"
+    );
+    cluster.release_epochs(slow);
+    cluster.start(second);
+    settle(&mut cluster);
+}
+
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and
 /// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
 /// on its disk); it starts again and rejoins.

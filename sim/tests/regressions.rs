@@ -308,3 +308,23 @@ fn a_learner_votes_again_after_a_slow_truncation() {
     let outcome = run(&options);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
 }
+
+/// FIXED (node): with the previous fix an epoch write could outlive its
+/// role, but the next role started from the durable epochs only: a learner
+/// whose acceptedEpoch write of 4 was still in flight told the next leader
+/// 3 in FOLLOWERINFO, accepted that leader's epoch 3, and its file went
+/// from 4 back to 3 — then, restarted with 4, it refused the leader of
+/// epoch 3 (StaleEpoch) forever and the ensemble never settled. Found by
+/// `fk-sim --seed 100122 --servers 3` (stuck at any --steps >= 12,000). A
+/// new role now starts from the epochs of an orphaned write in flight;
+/// node test `a_new_leader_counts_an_accepted_epoch_still_being_written`.
+#[test]
+fn an_accepted_epoch_being_written_is_counted_by_the_next_role() {
+    let options = Options {
+        servers: 3,
+        steps: 12_000,
+        ..ci_options(100_122)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
