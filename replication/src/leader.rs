@@ -97,6 +97,9 @@ pub enum StepDownReason {
         current_epoch: i64,
         last_zxid: Zxid,
     },
+    /// A participant accepted an epoch above the leader's (a leader
+    /// that never got established offered it): it can never follow this one.
+    FollowerEpochAhead { sid: Sid, accepted_epoch: i64 },
 }
 
 /// What the driver must do, in order.
@@ -494,6 +497,19 @@ impl Leader {
             }
             // LEADERINFO goes out once acceptedEpoch is durable.
             LeaderPhase::PersistAccepted => {}
+            // The epoch was chosen without this participant, and it accepted
+            // a higher one: it would refuse LEADERINFO (StaleEpoch)
+            // and come back, forever. The next election chooses an epoch
+            // above every accepted one (found by fk-sim, seed 400031 of
+            // `--servers 3 --observers 1`).
+            _ if kind == LearnerType::Participant && accepted_epoch > self.epoch => {
+                out.push(LeaderAction::StepDown {
+                    reason: StepDownReason::FollowerEpochAhead {
+                        sid,
+                        accepted_epoch,
+                    },
+                });
+            }
             _ => self.send_leader_info(link, out),
         }
     }

@@ -284,8 +284,12 @@ impl Learner {
             self.phase = LearnerPhase::PersistingAccepted;
             self.persisting = true;
             out.push(LearnerAction::PersistAcceptedEpoch { epoch });
-        } else if epoch == self.accepted_epoch {
+        } else if epoch == self.accepted_epoch || self.config.kind == LearnerType::Observer {
             // This epoch was accepted before: the ack does not count again.
+            // An observer never votes, so the epoch it accepted guards no
+            // quorum: it follows an established leader of an older epoch
+            // than one a failed leader offered it (found by fk-sim, seed
+            // 400031 of `--servers 3 --observers 1`: it refused forever).
             self.ack_epoch(-1, out);
         } else {
             let reason = LostReason::StaleEpoch {

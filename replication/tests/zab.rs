@@ -330,6 +330,37 @@ fn a_stale_leader_epoch_is_refused() {
     assert!(matches!(out.as_slice(), [LearnerAction::Lost { .. }]));
 }
 
+/// An observer follows a leader whose epoch is older than one it accepted:
+/// it never votes, so its acceptedEpoch guards no quorum — an epoch offered
+/// to it by a leader that never got established must not keep it from the
+/// one that did. (Found by fk-sim, seed 400031 of `--servers 3 --observers
+/// 1`: the observer had accepted epoch 3 from a leader that failed; the
+/// ensemble established epoch 2 and the observer refused it forever.)
+#[test]
+fn an_observer_follows_an_established_leader_of_an_older_epoch() {
+    let config = LearnerConfig {
+        kind: LearnerType::Observer,
+        ..learner_config(4)
+    };
+    let mut learner = Learner::new(config, 3, 1, make_zxid(1, 7), 0);
+    let mut out = Vec::new();
+    learner.connected(0, &mut out);
+    out.clear();
+    learner.received(
+        LeaderMessage::LeaderInfo {
+            zxid: make_zxid(2, 0),
+            protocol_version: 0x10000,
+        },
+        0,
+        &mut out,
+    );
+    assert!(
+        matches!(out.as_slice(), [LearnerAction::Send { .. }]),
+        "{out:?}"
+    );
+    assert_eq!(learner.phase(), LearnerPhase::AwaitingSync);
+}
+
 /// Brings a leader of 3 through discovery with learners on links 1 and 2 at
 /// the given last zxids; returns the leader and everything it did.
 fn leader_with_learners(
@@ -361,6 +392,28 @@ fn leader_with_learners(
     assert!(out.contains(&LeaderAction::PersistCurrentEpoch { epoch: 2 }));
     leader.check_invariants();
     (leader, out)
+}
+
+/// A participant that accepted an epoch above the leader's (offered
+/// by a leader that never got established) can never follow it: the leader
+/// steps down, so the next election chooses an epoch above every accepted
+/// one. (Found by fk-sim, seed 400031 of `--servers 3 --observers 1`: the
+/// participant refused the leader of epoch 2 forever, StaleEpoch.)
+#[test]
+fn a_participant_that_accepted_a_later_epoch_makes_the_leader_step_down() {
+    let (mut leader, _) = leader_with_learners(Vec::new(), make_zxid(1, 0), &[make_zxid(1, 0)]);
+    let mut out = Vec::new();
+    leader.connected(2, 0);
+    let info = LearnerMessage::FollowerInfo {
+        zxid: make_zxid(3, 0),
+        info: Some(LearnerInfo::current(2, 0)),
+    };
+    leader.received(2, info, 0, &mut out);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, LeaderAction::StepDown { .. })),
+        "{out:?}"
+    );
 }
 
 /// ZOOKEEPER-1154: a learner holding a txn the leader never had is cut back

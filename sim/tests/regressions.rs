@@ -328,3 +328,32 @@ fn an_accepted_epoch_being_written_is_counted_by_the_next_role() {
     let outcome = run(&options);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
 }
+
+/// FIXED (replication): a leader that never got established (s2) had chosen
+/// epoch 3 and offered it to an observer and to itself; meanwhile s3 and s1
+/// established epoch 2 without either. s2, back as a participant with
+/// acceptedEpoch 3, refused the leader of epoch 2 (StaleEpoch), looked,
+/// found it again, forever — and the observer, which had accepted 3 too,
+/// likewise. Found by `fk-sim --seed 400031 --servers 3 --observers 1
+/// --steps 20000` (never settled). A leader now steps down when a
+/// participant has accepted a later epoch (the next election chooses one
+/// above it), and an observer — which never votes — follows an
+/// established leader of an older epoch than one it accepted. replication
+/// tests `a_participant_that_accepted_a_later_epoch_makes_the_leader_step_down`
+/// and `an_observer_follows_an_established_leader_of_an_older_epoch`. Runs
+/// with `cargo test -p sim --release` (20,000 steps of four servers).
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
+fn a_participant_with_a_later_accepted_epoch_rejoins() {
+    let options = Options {
+        servers: 3,
+        observers: 1,
+        steps: 20_000,
+        ..ci_options(400_031)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
