@@ -166,7 +166,9 @@ impl Node {
         let timeout_ms = c.timeout_ms;
         self.sessions
             .set_timeout(session_id, timeout_ms, self.now.monotonic);
-        self.sessions.get_mut(session_id).expect("live").conn = Some(conn);
+        let session = self.sessions.get_mut(session_id).expect("live");
+        let previous = session.conn.replace(conn);
+        self.close_previous_conn(previous, conn);
         let response = ConnectResponse {
             protocol_version: 0,
             timeout_ms,
@@ -207,6 +209,20 @@ impl Node {
                 Pending::Write { xid, .. } => self.pipeline.unwait(session_id, *xid, conn),
                 Pending::Connecting => self.pipeline.unwait(session_id, 0, conn),
                 _ => {}
+            }
+        }
+    }
+
+    /// A session took connection `conn`: the one it had (a connection the
+    /// client gave up on, whose handshake came late) is closed, as one
+    /// session has one connection — else the session's watch events follow
+    /// whichever handshake was answered last, and when that connection
+    /// closes the session's watches go with it while its client still uses
+    /// the other (found by fk-sim, seed 100488 of `--servers 3`).
+    pub(crate) fn close_previous_conn(&mut self, previous: Option<ConnId>, conn: ConnId) {
+        if let Some(previous) = previous.filter(|p| *p != conn) {
+            if self.conns.get(previous).is_some() {
+                self.close_conn(previous);
             }
         }
     }

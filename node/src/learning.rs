@@ -414,8 +414,10 @@ impl Node {
                 password: session_password(session_id).to_vec(),
                 read_only,
             }));
+            let previous = self.sessions.get(session_id).and_then(|s| s.conn);
             self.sessions
                 .insert(session_id, timeout_ms, Some(conn), self.now.monotonic);
+            self.close_previous_conn(previous, conn);
             self.learning().touched.insert(session_id, timeout_ms);
             self.out.log(
                 Level::Info,

@@ -885,6 +885,32 @@ fn a_new_leader_counts_an_accepted_epoch_still_being_written() {
     settle(&mut cluster);
 }
 
+/// Two handshakes of one session reach a follower (the client gave up on
+/// the first, held by a partition, and dialled again): when the later one
+/// to be answered takes the session, the other connection is closed — else
+/// the session's events follow the stale connection, and when it closes
+/// the session's watches go with it while the client still uses the other.
+/// (Found by fk-sim, seed 100488 of `--servers 3`: a data watch never
+/// fired on the connection the client used.)
+#[test]
+fn a_session_on_a_follower_keeps_one_connection() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let follower = if leader == 1 { 2 } else { 1 };
+    let (first, session) = cluster.connect(leader);
+    let stale = cluster.reconnect_unanswered(follower, session);
+    let live = cluster.reconnect_unanswered(follower, session);
+    cluster.run();
+    cluster.advance(Duration::from_millis(200), Duration::from_millis(20));
+    assert_eq!(cluster.session_of(follower, live), session);
+    assert!(
+        cluster.closed_conns.contains(&(follower, stale)),
+        "the connection the session left is closed"
+    );
+    assert!(cluster.closed_conns.contains(&(leader, first)) || cluster.is_up(leader));
+}
+
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and
 /// before currentEpoch was written (acceptedEpoch is ahead of currentEpoch
 /// on its disk); it starts again and rejoins.

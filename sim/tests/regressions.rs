@@ -357,3 +357,23 @@ fn a_participant_with_a_later_accepted_epoch_rejoins() {
     let outcome = run(&options);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
 }
+
+/// FIXED (node): a client gave up on a handshake to s3 that a partition
+/// held (its Fin held behind it) and dialled s3 again; both handshakes
+/// reached s3 and both were revalidated by the leader, the stale one last,
+/// so the session's watch events went to the stale connection — and when
+/// its Fin arrived, the session's watches were dropped with it, while the
+/// client went on using the other connection: a data watch on /k3 never
+/// fired. Found by `fk-sim --seed 100488 --servers 3` (any --steps >=
+/// 8,000). A session that takes a connection now closes the one it had;
+/// node test `a_session_on_a_follower_keeps_one_connection`.
+#[test]
+fn a_session_keeps_one_connection_per_server() {
+    let options = Options {
+        servers: 3,
+        steps: 8_000,
+        ..ci_options(100_488)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
