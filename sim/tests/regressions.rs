@@ -1,6 +1,10 @@
 //! Seeds that once failed, kept so they keep passing. A seed's meaning is
 //! tied to the simulator's code: when a change to the simulator alters what
 //! a seed does, re-find a seed for the scenario and say so here.
+//!
+//! The slowest ensemble seeds run only in release builds (`cargo test -p
+//! sim --release`), to keep a debug `cargo test -p sim` near a minute; the
+//! node or replication test beside each fix runs everywhere.
 
 mod common;
 
@@ -235,6 +239,10 @@ fn a_sync_is_answered_before_the_sessions_later_writes() {
 /// write waits for it. node test
 /// `an_epoch_write_in_flight_outlives_the_role_that_asked_for_it`.
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
 fn an_epoch_write_outlives_its_role() {
     let options = Options {
         servers: 3,
@@ -256,6 +264,10 @@ fn an_epoch_write_outlives_its_role() {
 /// learner now logs nothing above a received snapshot until it is sealed;
 /// node test `a_learner_logs_no_txn_above_a_snapshot_not_yet_sealed`.
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
 fn a_learner_logs_nothing_above_an_unsealed_snapshot() {
     let options = Options {
         servers: 5,
@@ -319,6 +331,10 @@ fn a_learner_votes_again_after_a_slow_truncation() {
 /// new role now starts from the epochs of an orphaned write in flight;
 /// node test `a_new_leader_counts_an_accepted_epoch_still_being_written`.
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
 fn an_accepted_epoch_being_written_is_counted_by_the_next_role() {
     let options = Options {
         servers: 3,
