@@ -80,19 +80,24 @@
 //! BADARGUMENTS when they were too many for one txn (node shed only the
 //! applied ephemerals).
 //!
-//! The ensembles found seven more, each fixed with a node test that fails
-//! without the fix and its seed kept in `tests/regressions.rs`: a session
-//! moving to a follower tripped node's own invariant check; a learner that
-//! lost its leader reloaded its state with an append in flight (a panic);
-//! a forwarded `sync` was answered after the COMMITs of txns proposed
-//! after it (the session saw its own later writes); an epoch write in
-//! flight was asserted against when the next role asked for one; a
-//! learner logged proposals above a snapshot from its leader before that
-//! snapshot was sealed (a crash or a failed write left a log with a gap,
-//! replayed into a wrong tree); a leader whose own log lagged sent a
-//! snapshot of its older tree with only its window's txns after it (txns
-//! in between skipped); and a learner whose TRUNC was slow never voted
-//! again after losing its leader meanwhile.
+//! The ensembles found ten more, each fixed with a node or replication
+//! test that fails without the fix and its seed kept in
+//! `tests/regressions.rs`: a session moving to a follower tripped node's
+//! own invariant check; a learner that lost its leader reloaded its state
+//! with an append in flight (a panic); a forwarded `sync` was answered
+//! after the COMMITs of txns proposed after it (the session saw its own
+//! later writes); an epoch write in flight was asserted against when the
+//! next role asked for one, and then the next role started from the epochs
+//! before it (acceptedEpoch went back); a learner logged proposals above a
+//! snapshot from its leader before that snapshot was sealed (a crash or a
+//! failed write left a log with a gap, replayed into a wrong tree); a
+//! leader whose own log lagged sent a snapshot of its older tree with only
+//! its window's txns after it (txns in between skipped); a learner whose
+//! TRUNC was slow never voted again after losing its leader meanwhile; a
+//! participant or observer that had accepted an epoch from a leader that
+//! never got established refused the established one forever; and a
+//! session answered on two connections of one server followed the stale
+//! one (its watch events, then its watches, were lost).
 //!
 //! # Replay, CI and soak
 //!
