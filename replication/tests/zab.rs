@@ -707,3 +707,53 @@ fn a_learner_takes_every_sync_the_leader_sends() {
         );
     }
 }
+
+/// ZOOKEEPER-2418 / 2846: a DIFF built from the leader's records skipped
+/// txns. From every position in the history (a learner holding its first
+/// txn or any later one), the learner is sent every txn
+/// after it, each once, in zxid order, each PROPOSAL followed by its COMMIT,
+/// and nothing it already has.
+#[test]
+fn zookeeper_2418_2846_diff_skips_no_txn() {
+    const LAST: u32 = 12;
+    let history: Vec<(i64, Bytes)> = (1..=LAST)
+        .map(|n| (make_zxid(1, n), txn(n as u8)))
+        .collect();
+    for from in 1..=LAST {
+        let (_, out) = leader_with_learners(
+            history.clone(),
+            make_zxid(1, LAST),
+            &[make_zxid(1, from), make_zxid(1, LAST)],
+        );
+        let sent = sent_by_leader(&out, 1);
+        assert_eq!(
+            sent[1],
+            LeaderMessage::Diff {
+                zxid: make_zxid(1, LAST)
+            },
+            "from 1:{from}"
+        );
+        let mut expected = Vec::new();
+        for n in from + 1..=LAST {
+            expected.push(LeaderMessage::Proposal {
+                zxid: make_zxid(1, n),
+                txn: txn(n as u8),
+            });
+            expected.push(LeaderMessage::Commit {
+                zxid: make_zxid(1, n),
+            });
+        }
+        let synced: Vec<LeaderMessage> = sent[2..]
+            .iter()
+            .take_while(|m| !matches!(m, LeaderMessage::NewLeader { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(synced, expected, "from 1:{from}");
+        assert!(
+            sent[2 + synced.len()..]
+                .iter()
+                .any(|m| matches!(m, LeaderMessage::NewLeader { .. })),
+            "from 1:{from}: NEWLEADER follows the txns"
+        );
+    }
+}
