@@ -211,6 +211,13 @@ impl Node {
         while let Some((header, txn, payload)) = self.pipeline.pop_committed() {
             self.history.push(header.zxid, payload);
             self.apply(header, txn);
+            // A sync that waited for this txn is answered now, with what its
+            // client queued behind it, before later txns apply — they may
+            // be that client's own later writes (found by fk-sim: a sync
+            // answered with the zxid of the create sent after it).
+            if !self.sync_waiters.is_empty() {
+                self.release_syncs();
+            }
         }
     }
 

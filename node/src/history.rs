@@ -47,7 +47,7 @@ impl History {
         self.bytes = 0;
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &(i64, Bytes)> {
+    pub(crate) fn iter(&self) -> impl DoubleEndedIterator<Item = &(i64, Bytes)> {
         self.entries.iter()
     }
 

@@ -2,7 +2,7 @@
 //! actions, proposing every prepared txn, committing on quorum acks, and
 //! serving learners' forwarded requests, revalidations and syncs.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use proto::ops::Request;
@@ -40,6 +40,7 @@ impl Node {
             window_txns_max: settings.history_txns_max,
             window_bytes_max: settings.history_bytes_max,
             queue_bytes_max: settings.peer_queue_bytes_max,
+            mutation: settings.mutation,
         };
         let history: Vec<(i64, Bytes)> = self.history.iter().cloned().collect();
         let now_ms = self.now_ms();
@@ -68,7 +69,6 @@ impl Node {
             leader,
             established: false,
             streams: BTreeMap::new(),
-            syncs: VecDeque::new(),
             last_tick: self.now.monotonic,
         }));
         let mut actions = Vec::new();
@@ -108,7 +108,6 @@ impl Node {
                         format!("closing learner link {link}: {reason}"),
                     );
                     self.leading().streams.remove(&link);
-                    self.leading().syncs.retain(|(l, _)| *l != link);
                     self.out.push(Action::PeerClose { link });
                 }
                 LeaderAction::PersistAcceptedEpoch { epoch } => {
@@ -132,7 +131,6 @@ impl Node {
                     self.pipeline.commit(zxid);
                     self.apply_committed();
                     self.release_syncs();
-                    self.answer_learner_syncs(&mut more);
                 }
                 LeaderAction::Touch { touches } => {
                     for touch in touches {
@@ -175,20 +173,6 @@ impl Node {
             Level::Info,
             format!("leading epoch {epoch}: a quorum is synchronised; serving clients"),
         );
-    }
-
-    /// Answers learners' syncs whose txns are all committed now.
-    fn answer_learner_syncs(&mut self, out: &mut Vec<LeaderAction>) {
-        let committed = self.pipeline.zxid_commit_known();
-        let leading = self.leading();
-        while leading
-            .syncs
-            .front()
-            .is_some_and(|(_, zxid)| *zxid <= committed)
-        {
-            let (link, _) = leading.syncs.pop_front().expect("checked above");
-            leading.leader.sync_done(link, out);
-        }
     }
 
     /// A learner's packet.
@@ -235,9 +219,9 @@ impl Node {
             authinfo,
         } = request;
         if op_type == OpCode::Sync.code() {
-            let zxid = self.pipeline.zxid_prepared();
-            self.leading().syncs.push_back((link, zxid));
-            self.answer_learner_syncs(out);
+            // Answered right after the COMMIT of the last txn proposed
+            // before it (the leader keeps the order).
+            self.leading().leader.sync_requested(link, out);
             return;
         }
         if op_type == OpCode::CreateSession.code() {

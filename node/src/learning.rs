@@ -42,6 +42,7 @@ impl Node {
             tick_ms: u64::from(self.settings.tick_time_ms),
             init_limit: u64::from(settings.init_limit),
             sync_limit: u64::from(settings.sync_limit),
+            mutation: settings.mutation,
         };
         let learner = Learner::new(
             config,

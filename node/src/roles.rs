@@ -53,8 +53,6 @@ pub(crate) struct Leading {
     pub(crate) established: bool,
     /// Snapshots streaming to learners: the snapshot's zxid and the walk.
     pub(crate) streams: BTreeMap<LinkId, (i64, SnapshotCursor)>,
-    /// Learners' forwarded `sync`s, answered once `zxid` is committed.
-    pub(crate) syncs: VecDeque<(LinkId, i64)>,
     pub(crate) last_tick: Duration,
 }
 
@@ -255,6 +253,13 @@ impl Node {
         }
         self.sessions = crate::sessions::Sessions::new(self.settings.tick());
         self.pipeline.drop_unlogged(self.zxid_applied());
+        // An epoch write in flight finishes for no role: the next role asks
+        // for its own (found by fk-sim: a learner that lost its leader while
+        // its acceptedEpoch write was in flight followed the next leader at
+        // once and asked for another write, tripping "one epoch write at a
+        // time" — or would have taken the old write's completion for its own).
+        self.epoch_write_orphaned = self.epoch_write.is_some();
+        self.epoch_write_queued = None;
         // A tree ahead of what is on disk (a snapshot from the leader not yet
         // sealed, ZOOKEEPER-3642) must not vote: reload what is durable.
         if self.snapshot_unsealed.is_some() || self.reloading {
@@ -262,10 +267,15 @@ impl Node {
                 looking.reloading = true;
             }
             // One reload at a time; behind a cut in flight it waits for the
-            // cut (Input::LogTruncated asks for it).
+            // cut (Input::LogTruncated asks for it), behind an append in
+            // flight for its outcome (`Node::step` asks then): the reload
+            // replaces the pipeline, which must have no append in flight
+            // (found by fk-sim, seed 2 of `--servers 3 --steps 20000`).
             if !self.reloading {
                 self.reloading = true;
-                if !self.truncating {
+                if self.pipeline.append_in_flight() {
+                    self.reload_after_append = true;
+                } else if !self.truncating {
                     self.out.push(Action::Reload);
                 }
             }
@@ -286,6 +296,12 @@ impl Node {
             EpochKind::Accepted => self.accepted_epoch = epoch,
             EpochKind::Current => self.current_epoch = epoch,
         }
+        if std::mem::take(&mut self.epoch_write_orphaned) {
+            if let Some((kind, epoch)) = self.epoch_write_queued.take() {
+                self.persist_epoch(kind, epoch);
+            }
+            return;
+        }
         match &mut self.role {
             Role::Leading(leading) => {
                 let mut actions = Vec::new();
@@ -302,7 +318,14 @@ impl Node {
     }
 
     pub(crate) fn persist_epoch(&mut self, kind: EpochKind, epoch: i64) {
-        assert!(self.epoch_write.is_none(), "one epoch write at a time");
+        if self.epoch_write.is_some() {
+            assert!(
+                self.epoch_write_orphaned && self.epoch_write_queued.is_none(),
+                "one epoch write at a time"
+            );
+            self.epoch_write_queued = Some((kind, epoch));
+            return;
+        }
         self.epoch_write = Some((kind, epoch));
         self.out.push(Action::PersistEpoch { kind, epoch });
     }

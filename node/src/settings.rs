@@ -24,6 +24,9 @@ pub struct EnsembleSettings {
     pub history_bytes_max: usize,
     /// Election: how long a quorum-agreed vote waits for a better one.
     pub finalize_wait_ms: u64,
+    /// A replication bug reintroduced on purpose: the simulator's tests
+    /// only (`replication::Mutation`); always `None` from zoo.cfg.
+    pub mutation: Option<replication::Mutation>,
 }
 
 impl EnsembleSettings {
@@ -38,6 +41,7 @@ impl EnsembleSettings {
             history_txns_max: 10_000,
             history_bytes_max: 32 << 20,
             finalize_wait_ms: replication::election::FINALIZE_WAIT_MS_DEFAULT,
+            mutation: None,
         }
     }
 }

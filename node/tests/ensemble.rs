@@ -364,6 +364,32 @@ fn a_follower_clients_activity_keeps_its_session_alive() {
     );
 }
 
+/// A session moves to a follower: the follower asks the leader to
+/// revalidate it, then answers the handshake with the same session and
+/// serves it. (Found by fk-sim's ensembles, seed 0 of `--servers 3`: the
+/// reconnect waiting for REVALIDATE tripped the node's own invariant check,
+/// which took every handshake slot for one waiting on a createSession txn.)
+#[test]
+fn a_session_moves_to_a_follower_through_revalidate() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let follower = if leader == 1 { 2 } else { 1 };
+    let (first, session) = cluster.connect(leader);
+    assert_ne!(session, 0);
+    assert_eq!(
+        write(&mut cluster, leader, first, 1, "/moved", b"a"),
+        ErrorCode::Ok
+    );
+    let conn = cluster.reconnect(follower, session);
+    cluster.advance(Duration::from_millis(200), Duration::from_millis(20));
+    assert_eq!(cluster.session_of(follower, conn), session);
+    assert_eq!(
+        write(&mut cluster, follower, conn, 2, "/moved/b", b"b"),
+        ErrorCode::Ok
+    );
+}
+
 /// ZOOKEEPER-1277: the leader's 32-bit zxid counter nears its end; the
 /// leader steps down, an election starts a new epoch, and writes go on with
 /// the counter restarted.
@@ -485,6 +511,340 @@ fn zookeeper_3642_leader_dies_after_snap_before_newleader() {
         let digests: Vec<u64> = (1..=3).map(|sid| c.node(sid).tree().digest()).collect();
         digests.windows(2).all(|w| w[0] == w[1])
     }));
+}
+
+/// A learner loses its leader while it holds the leader's snapshot
+/// unsealed and an append of a later proposal is still in flight: it must
+/// reload its state from disk (ZOOKEEPER-3642) only once that append is
+/// done, as its election waits for an idle log. (Found by fk-sim, seed 2 of
+/// `--servers 3 --steps 20000`: the reload came back while the append was
+/// in flight and the node's pipeline asserted.)
+#[test]
+fn a_reload_after_losing_the_leader_waits_for_the_append_in_flight() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let (conn, _) = cluster.connect(3);
+    cluster.crash(1);
+    for i in 0..80 {
+        cluster.request(
+            3,
+            conn,
+            100 + i,
+            set_data("/zookeeper", format!("{i}").as_bytes(), -1),
+        );
+    }
+    cluster.until(SECONDS_10, |c| c.replies(3, conn).len() >= 80);
+    cluster.servers.get_mut(&1).unwrap().hold_snapshots = true;
+    cluster.start(1);
+    assert!(
+        cluster.until(SECONDS_10, |c| c.log_lines.iter().any(
+            |(sid, l)| *sid == 1 && l.contains("loaded the leader's snapshot")
+        )),
+        "server 1 got a SNAP"
+    );
+    // A proposal reaches server 1 during its sync; its append stays in flight.
+    cluster.servers.get_mut(&1).unwrap().hold_durable = true;
+    assert_eq!(
+        write(&mut cluster, 3, conn, 500, "/late", b""),
+        ErrorCode::Ok
+    );
+    cluster.crash(3);
+    cluster.run();
+    assert!(cluster.is_up(1));
+    cluster.release_durable(1);
+    cluster.servers.get_mut(&1).unwrap().hold_durable = false;
+    cluster.release_snapshots(1);
+    assert!(cluster
+        .until(SECONDS_10, |c| c.log_lines.iter().any(
+            |(sid, l)| *sid == 1 && l.contains("state reloaded from disk")
+        )));
+    settle(&mut cluster);
+    cluster.start(3);
+    settle(&mut cluster);
+    assert!(cluster.until(SECONDS_10, |c| {
+        let digests: Vec<u64> = (1..=3).map(|sid| c.node(sid).tree().digest()).collect();
+        digests.windows(2).all(|w| w[0] == w[1]) && data_on(c, 1, "/late").is_some()
+    }));
+}
+
+/// A follower's forwarded `sync` is answered right after the COMMIT of the
+/// last txn proposed before it, ahead of the COMMITs of later txns, as
+/// ZooKeeper's leader answers its pendingSyncs in tryToCommit — also when
+/// one quorum ack commits both. Else the follower applies the later txns
+/// first and answers the sync, and the session's requests queued behind
+/// it, from a tree that already holds its own later writes. (Found by
+/// fk-sim, seed 5 of `--servers 5 --observers 1 --steps 20000`: a session's
+/// sync was answered with the zxid of the create it sent after it.)
+#[test]
+fn a_forwarded_sync_is_answered_before_later_commits() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let followers: Vec<u64> = (1..=3).filter(|sid| *sid != leader).collect();
+    let (near, far) = (followers[0], followers[1]);
+    let (conn, _) = cluster.connect(near);
+    // The leader's and one follower's logs are slow: nothing commits yet.
+    for sid in [leader, far] {
+        cluster.servers.get_mut(&sid).unwrap().hold_durable = true;
+    }
+    cluster.request(near, conn, 1, create("/w0", b"", 0));
+    cluster.run();
+    cluster.request(near, conn, 2, create("/w1", b"", 0));
+    cluster.request(
+        near,
+        conn,
+        3,
+        proto::ops::Request::Sync(proto::ops::SyncRequest { path: "/".into() }),
+    );
+    cluster.request(near, conn, 4, create("/w2", b"", 0));
+    cluster.run();
+    // The slow follower acks /w0, then /w1 and /w2 with one ack: a quorum
+    // commits both at once.
+    cluster.release_durable(far);
+    cluster.run();
+    cluster.release_durable(far);
+    cluster.run();
+    assert!(cluster.until(SECONDS_10, |c| c.replies(near, conn).len() >= 4));
+    let replies = cluster.replies(near, conn);
+    let zxid_of = |xid: i32| replies.iter().find(|f| f.xid == xid).unwrap().zxid;
+    assert!(
+        zxid_of(3) < zxid_of(4),
+        "the sync's reply (zxid 0x{:x}) shows the later create's txn 0x{:x}",
+        zxid_of(3),
+        zxid_of(4)
+    );
+    assert!(zxid_of(2) <= zxid_of(3));
+}
+
+/// The follower's side of the same order: a sync whose txns become
+/// applicable together with later ones (its log was slow) is answered
+/// between them, not after the batch — here the sync waits for another
+/// session's write, and its own session's later write follows it.
+#[test]
+fn a_sync_on_a_slow_follower_is_answered_before_later_txns_apply() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let near = if leader == 1 { 2 } else { 1 };
+    let (other, _) = cluster.connect(near);
+    let (conn, _) = cluster.connect(near);
+    cluster.servers.get_mut(&near).unwrap().hold_durable = true;
+    cluster.request(near, other, 1, create("/w0", b"", 0));
+    cluster.run();
+    cluster.request(near, other, 2, create("/w1", b"", 0));
+    cluster.run();
+    let sync = proto::ops::Request::Sync(proto::ops::SyncRequest { path: "/".into() });
+    cluster.request(near, conn, 1, sync);
+    cluster.request(near, conn, 2, create("/w2", b"", 0));
+    cluster.run();
+    // /w0's append finishes; /w1 and /w2 then go to the log in one append.
+    cluster.release_durable(near);
+    cluster.run();
+    cluster.release_durable(near);
+    cluster.servers.get_mut(&near).unwrap().hold_durable = false;
+    assert!(cluster.until(SECONDS_10, |c| c.replies(near, conn).len() >= 2));
+    let replies = cluster.replies(near, conn);
+    let zxid_of = |xid: i32| replies.iter().find(|f| f.xid == xid).unwrap().zxid;
+    assert!(
+        zxid_of(1) < zxid_of(2),
+        "the sync's reply (zxid 0x{:x}) shows the later create's txn 0x{:x}",
+        zxid_of(1),
+        zxid_of(2)
+    );
+}
+
+/// A learner loses its leader while its acceptedEpoch write is in flight
+/// and follows the next leader at once: the old write finishes for no
+/// role, and the new role's own write waits for it. (Found by fk-sim, seed
+/// 17 of `--servers 3 --steps 20000`: the second write tripped "one epoch
+/// write at a time".)
+#[test]
+fn an_epoch_write_in_flight_outlives_the_role_that_asked_for_it() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let old_leader = cluster.leaders()[0];
+    let follower = if old_leader == 1 { 2 } else { 1 };
+    // A new epoch: the follower's acceptedEpoch write for it stays in flight.
+    cluster.servers.get_mut(&follower).unwrap().hold_epochs = true;
+    cluster.crash(old_leader);
+    assert!(
+        cluster.until(SECONDS_10, |c| !c.servers[&follower].held_epochs.is_empty()),
+        "the follower asked for its acceptedEpoch write"
+    );
+    let new_leader = (1..=3)
+        .find(|s| *s != old_leader && *s != follower)
+        .unwrap();
+    // The connection to the new leader breaks; the follower finds it again.
+    cluster.partition(follower, new_leader);
+    cluster.run();
+    cluster.heal();
+    assert!(
+        cluster.until(SECONDS_10, |c| c.servers[&follower].held_epochs.len() >= 2
+            || c.log_lines
+                .iter()
+                .filter(|(s, l)| *s == follower && l.contains("connecting"))
+                .count()
+                >= 3)
+    );
+    cluster.advance(Duration::from_millis(500), Duration::from_millis(20));
+    assert!(cluster.is_up(follower));
+    cluster.release_epochs(follower);
+    cluster.start(old_leader);
+    settle(&mut cluster);
+    let epochs: Vec<(i64, i64)> = (1..=3).map(|sid| cluster.node(sid).epochs()).collect();
+    assert!(epochs.windows(2).all(|w| w[0] == w[1]), "{epochs:?}");
+}
+
+/// A learner that took a snapshot from its leader logs no later txn until
+/// that snapshot is sealed on disk: else a crash (or a failed snapshot
+/// write) leaves a log whose new records follow a gap, and recovery
+/// replays them on the older state it finds, under the new zxid
+/// (ZOOKEEPER-3642's cousin). Found by fk-sim, seed 13 of `--servers 5
+/// --observers 1 --steps 20000`: a learner whose received snapshot failed on
+/// a full disk reloaded "at 0x100000142" a tree missing 0xd2..0x141, and its
+/// digest disagreed with the leader's.
+#[test]
+fn a_learner_logs_no_txn_above_a_snapshot_not_yet_sealed() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let learner = if leader == 1 { 2 } else { 1 };
+    let (conn, _) = cluster.connect(leader);
+    cluster.crash(learner);
+    for i in 0..80 {
+        cluster.request(
+            leader,
+            conn,
+            100 + i,
+            set_data("/zookeeper", format!("{i}").as_bytes(), -1),
+        );
+    }
+    cluster.until(SECONDS_10, |c| c.replies(leader, conn).len() >= 80);
+    cluster.servers.get_mut(&learner).unwrap().hold_snapshots = true;
+    cluster.start(learner);
+    assert!(
+        cluster.until(SECONDS_10, |c| c.log_lines.iter().any(|(sid, l)| *sid
+            == learner
+            && l.contains("loaded the leader's snapshot"))),
+        "the learner got a SNAP"
+    );
+    // A proposal reaches the learner while its snapshot is still being written.
+    assert_eq!(
+        write(&mut cluster, leader, conn, 500, "/late", b"x"),
+        ErrorCode::Ok
+    );
+    cluster.crash(learner);
+    cluster.servers.get_mut(&learner).unwrap().hold_snapshots = false;
+    cluster.start(learner);
+    let (zxid, digest) = {
+        let node = cluster.node(learner);
+        (node.zxid_applied(), node.tree().digest())
+    };
+    let at_leader = cluster.node(leader);
+    assert!(
+        zxid != at_leader.zxid_applied() || digest == at_leader.tree().digest(),
+        "the learner recovered a tree at 0x{zxid:x} that is not the leader's"
+    );
+    settle(&mut cluster);
+    assert!(cluster.until(SECONDS_10, |c| {
+        let digests: Vec<u64> = (1..=3).map(|sid| c.node(sid).tree().digest()).collect();
+        digests.windows(2).all(|w| w[0] == w[1])
+    }));
+}
+
+/// A leader whose own log is slow applies committed txns late (a quorum of
+/// followers commits without it); a learner that needs a snapshot then
+/// must not get one from the leader's older tree with only the window's
+/// txns after it — the txns between would never reach it. (Found by
+/// fk-sim, seed 27 of `--servers 5 --observers 1 --steps 20000`: s5 got a
+/// SNAP at 0x20000004b from a leader whose window started far above, and
+/// its digest disagreed with the others'.)
+#[test]
+fn a_snapshot_from_a_lagging_leader_never_skips_txns() {
+    let mut cluster = Cluster::new(5, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let late = if leader == 1 { 2 } else { 1 };
+    let (conn, _) = cluster.connect(leader);
+    cluster.crash(late);
+    // The leader's disk stalls; three followers commit 80 txns (more than
+    // the window of 50) that the leader cannot apply yet.
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = true;
+    for i in 0..80 {
+        cluster.request(leader, conn, 100 + i, create(&format!("/n{i}"), b"", 0));
+        cluster.run();
+    }
+    cluster.start(late);
+    cluster.advance(Duration::from_millis(500), Duration::from_millis(20));
+    cluster.release_durable(leader);
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = false;
+    settle(&mut cluster);
+    assert!(
+        cluster.until(SECONDS_10, |c| {
+            let digests: Vec<u64> = (1..=5).map(|sid| c.node(sid).tree().digest()).collect();
+            digests.windows(2).all(|w| w[0] == w[1])
+        }),
+        "digests differ: {:?}",
+        (1..=5)
+            .map(|sid| (
+                cluster.node(sid).zxid_applied(),
+                cluster.node(sid).tree().digest()
+            ))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// A learner whose TRUNC is still being carried out when it loses its
+/// leader starts its election once the cut is done. (Found by fk-sim, seed
+/// 98 of `--servers 3 --steps 20000`: s1's cut took two seconds on a slow
+/// disk, it went looking meanwhile, and it never voted again — the
+/// ensemble ran on two servers and never settled.)
+#[test]
+fn a_learner_looks_for_a_leader_once_its_truncation_is_done() {
+    let mut cluster = Cluster::new(3, 0);
+    settle(&mut cluster);
+    let leader = cluster.leaders()[0];
+    let others: Vec<u64> = (1..=3).filter(|s| *s != leader).collect();
+    let (a, b) = (others[0], others[1]);
+    let (conn, _) = cluster.connect(leader);
+    assert_eq!(
+        write(&mut cluster, leader, conn, 1, "/base", b""),
+        ErrorCode::Ok
+    );
+    // Only `a` logs the next proposal; the leader's own log never does, so
+    // it is never committed.
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = true;
+    cluster.partition(leader, b);
+    cluster.request(leader, conn, 2, create("/orphan", b"", 0));
+    cluster.run();
+    cluster.crash(leader);
+    cluster.servers.get_mut(&leader).unwrap().hold_durable = false;
+    // The old leader and `b` move on without `a`.
+    cluster.heal();
+    cluster.partition(a, b);
+    cluster.partition(a, leader);
+    cluster.start(leader);
+    assert!(cluster.until(SECONDS_10, |c| c.leaders().len() == 1));
+    let new_leader = cluster.leaders()[0];
+    let (conn, _) = cluster.connect(new_leader);
+    assert_eq!(
+        write(&mut cluster, new_leader, conn, 1, "/moved-on", b""),
+        ErrorCode::Ok
+    );
+    // `a` rejoins and is told to cut its tail; the cut is slow.
+    cluster.servers.get_mut(&a).unwrap().hold_truncations = true;
+    cluster.heal();
+    assert!(
+        cluster.until(SECONDS_10, |c| !c.servers[&a].held_truncations.is_empty()),
+        "a was told to truncate"
+    );
+    cluster.crash(new_leader);
+    cluster.run();
+    cluster.release_truncations(a);
+    cluster.start(new_leader);
+    settle(&mut cluster);
+    assert!(cluster.until(SECONDS_10, |c| data_on(c, a, "/moved-on").is_some()));
+    assert!(data_on(&cluster, a, "/orphan").is_none());
 }
 
 /// ZOOKEEPER-1653: a follower crashes after it made its history durable and

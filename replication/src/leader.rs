@@ -65,6 +65,8 @@ pub struct LeaderConfig {
     /// Most bytes queued for one learner before it is disconnected (it
     /// re-syncs when it comes back).
     pub queue_bytes_max: usize,
+    /// A bug reintroduced on purpose (tests only; see [`crate::Mutation`]).
+    pub mutation: Option<crate::Mutation>,
 }
 
 /// Where the leader stands.
@@ -166,6 +168,9 @@ struct Learner {
     held: Option<VecDeque<Bytes>>,
     /// A snapshot is streaming to it.
     snapshot_streaming: bool,
+    /// It needs a snapshot, asked for again at the next tick (the node's
+    /// tree was too far behind the window to take one).
+    snapshot_again: bool,
     /// It acknowledged NEWLEADER (observers too, whose acks count for no
     /// quorum but who wait for UPTODATE like everyone).
     newleader_acked: bool,
@@ -195,8 +200,14 @@ pub struct Leader {
     /// Committed txns, oldest first, for DIFF.
     window: VecDeque<(Zxid, Bytes)>,
     window_bytes: usize,
+    /// The newest committed txn no longer in the window: a learner's sync
+    /// must start at or above it.
+    window_dropped_max: Zxid,
     /// Proposed, not yet committed, in zxid order.
     outstanding: VecDeque<(Zxid, Bytes)>,
+    /// Learners' forwarded `sync`s, each with the last txn proposed before
+    /// it, in that order (ZooKeeper's pendingSyncs).
+    syncs: VecDeque<(LinkId, Zxid)>,
     /// The last txn in the leader's history (committed or proposed).
     zxid_last: Zxid,
     zxid_committed: Zxid,
@@ -241,6 +252,8 @@ impl Leader {
             window: VecDeque::new(),
             window_bytes: 0,
             outstanding: VecDeque::new(),
+            syncs: VecDeque::new(),
+            window_dropped_max: Zxid::MIN,
             zxid_last,
             zxid_committed: zxid_last,
             zxid_durable: zxid_last,
@@ -335,6 +348,7 @@ impl Leader {
             forwarding: false,
             held: None,
             snapshot_streaming: false,
+            snapshot_again: false,
             newleader_acked: false,
             queued_bytes: 0,
             last_heard_ms: now_ms,
@@ -347,6 +361,7 @@ impl Leader {
 
     /// The learner's connection is gone.
     pub fn disconnected(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
+        self.syncs.retain(|(l, _)| *l != link);
         if let Some(learner) = self.learners.remove(&link) {
             if let Some(sid) = learner.sid {
                 // A learner that left takes no part in a later count.
@@ -615,7 +630,11 @@ impl Leader {
         } else if peer_last > committed {
             // It holds txns the leader never committed (outstanding ones are
             // sent again below).
-            self.send(link, encode(&LeaderMessage::Trunc { zxid: committed }), out);
+            let open = match self.config.mutation {
+                Some(crate::Mutation::DiffWithoutTrunc) => LeaderMessage::Diff { zxid: committed },
+                _ => LeaderMessage::Trunc { zxid: committed },
+            };
+            self.send(link, encode(&open), out);
             committed
         } else if window_min.is_some_and(|min| peer_last >= min) {
             let found = self.window.iter().any(|(zxid, _)| *zxid == peer_last);
@@ -634,7 +653,13 @@ impl Leader {
                     .take_while(|zxid| *zxid < peer_last)
                     .last()
                     .expect("the window's first txn is older");
-                self.send(link, encode(&LeaderMessage::Trunc { zxid: common }), out);
+                let open = match self.config.mutation {
+                    Some(crate::Mutation::DiffWithoutTrunc) => {
+                        LeaderMessage::Diff { zxid: committed }
+                    }
+                    _ => LeaderMessage::Trunc { zxid: common },
+                };
+                self.send(link, encode(&open), out);
                 common
             }
         } else {
@@ -682,6 +707,19 @@ impl Leader {
     /// learner waits until [`Leader::snapshot_end`].
     pub fn snapshot_begun(&mut self, link: LinkId, zxid: Zxid, out: &mut Vec<LeaderAction>) {
         if !self.learners.contains_key(&link) {
+            return;
+        }
+        if zxid < self.window_dropped_max {
+            // The node's tree lags what a quorum committed (the leader's own
+            // log is slow, the followers' are not), and the txns between it
+            // and the window are gone from memory: a snapshot this old would
+            // leave the learner without them. The next tick asks the node
+            // for another, until its tree has caught up; the learner waits,
+            // within its initLimit (found by fk-sim, seed 27 of
+            // `--servers 5 --observers 1`).
+            if let Some(learner) = self.learners.get_mut(&link) {
+                learner.snapshot_again = true;
+            }
             return;
         }
         self.send(link, encode(&LeaderMessage::Snap { zxid }), out);
@@ -839,6 +877,7 @@ impl Leader {
             let (zxid, txn) = self.outstanding.pop_front().expect("checked above");
             self.commit_one(zxid, txn.clone(), out);
             self.remember(zxid, txn);
+            self.answer_syncs(zxid, out);
             committed = Some(zxid);
         }
         if let Some(zxid) = committed {
@@ -897,8 +936,9 @@ impl Leader {
         while self.window.len() > self.config.window_txns_max
             || (self.window_bytes > self.config.window_bytes_max && self.window.len() > 1)
         {
-            let (_, old) = self.window.pop_front().expect("not empty");
+            let (dropped, old) = self.window.pop_front().expect("not empty");
             self.window_bytes -= old.len();
+            self.window_dropped_max = dropped;
         }
     }
 
@@ -914,8 +954,32 @@ impl Leader {
         self.send(link, encode(&message), out);
     }
 
+    /// A learner forwarded a client's `sync`: it is answered once every
+    /// txn proposed before it is committed — at once if none is
+    /// outstanding, else right after the COMMIT of the last of them and
+    /// before any later COMMIT (as ZooKeeper's tryToCommit sends its
+    /// pendingSyncs), so the learner answers the sync, and what its client
+    /// queued behind it, before it applies txns proposed after it.
+    pub fn sync_requested(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
+        match self.outstanding.back() {
+            None => self.sync_done(link, out),
+            Some((zxid, _)) => {
+                let zxid = *zxid;
+                self.syncs.push_back((link, zxid));
+            }
+        }
+    }
+
+    /// Answers the syncs waiting for txns up to `zxid`, just committed.
+    fn answer_syncs(&mut self, zxid: Zxid, out: &mut Vec<LeaderAction>) {
+        while self.syncs.front().is_some_and(|(_, last)| *last <= zxid) {
+            let (link, _) = self.syncs.pop_front().expect("checked above");
+            self.sync_done(link, out);
+        }
+    }
+
     /// Answers a learner's forwarded `sync` (everything proposed before it is committed).
-    pub fn sync_done(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
+    fn sync_done(&mut self, link: LinkId, out: &mut Vec<LeaderAction>) {
         self.send(link, encode(&LeaderMessage::Sync), out);
     }
 
@@ -925,6 +989,11 @@ impl Leader {
     /// and whether the leader still has a synced quorum.
     pub fn tick(&mut self, now_ms: u64, out: &mut Vec<LeaderAction>) {
         self.now_ms = now_ms;
+        for (link, learner) in &mut self.learners {
+            if std::mem::take(&mut learner.snapshot_again) {
+                out.push(LeaderAction::StartSnapshot { link: *link });
+            }
+        }
         let tick = self.config.tick_ms;
         let init_ms = self.config.init_limit * tick;
         let sync_ms = self.config.sync_limit * tick;
@@ -1028,6 +1097,12 @@ impl Leader {
 
     pub fn check_invariants(&self) {
         assert!(self.zxid_committed <= self.zxid_last);
+        assert!(
+            self.syncs
+                .iter()
+                .all(|(_, zxid)| *zxid > self.zxid_committed),
+            "a sync waits only for txns not yet committed"
+        );
         let mut previous = self.zxid_committed;
         for (zxid, _) in &self.outstanding {
             assert!(

@@ -34,6 +34,8 @@ pub struct LearnerConfig {
     pub tick_ms: u64,
     pub init_limit: u64,
     pub sync_limit: u64,
+    /// A bug reintroduced on purpose (tests only; see [`crate::Mutation`]).
+    pub mutation: Option<crate::Mutation>,
 }
 
 /// Where the learner stands.
@@ -387,9 +389,11 @@ impl Learner {
     /// (ZOOKEEPER-3911, 4785) and a snapshot is sealed (2872, 3104); then
     /// currentEpoch is written (4643) and only after that the ack leaves.
     fn try_ack_new_leader(&mut self, out: &mut Vec<LearnerAction>) {
+        let durable = self.zxid_durable >= self.zxid_received
+            || self.config.mutation == Some(crate::Mutation::CurrentEpochBeforeDurable);
         if self.phase != LearnerPhase::PersistingCurrent
             || self.persisting
-            || self.zxid_durable < self.zxid_received
+            || !durable
             || self.snapshot_unsealed
         {
             return;

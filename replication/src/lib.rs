@@ -38,3 +38,17 @@ pub use election_wire::{
 pub use ensemble::{Ensemble, EnsembleError, LearnerType, ServerSpec, Sid};
 pub use messages::{LeaderMessage, LearnerInfo, LearnerMessage, MessageError};
 pub use packet::{PacketStreamError, PacketType, QuorumPacket, QuorumStreamDecoder};
+
+/// A known class of replication bug, reintroduced on purpose so that the
+/// simulator's tests can prove its checkers still catch it
+/// (`sim/tests/teeth.rs`). Test-only: nothing in production sets one; the
+/// default everywhere is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// A learner writes currentEpoch and acknowledges NEWLEADER before the
+    /// txns of its synchronisation are durable (ZOOKEEPER-4643, 3911, 4785).
+    CurrentEpochBeforeDurable,
+    /// A leader opens the synchronisation of a learner that holds txns it
+    /// never committed with DIFF instead of TRUNC (ZOOKEEPER-1154).
+    DiffWithoutTrunc,
+}

@@ -23,6 +23,7 @@ fn learner_config(sid: u64) -> LearnerConfig {
         tick_ms: 100,
         init_limit: 10,
         sync_limit: 5,
+        mutation: None,
     }
 }
 
@@ -36,6 +37,7 @@ fn leader_config(sid: u64, voters: u64) -> LeaderConfig {
         window_txns_max: 100,
         window_bytes_max: 1 << 20,
         queue_bytes_max: 1 << 20,
+        mutation: None,
     }
 }
 

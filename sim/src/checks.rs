@@ -65,7 +65,7 @@ pub fn place_by_log<'a>(
         let index = match t.kind {
             TxnKind::CreateSession => continue,
             TxnKind::CloseSession => &mut closes,
-            TxnKind::Request => &mut requests,
+            TxnKind::Request | TxnKind::Refused => &mut requests,
         };
         index.entry((t.session, t.cxid)).or_insert(t.zxid);
     }
@@ -122,7 +122,17 @@ pub fn place_by_log<'a>(
         .filter(|o| o.op == Op::CloseSession)
         .map(|o| (o.session, o.xid))
         .collect();
+    // Writes answered with a refusal that carries no txn's effect: their
+    // error txn (an ensemble logs one) is theirs, and changes nothing.
+    let refusals: BTreeSet<(i64, i32)> = ops
+        .iter()
+        .filter(|o| o.op.is_write() && matches!(o.pin(), Pin::Point(_)))
+        .map(|o| (o.session, o.xid))
+        .collect();
     for t in logged.iter().filter(|t| !claimed.contains(&t.zxid)) {
+        if t.kind == TxnKind::Refused && refusals.contains(&(t.session, t.cxid)) {
+            continue;
+        }
         if let Some(op) = server_op(server, t, &closers)? {
             placed.push(op);
         }

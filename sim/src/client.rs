@@ -121,8 +121,12 @@ pub struct ClientStats {
 #[derive(Debug)]
 pub struct Client {
     pub id: u32,
-    /// The server it talks to (standalone: its database's only server).
+    /// The server it talks to now (standalone: its database's only server).
     pub server: u8,
+    /// Every server of its database: a client of an ensemble connects to
+    /// any of them and moves to another after a connection loss, as the
+    /// Java client walks its connect string.
+    servers: Vec<u8>,
     /// Index of its database's history.
     pub database: usize,
     conn: Conn,
@@ -148,11 +152,19 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(id: u32, server: u8, database: usize, mix: Mix, cx: &mut Context) -> Client {
+    pub fn new(id: u32, servers: Vec<u8>, database: usize, mix: Mix, cx: &mut Context) -> Client {
+        assert!(!servers.is_empty(), "a client has a server to talk to");
         let requested_timeout_ms = cx.rng.between(1000, 4000) as i32;
+        // (A standalone server's clients draw nothing: old seeds keep their meaning.)
+        let server = if servers.len() == 1 {
+            servers[0]
+        } else {
+            *cx.rng.pick(&servers)
+        };
         let mut client = Client {
             id,
             server,
+            servers,
             database,
             conn: Conn::Down {
                 retry_at: Duration::ZERO,
@@ -286,6 +298,19 @@ impl Client {
     }
 
     fn connect(&mut self, cx: &mut Context) {
+        if self.servers.len() > 1 {
+            // Another server than the one that failed us, mostly; sometimes
+            // the same one again.
+            let others: Vec<u8> = self
+                .servers
+                .iter()
+                .copied()
+                .filter(|s| *s != self.server)
+                .collect();
+            if cx.rng.chance(4, 5) {
+                self.server = *cx.rng.pick(&others);
+            }
+        }
         let link = cx.net.connect(self.me(), Endpoint::Server(self.server));
         let (session_id, password) = match &self.session {
             Some(s) => (s.id, s.password.clone()),
@@ -310,8 +335,9 @@ impl Client {
             asked: session_id,
         };
         let (id, now) = (self.id, cx.now);
+        let server = self.server;
         cx.trace.line(now, || {
-            format!("c{id} connects on link {link} (session 0x{session_id:x})")
+            format!("c{id} connects to s{server} on link {link} (session 0x{session_id:x})")
         });
     }
 
@@ -399,6 +425,7 @@ impl Client {
                 return received;
             }
             Payload::Bytes(bytes) => bytes,
+            Payload::Open(_) => return received,
         };
         let frames = match split_frames(&bytes) {
             Ok(frames) => frames,

@@ -10,6 +10,7 @@ use crate::network::Network;
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::queue::Queue;
 use crate::rng::Rng;
+use crate::told::Told;
 use crate::trace::Trace;
 use crate::violation::{Found, Violation};
 use crate::watches::ConnectionLog;
@@ -23,14 +24,33 @@ pub enum Event {
     Deliver { link: LinkId, from: Endpoint },
     /// A reset of `link` reaches its end `to`.
     LinkReset { link: LinkId, to: Endpoint },
-    /// A server's timer: `Input::Tick`.
-    Tick { server: u8, boot: u64 },
+    /// A server's timer: `Input::Tick` (`generation` drops a tick that an
+    /// earlier election deadline replaced).
+    Tick {
+        server: u8,
+        boot: u64,
+        generation: u64,
+    },
     /// The log's next file operation completes.
     DiskOp { server: u8, boot: u64 },
     /// The snapshot writer's next chunk (or the seal) completes.
     SnapshotOp { server: u8, boot: u64 },
     /// The driver tells the node a connection is gone.
     ConnClosed { server: u8, boot: u64, conn: u64 },
+    /// The epoch file write asked for is done (or a crash lands on it).
+    EpochOp { server: u8, boot: u64 },
+    /// The state reload asked for reads the disk.
+    ReloadOp { server: u8, boot: u64 },
+    /// A dial to a leader's quorum port completes (`link`), or fails
+    /// (`None`: the leader `sid` could not be reached).
+    PeerDialed {
+        server: u8,
+        boot: u64,
+        sid: u64,
+        link: Option<LinkId>,
+    },
+    /// The driver tells the node a quorum connection it closed is gone.
+    PeerClosed { server: u8, boot: u64, link: LinkId },
     /// A crashed server starts again and recovers.
     Restart { server: u8 },
     /// A server whose log failed is restarted by its operator.
@@ -62,6 +82,8 @@ pub struct Context {
     pub histories: Vec<History>,
     /// What each client connection saw of watches, per database.
     pub watch_logs: Vec<Vec<ConnectionLog>>,
+    /// What the clients were told, per database.
+    pub told: Vec<Told>,
     pub trace: Trace,
     pub found: Option<Found>,
     /// Scheduler events processed so far.
@@ -78,6 +100,7 @@ impl Context {
             order: 0,
             histories: vec![History::default(); databases],
             watch_logs: vec![Vec::new(); databases],
+            told: vec![Told::default(); databases],
             trace: Trace::new(trace),
             found: None,
             step: 0,

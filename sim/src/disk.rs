@@ -20,6 +20,9 @@
 //!
 //! The batch is carried out as `engine/src/log_stage.rs` does it (roll only
 //! a segment worth rolling, sync part-way when the writer's batch is full).
+//! So is a TRUNC (an ensemble's learner): snapshots above the cut are
+//! removed first, then wal's own `LogWriter::truncate` runs through the same
+//! gate, in order with the appends, so a crash can fall inside it too.
 //! `durable_zxid` is the truth the disk knows: the last zxid whose sync
 //! returned Ok, whatever the node was told.
 
@@ -196,16 +199,38 @@ pub struct BatchDurable {
     pub record_bytes: u64,
 }
 
-type BatchFuture =
-    Pin<Box<dyn Future<Output = (LogWriter<GatedFs>, Result<BatchDurable, WalError>)>>>;
+/// What the log task is asked to do, in order.
+#[derive(Debug, Clone)]
+enum Command {
+    Append(Batch),
+    /// Cut the log after `zxid`, removing the snapshots above it from
+    /// `snapshots` (the data directory) first.
+    Truncate {
+        zxid: i64,
+        snapshots: MemFs,
+    },
+}
+
+/// A command carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDone {
+    Durable(BatchDurable),
+    /// Cut after `zxid`; the log now ends at `zxid_last`.
+    Truncated {
+        zxid: i64,
+        zxid_last: i64,
+    },
+}
+
+type BatchFuture = Pin<Box<dyn Future<Output = (LogWriter<GatedFs>, Result<LogDone, WalError>)>>>;
 
 /// Where the log stands after a disk event.
 #[derive(Debug)]
 pub enum LogProgress {
     /// An operation waits at the gate: schedule the next disk event.
     Waiting(DiskOp),
-    /// The batch in flight finished; more may be queued.
-    Finished(Result<BatchDurable, StorageFailure>),
+    /// The command in flight finished; more may be queued.
+    Finished(Result<LogDone, StorageFailure>),
     /// Nothing in flight.
     Idle,
 }
@@ -224,7 +249,7 @@ pub struct LogDisk {
     in_flight: Option<BatchFuture>,
     /// What the batch in flight will have made durable when it finishes.
     in_flight_batch: Option<BatchDurable>,
-    queued: VecDeque<Batch>,
+    queued: VecDeque<Command>,
     /// The last zxid whose sync returned Ok.
     zxid_durable: i64,
     failed: Option<StorageFailure>,
@@ -309,7 +334,16 @@ impl LogDisk {
             self.queued.len() < BATCHES_QUEUED_MAX,
             "log batches pile up behind the disk"
         );
-        self.queued.push_back(batch);
+        self.queued.push_back(Command::Append(batch));
+        if self.in_flight.is_some() {
+            return LogProgress::Waiting(self.gate.waiting().expect("in flight waits"));
+        }
+        self.start_next()
+    }
+
+    /// Queues a TRUNC after whatever is queued; starts it if the log is idle.
+    pub fn submit_truncate(&mut self, zxid: i64, snapshots: MemFs) -> LogProgress {
+        self.queued.push_back(Command::Truncate { zxid, snapshots });
         if self.in_flight.is_some() {
             return LogProgress::Waiting(self.gate.waiting().expect("in flight waits"));
         }
@@ -324,20 +358,30 @@ impl LogDisk {
                 None => LogProgress::Idle,
             };
         }
-        let Some(batch) = self.queued.pop_front() else {
+        let Some(command) = self.queued.pop_front() else {
             return LogProgress::Idle;
         };
-        self.in_flight_batch = Some(BatchDurable {
-            zxid: batch.records.last().map_or(self.zxid_durable, |r| r.zxid),
-            records: batch.records.len(),
-            record_bytes: batch.records.iter().map(|r| r.payload.len() as u64).sum(),
-        });
         let mut writer = self.writer.take().expect("the writer is home when idle");
         let gate = self.gate.clone();
-        self.in_flight = Some(Box::pin(async move {
-            let result = write_batch(&mut writer, &gate, batch).await;
-            (writer, result)
-        }));
+        match command {
+            Command::Append(batch) => {
+                self.in_flight_batch = Some(BatchDurable {
+                    zxid: batch.records.last().map_or(self.zxid_durable, |r| r.zxid),
+                    records: batch.records.len(),
+                    record_bytes: batch.records.iter().map(|r| r.payload.len() as u64).sum(),
+                });
+                self.in_flight = Some(Box::pin(async move {
+                    let result = write_batch(&mut writer, &gate, batch).await;
+                    (writer, result.map(LogDone::Durable))
+                }));
+            }
+            Command::Truncate { zxid, snapshots } => {
+                self.in_flight = Some(Box::pin(async move {
+                    let result = truncate(&mut writer, &snapshots, zxid).await;
+                    (writer, result)
+                }));
+            }
+        }
         self.poll()
     }
 
@@ -362,9 +406,12 @@ impl LogDisk {
                 self.gate.0.permits.set(0);
                 self.writer = Some(writer);
                 let result = match result {
-                    Ok(durable) => {
-                        self.zxid_durable = durable.zxid;
-                        Ok(durable)
+                    Ok(done) => {
+                        self.zxid_durable = match done {
+                            LogDone::Durable(durable) => durable.zxid,
+                            LogDone::Truncated { zxid_last, .. } => zxid_last,
+                        };
+                        Ok(done)
                     }
                     Err(err) => {
                         let failure = storage_failure(&err);
@@ -461,6 +508,21 @@ async fn write_batch(
     })
 }
 
+/// Cuts the log after `zxid`, snapshots above it first, as
+/// `engine/src/log_stage.rs`'s `truncate` does.
+async fn truncate(
+    writer: &mut LogWriter<GatedFs>,
+    snapshots: &MemFs,
+    zxid: i64,
+) -> Result<LogDone, WalError> {
+    wal::remove_snapshots_after(snapshots, zxid)?;
+    let report = writer.truncate(zxid).await?;
+    Ok(LogDone::Truncated {
+        zxid,
+        zxid_last: report.zxid_last,
+    })
+}
+
 /// What the node is told about a storage error: a full disk apart from
 /// every other failure (as the engine's `storage_failure`).
 pub fn storage_failure(err: &WalError) -> StorageFailure {
@@ -514,7 +576,7 @@ mod tests {
             operations.push(op);
             progress = disk.step();
         }
-        let LogProgress::Finished(Ok(durable)) = progress else {
+        let LogProgress::Finished(Ok(LogDone::Durable(durable))) = progress else {
             panic!("the batch finishes: {progress:?}");
         };
         assert_eq!((durable.zxid, disk.zxid_durable()), (1, 1));

@@ -18,6 +18,18 @@
 //! small — completed writes are pinned, so the search branches only over
 //! where indeterminate ops and expiries go.
 //!
+//! # Ensembles: sequential consistency
+//!
+//! An ensemble promises less for reads: a follower answers from its own
+//! tree, which may be behind the leader's. [`Consistency::Sequential`]
+//! keeps (b) and (c) but weakens (a) to what ZooKeeper guarantees: writes
+//! and syncs respect real time among themselves (writes are linearizable,
+//! and a sync sees every write completed before it was called), and each
+//! session's answered ops take effect in the order the session issued
+//! them (a read never sees less than the session's earlier ops did). A
+//! stale read of another session's write is fine; a read that goes back
+//! is not.
+//!
 //! # Two ways to the verdict
 //!
 //! When every op is pinned (the simulator places unanswered ops by the
@@ -88,6 +100,19 @@ pub enum Verdict {
     /// `earlier` after `later` (a stale read, or a write ordered before
     /// one that completed ahead of it).
     RealTimeBroken { earlier: usize, later: usize },
+    /// `earlier` and `later` are one session's ops, issued in that order,
+    /// yet their zxids put `later` before `earlier`.
+    SessionOrderBroken { earlier: usize, later: usize },
+}
+
+/// Which real-time guarantee a history is held to (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Every op in one order that respects real time (a standalone server).
+    Linearizable,
+    /// Writes and syncs linearizable, every session in its own order (an
+    /// ensemble).
+    Sequential,
 }
 
 /// The deepest point the search reached before it had to give up.
@@ -258,6 +283,13 @@ pub fn check(ops: &[OpRecord], budget: u64) -> Verdict {
 /// Checks `ops` (one database's history) within `budget` search steps.
 /// Indices in the verdict are positions in `ops`.
 pub fn check_ops(ops: &[CheckOp<'_>], budget: u64) -> Verdict {
+    check_ops_with(ops, budget, Consistency::Linearizable)
+}
+
+/// [`check_ops`] under a chosen guarantee. The search handles only
+/// [`Consistency::Linearizable`]: a sequential history with an op left
+/// unpinned is inconclusive (the simulator pins every op it checks).
+pub fn check_ops_with(ops: &[CheckOp<'_>], budget: u64, consistency: Consistency) -> Verdict {
     let mut owner = std::collections::BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         if let Pin::Txn(zxid) = op.pin {
@@ -270,10 +302,13 @@ pub fn check_ops(ops: &[CheckOp<'_>], budget: u64) -> Verdict {
             }
         }
     }
-    if ops.iter().all(|op| op.pin != Pin::Free) {
-        return check_in_zxid_order(ops);
+    let pinned = ops.iter().all(|op| op.pin != Pin::Free);
+    match consistency {
+        Consistency::Linearizable if pinned => check_in_zxid_order(ops),
+        Consistency::Linearizable => search(ops, budget),
+        Consistency::Sequential if pinned => check_sequential(ops),
+        Consistency::Sequential => Verdict::Inconclusive { steps: 0 },
     }
-    search(ops, budget)
 }
 
 /// The search itself (what `check_ops` falls back to when some op is not
@@ -377,6 +412,62 @@ fn slot(pin: Pin) -> (i64, u8) {
 /// So: check that real time never contradicts the slots, then replay the
 /// model in that order. Exact, and linear in the history.
 fn check_in_zxid_order(ops: &[CheckOp<'_>]) -> Verdict {
+    if let Some(broken) = real_time_broken(ops, |_| true) {
+        return broken;
+    }
+    replay_in_zxid_order(ops)
+}
+
+/// The pinned check under [`Consistency::Sequential`]: real time among
+/// writes and syncs, each session's issue order, then the model replayed
+/// in zxid order.
+fn check_sequential(ops: &[CheckOp<'_>]) -> Verdict {
+    // An expiry is the server's closeSession, placed by the log: its
+    // "invocation" (the session's last sign of life) may be a read a
+    // lagging follower answered after the txn, so it orders nothing here.
+    let ordered = |op: &CheckOp<'_>| {
+        let expiry = op.record.op == crate::model::Op::Expire;
+        (matches!(op.pin, Pin::Txn(_)) && !expiry) || op.record.op == crate::model::Op::Sync
+    };
+    if let Some(broken) = real_time_broken(ops, ordered) {
+        return broken;
+    }
+    // Each session's answered ops, in the order it issued them.
+    let mut sessions: std::collections::BTreeMap<(u32, i64), Vec<usize>> = Default::default();
+    for (i, op) in ops.iter().enumerate() {
+        let by_client = op.record.client != crate::checks::SERVER_CLIENT;
+        let answered = op.record.ret.is_some() && !op.accept_any;
+        if by_client && answered && op.record.op != crate::model::Op::Expire {
+            sessions
+                .entry((op.record.client, op.record.session))
+                .or_default()
+                .push(i);
+        }
+    }
+    for issued in sessions.values_mut() {
+        issued.sort_by_key(|i| ops[*i].record.call);
+        let mut latest: Option<((i64, u8), usize)> = None;
+        for i in issued.iter() {
+            let here = slot(ops[*i].pin);
+            if let Some((before, earlier)) = latest {
+                if before > here {
+                    return Verdict::SessionOrderBroken { earlier, later: *i };
+                }
+            }
+            if latest.is_none_or(|(before, _)| here > before) {
+                latest = Some((here, *i));
+            }
+        }
+    }
+    replay_in_zxid_order(ops)
+}
+
+/// The first pair of ops (among those `ordered` picks) where one completed
+/// before the other was invoked yet their slots say otherwise.
+fn real_time_broken(
+    ops: &[CheckOp<'_>],
+    ordered: impl Fn(&CheckOp<'_>) -> bool,
+) -> Option<Verdict> {
     let never = u64::MAX;
     let ret_at = |op: &CheckOp<'_>| match (&op.record.ret, op.accept_any) {
         (Some(ret), false) => ret.at,
@@ -385,7 +476,7 @@ fn check_in_zxid_order(ops: &[CheckOp<'_>]) -> Verdict {
     // Sweep invocations and completions in real-time order, keeping the
     // latest slot among the ops completed so far.
     let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(ops.len() * 2);
-    for (i, op) in ops.iter().enumerate() {
+    for (i, op) in ops.iter().enumerate().filter(|(_, op)| ordered(op)) {
         events.push((op.record.call, true, i));
         if ret_at(op) != never {
             events.push((ret_at(op), false, i));
@@ -400,13 +491,19 @@ fn check_in_zxid_order(ops: &[CheckOp<'_>]) -> Verdict {
         if *is_call {
             if let Some((before, earlier)) = latest {
                 if before > here {
-                    return Verdict::RealTimeBroken { earlier, later: *i };
+                    return Some(Verdict::RealTimeBroken { earlier, later: *i });
                 }
             }
         } else if latest.is_none_or(|(before, _)| here > before) {
             latest = Some((here, *i));
         }
     }
+    None
+}
+
+/// Replays the model over the ops in zxid order (reads of one zxid by
+/// invocation), checking every answer.
+fn replay_in_zxid_order(ops: &[CheckOp<'_>]) -> Verdict {
     let mut order: Vec<usize> = (0..ops.len()).collect();
     order.sort_by_key(|i| (slot(ops[*i].pin), ops[*i].record.call));
     let mut state = Model::new();

@@ -3,7 +3,9 @@
 //! ```text
 //! fk-sim --seed 42 [--trace]          one seed, bit for bit; --trace prints every event
 //! fk-sim --seeds 500 [--first-seed F] many seeds; stops at the first violation
-//!        [--servers K] [--clients C] [--steps M] [--faults crash,fsync,...|all|none]
+//!        [--servers N] [--observers K] [--databases D] [--clients C] [--steps M]
+//!        [--faults crash,fsync,...|all|none]
+//! fk-sim --servers 3 --seeds 10000    an ensemble soak: 3 voters, elections, ZAB
 //! ```
 //!
 //! Exit status: 0 when every seed passed, 1 when one broke a property (its
@@ -26,10 +28,17 @@ struct Args {
     seeds: Option<u64>,
     #[arg(long, default_value_t = 0)]
     first_seed: u64,
-    /// Standalone servers (each its own database with its own clients).
+    /// Voting servers of the database: 1 is a standalone server, more an
+    /// ensemble (3, 5...).
     #[arg(long, default_value_t = 1)]
     servers: usize,
-    /// Clients per server.
+    /// Observers beside the voters (an ensemble only).
+    #[arg(long, default_value_t = 0)]
+    observers: usize,
+    /// Independent databases side by side, each with its servers and clients.
+    #[arg(long, default_value_t = 1)]
+    databases: usize,
+    /// Clients per database.
     #[arg(long, default_value_t = 5)]
     clients: usize,
     /// Scheduler events before the run winds down.
@@ -45,8 +54,10 @@ struct Args {
     /// Print the event trace of the run (with --seed).
     #[arg(long)]
     trace: bool,
-    /// Reintroduce a known bug (ack-before-durable, no-force-sync) to see
-    /// the checkers catch it.
+    /// Reintroduce a known bug (ack-before-durable, no-force-sync,
+    /// reorder-sends, skip-log-replay, drop-watch-events; ensembles:
+    /// current-epoch-before-durable, diff-without-trunc) to see the
+    /// checkers catch it.
     #[arg(long)]
     bug: Option<Bug>,
     /// Turn off the driver's "no reply before durable" assertion, leaving
@@ -63,8 +74,10 @@ impl Args {
     fn options(&self, seed: u64) -> Options {
         Options {
             seed,
+            databases: self.databases,
             servers: self.servers,
-            clients_per_server: self.clients,
+            observers: self.observers,
+            clients: self.clients,
             steps: self.steps,
             faults: self.faults.clone(),
             mix: self.mix,
@@ -81,6 +94,12 @@ impl Args {
             "fk-sim --seed {seed} --servers {} --clients {} --steps {} --faults {}",
             self.servers, self.clients, self.steps, self.faults
         );
+        if self.observers > 0 {
+            command.push_str(&format!(" --observers {}", self.observers));
+        }
+        if self.databases > 1 {
+            command.push_str(&format!(" --databases {}", self.databases));
+        }
         if self.mix != Mix::Standard {
             command.push_str(&format!(" --mix {}", self.mix.name()));
         }
@@ -103,7 +122,8 @@ fn report(outcome: &Outcome) -> String {
     format!(
         "seed {}: {} steps, {:.1}s simulated, {} ops ({} answered), {} sessions ({} expired), \
          {} restarts ({} power cuts, {} kills, {} log failures), {} snapshots (at most {} chunks), {} watch events, \
-         faults [{}], checker steps {}{}, fingerprint {:016x}",
+         {} epoch writes, {} truncations, {} reloads, \
+         faults [{}], checker steps {}{}{}, fingerprint {:016x}",
         outcome.seed,
         outcome.steps,
         outcome.simulated.as_secs_f64(),
@@ -118,10 +138,18 @@ fn report(outcome: &Outcome) -> String {
         s.servers.snapshots,
         s.servers.snapshot_chunks_max,
         s.clients.watch_events,
+        s.servers.epoch_writes,
+        s.servers.truncations,
+        s.servers.reloads,
         faults.join(" "),
         s.linearizability_steps,
         if s.inconclusive > 0 {
             " (inconclusive)"
+        } else {
+            ""
+        },
+        if s.no_whole_log > 0 {
+            " (history unchecked: no server kept a whole log)"
         } else {
             ""
         },
@@ -140,7 +168,7 @@ fn main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    let mut inconclusive = 0;
+    let (mut inconclusive, mut no_whole_log) = (0, 0);
     let (mut simulated, mut ops, mut restarts) = (0.0f64, 0u64, 0u64);
     for seed in &seeds {
         let mut outcome = sim::run(&args.options(*seed));
@@ -148,6 +176,7 @@ fn main() -> ExitCode {
             println!("{line}");
         }
         inconclusive += u64::from(outcome.summary.inconclusive > 0);
+        no_whole_log += u64::from(outcome.summary.no_whole_log > 0);
         simulated += outcome.simulated.as_secs_f64();
         ops += outcome.summary.ops_invoked;
         restarts += outcome.summary.servers.restarts;
@@ -161,10 +190,11 @@ fn main() -> ExitCode {
         }
     }
     println!(
-        "{} seeds passed ({} with an inconclusive linearizability check) in {:.1}s: \
-         {:.0}s simulated, {} ops, {} server restarts",
+        "{} seeds passed ({} with an inconclusive linearizability check, {} without a whole log \
+         to check the history against) in {:.1}s: {:.0}s simulated, {} ops, {} server restarts",
         seeds.len(),
         inconclusive,
+        no_whole_log,
         started.elapsed().as_secs_f64(),
         simulated,
         ops,

@@ -1,7 +1,7 @@
 //! The simulated network: FIFO connections between endpoints.
 //!
 //! A link is one TCP connection between two endpoints (a client and a
-//! server today; two servers once node grows peers). Each direction is a
+//! server, or two servers of an ensemble). Each direction is a
 //! FIFO pipe: a message is delivered after a latency drawn per message, but
 //! never before the message sent ahead of it, as TCP keeps order within one
 //! connection. Across links nothing is ordered.
@@ -47,11 +47,25 @@ impl std::fmt::Display for Endpoint {
 /// Identifies a link for the life of the run (never reused).
 pub type LinkId = u64;
 
+/// Which port of a server another server dialled: the connection's first
+/// segment says so, as the port number does on a real network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerPort {
+    /// The election port (ZooKeeper's 3888): notifications.
+    Election,
+    /// The quorum port (2888): a learner's connection to its leader.
+    Quorum,
+}
+
 /// What travels on a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Payload {
     /// Whole frames, as one write put them on the wire.
     Bytes(Vec<u8>),
+    /// A server-to-server connection is opened on this port (the acceptor
+    /// learns of the connection when it arrives; clients send none, their
+    /// handshake is their first message).
+    Open(PeerPort),
     /// The sender closed its end after everything before this.
     Fin,
 }

@@ -136,15 +136,23 @@ pub enum Bug {
     /// The driver now and then drops a watch notification from the frames
     /// it writes.
     DropWatchEvents,
+    /// Ensembles: learners write currentEpoch and acknowledge NEWLEADER
+    /// before their sync's txns are durable (`replication::Mutation`).
+    CurrentEpochBeforeDurable,
+    /// Ensembles: a leader syncs a learner holding txns it never committed
+    /// with DIFF instead of TRUNC (`replication::Mutation`).
+    DiffWithoutTrunc,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 7] = [
         Bug::AckBeforeDurable,
         Bug::NoForceSync,
         Bug::ReorderSends,
         Bug::SkipLogReplay,
         Bug::DropWatchEvents,
+        Bug::CurrentEpochBeforeDurable,
+        Bug::DiffWithoutTrunc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -154,6 +162,19 @@ impl Bug {
             Bug::ReorderSends => "reorder-sends",
             Bug::SkipLogReplay => "skip-log-replay",
             Bug::DropWatchEvents => "drop-watch-events",
+            Bug::CurrentEpochBeforeDurable => "current-epoch-before-durable",
+            Bug::DiffWithoutTrunc => "diff-without-trunc",
+        }
+    }
+
+    /// The replication mutation this bug is, if it is one.
+    pub fn mutation(self) -> Option<replication::Mutation> {
+        match self {
+            Bug::CurrentEpochBeforeDurable => {
+                Some(replication::Mutation::CurrentEpochBeforeDurable)
+            }
+            Bug::DiffWithoutTrunc => Some(replication::Mutation::DiffWithoutTrunc),
+            _ => None,
         }
     }
 }
@@ -205,10 +226,16 @@ impl Mix {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub seed: u64,
-    /// Standalone servers, each an independent database with its own clients.
+    /// Independent databases side by side, each with its own servers,
+    /// clients and history.
+    pub databases: usize,
+    /// Voting servers per database: 1 is a standalone server, more an
+    /// ensemble (3 and 5 are the usual sizes).
     pub servers: usize,
-    /// Clients per server.
-    pub clients_per_server: usize,
+    /// Observers per database, beside its voters (an ensemble only).
+    pub observers: usize,
+    /// Clients per database.
+    pub clients: usize,
     /// Scheduler events to process before the run winds down.
     pub steps: u64,
     pub faults: Faults,
@@ -228,12 +255,24 @@ pub struct Options {
 }
 
 impl Options {
+    /// Whether each database is an ensemble (more than one server).
+    pub fn is_ensemble(&self) -> bool {
+        self.servers + self.observers > 1
+    }
+
+    /// Servers per database, voters first.
+    pub fn servers_per_database(&self) -> usize {
+        self.servers + self.observers
+    }
+
     /// The defaults `fk-sim` and the CI tests use, for one seed.
     pub fn new(seed: u64) -> Options {
         Options {
             seed,
+            databases: 1,
             servers: 1,
-            clients_per_server: 5,
+            observers: 0,
+            clients: 5,
             steps: 20_000,
             faults: Faults::all(),
             mix: Mix::Standard,

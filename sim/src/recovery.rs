@@ -38,8 +38,12 @@ pub enum RecoveryError {
 pub enum TxnKind {
     CreateSession,
     CloseSession,
-    /// Any other txn (a write, or a refused write's error txn).
+    /// Any other txn (a write, or a failed multi's error txn).
     Request,
+    /// A request refused as a whole, answered in order through the log
+    /// (an ensemble's leader refuses a forwarded write so: SESSIONEXPIRED,
+    /// a bad request...). It changes nothing.
+    Refused,
 }
 
 /// A change a txn made to the tree, as watches see it.
@@ -59,6 +63,27 @@ pub struct Logged {
     pub kind: TxnKind,
     /// What it changed, in order.
     pub changes: Vec<Change>,
+}
+
+impl Logged {
+    /// What the checkers need of a decoded txn.
+    pub fn of(header: &tree::TxnHeader, txn: &tree::Txn) -> Logged {
+        let mut changes = Vec::new();
+        changes_of(txn, &mut changes);
+        let kind = match txn {
+            tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
+            tree::Txn::CloseSession { .. } => TxnKind::CloseSession,
+            tree::Txn::Refused { .. } => TxnKind::Refused,
+            _ => TxnKind::Request,
+        };
+        Logged {
+            zxid: header.zxid,
+            session: header.session_id,
+            cxid: header.cxid,
+            kind,
+            changes,
+        }
+    }
 }
 
 /// The changes a txn makes (a multi's, one after another).
@@ -161,20 +186,7 @@ pub fn recover_replaying(
         if replay {
             tree.apply(&header, &txn);
         }
-        let mut changes = Vec::new();
-        changes_of(&txn, &mut changes);
-        let kind = match txn {
-            tree::Txn::CreateSession { .. } => TxnKind::CreateSession,
-            tree::Txn::CloseSession { .. } => TxnKind::CloseSession,
-            _ => TxnKind::Request,
-        };
-        replayed.push(Logged {
-            zxid: header.zxid,
-            session: header.session_id,
-            cxid: header.cxid,
-            kind,
-            changes,
-        });
+        replayed.push(Logged::of(&header, &txn));
         history_bytes += record.payload.len();
         history.push_back(LogRecord {
             zxid: record.zxid,

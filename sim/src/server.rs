@@ -20,6 +20,12 @@
 //! the engine starts, and then checks that nothing a client was told is
 //! missing: the recovered zxid reaches every zxid a client saw, and every
 //! acknowledged txn in the replayed log is the one the client was told about.
+//!
+//! A server of an ensemble also carries out its node's peer actions
+//! (`peers`): election notifications and quorum packets on server-to-server
+//! links, epoch files, TRUNC through the log writer, reloads from disk. Its
+//! restart is not held to what clients were told — a follower may have been
+//! behind — the world checks the ensemble as a whole instead.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
@@ -28,15 +34,18 @@ use node::{Action, AppendLimits, ConnId, Input, Level, Node, Now, Peer, RequestF
 use proto::{ConnectRequest, Reader, Record, ReplyHeader};
 use wal::{MemFs, WalError, WriterConfig};
 
-use crate::client::Received;
 use crate::context::{Context, Event};
-use crate::disk::{self, Batch, DiskOp, LogDisk, LogProgress};
+use crate::disk::{self, Batch, DiskOp, LogDisk, LogDone, LogProgress};
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::options::{Bug, Mix, Options};
 use crate::recovery;
 use crate::snapshots::Snapshots;
 use crate::violation::Violation;
 use crate::wire::{decode_requests, first_frame, frame_slices};
+
+mod peers;
+
+pub use peers::Member;
 
 /// The wall clock every run starts at (any fixed value).
 pub const WALL_START_MS: i64 = 1_700_000_000_000;
@@ -89,6 +98,13 @@ struct Running {
     snapshot_active: bool,
     chunks_this_snapshot: u64,
     log_failed: bool,
+    /// The server-to-server side (an ensemble only).
+    peers: peers::Peers,
+    /// The newest sealed snapshot's zxid: durable as the log is.
+    snapshot_sealed: i64,
+    /// When the next tick is due, and its generation (see `Event::Tick`).
+    tick_due: Duration,
+    tick_generation: u64,
     /// The highest zxid reported durable early (the reintroduced bug only).
     reported_early: i64,
     /// When the batch in flight started (its sync time for the node's stats).
@@ -111,12 +127,32 @@ pub struct ServerStats {
     /// Snapshot chunks written, and the most in one snapshot.
     pub snapshot_chunks: u64,
     pub snapshot_chunks_max: u64,
+    /// Ensembles: epoch files written, log truncations (TRUNC), reloads.
+    pub epoch_writes: u64,
+    pub truncations: u64,
+    pub reloads: u64,
+}
+
+/// Where an armed crash lands: between two persistence steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// At the log's next file operation (of this kind, if given).
+    Log(Option<DiskOp>),
+    /// Just before an epoch file is written, or just after it is (before
+    /// the node hears).
+    Epoch { written: bool },
+    /// Just before a snapshot is sealed, or just after it is.
+    SnapshotSeal { sealed: bool },
 }
 
 #[derive(Debug)]
 pub struct Server {
+    /// The server's endpoint on the network (unique in the run; its sid
+    /// in its ensemble is `member`'s).
     pub sid: u8,
     pub database: usize,
+    /// Its place in an ensemble (`None`: standalone).
+    pub member: Option<Member>,
     boot: u64,
     running: Option<Running>,
     /// The log directory as it survives crashes (a directory of the
@@ -131,19 +167,12 @@ pub struct Server {
     wall_offset_ms: i64,
     monotonic_leap: Duration,
     pub slow_disk: bool,
-    /// Crash at the log's next file operation (of this kind, if given):
-    /// `(power_cut, kind)`.
-    pub crash_armed: Option<(bool, Option<DiskOp>)>,
-    /// The highest zxid any client received from this server.
-    pub zxid_seen_by_clients: i64,
-    /// Txns clients were told about, by zxid: (session, cxid).
-    acknowledged: BTreeMap<i64, (i64, i32)>,
-    /// Writes the client was told failed, without a txn of their own
-    /// (SYSTEMERROR, SESSIONEXPIRED...), by (session, cxid), with the
-    /// answer: a failure the client takes as final, so none of them may
-    /// ever become a txn. (A write whose connection was closed under it
-    /// got no answer: its outcome is unknown, and either is fine.)
-    refused: BTreeMap<(i64, i32), proto::ErrorCode>,
+    /// Crash at this point: `(power_cut, where)`.
+    pub crash_armed: Option<(bool, CrashPoint)>,
+    /// What the disk holds durably, whether the process is up or not: the
+    /// last zxid the log synced, and the newest sealed snapshot's.
+    disk_log_zxid: i64,
+    disk_snapshot_zxid: i64,
     check_recovery: bool,
     bug: Option<Bug>,
     mix: Mix,
@@ -155,7 +184,13 @@ pub struct Server {
 
 impl Server {
     /// A server with an empty disk, started at once.
-    pub fn new(sid: u8, database: usize, options: &Options, cx: &mut Context) -> Server {
+    pub fn new(
+        sid: u8,
+        database: usize,
+        member: Option<Member>,
+        options: &Options,
+        cx: &mut Context,
+    ) -> Server {
         let log_fs = MemFs::new().dir(LOG_DIR);
         // ZooKeeper's default puts both in dataDir; production puts the log
         // on a disk of its own. Either way wal must find its files.
@@ -167,6 +202,7 @@ impl Server {
         let mut server = Server {
             sid,
             database,
+            member,
             boot: 0,
             running: None,
             snapshots: Snapshots::new(log_fs.dir(data_dir)),
@@ -178,9 +214,8 @@ impl Server {
             monotonic_leap: Duration::ZERO,
             slow_disk: false,
             crash_armed: None,
-            zxid_seen_by_clients: 0,
-            acknowledged: BTreeMap::new(),
-            refused: BTreeMap::new(),
+            disk_log_zxid: 0,
+            disk_snapshot_zxid: 0,
             check_recovery: options.check_recovery,
             bug: options.bug,
             mix: options.mix,
@@ -214,6 +249,17 @@ impl Server {
         self.running.as_ref().map(|r| &r.node)
     }
 
+    /// The highest zxid this server's disk holds durably (a synced log
+    /// record or a sealed snapshot), up or down: what a power cut keeps.
+    pub fn zxid_on_disk(&self) -> i64 {
+        self.disk_log_zxid.max(self.disk_snapshot_zxid)
+    }
+
+    /// Whether it votes (a standalone server or an ensemble's participant).
+    pub fn is_voter(&self) -> bool {
+        self.member.as_ref().is_none_or(|m| !m.observer)
+    }
+
     /// Whether the log or a snapshot still has work in flight.
     pub fn is_busy(&self) -> bool {
         self.running
@@ -236,7 +282,7 @@ impl Server {
     /// what the log takes, as the engine's `Config::txn_bytes_max`.
     fn settings(&self, cx: &mut Context, config: &WriterConfig) -> Settings {
         Settings {
-            server_id: 0,
+            server_id: self.member.as_ref().map_or(0, |m| m.my_sid as u8),
             tick_time_ms: TICK_MS,
             min_session_timeout_ms: SESSION_TIMEOUT_MIN_MS,
             max_session_timeout_ms: SESSION_TIMEOUT_MAX_MS,
@@ -251,7 +297,7 @@ impl Server {
             extended_types_enabled: false,
             x509_enabled: false,
             txn_bytes_max: config.record_payload_bytes_max() - tree::TxnHeader::ENCODED_LEN,
-            ensemble: None,
+            ensemble: self.member.as_ref().map(|m| m.settings.clone()),
             unsent_bytes_max: node::settings::UNSENT_BYTES_MAX_DEFAULT,
             ..Settings::default()
         }
@@ -284,7 +330,9 @@ impl Server {
                     })
                 }
             };
-        if self.check_recovery {
+        // In an ensemble a restarted follower may rightly be behind what
+        // clients saw (the world checks the ensemble as a whole).
+        if self.check_recovery && self.member.is_none() {
             self.check_nothing_acknowledged_is_lost(cx, &recovered);
         }
         self.stats.replayed_txns += recovered.replayed.len() as u64;
@@ -320,6 +368,8 @@ impl Server {
         self.monotonic_leap = Duration::ZERO;
         let now = self.now(cx);
         let (snapshot_zxid, replayed) = (recovered.snapshot_zxid, recovered.replayed.len());
+        self.disk_log_zxid = recovered.tail.zxid_last;
+        self.disk_snapshot_zxid = snapshot_zxid.unwrap_or(0);
         let node = Node::new(settings, recovered.into_node_state(), limits, now);
         node.check_invariants();
         let (sid, zxid) = (self.sid, node.zxid_applied());
@@ -339,6 +389,10 @@ impl Server {
             snapshot_active: false,
             chunks_this_snapshot: 0,
             log_failed: false,
+            peers: peers::Peers::default(),
+            snapshot_sealed: snapshot_zxid.unwrap_or(0),
+            tick_due: cx.now,
+            tick_generation: 0,
             reported_early: 0,
             batch_started: Duration::ZERO,
         });
@@ -352,12 +406,14 @@ impl Server {
         cx: &mut Context,
         recovered: &recovery::Recovered,
     ) {
+        let told = &cx.told[self.database];
         let zxid = recovered.tree.last_processed_zxid();
-        if zxid < self.zxid_seen_by_clients {
+        if zxid < told.zxid_seen {
+            let seen = told.zxid_seen;
             return cx.violation(Violation::AcknowledgedStateLost {
                 server: self.sid,
                 recovered: zxid,
-                seen: self.zxid_seen_by_clients,
+                seen,
             });
         }
         let replayed: BTreeMap<i64, (i64, i32)> = recovered
@@ -366,8 +422,8 @@ impl Server {
             .map(|t| (t.zxid, (t.session, t.cxid)))
             .collect();
         let applied = recovered.replayed.iter().find_map(|t| {
-            let answer = self.refused.get(&(t.session, t.cxid))?;
-            Some((t, *answer))
+            let answer = told.refused.get(&(t.session, t.cxid))?;
+            (t.kind != recovery::TxnKind::Refused).then_some((t, *answer))
         });
         if let Some((t, answer)) = applied {
             return cx.violation(Violation::RefusedWriteApplied {
@@ -379,54 +435,88 @@ impl Server {
             });
         }
         let from = recovered.snapshot_zxid.unwrap_or(0);
-        for (zxid, (session, cxid)) in self.acknowledged.range(from + 1..) {
-            match replayed.get(zxid) {
-                Some(found) if found == &(*session, *cxid) => {}
-                other => {
-                    return cx.violation(Violation::AcknowledgedWriteLost {
-                        server: self.sid,
-                        zxid: *zxid,
-                        session: *session,
-                        cxid: *cxid,
-                        found: match other {
-                            Some((s, c)) => format!("zxid holds session 0x{s:x} cxid {c}"),
-                            None => "no txn with that zxid".into(),
-                        },
-                    })
-                }
-            }
+        let lost = told
+            .acknowledged
+            .range(from + 1..)
+            .find_map(|(zxid, (session, cxid))| match replayed.get(zxid) {
+                Some(found) if found == &(*session, *cxid) => None,
+                other => Some(Violation::AcknowledgedWriteLost {
+                    server: self.sid,
+                    zxid: *zxid,
+                    session: *session,
+                    cxid: *cxid,
+                    found: match other {
+                        Some((s, c)) => format!("zxid holds session 0x{s:x} cxid {c}"),
+                        None => "no txn with that zxid".into(),
+                    },
+                }),
+            });
+        if let Some(violation) = lost {
+            cx.violation(violation);
         }
     }
 
+    /// Schedules the next tick a tick interval on, as the engine's timer.
     fn schedule_tick(&mut self, cx: &mut Context) {
-        let Some(running) = &self.running else { return };
+        let Some(running) = &mut self.running else {
+            return;
+        };
         let interval = running.node.tick_interval();
+        if running.tick_due > cx.now && running.tick_due < cx.now + interval {
+            // This step brought the next tick forward (an election
+            // deadline): that one stands.
+            return;
+        }
+        running.tick_due = cx.now + interval;
+        running.tick_generation += 1;
         cx.after(
             interval,
             Event::Tick {
                 server: self.sid,
                 boot: self.boot,
+                generation: running.tick_generation,
             },
         );
     }
 
-    pub fn on_tick(&mut self, cx: &mut Context) {
-        self.step(cx, Input::Tick);
-        self.schedule_tick(cx);
+    /// Brings the next tick forward to the node's election deadline, if
+    /// that comes first (the engine wakes for it the same way).
+    fn tick_for_deadline(&mut self, cx: &mut Context) {
+        let now = self.now(cx);
+        let Some(running) = &mut self.running else {
+            return;
+        };
+        let Some(deadline) = running.node.next_deadline() else {
+            return;
+        };
+        let wait = deadline.saturating_sub(now.monotonic);
+        if cx.now + wait >= running.tick_due {
+            return;
+        }
+        running.tick_due = cx.now + wait;
+        running.tick_generation += 1;
+        cx.after(
+            wait,
+            Event::Tick {
+                server: self.sid,
+                boot: self.boot,
+                generation: running.tick_generation,
+            },
+        );
     }
 
-    /// A client reported what it received from this server.
-    pub fn clients_received(&mut self, received: &Received) {
-        self.zxid_seen_by_clients = self.zxid_seen_by_clients.max(received.zxid_max);
-        for (zxid, session, cxid) in &received.txns {
-            self.acknowledged.insert(*zxid, (*session, *cxid));
+    /// A tick event; stale generations are dropped.
+    pub fn on_tick(&mut self, cx: &mut Context, generation: u64) {
+        if self
+            .running
+            .as_ref()
+            .is_none_or(|r| r.tick_generation != generation)
+        {
+            return;
         }
-        self.refused.extend(
-            received
-                .refused
-                .iter()
-                .map(|(session, cxid, answer)| ((*session, *cxid), *answer)),
-        );
+        self.step(cx, Input::Tick);
+        self.schedule_tick(cx);
+        self.peers_tick(cx);
     }
 
     // ----- network ------------------------------------------------------------------
@@ -444,6 +534,9 @@ impl Server {
             cx.reset(link);
             return;
         };
+        if let Endpoint::Server(peer) = from {
+            return self.on_peer_delivery(cx, link, peer, payload);
+        }
         let known = running.by_link.get(&link).copied();
         match (payload, known) {
             (Payload::Fin, Some(conn)) => {
@@ -454,6 +547,7 @@ impl Server {
             (Payload::Fin, None) => {
                 running.closed_links.remove(&link);
             }
+            (Payload::Open(_), _) => cx.reset(link),
             (Payload::Bytes(_), None) if running.closed_links.contains(&link) => {}
             (Payload::Bytes(bytes), None) => self.accept(cx, link, from, &bytes),
             (Payload::Bytes(bytes), Some(conn)) => {
@@ -523,6 +617,9 @@ impl Server {
         let Some(running) = &mut self.running else {
             return;
         };
+        if running.peers.knows(link) {
+            return self.on_peer_reset(cx, link);
+        }
         if let Some(conn) = running.by_link.remove(&link) {
             running.conns.remove(&conn);
             self.step(cx, Input::Closed { conn });
@@ -571,6 +668,7 @@ impl Server {
             }
         }
         self.carrying_out = false;
+        self.tick_for_deadline(cx);
     }
 
     /// Feeds requests held back by backpressure; true if it fed any.
@@ -650,10 +748,17 @@ impl Server {
             | Action::PeerClose { .. }
             | Action::PersistEpoch { .. }
             | Action::TruncateLog { .. }
-            | Action::Reload) => cx.violation(Violation::ActionContract {
-                server: sid,
-                rule: format!("a standalone server was asked for an ensemble action: {action:?}"),
-            }),
+            | Action::Reload)
+                if self.member.is_none() =>
+            {
+                cx.violation(Violation::ActionContract {
+                    server: sid,
+                    rule: format!(
+                        "a standalone server was asked for an ensemble action: {action:?}"
+                    ),
+                })
+            }
+            action => self.carry_out_peer(cx, action),
         }
     }
 
@@ -667,7 +772,9 @@ impl Server {
             // Closed meanwhile (the node heard of it after deciding).
             return;
         };
-        let durable = running.disk.zxid_durable();
+        // A learner's tree may come from the leader's snapshot, durable
+        // once sealed, with the log behind it.
+        let durable = running.disk.zxid_durable().max(running.snapshot_sealed);
         let skip = usize::from(!state.handshake_sent);
         state.handshake_sent = true;
         if self.assert_reply_after_durable {
@@ -765,10 +872,25 @@ impl Server {
                 self.schedule_disk_op(cx, op);
             }
             LogProgress::Finished(result) => {
+                if let Ok(done) = &result {
+                    self.disk_log_zxid = match done {
+                        LogDone::Durable(durable) => durable.zxid,
+                        LogDone::Truncated { zxid_last, .. } => *zxid_last,
+                    };
+                }
                 let input = match result {
+                    Ok(LogDone::Truncated { zxid, .. }) => {
+                        self.stats.truncations += 1;
+                        // Snapshots above the cut went first.
+                        self.disk_snapshot_zxid = self.disk_snapshot_zxid.min(zxid);
+                        if let Some(running) = &mut self.running {
+                            running.snapshot_sealed = running.snapshot_sealed.min(zxid);
+                        }
+                        Some(Input::LogTruncated { zxid })
+                    }
                     // The reintroduced bug told the node already.
-                    Ok(durable) if durable.zxid <= self.reported_early() => None,
-                    Ok(durable) => Some(Input::LogDurable {
+                    Ok(LogDone::Durable(durable)) if durable.zxid <= self.reported_early() => None,
+                    Ok(LogDone::Durable(durable)) => Some(Input::LogDurable {
                         zxid: durable.zxid,
                         records: durable.records,
                         record_bytes: durable.record_bytes,
@@ -933,9 +1055,23 @@ impl Server {
             },
             SnapshotWork::End => {
                 running.snapshot_active = false;
-                Input::SnapshotDone {
-                    result: self.snapshots.seal(),
+                if let Some((power_cut, CrashPoint::SnapshotSeal { sealed })) = self.crash_armed {
+                    // The power fails just before the seal, or just after
+                    // it, before the node hears.
+                    if sealed {
+                        let _ = self.snapshots.seal();
+                    }
+                    self.crash(cx, power_cut);
+                    let delay = Duration::from_millis(cx.rng.between(10, 2_000));
+                    cx.after(delay, Event::Restart { server: self.sid });
+                    return;
                 }
+                let result = self.snapshots.seal();
+                if let Ok(written) = &result {
+                    running.snapshot_sealed = running.snapshot_sealed.max(written.zxid);
+                    self.disk_snapshot_zxid = self.disk_snapshot_zxid.max(written.zxid);
+                }
+                Input::SnapshotDone { result }
             }
         };
         if !running.snapshot.is_empty() {
@@ -975,6 +1111,9 @@ impl Server {
         self.crash_armed = None;
         for state in running.conns.values() {
             cx.reset(state.link);
+        }
+        for link in running.peers.links() {
+            cx.reset(link);
         }
         let (sid, how) = (
             self.sid,
@@ -1042,6 +1181,18 @@ impl Server {
         let newest = recovery::recover(&data, &image).map_err(|e| e.to_string())?;
         let everything = recovery::replay_everything(&data, &image).map_err(|e| e.to_string())?;
         Ok((newest, everything))
+    }
+
+    /// [`Server::recover_now`] for a server of an ensemble: the whole log
+    /// (from snapshot 0) is `None` when it cannot be replayed — a learner
+    /// that took a snapshot from its leader has a log that starts after it.
+    pub fn recover_now_in_ensemble(
+        &self,
+    ) -> Result<(recovery::Recovered, Option<recovery::Recovered>), String> {
+        let image = self.log_fs.snapshot_current();
+        let data = image.dir(self.data_dir);
+        let newest = recovery::recover(&data, &image).map_err(|e| e.to_string())?;
+        Ok((newest, recovery::replay_everything(&data, &image).ok()))
     }
 }
 

@@ -133,6 +133,21 @@ pub enum Violation {
     },
     #[error("s{server}: the driver broke a rule of node's actions: {rule}")]
     ActionContract { server: u8, rule: String },
+    #[error("epoch {epoch} has two established leaders: s{first} and s{second}")]
+    TwoLeaders { epoch: i64, first: u8, second: u8 },
+    #[error("s{second} disagrees with s{first} at zxid 0x{zxid:x}: {what}")]
+    ServersDisagree {
+        zxid: i64,
+        first: u8,
+        second: u8,
+        what: String,
+    },
+    #[error("database {database}: clients saw zxid 0x{zxid:x}, but a quorum of voters holds only up to 0x{quorum_durable:x} durably")]
+    SeenNotOnQuorum {
+        database: usize,
+        zxid: i64,
+        quorum_durable: i64,
+    },
     #[error("the run is stuck: {what}")]
     Stuck { what: String },
     #[error("the node panicked: {message}")]

@@ -189,8 +189,19 @@ pub fn check_delivery(
         .iter()
         .map(|t| (t.zxid, t.changes.as_slice()))
         .collect();
+    // A session's watches end with its closeSession txn: an ensemble's
+    // follower may still answer the session's requests after it (with
+    // SESSIONEXPIRED), but fires none of its watches for that txn or later.
+    let mut closes: BTreeMap<i64, i64> = BTreeMap::new();
+    for t in logged
+        .iter()
+        .filter(|t| t.kind == crate::recovery::TxnKind::CloseSession)
+    {
+        closes.entry(t.session).or_insert(t.zxid);
+    }
     for log in logs {
-        check_connection(server, log, &txns)?;
+        let closed_at = closes.get(&log.session).copied().unwrap_or(i64::MAX);
+        check_connection(server, log, &txns, closed_at)?;
     }
     Ok(())
 }
@@ -221,6 +232,7 @@ fn check_connection(
     server: u8,
     log: &ConnectionLog,
     txns: &BTreeMap<i64, &[Change]>,
+    closed_at: i64,
 ) -> Result<(), Violation> {
     // One-shot watches with the txn that must fire them.
     let mut one_shots: Vec<(&WatchKey, Option<Trigger>)> = Vec::new();
@@ -239,7 +251,9 @@ fn check_connection(
                     // The server holds one watch per (kind, path): a second
                     // read with a watch before it fires changes nothing.
                     if !one_shots.iter().any(|(w, _)| *w == watch) {
-                        one_shots.push((watch, first_trigger(watch, *zxid, txns)));
+                        let trigger =
+                            first_trigger(watch, *zxid, txns).filter(|(txn, _)| *txn < closed_at);
+                        one_shots.push((watch, trigger));
                     }
                 }
             },
@@ -263,7 +277,13 @@ fn check_connection(
                     if *zxid <= *checked {
                         continue;
                     }
-                    for (txn, changes) in txns.range(*checked + 1..=*zxid) {
+                    let until = (*zxid).min(closed_at.saturating_sub(1));
+                    let unchecked = if until > *checked {
+                        txns.range(*checked + 1..=until)
+                    } else {
+                        txns.range(0..0)
+                    };
+                    for (txn, changes) in unchecked {
                         for (event, path) in changes.iter().filter_map(|c| fires(watch, c)) {
                             if !delivered.contains(&(*txn, event.code(), path.as_str())) {
                                 return Err(lost(server, log, watch, *txn, *zxid));
@@ -345,6 +365,31 @@ mod tests {
                 reply_zxid: 3,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn no_watch_of_a_session_fires_at_or_after_its_close() {
+        // Session 7 is closed by txn 3 (it deletes /a's sibling): a reply
+        // after it (SESSIONEXPIRED from a follower) owes no event for txn
+        // 3 or 4; before the close a reply past a trigger still does.
+        let mut closed = txns();
+        closed[1] = Logged {
+            zxid: 3,
+            session: 7,
+            cxid: 0,
+            kind: TxnKind::CloseSession,
+            changes: vec![Change::Deleted("/b".into())],
+        };
+        let after_close = log(vec![
+            set(WatchKind::Recursive, "/", 2),
+            Note::Reply { zxid: 5 },
+        ]);
+        assert_eq!(check_delivery(1, &after_close, &closed), Ok(()));
+        let before = log(vec![set(WatchKind::Data, "/a", 1), Note::Reply { zxid: 5 }]);
+        assert!(matches!(
+            check_delivery(1, &before, &closed),
+            Err(Violation::WatchEventLost { txn: 2, .. })
         ));
     }
 

@@ -9,6 +9,11 @@
 //!                                                          expire
 //! ```
 //!
+//! An ensemble's servers are checked together after every step and at the
+//! end (see [`crate::ensemble`]); its history is held to sequential
+//! consistency (linearizable writes, each session in order), a standalone
+//! server's to linearizability.
+//!
 //! The run stops at the first violation; the seed replays it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,17 +24,22 @@ use crate::checks;
 use crate::client::{Client, ClientStats};
 use crate::context::{Context, Event};
 use crate::disk::DiskOp;
+use crate::ensemble::{self, Agreement};
 use crate::history::OpRecord;
-use crate::linearizability::{self, Verdict};
+use crate::linearizability::{self, Consistency, Verdict};
 use crate::network::{Deliver, Endpoint};
-use crate::options::{Fault, Options};
-use crate::server::{Server, ServerStats, SESSION_TIMEOUT_MAX_MS};
+use crate::options::{Bug, Fault, Options};
+use crate::recovery::Logged;
+use crate::server::{CrashPoint, Member, Server, ServerStats, SESSION_TIMEOUT_MAX_MS};
 use crate::violation::{Found, Violation};
 
 /// Search steps the linearizability checker may take per history.
 pub const LINEARIZABILITY_BUDGET: u64 = 3_000_000;
 /// How long the final reads may take before the run is declared stuck.
 const FINAL_READS_DEADLINE: Duration = Duration::from_secs(30);
+/// How long an ensemble may take to elect a leader and synchronise
+/// everyone once the faults stop, before the run is declared stuck.
+const ENSEMBLE_SETTLE_DEADLINE: Duration = Duration::from_secs(120);
 
 /// What a run did and found.
 #[derive(Debug)]
@@ -54,6 +64,10 @@ pub struct Summary {
     pub clients: ClientStats,
     pub linearizability_steps: u64,
     pub inconclusive: u64,
+    /// Ensembles whose final history could not be checked: no server's
+    /// whole log replays to the final tree (each took a snapshot from a
+    /// leader at some point).
+    pub no_whole_log: u64,
 }
 
 struct World {
@@ -61,10 +75,13 @@ struct World {
     cx: Context,
     servers: Vec<Server>,
     clients: Vec<Client>,
+    /// Per database: the cross-server checks (ensembles only).
+    agreements: Vec<Option<Agreement>>,
     faults: BTreeMap<&'static str, u64>,
     winding_down: bool,
     linearizability_steps: u64,
     inconclusive: u64,
+    no_whole_log: u64,
 }
 
 /// Runs one seed to the end (or to its first violation).
@@ -85,26 +102,49 @@ pub fn run(options: &Options) -> Outcome {
 
 impl World {
     fn new(options: &Options) -> World {
-        let mut cx = Context::new(options.seed, options.servers, options.trace);
-        let servers: Vec<Server> = (0..options.servers)
-            .map(|i| Server::new(sid_of(i), i, options, &mut cx))
-            .collect();
-        let clients = (0..options.servers * options.clients_per_server)
+        assert!(options.servers >= 1, "a database has a voter");
+        assert!(
+            options.observers == 0 || options.is_ensemble(),
+            "observers need an ensemble"
+        );
+        let mut cx = Context::new(options.seed, options.databases, options.trace);
+        let per = options.servers_per_database();
+        let mut servers = Vec::with_capacity(options.databases * per);
+        for database in 0..options.databases {
+            let members = members(options, database, &mut cx);
+            for (i, member) in members.into_iter().enumerate() {
+                let sid = sid_of(database * per + i);
+                servers.push(Server::new(sid, database, member, options, &mut cx));
+            }
+        }
+        let clients = (0..options.databases * options.clients)
             .map(|i| {
-                let database = i / options.clients_per_server;
-                Client::new(i as u32, sid_of(database), database, options.mix, &mut cx)
+                let database = i / options.clients;
+                let of_database = (0..per).map(|i| sid_of(database * per + i)).collect();
+                Client::new(i as u32, of_database, database, options.mix, &mut cx)
             })
+            .collect();
+        let agreements = (0..options.databases)
+            .map(|_| options.is_ensemble().then(Agreement::default))
             .collect();
         World {
             options: options.clone(),
             cx,
             servers,
             clients,
+            agreements,
             faults: BTreeMap::new(),
             winding_down: false,
             linearizability_steps: 0,
             inconclusive: 0,
+            no_whole_log: 0,
         }
+    }
+
+    /// The servers of one database.
+    fn servers_of(&self, database: usize) -> &[Server] {
+        let per = self.options.servers_per_database();
+        &self.servers[database * per..(database + 1) * per]
     }
 
     fn run(&mut self) {
@@ -138,6 +178,14 @@ impl World {
         for client in &mut self.clients {
             client.finish(&mut self.cx);
         }
+        if self.options.is_ensemble() {
+            for database in 0..self.options.databases {
+                if self.is_clean() {
+                    self.check_ensemble_at_quiescence(database);
+                }
+            }
+            return;
+        }
         for index in 0..self.servers.len() {
             if self.is_clean() {
                 self.check_at_quiescence(index);
@@ -152,33 +200,64 @@ impl World {
     /// Runs until every server has been up long enough for every session
     /// no live client holds to expire (a restart gives recovered sessions a
     /// full timeout again), within a deadline.
+    ///
+    /// An ensemble must also have one leader serving for that long (a new
+    /// leader gives every session a full timeout) and every server serving.
     fn settle(&mut self) {
         let quiet = Duration::from_millis(2 * u64::from(SESSION_TIMEOUT_MAX_MS) + 1_000);
-        let (start, deadline) = (self.cx.now, self.cx.now + Duration::from_secs(60));
+        let limit = if self.options.is_ensemble() {
+            ENSEMBLE_SETTLE_DEADLINE
+        } else {
+            Duration::from_secs(60)
+        };
+        let (start, deadline) = (self.cx.now, self.cx.now + limit);
         while self.is_clean() && self.cx.now < deadline {
             let since = |t: Duration| self.cx.now >= t + quiet;
-            let settled = since(start)
-                && self
-                    .servers
-                    .iter()
-                    .all(|s| s.is_up() && since(s.booted_at()));
-            if settled {
+            let servers_settled = self
+                .servers
+                .iter()
+                .all(|s| s.is_up() && since(s.booted_at()));
+            let ensembles_settled = self.agreements.iter().enumerate().all(|(db, a)| {
+                a.as_ref().is_none_or(|a| {
+                    a.leader().is_some_and(|(_, _, at)| since(at))
+                        && self
+                            .servers_of(db)
+                            .iter()
+                            .all(|s| s.node().is_some_and(|n| n.serving()))
+                })
+            });
+            if since(start) && servers_settled && ensembles_settled {
                 return;
             }
             self.process_next();
         }
         if self.is_clean() {
-            self.cx.violation(Violation::Stuck {
-                what: "a server did not stay up for a minute after the faults stopped".into(),
-            });
+            let what = if self.options.is_ensemble() {
+                "an ensemble did not settle (every server up and serving under one leader) within two minutes after the faults stopped"
+            } else {
+                "a server did not stay up for a minute after the faults stopped"
+            };
+            self.cx.violation(Violation::Stuck { what: what.into() });
         }
     }
 
+    /// Runs until no disk has work in flight (and, in an ensemble, every
+    /// server has applied what its leader committed).
     fn run_until_disks_idle(&mut self) {
         let deadline = self.cx.now + Duration::from_secs(10);
-        while self.is_clean() && self.cx.now < deadline && self.servers.iter().any(Server::is_busy)
-        {
+        let ensemble = self.options.is_ensemble();
+        let idle = |w: &World| {
+            !w.servers.iter().any(Server::is_busy)
+                && (!ensemble
+                    || (0..w.options.databases).all(|db| ensemble::is_caught_up(w.servers_of(db))))
+        };
+        while self.is_clean() && self.cx.now < deadline && !idle(self) {
             self.process_next();
+        }
+        if self.is_clean() && !idle(self) && ensemble {
+            self.cx.violation(Violation::Stuck {
+                what: "an ensemble's servers did not all catch up with their leader".into(),
+            });
         }
     }
 
@@ -191,6 +270,23 @@ impl World {
         let step = self.cx.step;
         self.cx.trace.line(at, || format!("#{step} {event:?}"));
         self.dispatch(event);
+        self.check_ensembles();
+    }
+
+    /// The cross-server checks of every ensemble, after each step.
+    fn check_ensembles(&mut self) {
+        if !self.options.is_ensemble() || !self.is_clean() {
+            return;
+        }
+        let per = self.options.servers_per_database();
+        for (database, agreement) in self.agreements.iter_mut().enumerate() {
+            let Some(agreement) = agreement else { continue };
+            let servers = &self.servers[database * per..(database + 1) * per];
+            let told = &self.cx.told[database];
+            if let Err(violation) = agreement.after_step(database, servers, told, self.cx.now) {
+                return self.cx.violation(violation);
+            }
+        }
     }
 
     fn server(&mut self, sid: u8) -> &mut Server {
@@ -207,11 +303,9 @@ impl World {
                         server.on_delivery(cx, link, from, delivery.payload);
                     }
                     Endpoint::Client(id) => {
-                        let received =
-                            self.clients[id as usize].on_delivery(cx, link, delivery.payload);
-                        if let Endpoint::Server(sid) = from {
-                            self.servers[usize::from(sid) - 1].clients_received(&received);
-                        }
+                        let client = &mut self.clients[id as usize];
+                        let received = client.on_delivery(cx, link, delivery.payload);
+                        cx.told[client.database].record(&received);
                     }
                 },
                 Deliver::Held(retry) => cx.agenda.push(retry, Event::Deliver { link, from }),
@@ -221,16 +315,45 @@ impl World {
                 Endpoint::Server(sid) => self.servers[usize::from(sid) - 1].on_reset(cx, link),
                 Endpoint::Client(id) => self.clients[id as usize].on_reset(cx, link),
             },
-            Event::Tick { server, boot } => {
+            Event::Tick {
+                server,
+                boot,
+                generation,
+            } => {
                 if let Some(s) = server_at(&mut self.servers, server, boot) {
-                    s.on_tick(cx);
+                    s.on_tick(cx, generation);
+                }
+            }
+            Event::EpochOp { server, boot } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_epoch_op(cx);
+                }
+            }
+            Event::ReloadOp { server, boot } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_reload_op(cx);
+                }
+            }
+            Event::PeerDialed {
+                server,
+                boot,
+                sid,
+                link,
+            } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_peer_dialed(cx, sid, link);
+                }
+            }
+            Event::PeerClosed { server, boot, link } => {
+                if let Some(s) = server_at(&mut self.servers, server, boot) {
+                    s.on_peer_closed(cx, link);
                 }
             }
             Event::DiskOp { server, boot } => {
                 if let Some(s) = server_at(&mut self.servers, server, boot) {
                     match s.crash_armed {
                         // The power fails just before this operation completes.
-                        Some((power_cut, target))
+                        Some((power_cut, CrashPoint::Log(target)))
                             if target.is_none_or(|op| s.disk_waiting() == Some(op)) =>
                         {
                             self.crash(server, power_cut)
@@ -307,10 +430,19 @@ impl World {
                 } else {
                     // Between two persistence steps: at the log's next file
                     // operation, or its next one of a kind.
-                    let target = match self.cx.rng.below(3) {
-                        0 => None,
-                        1 => Some(DiskOp::SyncData),
-                        _ => Some(DiskOp::Write),
+                    // In an ensemble also around an epoch file write or a
+                    // snapshot's seal (a standalone run draws as it always
+                    // did, so old seeds keep their meaning).
+                    let kinds = if self.options.is_ensemble() { 6 } else { 3 };
+                    let target = match self.cx.rng.below(kinds) {
+                        0 => CrashPoint::Log(None),
+                        1 => CrashPoint::Log(Some(DiskOp::SyncData)),
+                        2 => CrashPoint::Log(Some(DiskOp::Write)),
+                        3 => CrashPoint::Epoch { written: false },
+                        4 => CrashPoint::Epoch { written: true },
+                        _ => CrashPoint::SnapshotSeal {
+                            sealed: self.cx.rng.chance(1, 2),
+                        },
                     };
                     self.server(sid).crash_armed = Some((power_cut, target));
                 }
@@ -356,6 +488,9 @@ impl World {
                     },
                 );
             }
+            Fault::Partition if self.options.is_ensemble() && self.cx.rng.chance(2, 3) => {
+                self.partition_servers(sid);
+            }
             Fault::Partition => {
                 let client = self.cx.rng.below(self.clients.len() as u64) as usize;
                 let (a, b) = (
@@ -366,6 +501,39 @@ impl World {
                 let spell = Duration::from_millis(self.cx.rng.between(200, 5_000));
                 self.cx.after(spell, Event::Heal { a, b });
             }
+        }
+    }
+
+    /// Cuts servers of `sid`'s ensemble from each other for a spell: one
+    /// pair both ways, one pair one way only, or `sid` from all its peers.
+    /// Every cut heals, so a quorum always comes back.
+    fn partition_servers(&mut self, sid: u8) {
+        let database = self.servers[usize::from(sid) - 1].database;
+        let peers: Vec<u8> = self
+            .servers_of(database)
+            .iter()
+            .map(|s| s.sid)
+            .filter(|s| *s != sid)
+            .collect();
+        let spell = Duration::from_millis(self.cx.rng.between(200, 5_000));
+        let me = Endpoint::Server(sid);
+        let (now, how) = (self.cx.now, self.cx.rng.below(3));
+        let cut: Vec<u8> = match how {
+            0 | 1 => vec![*self.cx.rng.pick(&peers)],
+            _ => peers,
+        };
+        for peer in cut {
+            let other = Endpoint::Server(peer);
+            if how == 1 {
+                self.cx.net.block(me, other);
+            } else {
+                self.cx.net.partition(me, other);
+            }
+            self.cx.trace.line(now, || {
+                let arrow = if how == 1 { "->" } else { "<->" };
+                format!("partition s{sid} {arrow} s{peer} for {spell:?}")
+            });
+            self.cx.after(spell, Event::Heal { a: me, b: other });
         }
     }
 
@@ -444,12 +612,95 @@ impl World {
                 });
             }
         }
-        let logs = &self.cx.watch_logs[index];
-        if let Err(violation) = crate::watches::check_delivery(sid, logs, &everything.replayed) {
+        self.check_history(
+            server.database,
+            sid,
+            &everything.replayed,
+            Consistency::Linearizable,
+        );
+    }
+
+    /// An ensemble once quiet: sessions against every server's tree, the
+    /// servers against each other and their disks, then the history
+    /// against the ensemble's log (see `ensemble::final_log`).
+    fn check_ensemble_at_quiescence(&mut self, database: usize) {
+        let live: BTreeSet<i64> = self
+            .clients
+            .iter()
+            .filter(|c| c.database == database)
+            .filter_map(Client::live_session)
+            .collect();
+        let servers = self.servers_of(database);
+        let reporter = servers[0].sid;
+        let mut found = None;
+        for server in servers {
+            let Some(node) = server.node() else {
+                found = Some(Violation::Stuck {
+                    what: format!("s{} is down at the end", server.sid),
+                });
+                break;
+            };
+            if let Err(violation) = checks::sessions(server.sid, node.tree(), &live) {
+                found = Some(violation);
+                break;
+            }
+        }
+        if let Some(violation) = found {
             return self.cx.violation(violation);
         }
-        let ops = &self.cx.histories[index].ops;
-        let placed = match checks::place_by_log(sid, ops, &everything.replayed) {
+        let node = servers[0].node().expect("checked up above");
+        let (zxid, digest) = (node.zxid_applied(), node.tree().digest());
+        // One disk's whole log, else the txns the serving servers applied
+        // as the cross-server checks saw them (when every server took a
+        // snapshot from a leader at some point), if those are whole.
+        let agreement = self.agreements[database].as_ref();
+        let whole = match ensemble::final_log(servers) {
+            Ok(whole) => whole.filter(|w| agreement.is_none_or(|a| a.covers(&w.replayed))),
+            Err(violation) => return self.cx.violation(violation),
+        };
+        let replayed = match whole {
+            Some(whole) => whole.replayed,
+            None => match agreement.and_then(|a| a.applied_history(zxid, digest)) {
+                Some(history) => history,
+                None => {
+                    self.no_whole_log += 1;
+                    return;
+                }
+            },
+        };
+        let told = &self.cx.told[database];
+        // A refusal an ensemble logs as an error txn changes nothing.
+        let refused = replayed.iter().find_map(|t| {
+            let answer = told.refused.get(&(t.session, t.cxid))?;
+            (t.kind != crate::recovery::TxnKind::Refused).then_some((t, *answer))
+        });
+        if let Some((t, answer)) = refused {
+            return self.cx.violation(Violation::RefusedWriteApplied {
+                server: reporter,
+                zxid: t.zxid,
+                session: t.session,
+                cxid: t.cxid,
+                answer,
+            });
+        }
+        self.check_history(database, reporter, &replayed, Consistency::Sequential);
+    }
+
+    /// Watches and the history of one database against its log of txns
+    /// (`sid` names the server in reports).
+    fn check_history(
+        &mut self,
+        database: usize,
+        sid: u8,
+        replayed: &[Logged],
+        consistency: Consistency,
+    ) {
+        let logs = &self.cx.watch_logs[database];
+        if let Err(violation) = crate::watches::check_delivery(sid, logs, replayed) {
+            return self.cx.violation(violation);
+        }
+        let ops = &self.cx.histories[database].ops;
+        let placed = match checks::place_by_log(sid, ops, replayed) {
             Ok(placed) => placed,
             Err(violation) => return self.cx.violation(violation),
         };
@@ -468,7 +719,7 @@ impl World {
                 );
             }
         }
-        match linearizability::check_ops(&placed, LINEARIZABILITY_BUDGET) {
+        match linearizability::check_ops_with(&placed, LINEARIZABILITY_BUDGET, consistency) {
             Verdict::Linearizable { steps } => self.linearizability_steps += steps,
             Verdict::Inconclusive { steps } => {
                 self.linearizability_steps += steps;
@@ -507,6 +758,17 @@ impl World {
                     detail,
                 });
             }
+            Verdict::SessionOrderBroken { earlier, later } => {
+                let detail = format!(
+                    "{} was issued before {} in one session, but their zxids order them the other way",
+                    describe(&placed[earlier].record),
+                    describe(&placed[later].record)
+                );
+                self.cx.violation(Violation::NotLinearizable {
+                    server: sid,
+                    detail,
+                });
+            }
             Verdict::ZxidReused {
                 zxid,
                 first,
@@ -531,6 +793,7 @@ impl World {
             faults: self.faults.clone(),
             linearizability_steps: self.linearizability_steps,
             inconclusive: self.inconclusive,
+            no_whole_log: self.no_whole_log,
             ..Summary::default()
         };
         for history in &self.cx.histories {
@@ -550,6 +813,9 @@ impl World {
             t.failed_starts += s.stats.failed_starts;
             t.snapshot_chunks += s.stats.snapshot_chunks;
             t.snapshot_chunks_max = t.snapshot_chunks_max.max(s.stats.snapshot_chunks_max);
+            t.epoch_writes += s.stats.epoch_writes;
+            t.truncations += s.stats.truncations;
+            t.reloads += s.stats.reloads;
         }
         for c in &self.clients {
             let t = &mut summary.clients;
@@ -570,6 +836,41 @@ impl World {
     }
 }
 
+/// The members of one database: `None` for a standalone server, else one
+/// ensemble of voters then observers, each knowing every server's address.
+fn members(options: &Options, database: usize, cx: &mut Context) -> Vec<Option<Member>> {
+    if !options.is_ensemble() {
+        return vec![None];
+    }
+    let per = options.servers_per_database();
+    let specs = (1..=per as u64).map(|sid| {
+        let kind = if sid > options.servers as u64 {
+            ":observer"
+        } else {
+            ""
+        };
+        let value = format!("10.1.{database}.{sid}:2888:3888{kind}");
+        replication::ServerSpec::parse(sid, &value).expect("a valid server line")
+    });
+    let ensemble = replication::Ensemble::new(specs).expect("a valid ensemble");
+    // Small windows of recent txns make a leader send whole snapshots
+    // (SNAP) to learners that fell behind, large ones DIFFs.
+    let history_txns_max = *cx.rng.pick(&[20usize, 200, 10_000]);
+    (1..=per as u64)
+        .map(|sid| {
+            let mut settings = node::EnsembleSettings::new(sid, ensemble.clone());
+            settings.history_txns_max = history_txns_max;
+            settings.mutation = options.bug.and_then(Bug::mutation);
+            Some(Member {
+                my_sid: sid,
+                settings,
+                base: u8::try_from(database * per).expect("at most 255 servers"),
+                observer: sid > options.servers as u64,
+            })
+        })
+        .collect()
+}
+
 /// The server, if `boot` is its current boot (events of a crashed process
 /// are ignored).
 fn server_at(servers: &mut [Server], sid: u8, boot: u64) -> Option<&mut Server> {
@@ -577,7 +878,8 @@ fn server_at(servers: &mut [Server], sid: u8, boot: u64) -> Option<&mut Server> 
     (server.boot() == boot && server.is_up()).then_some(server)
 }
 
-/// Standalone servers are numbered from 1, as ZooKeeper numbers sids.
+/// Servers' endpoints are numbered from 1, as ZooKeeper numbers sids (in a
+/// run of one ensemble, endpoint and sid agree).
 fn sid_of(index: usize) -> u8 {
     u8::try_from(index + 1).expect("at most 255 servers")
 }

@@ -51,8 +51,8 @@ fn several_standalone_servers_run_side_by_side() {
     // Three independent servers with their own clients and histories.
     for seed in 100..102 {
         let options = Options {
-            servers: 3,
-            clients_per_server: 3,
+            databases: 3,
+            clients: 3,
             steps: 6_000,
             ..ci_options(seed)
         };

@@ -144,3 +144,167 @@ fn a_closesession_behind_its_own_ephemeral_creates_closes() {
     let outcome = run(&options);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
 }
+
+/// FIXED (node): a client whose connection broke reconnected its session
+/// to a follower; the follower asked the leader to revalidate it, and
+/// node's own invariant check took the handshake waiting for that answer
+/// for one waiting on a createSession txn and panicked ("reply slots and
+/// the waiting index agree"). Found by the first ensemble seed,
+/// `fk-sim --seed 0 --servers 3 --steps 4000` (client 3 moving to s2 at
+/// 2.91s). node test `a_session_moves_to_a_follower_through_revalidate`.
+#[test]
+fn a_session_moves_to_a_follower() {
+    let options = Options {
+        servers: 3,
+        ..ci_options(0)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+    assert!(outcome.summary.clients.reconnects > 0);
+}
+
+/// FIXED (node): a learner lost its leader while it held the leader's
+/// snapshot unsealed (ZOOKEEPER-3642: it must reload what is durable
+/// before it votes) and an append of a proposal received during its sync
+/// was in flight; the reload was asked for at once, came back while the
+/// append was in flight, and the pipeline asserted ("no append in flight
+/// while the state is replaced"). Found by `fk-sim --seed 2 --servers 3
+/// --steps 20000` (s3 at 15.61s). The reload now waits for the append's
+/// outcome; node test
+/// `a_reload_after_losing_the_leader_waits_for_the_append_in_flight`.
+/// (A later fix — no append above an unsealed snapshot — changed this
+/// seed's path: it no longer reloads there; the node test keeps the
+/// scenario. 15,400 steps reach the step that failed, 15,398.) Six servers'
+/// worth of debug-build time: it runs with `cargo test --release`.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
+fn a_reload_waits_for_the_append_in_flight() {
+    let options = Options {
+        servers: 3,
+        steps: 15_400,
+        ..ci_options(2)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
+
+/// FIXED (replication + node): a follower's client sent `sync` and then a
+/// create; the sync was answered with the zxid of that later create's txn
+/// (sessions must see their own requests in order: the sync, and a read
+/// queued behind it, answered from a tree that already held the session's
+/// later write). The leader answered forwarded syncs only after a whole
+/// batch of commits, behind the COMMITs of txns proposed after the sync;
+/// and a follower released syncs only after applying a whole batch of
+/// txns. Found by `fk-sim --seed 5 --servers 5 --observers 1 --steps 20000`
+/// (client 1's sync and create /k4, both answered at zxid 0x1000000c3).
+/// The leader now answers a sync right after the COMMIT of the last txn
+/// proposed before it, as ZooKeeper's tryToCommit answers pendingSyncs,
+/// and a follower releases syncs after each txn it applies. node tests
+/// `a_forwarded_sync_is_answered_before_later_commits` and
+/// `a_sync_on_a_slow_follower_is_answered_before_later_txns_apply`.
+/// (The violation shows at the end-of-run check, so the seed needs its
+/// 20,000 steps: it runs with `cargo test --release`.)
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "slow in debug builds: cargo test -p sim --release"
+)]
+fn a_sync_is_answered_before_the_sessions_later_writes() {
+    let options = Options {
+        servers: 5,
+        observers: 1,
+        steps: 20_000,
+        ..ci_options(5)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
+
+/// FIXED (node): a learner lost its leader while its acceptedEpoch write
+/// was in flight (a slow disk), found the next leader at once and was asked
+/// for another epoch write: node asserted "one epoch write at a time" (in
+/// the engine the first write still runs on its blocking thread). Had the
+/// old write finished first, the new learner would have taken its
+/// completion for its own. Found by `fk-sim --seed 17 --servers 3
+/// --steps 20000` (s1 at 9.95s; the run is the same up to step 10,000 at
+/// any length). An epoch write now outlives the role that asked for it:
+/// its completion updates the epoch and tells no role, and the new role's
+/// write waits for it. node test
+/// `an_epoch_write_in_flight_outlives_the_role_that_asked_for_it`.
+#[test]
+fn an_epoch_write_outlives_its_role() {
+    let options = Options {
+        servers: 3,
+        steps: 10_000,
+        ..ci_options(17)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
+
+/// FIXED (node): a learner logged the leader's proposals while the
+/// snapshot it had received (SNAP) was still being written; the write
+/// failed on a full disk, the learner reloaded from its disk — an older
+/// snapshot and a log whose new records followed a gap — and got a tree
+/// missing txns 0xd2..0x141 under zxid 0x100000142, which then synced by
+/// DIFF and served. A power cut before the seal leaves the same log.
+/// Found by `fk-sim --seed 13 --servers 5 --observers 1 --steps 20000`
+/// ("s3 disagrees with s5 at zxid 0x100000143" at 5.07s, step 11,111). A
+/// learner now logs nothing above a received snapshot until it is sealed;
+/// node test `a_learner_logs_no_txn_above_a_snapshot_not_yet_sealed`.
+#[test]
+fn a_learner_logs_nothing_above_an_unsealed_snapshot() {
+    let options = Options {
+        servers: 5,
+        observers: 1,
+        steps: 11_200,
+        ..ci_options(13)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
+
+/// FIXED (replication): a leader whose own log was slow applied committed
+/// txns late (a quorum of followers commits without it) and sent a
+/// rejoining learner a snapshot of its older tree (SNAP at 0x20000004b)
+/// followed only by the txns of its window of recent commits, which
+/// started far above: the txns between never reached the learner, whose
+/// digest then disagreed with the others'. Found by `fk-sim --seed 27
+/// --servers 5 --observers 1 --steps 20000` (s5 at 3.70s, step 8,325). The
+/// leader now takes such a snapshot again at the next tick, once its tree
+/// has caught up; node test
+/// `a_snapshot_from_a_lagging_leader_never_skips_txns`.
+#[test]
+fn a_snapshot_from_a_lagging_leader_skips_no_txn() {
+    let options = Options {
+        servers: 5,
+        observers: 1,
+        steps: 8_400,
+        ..ci_options(27)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}
+
+/// FIXED (node): a learner told to TRUNC its uncommitted tail (no reload
+/// needed: the tail was never applied) lost its leader while the cut was
+/// still running on a slow disk; its election waited for the log, and
+/// when the cut was done (`Input::LogTruncated`) nothing started it: it
+/// looked for a leader forever, the ensemble ran on two servers and never
+/// settled. Found by `fk-sim --seed 98 --servers 3 --steps 20000` (s1's
+/// cut from 5.40s to 7.82s; the run is the same up to step 5,000 at any
+/// length, and at 5,000 steps it is stuck too). node test
+/// `a_learner_looks_for_a_leader_once_its_truncation_is_done`.
+#[test]
+fn a_learner_votes_again_after_a_slow_truncation() {
+    let options = Options {
+        servers: 3,
+        steps: 5_000,
+        ..ci_options(98)
+    };
+    let outcome = run(&options);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+}

@@ -156,3 +156,84 @@ fn the_ci_options_pass_without_a_bug() {
         assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
     }
 }
+
+// ----- ensembles ----------------------------------------------------------------
+
+fn ensemble_with_bug(seed: u64, bug: Bug) -> Options {
+    Options {
+        servers: 3,
+        steps: 8_000,
+        faults: "crash".parse::<Faults>().unwrap(),
+        ..with_bug(seed, bug)
+    }
+}
+
+#[test]
+fn ack_before_durable_in_an_ensemble_is_caught_by_the_quorum_check_in_every_seed() {
+    // Every server reports its batches durable before their fdatasync, and
+    // the driver's own check is off: a client sees a zxid that no quorum of
+    // voters holds durably, at the first writes of every seed.
+    let found = violations(0..3, |seed| Options {
+        assert_reply_after_durable: false,
+        steps: 4_000,
+        ..ensemble_with_bug(seed, Bug::AckBeforeDurable)
+    });
+    assert_eq!(found.len(), 3, "{found:?}");
+    for (seed, violation) in found {
+        assert!(
+            matches!(violation, Violation::SeenNotOnQuorum { .. }),
+            "seed {seed}: {violation}"
+        );
+    }
+}
+
+#[test]
+fn diff_without_trunc_is_caught_by_the_agreement_checks() {
+    // ZOOKEEPER-1154 reintroduced (replication::Mutation::DiffWithoutTrunc):
+    // a learner holding a txn no leader committed is synced by DIFF and
+    // keeps it. 3 of the first 30 crash-only seeds of 8,000 steps catch it
+    // (0, 16, 25); seed 0 at step 4,058, as two servers' digests at one
+    // zxid differ. The control: seed 0 passes without the bug.
+    let found = violations(0..1, |seed| ensemble_with_bug(seed, Bug::DiffWithoutTrunc));
+    assert_eq!(found.len(), 1, "{found:?}");
+    for (seed, violation) in found {
+        assert!(
+            matches!(
+                violation,
+                Violation::ServersDisagree { .. } | Violation::NotLinearizable { .. }
+            ),
+            "seed {seed}: {violation}"
+        );
+    }
+    let control = Options {
+        bug: None,
+        ..ensemble_with_bug(0, Bug::DiffWithoutTrunc)
+    };
+    let outcome = run(&control);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &control));
+}
+
+#[test]
+fn current_epoch_before_durable_is_caught_by_the_quorum_check() {
+    // ZOOKEEPER-4643/3911 reintroduced (Mutation::CurrentEpochBeforeDurable):
+    // a learner acknowledges NEWLEADER before its sync's txns are durable,
+    // and the leader counts it; a client then sees a zxid no quorum holds
+    // durably. 4 of the first 30 crash-only seeds of 8,000 steps catch it
+    // (7, 14, 17, 23); seed 23 at step 3,028. The control: seed 23 passes
+    // without the bug.
+    let found = violations(23..24, |seed| {
+        ensemble_with_bug(seed, Bug::CurrentEpochBeforeDurable)
+    });
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        matches!(found[0].1, Violation::SeenNotOnQuorum { .. }),
+        "{}",
+        found[0].1
+    );
+    let control = Options {
+        bug: None,
+        ..ensemble_with_bug(23, Bug::CurrentEpochBeforeDurable)
+    };
+    let outcome = run(&control);
+    assert!(outcome.found.is_none(), "{}", failure(&outcome, &control));
+}

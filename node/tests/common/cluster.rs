@@ -70,6 +70,12 @@ pub struct Server {
     pub hold_snapshots: bool,
     /// The server crashes when asked to write currentEpoch, before it is written.
     pub crash_at_current_epoch: bool,
+    /// Epoch writes are held, unwritten, until released (a slow disk).
+    pub hold_epochs: bool,
+    /// Log truncations (TRUNC) are held, undone, until released.
+    pub hold_truncations: bool,
+    pub held_truncations: Vec<i64>,
+    pub held_epochs: Vec<(EpochKind, i64)>,
     /// A snapshot's end was held back.
     held_end: bool,
 }
@@ -172,6 +178,10 @@ impl Cluster {
                     hold_durable: false,
                     hold_snapshots: false,
                     crash_at_current_epoch: false,
+                    hold_epochs: false,
+                    hold_truncations: false,
+                    held_truncations: Vec::new(),
+                    held_epochs: Vec::new(),
                     held_end: false,
                 },
             );
@@ -458,13 +468,12 @@ impl Cluster {
                     self.crash_queue.push(sid);
                     return;
                 }
-                let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
-                match kind {
-                    EpochKind::Accepted => disk.accepted_epoch = epoch,
-                    EpochKind::Current => disk.current_epoch = epoch,
+                let server = self.servers.get_mut(&sid).unwrap();
+                if server.hold_epochs {
+                    server.held_epochs.push((kind, epoch));
+                    return;
                 }
-                self.events
-                    .push_back(Event::Input(sid, Input::EpochPersisted));
+                self.write_epoch(sid, kind, epoch);
             }
             Action::TruncateLog { zxid } => self.events.push_back(Event::Truncate(sid, zxid)),
             Action::Reload => {
@@ -473,6 +482,34 @@ impl Cluster {
                     .push_back(Event::Input(sid, Input::Reloaded(Box::new(recovered))));
             }
             other => unreachable!("not a peer action: {other:?}"),
+        }
+    }
+
+    fn write_epoch(&mut self, sid: Sid, kind: EpochKind, epoch: i64) {
+        let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
+        match kind {
+            EpochKind::Accepted => disk.accepted_epoch = epoch,
+            EpochKind::Current => disk.current_epoch = epoch,
+        }
+        self.events
+            .push_back(Event::Input(sid, Input::EpochPersisted));
+    }
+
+    /// Lets held truncations run, in order.
+    pub fn release_truncations(&mut self, sid: Sid) {
+        let server = self.servers.get_mut(&sid).unwrap();
+        server.hold_truncations = false;
+        for zxid in std::mem::take(&mut server.held_truncations) {
+            self.events.push_back(Event::Truncate(sid, zxid));
+        }
+    }
+
+    /// Lets held epoch writes finish, in order.
+    pub fn release_epochs(&mut self, sid: Sid) {
+        let server = self.servers.get_mut(&sid).unwrap();
+        server.hold_epochs = false;
+        for (kind, epoch) in std::mem::take(&mut server.held_epochs) {
+            self.write_epoch(sid, kind, epoch);
         }
     }
 
@@ -512,6 +549,10 @@ impl Cluster {
             match self.events.pop_front() {
                 None => return,
                 Some(Event::Input(sid, input)) => self.feed(sid, input),
+                Some(Event::Truncate(sid, zxid)) if self.servers[&sid].hold_truncations => {
+                    let server = self.servers.get_mut(&sid).unwrap();
+                    server.held_truncations.push(zxid);
+                }
                 Some(Event::Truncate(sid, zxid)) => {
                     let disk = &mut self.servers.get_mut(&sid).unwrap().disk;
                     // ZOOKEEPER-1549: snapshots above the cut go first (the
@@ -601,6 +642,35 @@ impl Cluster {
         );
         self.run();
         (conn, self.session_of(sid, conn))
+    }
+
+    /// Reconnects session `session_id` (with its password) on `sid`, as a
+    /// client whose connection broke does; returns the new connection.
+    pub fn reconnect(&mut self, sid: Sid, session_id: i64) -> ConnId {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 4000,
+            session_id,
+            password: node::session_id::session_password(session_id).to_vec(),
+            read_only: Some(false),
+        };
+        self.feed(
+            sid,
+            Input::Connect {
+                conn,
+                peer: Peer {
+                    ip: "127.0.0.1".into(),
+                    port: 50000 + conn as u16,
+                },
+                request,
+                auth: Vec::new(),
+            },
+        );
+        self.run();
+        conn
     }
 
     /// The session id the handshake reply on `conn` carried (0 if refused or none).

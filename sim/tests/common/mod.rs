@@ -26,8 +26,14 @@ pub fn failure(outcome: &Outcome, options: &Options) -> String {
         .map_or("nothing".to_string(), ToString::to_string);
     let mut replay = format!(
         "fk-sim --seed {} --servers {} --clients {} --steps {} --faults {}",
-        options.seed, options.servers, options.clients_per_server, options.steps, options.faults
+        options.seed, options.servers, options.clients, options.steps, options.faults
     );
+    if options.observers > 0 {
+        replay.push_str(&format!(" --observers {}", options.observers));
+    }
+    if options.databases > 1 {
+        replay.push_str(&format!(" --databases {}", options.databases));
+    }
     if options.mix != sim::Mix::Standard {
         replay.push_str(&format!(" --mix {}", options.mix.name()));
     }
