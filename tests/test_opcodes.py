@@ -164,6 +164,17 @@ def test_ping_answers_last_zxid(make_server):
         writer.close()
 
 
+def test_ping_reply_xid_is_minus_two_whatever_the_request_xid(wire):
+    """A ping sent with an ordinary xid is still answered with xid -2: the
+    server writes its ping reply with the constant, it does not echo the
+    request's xid (ZooKeeper's FinalRequestProcessor, OpCode.ping). A sync
+    round trip after it shows nothing else was answered in between."""
+    wire.send_request(w.OP_PING, b"", xid=7)
+    rep = wire.read_reply(timeout=5.0)
+    assert (rep.xid, rep.err, rep.body) == (-2, 0, b"")
+    assert wire.request(w.OP_SYNC, w.path_body("/")).err == w.OK
+
+
 def test_reply_header_zxid(make_server):
     """A write's reply carries the zxid of its own txn (czxid of the new node);
     a read's reply carries the server's last processed zxid, also when that txn

@@ -268,8 +268,11 @@ fn pipelining_multiplies_throughput_by_requests_in_flight() {
         "serial {}",
         serial.throughput
     );
+    // 32 in flight against 1: ~32×. On a loaded machine every scheduling
+    // delay costs the serial run a whole round trip and the pipelined one a
+    // fraction of one, so the ratio can pass 32 (34.5 seen in CI-like runs).
     let ratio = piped.throughput / serial.throughput;
-    assert!((20.0..=34.0).contains(&ratio), "ratio {ratio}");
+    assert!((20.0..=40.0).contains(&ratio), "ratio {ratio}");
     assert!(serial.latency.p50_us >= 20_000.0 && piped.latency.p50_us >= 20_000.0);
 }
 

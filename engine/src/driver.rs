@@ -201,16 +201,7 @@ impl Driver {
                         self.on_completion(now, completion);
                     }
                 }
-                Wake::Inbox(message) => {
-                    self.on_message(now, message);
-                    for _ in 0..INBOX_DRAIN_MAX {
-                        if !self.node.accepts_requests() {
-                            break;
-                        }
-                        let Ok(message) = inbox.try_recv() else { break };
-                        self.on_message(now, message);
-                    }
-                }
+                Wake::Inbox(message) => self.on_message(now, message),
                 Wake::Peer(event) => {
                     self.on_peer_event(now, event);
                     if let Some(events) = &peer_events {
@@ -222,6 +213,17 @@ impl Driver {
                 }
                 Wake::Tick => {}
                 Wake::Stop => return,
+            }
+            // Every turn takes what clients sent meanwhile, whatever woke it:
+            // the race above polls completions first, and while a snapshot is
+            // written its chunk acknowledgements are ready back to back — one
+            // chunk per turn must not mean no requests per turn.
+            for _ in 0..INBOX_DRAIN_MAX {
+                if !self.node.accepts_requests() {
+                    break;
+                }
+                let Ok(message) = inbox.try_recv() else { break };
+                self.on_message(now, message);
             }
             self.carry_out();
         }

@@ -20,8 +20,14 @@ use crate::node::Node;
 use crate::roles::{Learning, Role};
 use crate::session_id::{session_password, PASSWORD_LENGTH};
 
-/// How soon a learner dials its leader again after a failed attempt.
-const CONNECT_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How soon a learner dials its leader again after a failed attempt: 5 ms,
+/// doubling up to 100 ms (ZooKeeper waits 100 ms each time). The usual
+/// failure is a dial a few milliseconds before the leader takes up its
+/// role: both ended the same finalize wait, and a flat 100 ms added that
+/// much to every election (fk-sidebyside's failover gap, and start-up).
+fn connect_retry_delay(retries: u32) -> std::time::Duration {
+    std::time::Duration::from_millis((5u64 << retries.min(5)).min(100))
+}
 
 impl Node {
     pub(crate) fn become_learner(&mut self, kind: LearnerType, leader_sid: Sid) {
@@ -65,6 +71,7 @@ impl Node {
             last_tick: self.now.monotonic,
             connect_started: self.now.monotonic,
             retry_at: None,
+            retries: 0,
         }));
         self.out.push(Action::ConnectToLeader { sid: leader_sid });
     }
@@ -106,7 +113,8 @@ impl Node {
             durable,
             now_ms,
         );
-        learning.retry_at = Some(now + CONNECT_RETRY_INTERVAL);
+        learning.retry_at = Some(now + connect_retry_delay(learning.retries));
+        learning.retries += 1;
     }
 
     /// The connection to the leader is up.

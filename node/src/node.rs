@@ -104,6 +104,10 @@ pub struct Node {
     pub(crate) leader_draining: bool,
     pub(crate) learner_queue: VecDeque<LearnerAction>,
     pub(crate) learner_draining: bool,
+    /// Turns since the last [`Node::ready`]: whether any step ran, and
+    /// whether one brought work (see [`Node::ready`] on snapshot pacing).
+    pub(crate) stepped: bool,
+    pub(crate) worked: bool,
 }
 
 /// What the driver recovered from disk: the tree (the newest valid snapshot
@@ -226,6 +230,8 @@ impl Node {
             leader_draining: false,
             learner_queue: VecDeque::new(),
             learner_draining: false,
+            stepped: false,
+            worked: false,
         };
         node.election = node.new_election();
         node.maybe_start_election();
@@ -238,6 +244,10 @@ impl Node {
             monotonic: now.monotonic.max(self.now.monotonic),
             wall_ms: now.wall_ms,
         };
+        self.stepped = true;
+        // A snapshot's own acknowledgements are not work: they must not
+        // buy the tree walk turns of its own (see `ready`).
+        self.worked |= !matches!(input, Input::SnapshotChunkWritten);
         match input {
             Input::Connect {
                 conn,
@@ -383,6 +393,9 @@ impl Node {
     }
 
     /// Hands over every action gathered since the last call, in order.
+    /// Background work (a snapshot's tree walk, a watch report) advances by
+    /// one slice per call: call it once after the steps of a turn, and again
+    /// with no step when [`Node::has_ready_work`] asks to come back.
     pub fn ready(&mut self, actions: &mut Vec<Action>) {
         self.pump_learner_snapshots();
         if let Some(job) = self.watch_reports.front_mut() {
@@ -406,7 +419,16 @@ impl Node {
                 self.out.push(append);
             }
         }
-        self.snapshots.pump(&self.tree, &mut self.out);
+        // Snapshot pacing: the tree walk takes one chunk per turn that
+        // brought work, or per turn with no step at all (the driver came
+        // back because `has_ready_work` said so: an idle server). A turn
+        // made only of chunk acknowledgements walks nothing, else the walk
+        // runs as fast as the writer acknowledges and takes the ordering
+        // core from requests (create p99 went from 5 to 22 ms under load).
+        let walk = self.worked || !self.stepped;
+        self.stepped = false;
+        self.worked = false;
+        self.snapshots.pump(&self.tree, walk, &mut self.out);
         actions.append(&mut self.out.actions);
     }
 

@@ -83,6 +83,8 @@ pub(crate) struct Learning {
     pub(crate) connect_started: Duration,
     /// When to dial the leader again.
     pub(crate) retry_at: Option<Duration>,
+    /// Dials that failed since this learner role began.
+    pub(crate) retries: u32,
 }
 
 impl Role {

@@ -413,6 +413,68 @@ fn snapshots_start_by_the_half_random_rule_and_roll_the_log() {
     )));
 }
 
+/// A snapshot's tree walk takes one chunk per turn that brought work (a
+/// request, a log completion) or per `ready` with no step before it (the
+/// driver came back because `has_ready_work` said so); a turn made only of
+/// the writer's chunk acknowledgements walks nothing, so a big snapshot
+/// cannot take the ordering core from requests.
+#[test]
+fn a_snapshot_walks_the_tree_only_in_turns_that_bring_work() {
+    let chunks = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|a| matches!(a, Action::SnapshotChunk { .. }))
+            .count()
+    };
+    let mut h = Harness::new(Settings {
+        snap_count: 100,
+        snap_size_limit_kb: 0,
+        ..settings()
+    });
+    let (conn, _) = h.connect(10_000);
+    // About 1 MiB of data: many 64 KiB chunks.
+    let data = vec![7u8; 16 * 1024];
+    let mut begun = None;
+    for i in 0..100 {
+        h.send(conn, vec![(i, create(&format!("/n{i}"), &data, 0))]);
+        let actions = h.durable();
+        if actions
+            .iter()
+            .any(|a| matches!(a, Action::SnapshotBegin { .. }))
+        {
+            begun = Some(actions);
+            break;
+        }
+    }
+    let actions = begun.expect("a snapshot within snapCount txns");
+    assert_eq!(
+        chunks(&actions),
+        2,
+        "the header, then one chunk of the walk"
+    );
+    // The writer acknowledges both: no work came, so no chunk.
+    for _ in 0..2 {
+        let actions = h.step(Input::SnapshotChunkWritten);
+        assert_eq!(
+            chunks(&actions),
+            0,
+            "an acknowledgement alone walks nothing"
+        );
+    }
+    // The driver comes back on its own: one chunk.
+    assert!(h.node.has_ready_work());
+    let mut actions = Vec::new();
+    h.node.ready(&mut actions);
+    h.node.check_invariants();
+    assert_eq!(chunks(&actions), 1, "a turn without a step walks a chunk");
+    // A read arrives: one chunk with its reply.
+    let actions = h.send(conn, vec![(500, get_data("/n0", false))]);
+    assert_eq!(frames_to(&actions, conn).len(), 1);
+    assert_eq!(chunks(&actions), 1, "a turn with work walks a chunk");
+    let actions = h.step(Input::SnapshotChunkWritten);
+    assert_eq!(chunks(&actions), 0);
+}
+
 /// While the log is busy, prepared txns queue in appends that never exceed
 /// the log's record bound.
 #[test]

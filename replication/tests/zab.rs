@@ -762,3 +762,110 @@ fn a_learner_takes_every_sync_the_leader_sends() {
         );
     }
 }
+
+/// ZOOKEEPER-2418 / 2846: a DIFF built from the leader's records skipped
+/// txns. From every position in the history (a learner holding its first
+/// txn or any later one), the learner is sent every txn
+/// after it, each once, in zxid order, each PROPOSAL followed by its COMMIT,
+/// and nothing it already has.
+#[test]
+fn zookeeper_2418_2846_diff_skips_no_txn() {
+    const LAST: u32 = 12;
+    let history: Vec<(i64, Bytes)> = (1..=LAST)
+        .map(|n| (make_zxid(1, n), txn(n as u8)))
+        .collect();
+    for from in 1..=LAST {
+        let (_, out) = leader_with_learners(
+            history.clone(),
+            make_zxid(1, LAST),
+            &[make_zxid(1, from), make_zxid(1, LAST)],
+        );
+        let sent = sent_by_leader(&out, 1);
+        assert_eq!(
+            sent[1],
+            LeaderMessage::Diff {
+                zxid: make_zxid(1, LAST)
+            },
+            "from 1:{from}"
+        );
+        let mut expected = Vec::new();
+        for n in from + 1..=LAST {
+            expected.push(LeaderMessage::Proposal {
+                zxid: make_zxid(1, n),
+                txn: txn(n as u8),
+            });
+            expected.push(LeaderMessage::Commit {
+                zxid: make_zxid(1, n),
+            });
+        }
+        let synced: Vec<LeaderMessage> = sent[2..]
+            .iter()
+            .take_while(|m| !matches!(m, LeaderMessage::NewLeader { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(synced, expected, "from 1:{from}");
+        assert!(
+            sent[2 + synced.len()..]
+                .iter()
+                .any(|m| matches!(m, LeaderMessage::NewLeader { .. })),
+            "from 1:{from}: NEWLEADER follows the txns"
+        );
+    }
+}
+
+/// Per-learner queues are bounded in bytes: a learner whose connection
+/// stops taking bytes (its socket reports no progress) is closed once its
+/// queue passes `queue_bytes_max`, with the reason, and must re-sync; a
+/// learner that keeps up is untouched and the quorum goes on committing.
+#[test]
+fn a_learner_whose_queue_overflows_is_closed_and_the_rest_commit() {
+    let (mut leader, _) = leader_with_learners(Vec::new(), 0, &[0, 0]);
+    let mut out = Vec::new();
+    leader.epoch_persisted(&mut out);
+    for link in [1, 2] {
+        let ack = LearnerMessage::Ack {
+            zxid: make_zxid(2, 0),
+        };
+        leader.received(link, ack, 0, &mut out);
+    }
+    assert!(out.contains(&LeaderAction::Established { epoch: 2 }));
+    let big = Bytes::from(vec![9u8; 64 * 1024]);
+    let mut closed_at = None;
+    for n in 1..=40u32 {
+        let mut out = Vec::new();
+        leader.propose(make_zxid(2, n), big.clone(), &mut out);
+        leader.local_durable(make_zxid(2, n), &mut out);
+        // Link 1's socket takes everything it is handed and acknowledges;
+        // link 2's takes nothing.
+        let written: usize = out
+            .iter()
+            .filter_map(|a| match a {
+                LeaderAction::Send { link: 1, packet } => Some(packet.len()),
+                _ => None,
+            })
+            .sum();
+        leader.written(1, written);
+        let ack = LearnerMessage::Ack {
+            zxid: make_zxid(2, n),
+        };
+        leader.received(1, ack, 0, &mut out);
+        assert!(
+            out.contains(&LeaderAction::Commit {
+                zxid: make_zxid(2, n)
+            }),
+            "txn {n} commits with the leader and link 1"
+        );
+        for action in &out {
+            if let LeaderAction::Close { link, reason } = action {
+                assert_eq!(*link, 2, "only the stalled learner is closed");
+                assert!(reason.contains("re-sync"), "{reason}");
+                closed_at.get_or_insert(n);
+            }
+        }
+        leader.check_invariants();
+    }
+    let closed_at = closed_at.expect("the stalled learner is closed");
+    // 1 MiB of 64 KiB proposals: closed on the 16th or 17th.
+    assert!((16..=17).contains(&closed_at), "closed at txn {closed_at}");
+    assert_eq!(*leader.phase(), LeaderPhase::Broadcast);
+}

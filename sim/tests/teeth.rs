@@ -191,11 +191,14 @@ fn ack_before_durable_in_an_ensemble_is_caught_by_the_quorum_check_in_every_seed
 fn diff_without_trunc_is_caught_by_the_agreement_checks() {
     // ZOOKEEPER-1154 reintroduced (replication::Mutation::DiffWithoutTrunc):
     // a learner holding a txn no leader committed is synced by DIFF and
-    // keeps it. 3 of the first 30 crash-only seeds of 8,000 steps catch it
-    // (0, 16, 25); seed 0 at step 4,058, as two servers' digests at one
-    // zxid differ. The control: seed 0 passes without the bug.
-    let found = violations(0..1, |seed| ensemble_with_bug(seed, Bug::DiffWithoutTrunc));
-    assert_eq!(found.len(), 1, "{found:?}");
+    // keeps it. 4 of the first 30 crash-only seeds of 8,000 steps catch it
+    // (3, 15, 26, 27: `fk-sim --seed S --servers 3 --steps 8000 --faults
+    // crash --bug diff-without-trunc`); seed 3 at step 4,887, as two
+    // servers' digests at one zxid differ. Which seeds catch it moves with
+    // any change to the node's timing, so this asks for one within the
+    // first four. The control: seed 3 passes without the bug.
+    let found = violations(0..4, |seed| ensemble_with_bug(seed, Bug::DiffWithoutTrunc));
+    assert!(!found.is_empty(), "not caught in seeds 0..4");
     for (seed, violation) in found {
         assert!(
             matches!(
@@ -207,7 +210,7 @@ fn diff_without_trunc_is_caught_by_the_agreement_checks() {
     }
     let control = Options {
         bug: None,
-        ..ensemble_with_bug(0, Bug::DiffWithoutTrunc)
+        ..ensemble_with_bug(3, Bug::DiffWithoutTrunc)
     };
     let outcome = run(&control);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &control));
