@@ -122,11 +122,14 @@ pub fn place_by_log<'a>(
         .filter(|o| o.op == Op::CloseSession)
         .map(|o| (o.session, o.xid))
         .collect();
-    // Writes answered with a refusal that carries no txn's effect: their
-    // error txn (an ensemble logs one) is theirs, and changes nothing.
+    // Writes refused as a whole — answered so (the reply names no txn of
+    // theirs), or unanswered — may have an error txn in the log (an
+    // ensemble's leader logs one, e.g. for a closeSession of a session it
+    // already expired): it is theirs, and changes nothing.
     let refusals: BTreeSet<(i64, i32)> = ops
         .iter()
-        .filter(|o| o.op.is_write() && matches!(o.pin(), Pin::Point(_)))
+        .filter(|o| o.op.is_write() && o.op != Op::Expire)
+        .filter(|o| matches!(o.pin(), Pin::Point(_)) || o.is_indeterminate())
         .map(|o| (o.session, o.xid))
         .collect();
     for t in logged.iter().filter(|t| !claimed.contains(&t.zxid)) {
@@ -341,6 +344,23 @@ mod tests {
         let placed = place_by_log(1, &h.ops, &log).unwrap();
         assert_eq!(placed.len(), 2);
         assert_eq!((placed[1].pin, placed[1].accept_any), (Pin::Txn(3), true));
+    }
+
+    #[test]
+    fn an_unanswered_write_refused_by_an_error_txn_is_no_phantom() {
+        // A closeSession (xid 3) whose reply was lost, refused by the leader
+        // with an error txn (the session had expired): the txn is the
+        // request's refusal, not a write nobody asked for; a refusal txn
+        // matching no request still is one.
+        let (mut h, mut log) = history();
+        h.invoke(0, 9, 3, Op::CloseSession, 3, Duration::ZERO);
+        log.push(logged(3, 9, 3, TxnKind::Refused));
+        assert!(place_by_log(1, &h.ops, &log).is_ok());
+        log.push(logged(4, 9, 4, TxnKind::Refused));
+        assert!(matches!(
+            place_by_log(1, &h.ops, &log),
+            Err(Violation::PhantomTxn { zxid: 4, .. })
+        ));
     }
 
     #[test]
