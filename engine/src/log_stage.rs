@@ -193,10 +193,6 @@ async fn truncate(
     Ok(LogReport::Truncated { zxid })
 }
 
-/// A snapshot rolls the log only once the current segment is at least this
-/// fraction (1/n) full.
-const ROLL_FILL_MIN_DIVISOR: u64 = 4;
-
 /// How often the spare keeper looks for a ready spare segment.
 const SPARE_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -285,15 +281,8 @@ async fn write_batch(
     reports: &async_channel::Sender<Completion>,
 ) -> Result<LogReport, WalError> {
     let started = Instant::now();
-    // A snapshot began: start a new segment so that older ones can later be
-    // purged whole — unless the current one is still mostly empty, where a
-    // roll would only zero-fill another 64 MiB (purge keeps whichever
-    // segment holds the snapshot's next zxid either way).
-    let worth_rolling = writer
-        .segment_fill()
-        .is_none_or(|(used, capacity)| used >= capacity / ROLL_FILL_MIN_DIVISOR);
-    if batch.roll_first && worth_rolling {
-        writer.roll();
+    if batch.roll_first {
+        writer.roll_for_snapshot();
     }
     let (mut records, mut record_bytes) = (0usize, 0u64);
     let mut zxid = writer.zxid_durable();

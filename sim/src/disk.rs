@@ -433,10 +433,6 @@ impl LogDisk {
     }
 }
 
-/// A snapshot rolls the log only once the current segment is at least this
-/// fraction (1/n) full (as the engine's log stage).
-const ROLL_FILL_MIN_DIVISOR: u64 = 4;
-
 /// How long a batch waits on a full disk before its sync is tried again
 /// (the engine's `SPARE_CHECK_INTERVAL`).
 pub const SPACE_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
@@ -476,11 +472,8 @@ async fn write_batch(
     gate: &Gate,
     batch: Batch,
 ) -> Result<BatchDurable, WalError> {
-    let worth_rolling = writer
-        .segment_fill()
-        .is_none_or(|(used, capacity)| used >= capacity / ROLL_FILL_MIN_DIVISOR);
-    if batch.roll_first && worth_rolling {
-        writer.roll();
+    if batch.roll_first {
+        writer.roll_for_snapshot();
     }
     let (mut records, mut record_bytes) = (0usize, 0u64);
     let mut zxid = writer.zxid_durable();

@@ -51,6 +51,10 @@ use crate::spare::{
     ZERO_CHUNK_BYTES,
 };
 
+/// A snapshot rolls the log only once the current segment is at least this
+/// fraction (1/n) full (see [`LogWriter::roll_for_snapshot`]).
+pub const SNAPSHOT_ROLL_FILL_MIN_DIVISOR: u64 = 4;
+
 /// A segment whose writes reached this number takes no more (the stamp's
 /// write number is a u32); the next record starts a new segment.
 const WRITE_NUMBER_MAX: u32 = u32::MAX - 1;
@@ -389,6 +393,21 @@ impl<F: LogFs> LogWriter<F> {
     /// snapshot starts, so older segments can later be purged whole).
     pub fn roll(&mut self) {
         self.roll_pending = true;
+    }
+
+    /// A snapshot began: [`LogWriter::roll`], so that older segments can
+    /// later be purged whole — unless the current segment is still less than
+    /// 1/[`SNAPSHOT_ROLL_FILL_MIN_DIVISOR`] full, where a roll would only
+    /// zero-fill another segment (purge keeps whichever segment holds the
+    /// snapshot's next zxid either way). The engine's log stage and the
+    /// simulator's disk both follow this rule.
+    pub fn roll_for_snapshot(&mut self) {
+        let worth_rolling = self
+            .segment_fill()
+            .is_none_or(|(used, capacity)| used >= capacity / SNAPSHOT_ROLL_FILL_MIN_DIVISOR);
+        if worth_rolling {
+            self.roll();
+        }
     }
 
     /// Writes every staged record and makes it durable with one fdatasync per
