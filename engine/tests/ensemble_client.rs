@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{four_letter_word, free_port, Server};
+use common::{four_letter_word, free_port, within, Server};
 use zookeeper_client as zk;
 
 const OPEN: zk::CreateOptions<'static> =
@@ -104,21 +104,9 @@ impl Ensemble {
     }
 }
 
+/// A session on `server`, the connect itself bounded too.
 async fn connect(server: &Server) -> zk::Client {
-    within(
-        zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(&server.address()),
-    )
-    .await
-    .expect("connect")
-}
-
-/// Bounds every wait on the ensemble so that a hang fails the test instead of CI.
-async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .expect("timed out")
+    within(common::connect(server)).await
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{four_letter_word, Server};
+use common::{connect, four_letter_word, within, Server};
 use zookeeper_client as zk;
 
 const OPEN: zk::CreateOptions<'static> =
@@ -14,21 +14,6 @@ const EPHEMERAL: zk::CreateOptions<'static> =
     zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
 const SEQUENTIAL: zk::CreateOptions<'static> =
     zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all());
-
-async fn connect(server: &Server) -> zk::Client {
-    zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .connect(&server.address())
-        .await
-        .expect("connect")
-}
-
-/// Bounds every wait on the server so that a hang fails the test instead of CI.
-async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), future)
-        .await
-        .expect("timed out")
-}
 
 #[tokio::test]
 async fn create_get_set_delete_with_versions_and_stat() {

@@ -136,3 +136,19 @@ pub fn four_letter_word(port: u16, word: &str) -> Option<String> {
     stream.read_to_string(&mut answer).ok()?;
     Some(answer)
 }
+
+/// A zookeeper-client session on `server` with a 10 s session timeout.
+pub async fn connect(server: &Server) -> zookeeper_client::Client {
+    zookeeper_client::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&server.address())
+        .await
+        .expect("connect")
+}
+
+/// Bounds a wait on a server so that a hang fails the test instead of CI.
+pub async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future)
+        .await
+        .expect("timed out")
+}
