@@ -84,6 +84,7 @@
 //! wrappers over [`StdDir`]), so [`MemFs`] crashes them too. Reading goes
 //! through the blocking [`ReadFs`]: [`StdDir`] or a [`MemFs`] image.
 
+mod damage;
 mod epoch;
 mod error;
 mod format;
@@ -100,6 +101,11 @@ mod spare;
 mod truncate;
 mod writer;
 
+pub use damage::{
+    clear_recovering, clear_recovering_in, find_log_damage, read_recovering, read_recovering_in,
+    set_aside_damage, set_aside_damage_in_dirs, write_recovering_in, SetAside, DAMAGED_SUFFIX,
+    RECOVERING_FILE,
+};
 pub use epoch::{read_epoch, read_epoch_in, write_epoch, write_epoch_in, EpochFile};
 pub use error::{is_no_space, WalError};
 pub use format::{
@@ -124,8 +130,8 @@ pub use purge::{
 };
 pub use range::{read_log_range, LogRange};
 pub use recovery::{
-    first_needed_segment, list_segments, recover, recover_from, LogReader, LogRecord, LogTail,
-    Recovery, SegmentTail,
+    first_needed_segment, list_segments, recover, recover_from, LogDamage, LogReader, LogRecord,
+    LogTail, Recovery, SegmentTail,
 };
 pub use scan::{EndKind, ScannedRecord, SegmentEnd, SegmentScan};
 pub use snapshot::{

@@ -301,8 +301,8 @@ pub fn truncate_log(
     })
 }
 
-/// Runs a future that never waits (StdFs calls complete at once).
-fn block_on<T>(future: impl Future<Output = T>) -> T {
+/// Runs a future that never waits (StdFs and MemFs calls complete at once).
+pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);
     let mut context = Context::from_waker(Waker::noop());
     match future.as_mut().poll(&mut context) {
