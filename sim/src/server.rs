@@ -43,6 +43,7 @@ use crate::snapshots::Snapshots;
 use crate::violation::Violation;
 use crate::wire::{decode_requests, first_frame, frame_slices};
 
+mod damage;
 mod peers;
 
 pub use peers::Member;
@@ -173,6 +174,9 @@ pub struct Server {
     /// last zxid the log synced, and the newest sealed snapshot's.
     disk_log_zxid: i64,
     disk_snapshot_zxid: i64,
+    /// A bit flip damaged the log, which held up to this zxid before; kept
+    /// while the server's "recovering" marker is set (`server/damage.rs`).
+    damaged_floor: Option<i64>,
     check_recovery: bool,
     bug: Option<Bug>,
     mix: Mix,
@@ -216,6 +220,7 @@ impl Server {
             crash_armed: None,
             disk_log_zxid: 0,
             disk_snapshot_zxid: 0,
+            damaged_floor: None,
             check_recovery: options.check_recovery,
             bug: options.bug,
             mix: options.mix,
@@ -252,7 +257,8 @@ impl Server {
     /// The highest zxid this server's disk holds durably (a synced log
     /// record or a sealed snapshot), up or down: what a power cut keeps.
     pub fn zxid_on_disk(&self) -> i64 {
-        self.disk_log_zxid.max(self.disk_snapshot_zxid)
+        let floor = self.damaged_floor.unwrap_or(i64::MIN);
+        self.disk_log_zxid.max(self.disk_snapshot_zxid).max(floor)
     }
 
     /// Whether it votes (a standalone server or an ensemble's participant).
@@ -320,16 +326,20 @@ impl Server {
     fn start(&mut self, cx: &mut Context) {
         assert!(self.running.is_none(), "start a stopped server");
         let replay = self.bug != Some(Bug::SkipLogReplay);
-        let recovered =
-            match recovery::recover_replaying(self.snapshots.dir(), &self.log_fs, replay) {
-                Ok(recovered) => recovered,
-                Err(err) => {
-                    return cx.violation(Violation::RecoveryFailed {
-                        server: self.sid,
-                        error: err.to_string(),
-                    })
-                }
-            };
+        let recovered = match recovery::recover_member(
+            self.snapshots.dir(),
+            &self.log_fs,
+            replay,
+            self.member.is_some(),
+        ) {
+            Ok(recovered) => recovered,
+            Err(err) => {
+                return cx.violation(Violation::RecoveryFailed {
+                    server: self.sid,
+                    error: err.to_string(),
+                })
+            }
+        };
         // In an ensemble a restarted follower may rightly be behind what
         // clients saw (the world checks the ensemble as a whole).
         if self.check_recovery && self.member.is_none() {
@@ -370,6 +380,9 @@ impl Server {
         let (snapshot_zxid, replayed) = (recovered.snapshot_zxid, recovered.replayed.len());
         self.disk_log_zxid = recovered.tail.zxid_last;
         self.disk_snapshot_zxid = snapshot_zxid.unwrap_or(0);
+        if recovered.recovering.is_none() {
+            self.damaged_floor = None;
+        }
         let node = Node::new(settings, recovered.into_node_state(), limits, now);
         node.check_invariants();
         let (sid, zxid) = (self.sid, node.zxid_applied());
@@ -748,7 +761,8 @@ impl Server {
             | Action::PeerClose { .. }
             | Action::PersistEpoch { .. }
             | Action::TruncateLog { .. }
-            | Action::Reload)
+            | Action::Reload
+            | Action::ClearRecovering)
                 if self.member.is_none() =>
             {
                 cx.violation(Violation::ActionContract {

@@ -491,6 +491,7 @@ impl World {
             Fault::Partition if self.options.is_ensemble() && self.cx.rng.chance(2, 3) => {
                 self.partition_servers(sid);
             }
+            Fault::BitFlip => self.bit_flip(sid),
             Fault::Partition => {
                 let client = self.cx.rng.below(self.clients.len() as u64) as usize;
                 let (a, b) = (
@@ -534,6 +535,72 @@ impl World {
                 format!("partition s{sid} {arrow} s{peer} for {spell:?}")
             });
             self.cx.after(spell, Event::Heal { a: me, b: other });
+        }
+    }
+
+    /// `Fault::BitFlip` (an ensemble's fault: a standalone server refuses
+    /// a damaged log by design): a server is crashed and a bit flips in a
+    /// durable record of its log. Half the time the damage is aimed: when
+    /// exactly two voters hold the newest write a client was told about,
+    /// one of them (not the leader, when it can) is damaged in that very
+    /// record and the other is crashed too — the interleaving in which
+    /// voting as if the lost record were held loses it (the damaged server
+    /// and the one that never had it elect a leader without it).
+    ///
+    /// One damaged server per ensemble at a time, as one power cut at a
+    /// time is a minority: two of three servers recovering lost records
+    /// could elect no leader until an operator helps, by design (safe, not
+    /// available).
+    fn bit_flip(&mut self, sid: u8) {
+        if !self.options.is_ensemble() {
+            return;
+        }
+        let database = self.servers[usize::from(sid) - 1].database;
+        if self
+            .servers_of(database)
+            .iter()
+            .any(Server::is_recovering_lost_records)
+        {
+            return;
+        }
+        let acked = self.cx.told[database]
+            .acknowledged
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0);
+        let holders: Vec<(u8, bool)> = self
+            .servers_of(database)
+            .iter()
+            .filter(|s| s.is_voter() && s.is_up() && s.zxid_on_disk() >= acked)
+            .map(|s| (s.sid, s.node().is_some_and(|n| n.mode() == "leader")))
+            .collect();
+        let aimed = holders.len() == 2 && acked > 0 && self.cx.rng.chance(1, 2);
+        let (target, other) = if aimed {
+            // The follower whose ack completed the quorum, and the leader.
+            let (first, second) = (holders[0], holders[1]);
+            if first.1 {
+                (second.0, Some(first.0))
+            } else {
+                (first.0, Some(second.0))
+            }
+        } else {
+            (sid, None)
+        };
+        let power_cut = self.cx.rng.chance(1, 2);
+        self.crash(target, power_cut);
+        let Self { servers, cx, .. } = self;
+        let server = &mut servers[usize::from(target) - 1];
+        if server.is_up() {
+            return; // it was down already and came back at once: no flip
+        }
+        server.flip_bit_in_log(cx, acked);
+        if let Some(other) = other {
+            let now = self.cx.now;
+            self.cx
+                .trace
+                .line(now, || format!("bit flip aimed at s{target}; s{other}, the other holder of 0x{acked:x}, goes down"));
+            self.crash(other, true);
         }
     }
 

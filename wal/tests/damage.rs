@@ -70,7 +70,7 @@ fn flip_record(log: &MemFs, zxid: i64) -> String {
                 // Byte 40 of the record: past its header, within its first
                 // sector's stream bytes or the next one's.
                 let at = wal::stream_file_offset(
-                    stream_of(record.offset) + wal::RECORD_HEADER_BYTES as u64 + 20,
+                    stream_of(record.offset) + wal::RECORD_HEADER_BYTES as u64 + 5,
                 );
                 let byte = log.contents(&name).unwrap()[at as usize];
                 log.overwrite(&name, at, &[byte ^ 0x08]);
@@ -217,4 +217,28 @@ fn a_damaged_marker_is_an_error_not_a_voter() {
         read_recovering_in(&disk),
         Err(WalError::MarkerCorrupt { .. })
     ));
+}
+
+#[test]
+fn damage_in_the_newest_write_is_cut_too() {
+    // A flip in the last sector of the newest write, in a record starting
+    // in that sector (the sector turns bad, and no current sector lies
+    // past the cut): the set-aside still stamps the cut, so recovery reads
+    // up to the record before instead of finding the damage again.
+    let (_, data, log) = disk_with_log();
+    let (_, tail) = recover(&data, log.clone()).unwrap();
+    let mut writer = open_writer(log.clone(), small_config(5), tail);
+    append_and_sync(&mut writer, 2, 41..=43, 20);
+    drop(writer);
+    flip_record(&log, 43);
+    let damage = find_log_damage(&data, log.clone()).unwrap().unwrap();
+    assert_eq!(damage.zxid_good, 42);
+    set_aside_damage(&data, &log, log.clone(), &damage).unwrap();
+    let (records, tail) = recover(&data, log.clone()).unwrap();
+    check_run(&records[..40], 1, 1..=40, 700);
+    check_run(&records[40..], 2, 41..=42, 20);
+    let mut writer = open_writer(log.clone(), small_config(11), tail);
+    append_and_sync(&mut writer, 3, 43..=45, 30);
+    let (records, _) = recover(&data, log).unwrap();
+    check_run(&records[42..], 3, 43..=45, 30);
 }
