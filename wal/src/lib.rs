@@ -73,6 +73,13 @@
 //!
 //! Epoch files: [`write_epoch`] / [`read_epoch`] with [`EpochFile`].
 //!
+//! Damage to durable records (not a torn tail): a standalone server refuses
+//! to start; a server of an ensemble calls [`set_aside_damage_in_dirs`]
+//! before `recover` — the damaged segments are kept aside, the log is cut
+//! after the last good record, and the durable "recovering" marker
+//! ([`read_recovering`], [`clear_recovering`]) keeps it from voting until it
+//! has the lost records from its peers (see `damage.rs`).
+//!
 //! # Backends
 //!
 //! The log writer is generic over [`LogFs`]: [`GlommioFs`] (production:

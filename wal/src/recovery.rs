@@ -15,7 +15,9 @@
 //! the last good record with one warning, and [`LogTail`] tells the writer to
 //! zero what lies after the cut. Damage anywhere is an error that names the
 //! file, the byte offset and the `fk-tools log truncate` command that accepts
-//! the loss.
+//! the loss; [`LogReader::damage`] then says where it lies, for a server of
+//! an ensemble to set it aside and recover the lost records from its peers
+//! (protocol-aware recovery, `damage.rs`).
 
 use std::path::Path;
 
