@@ -333,6 +333,11 @@ impl Server {
             self.member.is_some(),
         ) {
             Ok(recovered) => recovered,
+            // Setting log damage aside writes (the marker, the copy, the
+            // cut): a disk failing then stops the process, as below.
+            Err(recovery::RecoveryError::Wal(
+                err @ (WalError::Io { .. } | WalError::NoSpace { .. }),
+            )) => return self.failed_start(cx, &err),
             Err(err) => {
                 return cx.violation(Violation::RecoveryFailed {
                     server: self.sid,
@@ -357,15 +362,8 @@ impl Server {
             Ok(disk) => disk,
             Err(err @ (WalError::Io { .. } | WalError::NoSpace { .. })) => {
                 // The disk failed while the writer readied the log (zeroing a
-                // cut tail and syncing it): the process exits and its
-                // operator starts it again a while later.
-                self.stats.failed_starts += 1;
-                let sid = self.sid;
-                cx.trace
-                    .line(cx.now, || format!("s{sid} fails to start: {err}"));
-                let delay = Duration::from_millis(cx.rng.between(100, 1_000));
-                cx.after(delay, Event::Restart { server: sid });
-                return;
+                // cut tail and syncing it).
+                return self.failed_start(cx, &err);
             }
             Err(err) => {
                 return cx.violation(Violation::RecoveryFailed {
@@ -410,6 +408,17 @@ impl Server {
             batch_started: Duration::ZERO,
         });
         self.schedule_tick(cx);
+    }
+
+    /// The disk failed during start-up: the process exits and its operator
+    /// starts it again a while later.
+    fn failed_start(&mut self, cx: &mut Context, err: &WalError) {
+        self.stats.failed_starts += 1;
+        let sid = self.sid;
+        cx.trace
+            .line(cx.now, || format!("s{sid} fails to start: {err}"));
+        let delay = Duration::from_millis(cx.rng.between(100, 1_000));
+        cx.after(delay, Event::Restart { server: sid });
     }
 
     /// After recovery: every zxid a client saw is there, and every txn a
