@@ -309,3 +309,41 @@ fn write_chunks(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recovering_marker_starts_an_ensemble_member_abstaining_and_stops_a_standalone_server() {
+        // The marker a damaged ensemble member left: in an ensemble it is
+        // handed to the node (which abstains); standalone, the server has no
+        // peers to recover from and refuses to start, naming the zxid.
+        let data = tempfile::tempdir().unwrap();
+        assert_eq!(
+            protocol_aware_recovery(data.path(), data.path(), true).unwrap(),
+            None
+        );
+        wal::write_recovering_in(&wal::StdDir::new(data.path()), 0x1_0000_0007).unwrap();
+        assert_eq!(
+            protocol_aware_recovery(data.path(), data.path(), true).unwrap(),
+            Some(0x1_0000_0007)
+        );
+        match protocol_aware_recovery(data.path(), data.path(), false) {
+            Err(
+                err @ StorageError::RecoveringStandalone {
+                    zxid: 0x1_0000_0007,
+                    ..
+                },
+            ) => {
+                assert!(err.to_string().contains("0x100000007"), "{err}")
+            }
+            other => panic!("{other:?}"),
+        }
+        wal::clear_recovering(data.path()).unwrap();
+        assert_eq!(
+            protocol_aware_recovery(data.path(), data.path(), false).unwrap(),
+            None
+        );
+    }
+}
