@@ -168,7 +168,8 @@ impl Node {
                 Level::Warn,
                 format!(
                     "server {}: not voting: records after 0x{zxid:x} were lost to log damage; \
-                     waiting to follow a leader the other servers elect, to recover them",
+                     waiting to follow a leader the other servers elect, to recover them \
+                     (removing dataDir/recovering would vote as if they were held)",
                     self.my_sid()
                 ),
             );

@@ -44,6 +44,10 @@
 //! (replication's rules); once it has synchronised from an established
 //! leader, [`clear_recovering_in`] removes the marker durably.
 //!
+//! The marker is only ever removed by that synchronisation, or by an
+//! operator who accepts the loss (deleting `recovering`): with too many
+//! damaged servers at once (two of three), no leader forms without one.
+//!
 //! A standalone server has no peers to recover from: it keeps refusing to
 //! start (the error names the file, the offset and the `fk-tools` command
 //! that accepts the loss).
