@@ -12,7 +12,9 @@ and then a follower under load and lose no acknowledged write; a server that
 was down catches up (by DIFF after a few writes, by SNAP after more than the
 leader keeps in memory), and one that logged a proposal nobody else
 received loses it when it rejoins (TRUNC); an observer serves and never
-votes.
+votes; a follower with a flipped byte in an acknowledged record never lets
+a leader form without the write and recovers it from its peers
+(ferrokeeper only: protocol-aware recovery).
 """
 
 import mmap
@@ -536,5 +538,95 @@ def test_an_observer_serves_and_never_votes():
         assert not any(m.mode() == "leader" for m in ens.up()), "no leader without a participant quorum"
         text = zkwire.four_letter_word(observer.port, "srvr")
         assert "not currently serving requests" in text
+    finally:
+        ens.stop()
+
+
+def _flip_a_byte_of(member, needles):
+    """Flips one bit in the first of `needles` found in a log segment
+    (`log.*`) of the member's data directory: a byte inside a durable,
+    acknowledged record. Returns the needle damaged."""
+    data_dir = member.config["dataDir"]
+    for needle in needles:
+        for root, _, names in os.walk(data_dir):
+            for name in sorted(n for n in names if n.startswith("log.")):
+                path = os.path.join(root, name)
+                with open(path, "r+b") as f:
+                    with mmap.mmap(f.fileno(), 0) as data:
+                        at = data.find(needle)
+                        if at < 0:
+                            continue
+                        at += len(needle) // 2
+                        data[at] = data[at] ^ 0x10
+                        data.flush()
+                        return needle
+    raise AssertionError(f"none of the acknowledged values is in a log of server {member.sid}")
+
+
+@pytest.mark.skipif(IS_ZK, reason="ZooKeeper has no such recovery: it refuses to start on a "
+                    "corrupt log, or votes as if it held the lost records (Alagappan et al., FAST 2018)")
+@pytest.mark.deadline(150)
+def test_a_damaged_follower_recovers_lost_writes_from_its_peers_and_never_votes_without_them():
+    """Protocol-aware recovery with real servers. Writes are acknowledged
+    while one follower (T) is paused, so only the leader (L) and the other
+    follower (D) hold them; all three stop; one byte flips inside an
+    acknowledged record in the middle of D's log. (a) D and T alone: D sets
+    the damage aside (kept, not deleted), does not vote, and no leader is
+    formed for seconds of elections — a leader from D and T would lose the
+    writes. (b) L returns: a leader is elected, every server holds every
+    acknowledged write, D's marker is gone, and D is a voter again: with L
+    stopped once more, D and T elect a leader."""
+    ens = Ensemble().start()
+    try:
+        leader = ens.leader()
+        damaged, paused = [m for m in ens.members.values() if m is not leader]
+        client = kazoo(leader.hosts)
+        client.create("/before", b"")
+        _pause(paused)
+        values = {f"/pa-{i:02d}": f"acked-{i:02d}-value".encode() for i in range(20)}
+        for path, value in values.items():
+            client.create(path, value)
+        client.stop()
+        for member in ens.members.values():
+            member.stop()
+        # A record in the middle of the log: acknowledged records follow it.
+        needle = _flip_a_byte_of(damaged, [values[f"/pa-{i:02d}"] for i in range(8, 14)])
+
+        damaged.launch()
+        paused.launch()
+        assert damaged.wait_log(r"server \d+: not voting", timeout=20), damaged.log_tail()
+        assert damaged.wait_log(r"damaged log records set aside", timeout=5), damaged.log_tail()
+        kept = [n for n in os.listdir(damaged.config["dataDir"]) if n.endswith(".damaged")]
+        assert kept, os.listdir(damaged.config["dataDir"])
+        # (a) Elections go on for 40 ticks (finalizeWait is 200 ms); nobody serves.
+        watch_until = time.monotonic() + 8.0
+        while time.monotonic() < watch_until:
+            modes = {m.sid: m.mode() for m in (damaged, paused)}
+            assert not any(mode in ("leader", "follower") for mode in modes.values()), (
+                f"a leader formed without the acknowledged writes ({needle!r} damaged): {modes}\n"
+                f"{damaged.log_tail(20)}\n{paused.log_tail(20)}")
+            time.sleep(0.1)
+
+        # (b) The other holder returns.
+        leader.launch()
+        ens.wait_settled(timeout=40)
+        for member in ens.members.values():
+            reader = kazoo(member.hosts)
+            try:
+                reader.sync("/")
+                for path, value in values.items():
+                    assert reader.get(path)[0] == value, f"server {member.sid}: {path}"
+            finally:
+                reader.stop()
+        assert damaged.wait_log(r"voting again", timeout=10), damaged.log_tail()
+        marker = os.path.join(damaged.config["dataDir"], "recovering")
+        deadline = time.monotonic() + 10
+        while os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(marker), "the recovering marker is removed"
+        assert_equal_digests(ens.members.values())
+        leader.stop()
+        ens.wait_settled(timeout=40)
+        assert {damaged.mode(), paused.mode()} == {"leader", "follower"}
     finally:
         ens.stop()

@@ -371,7 +371,8 @@ impl Driver {
             | Action::PeerClose { .. }
             | Action::PersistEpoch { .. }
             | Action::TruncateLog { .. }
-            | Action::Reload) => self.carry_out_peer(action),
+            | Action::Reload
+            | Action::ClearRecovering) => self.carry_out_peer(action),
         }
     }
 
@@ -392,6 +393,7 @@ impl Driver {
             Action::PersistEpoch { kind, epoch } => self.persist_epoch(kind, epoch),
             Action::TruncateLog { zxid } => self.truncate_log(zxid),
             Action::Reload => self.reload(),
+            Action::ClearRecovering => self.clear_recovering(),
             other => unreachable!("not an ensemble action: {other:?}"),
         }
     }
@@ -422,6 +424,23 @@ impl Driver {
         .detach();
     }
 
+    /// Removes the "recovering" marker on a blocking thread. Nothing waits
+    /// for it; if it fails, the marker stays and the next start abstains
+    /// once more (safe), so the server goes on.
+    fn clear_recovering(&mut self) {
+        let dir = self.config.data_dir.clone();
+        glommio::spawn_local(async move {
+            let cleared = glommio::executor()
+                .spawn_blocking(move || wal::clear_recovering(&dir))
+                .await;
+            match cleared {
+                Ok(()) => info!("the recovering marker is removed: this server votes again"),
+                Err(err) => error!(%err, "cannot remove the recovering marker; it abstains again after a restart"),
+            }
+        })
+        .detach();
+    }
+
     /// Loads the state from disk again on a blocking thread.
     fn reload(&mut self) {
         let (data_dir, log_dir) = (
@@ -441,6 +460,8 @@ impl Driver {
                         history: recovered.history,
                         accepted_epoch,
                         current_epoch,
+                        // The node keeps its own (it may have cleared it).
+                        recovering: wal::read_recovering(&data_dir)?,
                     })
                 })
                 .await;

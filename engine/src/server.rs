@@ -88,6 +88,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .validate()
         .map_err(StorageError::Wal)?;
     let ensemble = config.ensemble_settings().map_err(ServerError::Config)?;
+    let recovering = storage::protocol_aware_recovery(
+        &config.data_dir,
+        &config.data_log_dir,
+        ensemble.is_some(),
+    )?;
     let Recovered {
         tree,
         tail,
@@ -101,6 +106,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         history,
         accepted_epoch,
         current_epoch,
+        recovering,
     };
     let (completions_sender, completions) = async_channel::bounded::<Completion>(COMPLETIONS_MAX);
     let (log_handle, log_end) = log_channels(completions_sender.clone());

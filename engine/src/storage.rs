@@ -38,6 +38,14 @@ pub enum StorageError {
     },
     #[error("cannot create {dir}: {source}")]
     CreateDir { dir: String, source: std::io::Error },
+    /// A standalone server whose log lost records to damage (the marker a
+    /// former ensemble member left): it has no peers to recover them from.
+    #[error(
+        "{dir}/recovering says every log record after zxid 0x{zxid:x} was lost to damage; \
+         a standalone server has no peers to recover them from: restore the data, or run it \
+         in its ensemble"
+    )]
+    RecoveringStandalone { dir: String, zxid: i64 },
 }
 
 /// What start-up recovery produced.
@@ -136,6 +144,44 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
         replayed,
         history: history.into(),
     })
+}
+
+/// Protocol-aware recovery at start-up (blocking, before `recover`), for a
+/// server of an ensemble: damage to durable log records is set aside and
+/// the log cut before it, behind a durable "recovering" marker (`wal`'s
+/// `damage.rs`); a standalone server keeps refusing (`recover` reports the
+/// damage, naming the file and the `fk-tools` command that accepts the
+/// loss). Returns the marker: the zxid after which records were lost.
+pub fn protocol_aware_recovery(
+    data_dir: &Path,
+    data_log_dir: &Path,
+    ensemble: bool,
+) -> Result<Option<i64>, StorageError> {
+    for dir in [data_dir, data_log_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::CreateDir {
+            dir: dir.display().to_string(),
+            source,
+        })?;
+    }
+    if ensemble {
+        wal::remove_temporary_files(data_dir, data_log_dir)?;
+        if let Some(set_aside) = wal::set_aside_damage_in_dirs(data_dir, data_log_dir)? {
+            warn!(
+                zxid_good = format!("0x{:x}", set_aside.zxid_good),
+                kept = ?set_aside.kept,
+                "the log was damaged after its last good record: the damaged segments are kept \
+                 aside, and this server recovers the lost records from its peers before it votes"
+            );
+        }
+    }
+    let marker = wal::read_recovering(data_dir)?;
+    match marker {
+        Some(zxid) if !ensemble => Err(StorageError::RecoveringStandalone {
+            dir: data_dir.display().to_string(),
+            zxid,
+        }),
+        _ => Ok(marker),
+    }
 }
 
 /// ZAB's acceptedEpoch and currentEpoch from dataDir. A missing
@@ -261,5 +307,43 @@ fn write_chunks(
                 return Err(StorageFailure::Gone);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recovering_marker_starts_an_ensemble_member_abstaining_and_stops_a_standalone_server() {
+        // The marker a damaged ensemble member left: in an ensemble it is
+        // handed to the node (which abstains); standalone, the server has no
+        // peers to recover from and refuses to start, naming the zxid.
+        let data = tempfile::tempdir().unwrap();
+        assert_eq!(
+            protocol_aware_recovery(data.path(), data.path(), true).unwrap(),
+            None
+        );
+        wal::write_recovering_in(&wal::StdDir::new(data.path()), 0x1_0000_0007).unwrap();
+        assert_eq!(
+            protocol_aware_recovery(data.path(), data.path(), true).unwrap(),
+            Some(0x1_0000_0007)
+        );
+        match protocol_aware_recovery(data.path(), data.path(), false) {
+            Err(
+                err @ StorageError::RecoveringStandalone {
+                    zxid: 0x1_0000_0007,
+                    ..
+                },
+            ) => {
+                assert!(err.to_string().contains("0x100000007"), "{err}")
+            }
+            other => panic!("{other:?}"),
+        }
+        wal::clear_recovering(data.path()).unwrap();
+        assert_eq!(
+            protocol_aware_recovery(data.path(), data.path(), false).unwrap(),
+            None
+        );
     }
 }

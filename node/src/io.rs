@@ -265,4 +265,9 @@ pub enum Action {
     /// after it), then report [`Input::Reloaded`]. Never asked for while a
     /// [`Action::TruncateLog`] is in flight.
     Reload,
+    /// Remove wal's "recovering" marker durably (`wal::clear_recovering`):
+    /// the node synchronised from an established leader and holds every
+    /// committed txn again (protocol-aware recovery). Nothing waits for
+    /// it: until it is durable, a restart only abstains once more.
+    ClearRecovering,
 }

@@ -25,6 +25,10 @@ const SNAPSHOT_CHUNKS_PER_TURN_MAX: usize = 2;
 impl Node {
     pub(crate) fn become_leader(&mut self) {
         let settings = self.settings.ensemble.clone().expect("only ensembles lead");
+        assert!(
+            self.recovering_voteless().is_none(),
+            "a server recovering lost records never leads (its election abstains)"
+        );
         // ZAB: everything in the new leader's log is committed in its epoch.
         let durable = self.pipeline.zxid_durable();
         if durable > self.pipeline.zxid_commit_known() {
@@ -156,6 +160,7 @@ impl Node {
                         .leader
                         .revalidated(link, session_id, valid, &mut more);
                 }
+                LeaderAction::Log { line } => self.out.log(Level::Warn, line),
                 LeaderAction::StepDown { reason } => {
                     self.leader_queue.clear();
                     self.go_looking(&format!("{reason:?}"));

@@ -43,6 +43,7 @@ impl Node {
             init_limit: u64::from(settings.init_limit),
             sync_limit: u64::from(settings.sync_limit),
             mutation: settings.mutation,
+            recovering: self.recovering_voteless(),
         };
         let (accepted, current) = self.epochs_for_a_new_role();
         let learner = Learner::new(
@@ -246,6 +247,7 @@ impl Node {
                     Level::Info,
                     format!("{kind:?} of leader {leader}: synchronised; serving clients"),
                 );
+                self.recovered_from_peers(leader);
             }
             LearnerAction::PingRequested { zxid } => {
                 let learning = self.learning();

@@ -86,6 +86,10 @@ pub struct Node {
     /// An epoch write the current role asked for while an orphaned one was
     /// still in flight: it starts when that one is done.
     pub(crate) epoch_write_queued: Option<(EpochKind, i64)>,
+    /// The log lost every record after this zxid to damage and the node
+    /// has not yet synchronised from an established leader since
+    /// (protocol-aware recovery, `roles.rs`).
+    pub(crate) recovering: Option<i64>,
     /// Recent applied txns, for DIFF when this node leads.
     pub(crate) history: History,
     /// A TRUNC is being carried out: no append until it is done.
@@ -120,6 +124,11 @@ pub struct Recovered {
     pub history: Vec<LogRecord>,
     pub accepted_epoch: i64,
     pub current_epoch: i64,
+    /// wal's "recovering" marker: the log lost every record after this
+    /// zxid to damage (protocol-aware recovery). In an ensemble the node
+    /// counts in no quorum until it has synchronised from an established
+    /// leader. A driver never starts a standalone node with it.
+    pub recovering: Option<i64>,
 }
 
 impl Recovered {
@@ -130,6 +139,7 @@ impl Recovered {
             history: Vec::new(),
             accepted_epoch: 0,
             current_epoch: 0,
+            recovering: None,
         }
     }
 }
@@ -163,7 +173,12 @@ impl Node {
             history: recent,
             accepted_epoch,
             current_epoch,
+            recovering,
         } = recovered;
+        assert!(
+            recovering.is_none() || settings.ensemble.is_some(),
+            "a standalone server has no peers to recover lost records from"
+        );
         tree.set_extended_types_enabled(settings.extended_types_enabled);
         tree.set_providers(tree::acl::Providers {
             x509: settings.x509_enabled,
@@ -219,6 +234,7 @@ impl Node {
             epoch_write: None,
             epoch_write_orphaned: false,
             epoch_write_queued: None,
+            recovering,
             history,
             truncating: false,
             reloading: false,
@@ -482,6 +498,12 @@ impl Node {
             }
             _ => (0, 0, 0, 0),
         }
+    }
+
+    /// While the node recovers records its log lost to damage (and so
+    /// counts in no quorum): the last zxid its log kept.
+    pub fn recovering(&self) -> Option<i64> {
+        self.recovering
     }
 
     /// ZAB's acceptedEpoch and currentEpoch.

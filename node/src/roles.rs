@@ -14,6 +14,17 @@
 //! do with ZooKeeper), forgets prepared txns that never reached the log, and
 //! keeps logged ones for the next leader to commit or truncate. The election
 //! starts only once the log is idle, so the vote names a durable zxid.
+//!
+//! Protocol-aware recovery: a node whose log lost records to damage (wal's
+//! "recovering" marker, [`crate::Recovered::recovering`]) must not vote as
+//! if it held them. Until it has synchronised from an established leader
+//! (NEWLEADER acknowledged, UPTODATE received) its election abstains
+//! (`replication::election`: no vote, never leads, may join an established
+//! leader) and its FOLLOWERINFO says it recovers, so the leader counts it
+//! in no quorum. At UPTODATE it holds every committed txn again: the node
+//! asks the driver to remove the marker ([`Action::ClearRecovering`]) and
+//! votes from then on. A crash before the removal is durable only keeps it
+//! abstaining longer.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -148,6 +159,21 @@ impl Node {
             return;
         }
         looking.started = true;
+        let voteless = self.recovering_voteless();
+        if let Some(election) = &mut self.election {
+            election.set_recovering(voteless.is_some());
+        }
+        if let Some(zxid) = voteless {
+            self.out.log(
+                Level::Warn,
+                format!(
+                    "server {}: not voting: records after 0x{zxid:x} were lost to log damage; \
+                     waiting to follow a leader the other servers elect, to recover them \
+                     (removing dataDir/recovering would vote as if they were held)",
+                    self.my_sid()
+                ),
+            );
+        }
         let input = ElectionInput::Start {
             current_epoch: self.current_epoch,
             last_logged_zxid: self.pipeline.zxid_durable(),
@@ -203,6 +229,33 @@ impl Node {
                 ElectionAction::CancelTimer => self.election_deadline = None,
             }
         }
+    }
+
+    /// The zxid after which this node's log lost records, while it must
+    /// count in no quorum: until it synchronised from an established leader
+    /// (see the module docs). `Mutation::VoteAsIfLostRecordsHeld` (tests
+    /// only) makes it vote as ZooKeeper would.
+    pub(crate) fn recovering_voteless(&self) -> Option<i64> {
+        let mutation = self.settings.ensemble.as_ref().and_then(|e| e.mutation);
+        self.recovering
+            .filter(|_| mutation != Some(replication::Mutation::VoteAsIfLostRecordsHeld))
+    }
+
+    /// Synchronised from an established leader (UPTODATE): every committed
+    /// txn is durable here again; the node votes from now on.
+    pub(crate) fn recovered_from_peers(&mut self, leader: Sid) {
+        let Some(zxid) = self.recovering.take() else {
+            return;
+        };
+        self.out.log(
+            Level::Warn,
+            format!(
+                "server {}: recovered the records lost after 0x{zxid:x} from leader {leader}; \
+                 voting again",
+                self.my_sid()
+            ),
+        );
+        self.out.push(Action::ClearRecovering);
     }
 
     pub(crate) fn my_sid(&self) -> Sid {

@@ -38,6 +38,15 @@
 //!   and the interval doubles, from `notification_interval_min_ms` (200 ms)
 //!   up to `notification_interval_max_ms` (60 s).
 //!
+//! A participant recovering records its log lost to damage (protocol-aware
+//! recovery; [`Election::set_recovering`]) abstains: it sends no vote (its
+//! notifications name no leader, as an observer's do, so no server counts
+//! them), adopts no one's LOOKING vote, and never decides to lead; it may
+//! still learn an established leader from the FOLLOWING/LEADING
+//! notifications of a quorum and follow it. So every leader is elected by
+//! a quorum of servers whose logs are whole: it intersects the quorum that
+//! acknowledged any committed txn in a server that still holds it.
+//!
 //! Time is an argument; the machine asks for one timer (the last
 //! [`ElectionAction::SetTimer`] replaces earlier ones) and expects a
 //! [`ElectionInput::Tick`] when it is due. Ticks at other times are harmless.
@@ -243,6 +252,9 @@ pub struct Election {
     phase: Phase,
     /// The timer the driver holds, as last told.
     timer_ms: Option<u64>,
+    /// Recovering lost records: abstain from the next round on (see the
+    /// module docs).
+    recovering: bool,
 }
 
 impl Election {
@@ -260,7 +272,20 @@ impl Election {
             logical_clock: 0,
             phase: Phase::Idle,
             timer_ms: None,
+            recovering: false,
         }
+    }
+
+    /// Whether this server recovers records lost to damage, and so abstains
+    /// (see the module docs). Takes effect at the next `Start`; a decided
+    /// election keeps its decision.
+    pub fn set_recovering(&mut self, recovering: bool) {
+        self.recovering = recovering;
+    }
+
+    /// Whether this server abstains in the current round.
+    pub fn is_abstaining(&self) -> bool {
+        matches!(&self.phase, Phase::Looking(l) if l.own_vote.is_none()) && self.is_voter()
     }
 
     pub fn my_sid(&self) -> Sid {
@@ -326,6 +351,15 @@ impl Election {
         self.config.ensemble.is_voter(self.config.my_sid)
     }
 
+    /// Whether this server votes in the current round: a participant
+    /// whose round started while not recovering.
+    fn votes(&self) -> bool {
+        match &self.phase {
+            Phase::Looking(l) => l.own_vote.is_some(),
+            _ => self.is_voter() && !self.recovering,
+        }
+    }
+
     fn start(
         &mut self,
         now_ms: u64,
@@ -334,7 +368,7 @@ impl Election {
         out: &mut Vec<ElectionAction>,
     ) {
         self.logical_clock += 1;
-        let own_vote = self.is_voter().then_some(Vote {
+        let own_vote = (self.is_voter() && !self.recovering).then_some(Vote {
             leader: self.config.my_sid,
             zxid: last_logged_zxid,
             peer_epoch: current_epoch,
@@ -358,12 +392,12 @@ impl Election {
     fn send_proposal(&mut self, out: &mut Vec<ElectionAction>) {
         let notification = self.notification();
         let me = self.config.my_sid;
-        let is_voter = self.is_voter();
+        let votes = self.votes();
         let clock = self.logical_clock;
         let Phase::Looking(looking) = &mut self.phase else {
             unreachable!("proposals are sent while looking");
         };
-        if is_voter {
+        if votes {
             let vote = looking
                 .proposal
                 .expect("a participant always has a proposal");
@@ -433,6 +467,14 @@ impl Election {
             unreachable!()
         };
         // Any notification from a participant restarts the silence timer.
+        // An abstainer hears lookers' rounds: once they decide they fall
+        // silent, and it asks again soon, to learn whom they chose.
+        if looking.own_vote.is_none()
+            && n.state == ServerState::Looking
+            && self.config.ensemble.is_voter(self.config.my_sid)
+        {
+            looking.interval_ms = self.config.notification_interval_min_ms;
+        }
         looking.resend_deadline_ms = now_ms + looking.interval_ms;
         let leader = u64::try_from(n.leader)
             .ok()
@@ -472,8 +514,11 @@ impl Election {
         let Phase::Looking(looking) = &mut self.phase else {
             unreachable!()
         };
-        // A server that could not read its own state (-1) takes no part.
-        if (looking.own_vote.is_some() && looking.own_zxid == -1) || n.zxid == -1 {
+        // A server that could not read its own state (-1) takes no part,
+        // nor does one recovering lost records: it adopts no vote.
+        let abstaining =
+            looking.own_vote.is_none() && self.config.ensemble.is_voter(self.config.my_sid);
+        if (looking.own_vote.is_some() && looking.own_zxid == -1) || n.zxid == -1 || abstaining {
             return;
         }
         let mut changed = false;
@@ -519,6 +564,11 @@ impl Election {
         let Phase::Looking(looking) = &mut self.phase else {
             unreachable!()
         };
+        // An abstaining server never leads, even when servers still name it
+        // (it led before its restart).
+        if looking.own_vote.is_none() && ensemble.is_voter(me) && vote.leader == me {
+            return;
+        }
         let reference = ReceivedVote {
             vote,
             election_epoch: n.election_epoch,
@@ -654,7 +704,7 @@ impl Election {
                 let interval = l.interval_ms;
                 assert!(interval >= self.config.notification_interval_min_ms);
                 assert!(interval <= self.config.notification_interval_max_ms);
-                assert_eq!(l.own_vote.is_some(), self.is_voter());
+                assert!(l.own_vote.is_none() || self.is_voter());
                 if let (Some(own), Some(proposal)) = (l.own_vote, l.proposal) {
                     assert!(
                         proposal >= own,
@@ -679,9 +729,14 @@ impl Election {
                     assert!(ensemble.is_voter(*sid));
                     assert_ne!(v.state, ServerState::Looking);
                 }
-                if self.is_voter() {
+                if l.own_vote.is_some() {
                     let own = l.received.get(&me).expect("our own vote is recorded");
                     assert_eq!(Some(own.vote), l.proposal);
+                } else {
+                    assert!(!l.received.contains_key(&me), "no vote of ours is counted");
+                    if self.is_voter() {
+                        assert_eq!(l.proposal, None, "an abstainer proposes no one");
+                    }
                 }
                 if l.finalize_deadline_ms.is_some() {
                     let reference = ReceivedVote {

@@ -503,3 +503,54 @@ fn followers_alone_do_not_make_a_leader() {
     }
     assert!(me.election.is_looking(), "round 7 is not ours (1)");
 }
+
+#[test]
+fn a_recovering_server_abstains_names_no_leader_and_adopts_no_vote() {
+    // Protocol-aware recovery: its notification names no leader (no one
+    // counts it), lookers' votes are not adopted, no quorum ever finalizes.
+    let mut s = Server::new(1);
+    s.election.set_recovering(true);
+    let actions = s.start(0);
+    let ElectionAction::SendToVoters { notification } = &actions[0] else {
+        panic!("{actions:?}");
+    };
+    assert_eq!(
+        (notification.leader, notification.zxid),
+        (i64::MIN, i64::MIN)
+    );
+    assert!(s.election.is_abstaining());
+    s.receive(10, 2, looking(3, ZXID, 1));
+    s.receive(20, 3, looking(3, ZXID, 1));
+    assert_eq!(s.election.proposal(), None);
+    s.step(10_000, ElectionInput::Tick);
+    assert!(
+        s.election.is_looking(),
+        "an abstainer never decides from lookers"
+    );
+}
+
+#[test]
+fn a_recovering_server_follows_an_established_leader_but_never_leads() {
+    // It learns the leader from a quorum of FOLLOWING/LEADING answers; if
+    // servers still name it as their leader (it led before), it stays out.
+    let mut s = Server::new(1);
+    s.election.set_recovering(true);
+    s.start(0);
+    s.receive(10, 2, from_peer(ServerState::Following, 1, ZXID, 7, 2));
+    s.receive(11, 3, from_peer(ServerState::Following, 1, ZXID, 7, 2));
+    assert!(s.election.is_looking(), "it does not lead");
+    s.receive(20, 2, from_peer(ServerState::Following, 3, ZXID, 8, 3));
+    let actions = s.receive(21, 3, from_peer(ServerState::Leading, 3, ZXID, 8, 3));
+    assert!(matches!(
+        actions[0],
+        ElectionAction::Decided {
+            role: Role::Following,
+            vote: Vote { leader: 3, .. },
+            election_epoch: 8
+        }
+    ));
+    // Once recovered, the next round votes again.
+    s.election.set_recovering(false);
+    let actions = s.start(100);
+    assert_eq!(actions[0], s.broadcast(1, ZXID, 9));
+}

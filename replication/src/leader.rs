@@ -22,6 +22,14 @@
 //! bounded chunks; everything else for that learner waits behind the
 //! snapshot, so its stream stays in order.
 //!
+//! A learner that says in FOLLOWERINFO that it is recovering records lost
+//! to damage (protocol-aware recovery) counts in none of these quorums —
+//! not discovery's, not the epoch acks', not NEWLEADER's, not a commit's —
+//! until it is synchronised (UPTODATE sent): a committed txn was acked by
+//! a quorum Q1; this leader's quorums, without the damaged server, each
+//! intersect Q1 in a server that still holds it. Its history is not held
+//! against the leader either (it is TRUNCed, never a reason to step down).
+//!
 //! ACKs are cumulative: a follower acknowledges the highest zxid it has made
 //! durable, once per log batch. A txn is committed when the participants
 //! whose acks reach it (the leader's own durable log included) form a quorum.
@@ -139,6 +147,8 @@ pub enum LeaderAction {
     },
     /// Give up leadership.
     StepDown { reason: StepDownReason },
+    /// A line for the operator's log (it names the server it is about).
+    Log { line: String },
 }
 
 /// Where one learner stands.
@@ -165,6 +175,9 @@ struct Learner {
     last_zxid: Zxid,
     /// Highest zxid acknowledged (followers).
     acked: Zxid,
+    /// It recovers records lost to damage: it counts in no quorum until
+    /// synced (see the module docs).
+    recovering: bool,
     /// Whether new proposals (followers) or commits (observers) go to it.
     forwarding: bool,
     /// Packets held back while a snapshot streams ahead of them.
@@ -348,6 +361,7 @@ impl Leader {
             accepted_epoch: -1,
             last_zxid: -1,
             acked: -1,
+            recovering: false,
             forwarding: false,
             held: None,
             snapshot_streaming: false,
@@ -400,12 +414,10 @@ impl Leader {
         learner.last_heard_ms = now_ms;
         match message {
             LearnerMessage::FollowerInfo { zxid, info } => {
-                let sid = info.and_then(|i| Sid::try_from(i.sid).ok());
-                self.on_learner_info(link, LearnerType::Participant, zxid, sid, out)
+                self.on_learner_info(link, LearnerType::Participant, zxid, info, out)
             }
             LearnerMessage::ObserverInfo { zxid, info } => {
-                let sid = info.and_then(|i| Sid::try_from(i.sid).ok());
-                self.on_learner_info(link, LearnerType::Observer, zxid, sid, out)
+                self.on_learner_info(link, LearnerType::Observer, zxid, info, out)
             }
             LearnerMessage::AckEpoch {
                 last_logged_zxid,
@@ -444,9 +456,11 @@ impl Leader {
         link: LinkId,
         kind: LearnerType,
         zxid: Zxid,
-        sid: Option<Sid>,
+        info: Option<crate::messages::LearnerInfo>,
         out: &mut Vec<LeaderAction>,
     ) {
+        let sid = info.and_then(|i| Sid::try_from(i.sid).ok());
+        let recovering = info.and_then(|i| i.recovering);
         let learner = &self.learners[&link];
         if learner.sid.is_some() {
             return self.close(link, "a second FOLLOWERINFO on one connection", out);
@@ -488,9 +502,19 @@ impl Leader {
         learner.kind = kind;
         learner.accepted_epoch = accepted_epoch;
         learner.phase = LearnerPhase::AwaitingAckEpoch;
+        learner.recovering = recovering.is_some();
+        if let Some(zxid_good) = recovering {
+            out.push(LeaderAction::Log {
+                line: format!(
+                    "server {sid} recovers records after 0x{zxid_good:x} lost to damage: \
+                     it counts in no quorum until synchronised"
+                ),
+            });
+        }
+        let voting = kind == LearnerType::Participant && recovering.is_none();
         match self.phase {
             LeaderPhase::Discovery => {
-                if kind == LearnerType::Participant {
+                if voting {
                     self.epoch_votes.insert(sid, accepted_epoch);
                 }
                 self.check_epoch_quorum(out);
@@ -502,7 +526,7 @@ impl Leader {
             // and come back, forever. The next election chooses an epoch
             // above every accepted one (found by fk-sim, seed 400031 of
             // `--servers 3 --observers 1`).
-            _ if kind == LearnerType::Participant && accepted_epoch > self.epoch => {
+            _ if voting && accepted_epoch > self.epoch => {
                 out.push(LeaderAction::StepDown {
                     reason: StepDownReason::FollowerEpochAhead {
                         sid,
@@ -586,9 +610,9 @@ impl Leader {
             return self.close(link, "ACKEPOCH out of turn", out);
         }
         let sid = learner.sid.expect("info came first");
-        let participant = learner.kind == LearnerType::Participant;
+        let voting = learner.kind == LearnerType::Participant && !learner.recovering;
         let current_epoch = i64::from(current_epoch);
-        if current_epoch != -1 && participant && self.phase == LeaderPhase::EpochAcks {
+        if current_epoch != -1 && voting && self.phase == LeaderPhase::EpochAcks {
             let ahead = current_epoch > self.current_epoch
                 || (current_epoch == self.current_epoch && last_logged_zxid > self.zxid_last);
             if ahead {
@@ -800,7 +824,7 @@ impl Leader {
         };
         if zxid == make_zxid(self.epoch, 0) && learner.phase == LearnerPhase::AwaitingNewLeaderAck {
             learner.newleader_acked = true;
-            if learner.kind == LearnerType::Participant {
+            if learner.kind == LearnerType::Participant && !learner.recovering {
                 self.newleader_acks.insert(sid);
             }
             if self.phase == LeaderPhase::Broadcast {
@@ -908,7 +932,9 @@ impl Leader {
             BTreeMap::from([(self.config.my_sid, self.zxid_durable)]);
         for learner in self.learners.values() {
             if let Some(sid) = learner.sid {
-                if learner.kind == LearnerType::Participant && learner.forwarding {
+                // A recovering learner's acks count once it is synced.
+                let counts = !learner.recovering || learner.phase == LearnerPhase::Synced;
+                if learner.kind == LearnerType::Participant && learner.forwarding && counts {
                     let ack = acks.entry(sid).or_insert(learner.acked);
                     *ack = (*ack).max(learner.acked);
                 }

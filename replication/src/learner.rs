@@ -36,6 +36,12 @@ pub struct LearnerConfig {
     pub sync_limit: u64,
     /// A bug reintroduced on purpose (tests only; see [`crate::Mutation`]).
     pub mutation: Option<crate::Mutation>,
+    /// This server's log lost every record after this zxid to damage
+    /// (protocol-aware recovery): it tells the leader so in FOLLOWERINFO,
+    /// so that it counts in none of the leader's quorums, and, counting in
+    /// none, it may follow a leader of an epoch older than one it accepted
+    /// (as an observer may). `None`: a normal learner.
+    pub recovering: Option<Zxid>,
 }
 
 /// Where the learner stands.
@@ -210,7 +216,10 @@ impl Learner {
         self.last_heard_ms = now_ms;
         self.phase = LearnerPhase::AwaitingLeaderInfo;
         let zxid = make_zxid(self.accepted_epoch, 0);
-        let info = Some(LearnerInfo::current(self.config.my_sid as i64, 0));
+        let info = Some(LearnerInfo {
+            recovering: self.config.recovering,
+            ..LearnerInfo::current(self.config.my_sid as i64, 0)
+        });
         let message = match self.config.kind {
             LearnerType::Participant => LearnerMessage::FollowerInfo { zxid, info },
             LearnerType::Observer => LearnerMessage::ObserverInfo { zxid, info },
@@ -284,12 +293,19 @@ impl Learner {
             self.phase = LearnerPhase::PersistingAccepted;
             self.persisting = true;
             out.push(LearnerAction::PersistAcceptedEpoch { epoch });
-        } else if epoch == self.accepted_epoch || self.config.kind == LearnerType::Observer {
+        } else if epoch == self.accepted_epoch
+            || self.config.kind == LearnerType::Observer
+            || self.config.recovering.is_some()
+        {
             // This epoch was accepted before: the ack does not count again.
             // An observer never votes, so the epoch it accepted guards no
             // quorum: it follows an established leader of an older epoch
             // than one a failed leader offered it (found by fk-sim, seed
             // 400031 of `--servers 3 --observers 1`: it refused forever).
+            // Nor does a recovering participant's, which this leader
+            // counts in no quorum (it said so in FOLLOWERINFO): an older
+            // epoch chosen without it was chosen by a quorum that
+            // intersects any that saw its promise.
             self.ack_epoch(-1, out);
         } else {
             let reason = LostReason::StaleEpoch {

@@ -51,4 +51,8 @@ pub enum Mutation {
     /// A leader opens the synchronisation of a learner that holds txns it
     /// never committed with DIFF instead of TRUNC (ZOOKEEPER-1154).
     DiffWithoutTrunc,
+    /// A server whose log lost acknowledged records to damage votes (and
+    /// counts in quorums) as if it held them, as ZooKeeper does (Alagappan
+    /// et al., FAST 2018): protocol-aware recovery switched off.
+    VoteAsIfLostRecordsHeld,
 }

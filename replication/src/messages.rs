@@ -7,7 +7,10 @@
 //!   FOLLOWERINFO / OBSERVERINFO  zxid = acceptedEpoch << 32
 //!                                data = LearnerInfo{long sid, int protocolVersion
 //!                                       (0x10000), long configVersion}; the leader
-//!                                       also reads the 8- and 12-byte prefixes
+//!                                       also reads the 8- and 12-byte prefixes;
+//!                                       ferrokeeper may append "FKRC" + long
+//!                                       zxid: the learner is recovering lost
+//!                                       records (ZooKeeper ignores the extra bytes)
 //!   ACKEPOCH    zxid = lastLoggedZxid   data = int currentEpoch (-1: this epoch
 //!                                       was already accepted, not an ack)
 //!   ACK         zxid = durable up to    data = null
@@ -70,7 +73,16 @@ pub struct LearnerInfo {
     /// The version of the learner's activated configuration; a leader refuses
     /// a learner whose is newer than its own.
     pub config_version: Option<i64>,
+    /// ferrokeeper's extension: the learner's log lost every record after
+    /// this zxid to damage and it is recovering them (protocol-aware
+    /// recovery): it must count in no quorum of this leader until it is
+    /// synchronised. Encoded after the 20 bytes ZooKeeper reads (which it
+    /// ignores) as [`RECOVERING_TAG`] and the zxid; needs `config_version`.
+    pub recovering: Option<Zxid>,
 }
+
+/// Marks the recovering extension of [`LearnerInfo`].
+pub const RECOVERING_TAG: [u8; 4] = *b"FKRC";
 
 impl LearnerInfo {
     /// What a current learner sends.
@@ -79,6 +91,7 @@ impl LearnerInfo {
             sid,
             protocol_version: Some(LEARNER_PROTOCOL_VERSION),
             config_version: Some(config_version),
+            recovering: None,
         }
     }
 
@@ -95,11 +108,20 @@ impl LearnerInfo {
         if let Some(config_version) = self.config_version {
             out.put_i64(config_version);
         }
+        if let Some(zxid) = self.recovering {
+            assert!(
+                self.config_version.is_some(),
+                "the recovering extension follows configVersion"
+            );
+            out.put_slice(&RECOVERING_TAG);
+            out.put_i64(zxid);
+        }
         out.freeze()
     }
 
-    /// As `LearnerHandler.run` reads it: 8, 12 or 20 bytes are used, more are
-    /// ignored.
+    /// As `LearnerHandler.run` reads it: 8, 12 or 20 bytes are used; then
+    /// ferrokeeper's recovering extension if its tag is there; anything
+    /// else is ignored.
     pub fn decode(packet_type: PacketType, mut data: &[u8]) -> Result<Self, MessageError> {
         let length = data.len();
         if length < 8 {
@@ -112,10 +134,15 @@ impl LearnerInfo {
         let sid = data.get_i64();
         let protocol_version = (length >= 12).then(|| data.get_i32());
         let config_version = (length >= 20).then(|| data.get_i64());
+        let recovering = (length >= 32 && data[..4] == RECOVERING_TAG).then(|| {
+            data.advance(4);
+            data.get_i64()
+        });
         Ok(Self {
             sid,
             protocol_version,
             config_version,
+            recovering,
         })
     }
 
@@ -590,6 +617,24 @@ mod tests {
                 length: 7
             })
         );
+    }
+
+    #[test]
+    fn the_recovering_extension_follows_the_twenty_bytes_zookeeper_reads() {
+        // A recovering learner's LearnerInfo: ZooKeeper's 20 bytes, then
+        // "FKRC" + the last good zxid; 32 bytes without the tag are not it.
+        let info = LearnerInfo {
+            recovering: Some(0x5_0000_0007),
+            ..LearnerInfo::current(3, 0)
+        };
+        let bytes = info.encode();
+        assert_eq!(bytes.len(), 32);
+        assert_eq!(&bytes[20..24], b"FKRC");
+        let t = PacketType::FollowerInfo;
+        assert_eq!(LearnerInfo::decode(t, &bytes), Ok(info));
+        let mut other = bytes.to_vec();
+        other[20] = b'X';
+        assert_eq!(LearnerInfo::decode(t, &other).unwrap().recovering, None);
     }
 
     #[test]

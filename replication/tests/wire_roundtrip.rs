@@ -85,11 +85,19 @@ fn quorum_packet() -> impl Strategy<Value = QuorumPacket> {
 }
 
 fn learner_info() -> impl Strategy<Value = LearnerInfo> {
-    (any::<i64>(), any::<i32>(), any::<i64>(), 0..3u8).prop_map(|(sid, v, c, fields)| LearnerInfo {
-        sid,
-        protocol_version: (fields >= 1).then_some(v),
-        config_version: (fields >= 2).then_some(c),
-    })
+    (
+        any::<i64>(),
+        any::<i32>(),
+        any::<i64>(),
+        0..4u8,
+        any::<i64>(),
+    )
+        .prop_map(|(sid, v, c, fields, z)| LearnerInfo {
+            sid,
+            protocol_version: (fields >= 1).then_some(v),
+            config_version: (fields >= 2).then_some(c),
+            recovering: (fields >= 3).then_some(z),
+        })
 }
 
 fn learner_message() -> impl Strategy<Value = LearnerMessage> {

@@ -24,6 +24,7 @@ fn learner_config(sid: u64) -> LearnerConfig {
         init_limit: 10,
         sync_limit: 5,
         mutation: None,
+        recovering: None,
     }
 }
 

@@ -10,7 +10,14 @@
 //! - equal tree digests at equal applied zxids, among serving servers;
 //! - no client has seen a zxid that a quorum of voters does not hold
 //!   durably (a synced log record or a sealed snapshot): what clients are
-//!   told survives any minority of power cuts.
+//!   told survives any minority of power cuts;
+//! - no acknowledged write is left behind by a new leader: a leader of
+//!   epoch E whose history of earlier epochs ends at zxid Z0 can never hold
+//!   a txn of an earlier epoch above Z0 (ZAB truncates it everywhere), so
+//!   a write clients were told about in (Z0, E << 32) is lost — the loss
+//!   protocol-aware recovery prevents (a server whose log lost records to
+//!   damage voting as if it held them), caught as the leader serves,
+//!   whether or not any disk keeps a whole log at the end.
 //!
 //! Once quiet ([`final_log`]): every server serves at one zxid with one
 //! digest, its disk recovers to that tree, and one server's whole log
@@ -41,6 +48,8 @@ struct Seen {
 pub struct Agreement {
     /// Established leaders by epoch.
     leaders: BTreeMap<i64, u8>,
+    /// Where each established leader's history of earlier epochs ended.
+    leader_starts: BTreeMap<i64, i64>,
     /// The hash of each applied txn, and the first server seen with it.
     txns: BTreeMap<i64, (u64, u8)>,
     /// Each applied txn as the checkers read it: the ensemble's history
@@ -79,6 +88,9 @@ impl Agreement {
                     });
                 }
                 serving_leaders.push((server.sid, epoch));
+                self.leader_starts
+                    .entry(epoch)
+                    .or_insert_with(|| history_before(node, epoch));
             }
             // A server that is not synchronised may hold an uncommitted
             // tail (recovery replays the whole log): it is held to the
@@ -93,6 +105,26 @@ impl Agreement {
         };
         if self.leader.map(|(s, e, _)| (s, e)) != leader {
             self.leader = leader.map(|(s, e)| (s, e, now));
+        }
+        for (&epoch, &start) in &self.leader_starts {
+            let below = (epoch << 32) - 1;
+            if start >= below {
+                continue;
+            }
+            if let Some((&zxid, &(session, cxid))) =
+                told.acknowledged.range(start + 1..=below).next()
+            {
+                return Err(Violation::AcknowledgedWriteLost {
+                    server: self.leaders[&epoch],
+                    zxid,
+                    session,
+                    cxid,
+                    found: format!(
+                        "it leads epoch {epoch} with a history that ends at 0x{start:x} before that \
+                         epoch: the write is truncated everywhere"
+                    ),
+                });
+            }
         }
         let quorum_durable = quorum_durable(servers);
         if told.zxid_seen > quorum_durable {
@@ -196,6 +228,21 @@ impl Agreement {
     pub fn leader(&self) -> Option<(u8, i64, Duration)> {
         self.leader
     }
+}
+
+/// The last txn of an epoch before `epoch` in a leader's history: its
+/// applied zxid, or (if it already applied txns of its own epoch) the
+/// newest earlier-epoch txn its recent history shows.
+fn history_before(node: &node::Node, epoch: i64) -> i64 {
+    let applied = node.zxid_applied();
+    if applied >> 32 < epoch {
+        return applied;
+    }
+    node.recent_txns()
+        .rev()
+        .map(|(zxid, _)| zxid)
+        .find(|zxid| zxid >> 32 < epoch)
+        .unwrap_or(i64::MAX)
 }
 
 /// The highest zxid a quorum of voters holds durably.

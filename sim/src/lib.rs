@@ -148,12 +148,18 @@
 //! server from all its peers), resets of any link, clock jumps and skew
 //! per server. Every fault heals and every crashed server restarts, so a
 //! quorum always comes back; at the end the ensemble must settle (one
-//! leader, everyone serving) within two minutes.
+//! leader, everyone serving) within two minutes. Opt-in (`--faults
+//! all,bit-flip`): a bit flips in a durable, acknowledged record of a
+//! crashed server's log, half the time aimed at the follower whose ack
+//! completed a quorum while the other holder goes down too
+//! (`server/damage.rs`, protocol-aware recovery: the damage is set aside,
+//! and the server recovers from its peers before it votes again).
 //!
 //! [`ensemble`] checks the servers against each other after every step —
 //! one established leader per epoch, one txn per zxid among what serving
-//! servers applied, equal digests at equal zxids, and nothing a client saw
-//! beyond what a quorum of voters holds durably — and once quiet: every
+//! servers applied, equal digests at equal zxids, nothing a client saw
+//! beyond what a quorum of voters holds durably, and no acknowledged write
+//! above where a new leader's history of earlier epochs ends — and once quiet: every
 //! server at one zxid and digest, each disk recovering to it, sessions and
 //! ephemerals against the live clients. The history is then checked
 //! against the whole log of a server that replays to the final tree, under

@@ -119,6 +119,9 @@ pub struct Recovered {
     /// ZAB's acceptedEpoch and currentEpoch, from the epoch files.
     pub accepted_epoch: i64,
     pub current_epoch: i64,
+    /// wal's "recovering" marker: the log lost records after this zxid to
+    /// damage (protocol-aware recovery; see [`recover_member`]).
+    pub recovering: Option<i64>,
 }
 
 impl Recovered {
@@ -129,6 +132,7 @@ impl Recovered {
             history: self.history,
             accepted_epoch: self.accepted_epoch,
             current_epoch: self.current_epoch,
+            recovering: self.recovering,
         }
     }
 }
@@ -138,6 +142,29 @@ impl Recovered {
 /// a fresh disk, writes snapshot 0. The two may be one directory.
 pub fn recover(data: &MemFs, log: &MemFs) -> Result<Recovered, RecoveryError> {
     recover_replaying(data, log, true)
+}
+
+/// Start-up recovery of a server as the engine does it
+/// (`storage::protocol_aware_recovery`, then `storage::recover`): in an
+/// ensemble, damage to durable log records is set aside first and the log
+/// cut before it, behind wal's durable "recovering" marker; a standalone
+/// server refuses such a log (the error names the damage). With `replay`
+/// false, see [`recover_replaying`].
+pub fn recover_member(
+    data: &MemFs,
+    log: &MemFs,
+    replay: bool,
+    ensemble: bool,
+) -> Result<Recovered, RecoveryError> {
+    if ensemble {
+        wal::remove_temporary_files_in(data, log)?;
+        if let Some(damage) = wal::find_log_damage(data, log.clone())? {
+            wal::set_aside_damage(data, log, log.clone(), &damage)?;
+        }
+    }
+    let mut recovered = recover_replaying(data, log, replay)?;
+    recovered.recovering = wal::read_recovering_in(data)?;
+    Ok(recovered)
 }
 
 /// [`recover`], but with `replay` false the log after the snapshot is read
@@ -207,6 +234,7 @@ pub fn recover_replaying(
         history: history.into(),
         accepted_epoch,
         current_epoch,
+        recovering: None,
     })
 }
 

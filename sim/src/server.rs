@@ -43,6 +43,7 @@ use crate::snapshots::Snapshots;
 use crate::violation::Violation;
 use crate::wire::{decode_requests, first_frame, frame_slices};
 
+mod damage;
 mod peers;
 
 pub use peers::Member;
@@ -173,6 +174,9 @@ pub struct Server {
     /// last zxid the log synced, and the newest sealed snapshot's.
     disk_log_zxid: i64,
     disk_snapshot_zxid: i64,
+    /// A bit flip damaged the log, which held up to this zxid before; kept
+    /// while the server's "recovering" marker is set (`server/damage.rs`).
+    damaged_floor: Option<i64>,
     check_recovery: bool,
     bug: Option<Bug>,
     mix: Mix,
@@ -216,6 +220,7 @@ impl Server {
             crash_armed: None,
             disk_log_zxid: 0,
             disk_snapshot_zxid: 0,
+            damaged_floor: None,
             check_recovery: options.check_recovery,
             bug: options.bug,
             mix: options.mix,
@@ -252,7 +257,8 @@ impl Server {
     /// The highest zxid this server's disk holds durably (a synced log
     /// record or a sealed snapshot), up or down: what a power cut keeps.
     pub fn zxid_on_disk(&self) -> i64 {
-        self.disk_log_zxid.max(self.disk_snapshot_zxid)
+        let floor = self.damaged_floor.unwrap_or(i64::MIN);
+        self.disk_log_zxid.max(self.disk_snapshot_zxid).max(floor)
     }
 
     /// Whether it votes (a standalone server or an ensemble's participant).
@@ -320,16 +326,25 @@ impl Server {
     fn start(&mut self, cx: &mut Context) {
         assert!(self.running.is_none(), "start a stopped server");
         let replay = self.bug != Some(Bug::SkipLogReplay);
-        let recovered =
-            match recovery::recover_replaying(self.snapshots.dir(), &self.log_fs, replay) {
-                Ok(recovered) => recovered,
-                Err(err) => {
-                    return cx.violation(Violation::RecoveryFailed {
-                        server: self.sid,
-                        error: err.to_string(),
-                    })
-                }
-            };
+        let recovered = match recovery::recover_member(
+            self.snapshots.dir(),
+            &self.log_fs,
+            replay,
+            self.member.is_some(),
+        ) {
+            Ok(recovered) => recovered,
+            // Setting log damage aside writes (the marker, the copy, the
+            // cut): a disk failing then stops the process, as below.
+            Err(recovery::RecoveryError::Wal(
+                err @ (WalError::Io { .. } | WalError::NoSpace { .. }),
+            )) => return self.failed_start(cx, &err),
+            Err(err) => {
+                return cx.violation(Violation::RecoveryFailed {
+                    server: self.sid,
+                    error: err.to_string(),
+                })
+            }
+        };
         // In an ensemble a restarted follower may rightly be behind what
         // clients saw (the world checks the ensemble as a whole).
         if self.check_recovery && self.member.is_none() {
@@ -347,15 +362,8 @@ impl Server {
             Ok(disk) => disk,
             Err(err @ (WalError::Io { .. } | WalError::NoSpace { .. })) => {
                 // The disk failed while the writer readied the log (zeroing a
-                // cut tail and syncing it): the process exits and its
-                // operator starts it again a while later.
-                self.stats.failed_starts += 1;
-                let sid = self.sid;
-                cx.trace
-                    .line(cx.now, || format!("s{sid} fails to start: {err}"));
-                let delay = Duration::from_millis(cx.rng.between(100, 1_000));
-                cx.after(delay, Event::Restart { server: sid });
-                return;
+                // cut tail and syncing it).
+                return self.failed_start(cx, &err);
             }
             Err(err) => {
                 return cx.violation(Violation::RecoveryFailed {
@@ -370,6 +378,9 @@ impl Server {
         let (snapshot_zxid, replayed) = (recovered.snapshot_zxid, recovered.replayed.len());
         self.disk_log_zxid = recovered.tail.zxid_last;
         self.disk_snapshot_zxid = snapshot_zxid.unwrap_or(0);
+        if recovered.recovering.is_none() {
+            self.damaged_floor = None;
+        }
         let node = Node::new(settings, recovered.into_node_state(), limits, now);
         node.check_invariants();
         let (sid, zxid) = (self.sid, node.zxid_applied());
@@ -397,6 +408,17 @@ impl Server {
             batch_started: Duration::ZERO,
         });
         self.schedule_tick(cx);
+    }
+
+    /// The disk failed during start-up: the process exits and its operator
+    /// starts it again a while later.
+    fn failed_start(&mut self, cx: &mut Context, err: &WalError) {
+        self.stats.failed_starts += 1;
+        let sid = self.sid;
+        cx.trace
+            .line(cx.now, || format!("s{sid} fails to start: {err}"));
+        let delay = Duration::from_millis(cx.rng.between(100, 1_000));
+        cx.after(delay, Event::Restart { server: sid });
     }
 
     /// After recovery: every zxid a client saw is there, and every txn a
@@ -748,7 +770,8 @@ impl Server {
             | Action::PeerClose { .. }
             | Action::PersistEpoch { .. }
             | Action::TruncateLog { .. }
-            | Action::Reload)
+            | Action::Reload
+            | Action::ClearRecovering)
                 if self.member.is_none() =>
             {
                 cx.violation(Violation::ActionContract {

@@ -82,6 +82,9 @@ struct World {
     linearizability_steps: u64,
     inconclusive: u64,
     no_whole_log: u64,
+    /// An aimed bit flip waits for its moment in this database (see
+    /// [`World::bit_flip`]).
+    bit_flip_armed: Option<usize>,
 }
 
 /// Runs one seed to the end (or to its first violation).
@@ -138,6 +141,7 @@ impl World {
             linearizability_steps: 0,
             inconclusive: 0,
             no_whole_log: 0,
+            bit_flip_armed: None,
         }
     }
 
@@ -270,6 +274,7 @@ impl World {
         let step = self.cx.step;
         self.cx.trace.line(at, || format!("#{step} {event:?}"));
         self.dispatch(event);
+        self.maybe_aimed_bit_flip();
         self.check_ensembles();
     }
 
@@ -491,6 +496,7 @@ impl World {
             Fault::Partition if self.options.is_ensemble() && self.cx.rng.chance(2, 3) => {
                 self.partition_servers(sid);
             }
+            Fault::BitFlip => self.bit_flip(sid),
             Fault::Partition => {
                 let client = self.cx.rng.below(self.clients.len() as u64) as usize;
                 let (a, b) = (
@@ -537,6 +543,109 @@ impl World {
         }
     }
 
+    /// `Fault::BitFlip` (an ensemble's fault: a standalone server refuses
+    /// a damaged log by design): a server is crashed and a bit flips in a
+    /// durable record of its log. Half the time the damage is aimed and
+    /// waits for its moment ([`World::maybe_aimed_bit_flip`]).
+    ///
+    /// One damaged server per ensemble at a time, as one power cut at a
+    /// time is a minority: two of three servers recovering lost records
+    /// elect no leader until an operator helps, by design (safe, not
+    /// available).
+    fn bit_flip(&mut self, sid: u8) {
+        if !self.options.is_ensemble() {
+            return;
+        }
+        let database = self.servers[usize::from(sid) - 1].database;
+        if self.bit_flip_armed.is_some() || self.is_recovering(database) {
+            return;
+        }
+        if self.cx.rng.chance(1, 2) {
+            self.bit_flip_armed = Some(database);
+            return;
+        }
+        let acked = self.newest_acknowledged(database);
+        self.flip_and_crash(sid, None, acked);
+    }
+
+    /// An aimed bit flip, once exactly two voters hold the newest write a
+    /// client was told about: the follower whose ack completed the quorum
+    /// is damaged in that very record and the leader, the other holder,
+    /// goes down too — the interleaving in which voting as if the lost
+    /// record were held loses it (the damaged server and the one that never
+    /// had it elect a leader without it).
+    fn maybe_aimed_bit_flip(&mut self) {
+        let Some(database) = self.bit_flip_armed else {
+            return;
+        };
+        if self.is_recovering(database) {
+            return;
+        }
+        let acked = self.newest_acknowledged(database);
+        let holders: Vec<(u8, bool)> = self
+            .servers_of(database)
+            .iter()
+            .filter(|s| s.is_voter() && s.is_up() && s.zxid_on_disk() >= acked)
+            .map(|s| (s.sid, s.node().is_some_and(|n| n.mode() == "leader")))
+            .collect();
+        let voters = self
+            .servers_of(database)
+            .iter()
+            .filter(|s| s.is_voter())
+            .count();
+        if acked == 0 || holders.len() != voters / 2 + 1 {
+            return;
+        }
+        self.bit_flip_armed = None;
+        let follower = holders
+            .iter()
+            .find(|(_, leads)| !leads)
+            .unwrap_or(&holders[0])
+            .0;
+        let others: Vec<u8> = holders
+            .iter()
+            .map(|(sid, _)| *sid)
+            .filter(|s| *s != follower)
+            .collect();
+        self.flip_and_crash(follower, Some(others), acked);
+    }
+
+    fn is_recovering(&self, database: usize) -> bool {
+        self.servers_of(database)
+            .iter()
+            .any(Server::is_recovering_lost_records)
+    }
+
+    /// The newest write a client of `database` was told about (0: none).
+    fn newest_acknowledged(&self, database: usize) -> i64 {
+        self.cx.told[database]
+            .acknowledged
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Crashes `target`, flips a bit in its durable record `acked` (or its
+    /// newest), then crashes `others`.
+    fn flip_and_crash(&mut self, target: u8, others: Option<Vec<u8>>, acked: i64) {
+        let power_cut = self.cx.rng.chance(1, 2);
+        self.crash(target, power_cut);
+        let Self { servers, cx, .. } = self;
+        let server = &mut servers[usize::from(target) - 1];
+        if server.is_up() {
+            return;
+        }
+        server.flip_bit_in_log(cx, acked);
+        for other in others.unwrap_or_default() {
+            let now = self.cx.now;
+            self.cx.trace.line(now, || {
+                format!("bit flip aimed at s{target}; s{other}, another holder of 0x{acked:x}, goes down")
+            });
+            self.crash(other, true);
+        }
+    }
+
     /// Crashes a server and schedules its restart.
     fn crash(&mut self, sid: u8, power_cut: bool) {
         let Self { servers, cx, .. } = self;
@@ -555,6 +664,7 @@ impl World {
         for server in &mut self.servers {
             server.slow_disk = false;
             server.crash_armed = None;
+            self.bit_flip_armed = None;
             server.free_space();
         }
         let now = self.cx.now;

@@ -61,6 +61,10 @@ pub enum WalError {
     /// Snapshots exist, but every one of them is damaged.
     #[error("no valid snapshot in {snap_dir} ({count} damaged)")]
     NoValidSnapshot { snap_dir: String, count: usize },
+    /// The protocol-aware recovery marker (`recovering`) exists but does
+    /// not hold a zxid.
+    #[error("recovery marker {file} is damaged: {reason}")]
+    MarkerCorrupt { file: String, reason: String },
     /// A snapshot file failed verification.
     #[error("snapshot {file} is damaged: {reason}")]
     SnapshotCorrupt { file: String, reason: String },

@@ -73,6 +73,13 @@
 //!
 //! Epoch files: [`write_epoch`] / [`read_epoch`] with [`EpochFile`].
 //!
+//! Damage to durable records (not a torn tail): a standalone server refuses
+//! to start; a server of an ensemble calls [`set_aside_damage_in_dirs`]
+//! before `recover` — the damaged segments are kept aside, the log is cut
+//! after the last good record, and the durable "recovering" marker
+//! ([`read_recovering`], [`clear_recovering`]) keeps it from voting until it
+//! has the lost records from its peers (see `damage.rs`).
+//!
 //! # Backends
 //!
 //! The log writer is generic over [`LogFs`]: [`GlommioFs`] (production:
@@ -84,6 +91,7 @@
 //! wrappers over [`StdDir`]), so [`MemFs`] crashes them too. Reading goes
 //! through the blocking [`ReadFs`]: [`StdDir`] or a [`MemFs`] image.
 
+mod damage;
 mod epoch;
 mod error;
 mod format;
@@ -100,6 +108,11 @@ mod spare;
 mod truncate;
 mod writer;
 
+pub use damage::{
+    clear_recovering, clear_recovering_in, find_log_damage, read_recovering, read_recovering_in,
+    set_aside_damage, set_aside_damage_in_dirs, write_recovering_in, SetAside, DAMAGED_SUFFIX,
+    RECOVERING_FILE,
+};
 pub use epoch::{read_epoch, read_epoch_in, write_epoch, write_epoch_in, EpochFile};
 pub use error::{is_no_space, WalError};
 pub use format::{
@@ -124,8 +137,8 @@ pub use purge::{
 };
 pub use range::{read_log_range, LogRange};
 pub use recovery::{
-    first_needed_segment, list_segments, recover, recover_from, LogReader, LogRecord, LogTail,
-    Recovery, SegmentTail,
+    first_needed_segment, list_segments, recover, recover_from, LogDamage, LogReader, LogRecord,
+    LogTail, Recovery, SegmentTail,
 };
 pub use scan::{EndKind, ScannedRecord, SegmentEnd, SegmentScan};
 pub use snapshot::{

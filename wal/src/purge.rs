@@ -161,6 +161,7 @@ pub fn is_temporary_file(name: &str) -> bool {
         return false;
     };
     parse_snapshot_temp_name(name).is_some()
+        || crate::damage::is_damage_temp_file(name)
         || stem.starts_with("spare.")
         || [EpochFile::Current, EpochFile::Accepted]
             .iter()

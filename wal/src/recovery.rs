@@ -15,7 +15,9 @@
 //! the last good record with one warning, and [`LogTail`] tells the writer to
 //! zero what lies after the cut. Damage anywhere is an error that names the
 //! file, the byte offset and the `fk-tools log truncate` command that accepts
-//! the loss.
+//! the loss; [`LogReader::damage`] then says where it lies, for a server of
+//! an ensemble to set it aside and recover the lost records from its peers
+//! (protocol-aware recovery, `damage.rs`).
 
 use std::path::Path;
 
@@ -115,6 +117,7 @@ pub fn recover_from<S: ReadFs, R: ReadFs>(snaps: &S, log: R) -> Result<Recovery<
         scan: None,
         tail: None,
         failed: false,
+        damage: None,
     };
     Ok(Recovery { snapshot, log })
 }
@@ -159,12 +162,35 @@ pub struct LogReader<R: ReadFs> {
     scan: Option<(String, SegmentScan<R::Reader>)>,
     tail: Option<LogTail>,
     failed: bool,
+    /// Where durable records were found damaged, once an error said so.
+    damage: Option<LogDamage>,
+}
+
+/// Durable log records found damaged (a [`WalError::Corrupt`] from
+/// recovery): what protocol-aware recovery (`damage.rs`) needs to set the
+/// damage aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogDamage {
+    /// The segment holding the damage (a name in the log directory).
+    pub segment: String,
+    /// The file offset where its readable records stop.
+    pub offset: u64,
+    /// The last record readable before the damage: everything after it in
+    /// the log is lost.
+    pub zxid_good: i64,
+    pub reason: String,
 }
 
 impl<R: ReadFs> LogReader<R> {
     /// The zxid of the snapshot the log is replayed onto (-1 on a fresh start).
     pub fn zxid_snapshot(&self) -> i64 {
         self.zxid_snapshot
+    }
+
+    /// After the stream ended with a [`WalError::Corrupt`]: where the damage
+    /// lies and the last good zxid before it.
+    pub fn damage(&self) -> Option<&LogDamage> {
+        self.damage.as_ref()
     }
 
     /// Reads whatever records remain (checking them) and returns where the
@@ -194,10 +220,11 @@ impl<R: ReadFs> LogReader<R> {
                 let scan = self.open_segment(zxid_first, &name)?;
                 self.scan = Some((name, scan));
             }
-            let (_, scan) = self.scan.as_mut().expect("a segment is open");
+            let (name, scan) = self.scan.as_mut().expect("a segment is open");
             let next = scan.next_record();
             let zxid_good = scan.zxid_last();
-            match next.map_err(|e| self.with_accept_loss(e, Some(zxid_good)))? {
+            let name = name.clone();
+            match next.map_err(|e| self.damaged(&name, e, Some(zxid_good)))? {
                 Some(ScannedRecord { zxid, payload, .. }) => {
                     self.zxid_last = Some(zxid);
                     if zxid > self.zxid_snapshot {
@@ -220,7 +247,7 @@ impl<R: ReadFs> LogReader<R> {
             .open_read(name)
             .map_err(|e| WalError::io("open", &file, e))?;
         let scan = SegmentScan::open(reader, file.clone())
-            .map_err(|e| self.with_accept_loss(e, self.zxid_last))?;
+            .map_err(|e| self.damaged(name, e, self.zxid_last))?;
         let header = *scan.header();
         if header.zxid_first != zxid_first {
             let reason = format!(
@@ -233,7 +260,7 @@ impl<R: ReadFs> LogReader<R> {
                 reason,
                 accept_loss: None,
             };
-            return Err(self.with_accept_loss(error, self.zxid_last));
+            return Err(self.damaged(name, error, self.zxid_last));
         }
         let gap = match self.zxid_last {
             // The first segment needed: nothing may be missing after the snapshot.
@@ -255,6 +282,21 @@ impl<R: ReadFs> LogReader<R> {
         }
         self.zxid_last.get_or_insert(header.zxid_previous);
         Ok(scan)
+    }
+
+    /// [`Self::with_accept_loss`], noting a [`WalError::Corrupt`] in
+    /// `name` as damage to durable records (the last good zxid before it:
+    /// `zxid_good`, or the snapshot's when nothing of the log was read).
+    fn damaged(&mut self, name: &str, error: WalError, zxid_good: Option<i64>) -> WalError {
+        if let WalError::Corrupt { offset, reason, .. } = &error {
+            self.damage = Some(LogDamage {
+                segment: name.to_string(),
+                offset: *offset,
+                zxid_good: zxid_good.unwrap_or(self.zxid_snapshot),
+                reason: reason.clone(),
+            });
+        }
+        self.with_accept_loss(error, zxid_good)
     }
 
     /// Adds to a damage error the command that cuts the log after
@@ -313,7 +355,7 @@ impl<R: ReadFs> LogReader<R> {
                 reason,
                 accept_loss: None,
             };
-            return Err(self.with_accept_loss(error, Some(scan.zxid_last())));
+            return Err(self.damaged(&name, error, Some(scan.zxid_last())));
         }
         if !is_last {
             return Ok(());

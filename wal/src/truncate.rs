@@ -195,6 +195,14 @@ impl<F: LogFs> LogWriter<F> {
             } else {
                 end.scrub_end.max(last_current_end(&mut scan)?)
             };
+            // Damage at the cut must be stamped over even when no current
+            // sector lies past it (the damaged sector was the newest
+            // write's last: it is bad, not current): else nothing is
+            // written and recovery finds the same damage again.
+            let scrub_end = match end.kind {
+                EndKind::Corrupt { .. } => scrub_end.max(end.offset + 1),
+                _ => scrub_end,
+            };
             (scrub_end, end.write_last)
         };
         let block = if format_1 {
@@ -301,8 +309,8 @@ pub fn truncate_log(
     })
 }
 
-/// Runs a future that never waits (StdFs calls complete at once).
-fn block_on<T>(future: impl Future<Output = T>) -> T {
+/// Runs a future that never waits (StdFs and MemFs calls complete at once).
+pub(crate) fn block_on<T>(future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);
     let mut context = Context::from_waker(Waker::noop());
     match future.as_mut().poll(&mut context) {

@@ -27,6 +27,8 @@ pub struct Disk {
     pub snapshot: Option<(i64, Vec<u8>)>,
     pub accepted_epoch: i64,
     pub current_epoch: i64,
+    /// wal's "recovering" marker: the log lost records after this zxid.
+    pub recovering: Option<i64>,
 }
 
 impl Disk {
@@ -47,6 +49,7 @@ impl Disk {
             history: self.log.clone(),
             accepted_epoch: self.accepted_epoch,
             current_epoch: self.current_epoch,
+            recovering: self.recovering,
         }
     }
 
@@ -121,6 +124,8 @@ pub struct Cluster {
     /// The next dial to a leader is accepted and closed at once, as by a
     /// server that has not taken up its leader role yet.
     pub refuse_next_learner: bool,
+    /// A replication bug reintroduced in every node started from now on.
+    pub mutation: Option<replication::Mutation>,
 }
 
 pub fn ensemble(voters: u64, observers: u64) -> Ensemble {
@@ -166,6 +171,7 @@ impl Cluster {
             log_lines: Vec::new(),
             crash_queue: Vec::new(),
             refuse_next_learner: false,
+            mutation: None,
         };
         for sid in 1..=voters + observers {
             cluster.servers.insert(
@@ -195,6 +201,7 @@ impl Cluster {
         ensemble.init_limit = 10;
         ensemble.sync_limit = 5;
         ensemble.history_txns_max = 50;
+        ensemble.mutation = self.mutation;
         Settings {
             server_id: sid as u8,
             ensemble: Some(ensemble),
@@ -481,6 +488,7 @@ impl Cluster {
                 self.events
                     .push_back(Event::Input(sid, Input::Reloaded(Box::new(recovered))));
             }
+            Action::ClearRecovering => self.servers.get_mut(&sid).unwrap().disk.recovering = None,
             other => unreachable!("not a peer action: {other:?}"),
         }
     }

@@ -177,6 +177,22 @@ impl Server {
                 let (server, boot) = (self.sid, self.boot);
                 cx.after(latency, Event::ReloadOp { server, boot });
             }
+            Action::ClearRecovering => {
+                // Through wal's fs traits on the server's disk; nothing
+                // waits for it (a crash before it only abstains again).
+                if let Err(err) = wal::clear_recovering_in(self.snapshots.dir()) {
+                    let sid = self.sid;
+                    cx.trace.line(cx.now, || {
+                        format!("s{sid} cannot remove its recovering marker: {err}")
+                    });
+                    return;
+                }
+                self.damaged_floor = None;
+                let sid = self.sid;
+                cx.trace.line(cx.now, || {
+                    format!("s{sid} recovered its lost records: votes again")
+                });
+            }
             other => unreachable!("not a peer action: {other:?}"),
         }
     }
