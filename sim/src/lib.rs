@@ -109,8 +109,8 @@
 //! and 5 servers, with observers in some, in `tests/ensemble.rs`), proves
 //! the checkers still catch reintroduced bugs (`tests/teeth.rs`: in
 //! ensembles too — ACK before durable, currentEpoch before the sync is
-//! durable, DIFF without TRUNC, the last two through the test-only
-//! `replication::Mutation`), and keeps every seed that once failed
+//! durable, DIFF without TRUNC, COMMITs out of zxid order, the last three
+//! through the test-only `replication::Mutation`), and keeps every seed that once failed
 //! (`tests/regressions.rs`; the two slowest ensemble seeds run only in
 //! `cargo test -p sim --release`). The whole of it takes about a minute in
 //! a debug build on two cores. A long soak, on all cores
@@ -153,7 +153,10 @@
 //! [`ensemble`] checks the servers against each other after every step —
 //! one established leader per epoch, one txn per zxid among what serving
 //! servers applied, equal digests at equal zxids, and nothing a client saw
-//! beyond what a quorum of voters holds durably — and once quiet: every
+//! beyond what a quorum of voters holds durably; each learner checks that
+//! its leader's COMMITs and INFORMs arrive in zxid order (ZAB's order,
+//! which the learner's "commit everything up to" would otherwise hide) —
+//! and once quiet: every
 //! server at one zxid and digest, each disk recovering to it, sessions and
 //! ephemerals against the live clients. The history is then checked
 //! against the whole log of a server that replays to the final tree, under

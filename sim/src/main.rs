@@ -56,7 +56,8 @@ struct Args {
     trace: bool,
     /// Reintroduce a known bug (ack-before-durable, no-force-sync,
     /// reorder-sends, skip-log-replay, drop-watch-events; ensembles:
-    /// current-epoch-before-durable, diff-without-trunc) to see the
+    /// current-epoch-before-durable, diff-without-trunc,
+    /// commit-out-of-order) to see the
     /// checkers catch it.
     #[arg(long)]
     bug: Option<Bug>,

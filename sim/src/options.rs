@@ -142,10 +142,13 @@ pub enum Bug {
     /// Ensembles: a leader syncs a learner holding txns it never committed
     /// with DIFF instead of TRUNC (`replication::Mutation`).
     DiffWithoutTrunc,
+    /// Ensembles: a leader sends the COMMITs of proposals that reach their
+    /// quorum together newest first (`replication::Mutation`).
+    CommitOutOfOrder,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 8] = [
         Bug::AckBeforeDurable,
         Bug::NoForceSync,
         Bug::ReorderSends,
@@ -153,6 +156,7 @@ impl Bug {
         Bug::DropWatchEvents,
         Bug::CurrentEpochBeforeDurable,
         Bug::DiffWithoutTrunc,
+        Bug::CommitOutOfOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -164,6 +168,7 @@ impl Bug {
             Bug::DropWatchEvents => "drop-watch-events",
             Bug::CurrentEpochBeforeDurable => "current-epoch-before-durable",
             Bug::DiffWithoutTrunc => "diff-without-trunc",
+            Bug::CommitOutOfOrder => "commit-out-of-order",
         }
     }
 
@@ -174,6 +179,7 @@ impl Bug {
                 Some(replication::Mutation::CurrentEpochBeforeDurable)
             }
             Bug::DiffWithoutTrunc => Some(replication::Mutation::DiffWithoutTrunc),
+            Bug::CommitOutOfOrder => Some(replication::Mutation::CommitOutOfOrder),
             _ => None,
         }
     }

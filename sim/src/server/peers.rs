@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use node::{Action, EnsembleSettings, EpochKind, Input};
-use replication::{Notification, QuorumPacket, Sid};
+use replication::{Notification, PacketType, QuorumPacket, Sid};
 
 use super::{CrashPoint, Server};
 use crate::context::{Context, Event};
@@ -75,6 +75,9 @@ pub(super) struct Peers {
     quorum: BTreeMap<LinkId, Sid>,
     /// Quorum links this server dialled whose dial has not completed.
     dialling: BTreeSet<LinkId>,
+    /// The highest COMMIT (or INFORM) received on each quorum link from a
+    /// leader: ZAB commits in zxid order, so each one must be higher.
+    commits_received: BTreeMap<LinkId, i64>,
     /// The epoch write in flight.
     epoch: Option<(EpochKind, i64)>,
     reload_pending: bool,
@@ -144,6 +147,7 @@ impl Server {
                     return;
                 }
                 self.peers().dialling.remove(&link);
+                self.peers().commits_received.remove(&link);
                 cx.send(link, Endpoint::Server(self.sid), Payload::Fin);
                 let (server, boot) = (self.sid, self.boot);
                 cx.after(Duration::ZERO, Event::PeerClosed { server, boot, link });
@@ -301,7 +305,12 @@ impl Server {
             }
             Payload::Bytes(bytes) if peers.quorum.contains_key(&link) => {
                 match QuorumPacket::decode(&Bytes::from(bytes)) {
-                    Ok(packet) => self.step(cx, Input::PeerReceived { link, packet }),
+                    Ok(packet) => {
+                        if let Err(violation) = self.check_commit_order(link, sid, &packet) {
+                            return cx.violation(violation);
+                        }
+                        self.step(cx, Input::PeerReceived { link, packet })
+                    }
                     Err(err) => self.peer_garbage(cx, format!("a quorum packet: {err}")),
                 }
             }
@@ -310,6 +319,38 @@ impl Server {
             Payload::Bytes(_) => cx.reset(link),
             Payload::Fin => self.peer_link_gone(cx, link),
         }
+    }
+
+    /// ZAB's order: a learner hears COMMITs (and INFORMs) in zxid order
+    /// from its leader; ZooKeeper's follower exits on any other order. The
+    /// learner here commits "everything up to", so a commit out of order
+    /// would pass unseen by every other check — the reason this one exists
+    /// (`replication::Mutation::CommitOutOfOrder`).
+    fn check_commit_order(
+        &mut self,
+        link: LinkId,
+        leader: Sid,
+        packet: &QuorumPacket,
+    ) -> Result<(), Violation> {
+        let kind = packet.packet_type();
+        if !matches!(kind, Some(PacketType::Commit | PacketType::Inform)) {
+            return Ok(());
+        }
+        let server = self.sid;
+        let base = self.member().base;
+        let received = &mut self.peers().commits_received;
+        if let Some(after) = received.get(&link).copied() {
+            if packet.zxid <= after {
+                return Err(Violation::CommitOutOfOrder {
+                    server,
+                    leader: base + u8::try_from(leader).expect("sids fit endpoints"),
+                    zxid: packet.zxid,
+                    after,
+                });
+            }
+        }
+        received.insert(link, packet.zxid);
+        Ok(())
     }
 
     /// A server sent bytes its peer cannot decode: node's own encoders
@@ -329,6 +370,7 @@ impl Server {
     fn peer_link_gone(&mut self, cx: &mut Context, link: LinkId) {
         let peers = self.peers();
         peers.election_in.remove(&link);
+        peers.commits_received.remove(&link);
         for outbox in peers.outboxes.values_mut() {
             if outbox.link == Some(link) {
                 outbox.link = None;
