@@ -165,6 +165,15 @@
 //! but never going back. (A run where every server took a snapshot from a
 //! leader at some point has no such log; the summary counts it.)
 //!
+//! Scripted faults ([`script`]) land a fault in a named state instead of
+//! waiting for chance — "power-cut the learner just after it writes
+//! currentEpoch in a DIFF sync", "kill the leader as NEWLEADER reaches a
+//! learner that has the whole SNAP" — and count each firing, so a
+//! scenario proves its state was reached. `tests/zookeeper_bugs.rs`
+//! scripts ZooKeeper's replication bugs this way (1154, 1653, 2355,
+//! 2418/2846, 2872, 3104, 3642, 3911/4643/4646/4685/4785, 4394), each
+//! under the random workload and every checker.
+//!
 //! An ensemble soak, e.g.:
 //!
 //! ```text
@@ -185,6 +194,7 @@ pub mod options;
 pub mod queue;
 pub mod recovery;
 pub mod rng;
+pub mod script;
 pub mod server;
 pub mod snapshots;
 pub mod told;

@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::script::Script;
+
 /// A kind of fault the simulator may inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
@@ -258,6 +260,17 @@ pub struct Options {
     pub check_recovery: bool,
     /// Keep every event's line (for `--trace`); the fingerprint is kept either way.
     pub trace: bool,
+    /// Faults scripted to land in named states (scenario tests; see
+    /// [`crate::script`]). Empty by default.
+    pub script: Script,
+    /// Ensembles: the leader's window of recent txns for DIFF, in txns
+    /// (`None`: drawn per database from 20, 200 and 10,000). A small one
+    /// makes learners that fell behind get SNAPs.
+    pub history_txns_max: Option<usize>,
+    /// The highest zxid counter a leader proposes before it starts a new
+    /// epoch (ZOOKEEPER-1277's rollover; `None`: node's default, just
+    /// below 2^32). A small value makes the rollover happen again and again.
+    pub zxid_counter_max: Option<u32>,
 }
 
 impl Options {
@@ -286,6 +299,9 @@ impl Options {
             assert_reply_after_durable: true,
             check_recovery: true,
             trace: false,
+            script: Script::default(),
+            history_txns_max: None,
+            zxid_counter_max: None,
         }
     }
 }

@@ -39,11 +39,13 @@ use crate::disk::{self, Batch, DiskOp, LogDisk, LogDone, LogProgress};
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::options::{Bug, Mix, Options};
 use crate::recovery;
+use crate::script::When;
 use crate::snapshots::Snapshots;
 use crate::violation::Violation;
 use crate::wire::{decode_requests, first_frame, frame_slices};
 
 mod peers;
+mod scripted;
 
 pub use peers::Member;
 
@@ -131,6 +133,12 @@ pub struct ServerStats {
     pub epoch_writes: u64,
     pub truncations: u64,
     pub reloads: u64,
+    /// SNAP streams a learner saw cut before their end (the link reset or
+    /// closed, or the learner's process died, mid-stream).
+    pub snapshots_interrupted: u64,
+    /// Leaders that stepped down because their zxid counter reached
+    /// `zxid_counter_max` (ZOOKEEPER-1277's rollover to a new epoch).
+    pub zxid_rollovers: u64,
 }
 
 /// Where an armed crash lands: between two persistence steps.
@@ -177,6 +185,8 @@ pub struct Server {
     bug: Option<Bug>,
     mix: Mix,
     assert_reply_after_durable: bool,
+    /// `Options::zxid_counter_max`.
+    zxid_counter_max: Option<u32>,
     /// Actions are being carried out (see `step`).
     carrying_out: bool,
     pub stats: ServerStats,
@@ -220,6 +230,7 @@ impl Server {
             bug: options.bug,
             mix: options.mix,
             assert_reply_after_durable: options.assert_reply_after_durable,
+            zxid_counter_max: options.zxid_counter_max,
             carrying_out: false,
             stats: ServerStats::default(),
         };
@@ -281,7 +292,9 @@ impl Server {
     /// zoo.cfg leaves out), with the sim's short times. `txn_bytes_max` is
     /// what the log takes, as the engine's `Config::txn_bytes_max`.
     fn settings(&self, cx: &mut Context, config: &WriterConfig) -> Settings {
+        let defaults = Settings::default();
         Settings {
+            zxid_counter_max: self.zxid_counter_max.unwrap_or(defaults.zxid_counter_max),
             server_id: self.member.as_ref().map_or(0, |m| m.my_sid as u8),
             tick_time_ms: TICK_MS,
             min_session_timeout_ms: SESSION_TIMEOUT_MIN_MS,
@@ -299,7 +312,7 @@ impl Server {
             txn_bytes_max: config.record_payload_bytes_max() - tree::TxnHeader::ENCODED_LEN,
             ensemble: self.member.as_ref().map(|m| m.settings.clone()),
             unsent_bytes_max: node::settings::UNSENT_BYTES_MAX_DEFAULT,
-            ..Settings::default()
+            ..defaults
         }
     }
 
@@ -737,6 +750,11 @@ impl Server {
                 if level >= Level::Warn {
                     self.stats.warnings += 1;
                 }
+                // The leader names ZOOKEEPER-1277 when its zxid counter
+                // runs out and it steps down for a new epoch.
+                if line.contains("ZOOKEEPER-1277") {
+                    self.stats.zxid_rollovers += 1;
+                }
                 cx.trace
                     .line(cx.now, || format!("s{sid} log {level:?}: {line}"));
             }
@@ -1066,13 +1084,23 @@ impl Server {
                     cx.after(delay, Event::Restart { server: self.sid });
                     return;
                 }
+                if self.scripted(cx, When::SnapshotSeal { sealed: false }, None) {
+                    return;
+                }
                 let result = self.snapshots.seal();
                 if let Ok(written) = &result {
-                    running.snapshot_sealed = running.snapshot_sealed.max(written.zxid);
                     self.disk_snapshot_zxid = self.disk_snapshot_zxid.max(written.zxid);
+                    if self.scripted(cx, When::SnapshotSeal { sealed: true }, None) {
+                        return;
+                    }
+                    let running = self.running.as_mut().expect("up: no scripted crash");
+                    running.snapshot_sealed = running.snapshot_sealed.max(written.zxid);
                 }
                 Input::SnapshotDone { result }
             }
+        };
+        let Some(running) = self.running.as_mut() else {
+            return;
         };
         if !running.snapshot.is_empty() {
             running.snapshot_event_pending = true;
@@ -1097,6 +1125,14 @@ impl Server {
         let Some(running) = self.running.take() else {
             return false;
         };
+        if running
+            .peers
+            .sync
+            .as_ref()
+            .is_some_and(|(_, v)| v.snapshot_open)
+        {
+            self.stats.snapshots_interrupted += 1;
+        }
         self.boot += 1;
         if power_cut {
             self.stats.power_cuts += 1;

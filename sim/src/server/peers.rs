@@ -35,6 +35,7 @@ use replication::{Notification, PacketType, QuorumPacket, Sid};
 use super::{CrashPoint, Server};
 use crate::context::{Context, Event};
 use crate::network::{Endpoint, LinkId, Payload, PeerPort};
+use crate::script::{Packet, SyncView, When};
 use crate::violation::Violation;
 
 /// A server's place in an ensemble.
@@ -78,6 +79,9 @@ pub(super) struct Peers {
     /// The highest COMMIT (or INFORM) received on each quorum link from a
     /// leader: ZAB commits in zxid order, so each one must be higher.
     commits_received: BTreeMap<LinkId, i64>,
+    /// A learner's synchronisation with its leader, as the packets on
+    /// that quorum link show it (see `scripted`).
+    pub(super) sync: Option<(LinkId, SyncView)>,
     /// The epoch write in flight.
     epoch: Option<(EpochKind, i64)>,
     reload_pending: bool,
@@ -131,6 +135,11 @@ impl Server {
                 if !self.peers().quorum.contains_key(&link) || !cx.net.is_open(link) {
                     return;
                 }
+                if let Some(kind) = self.follow_sent(cx, link, &packet) {
+                    if self.scripted(cx, When::Sent(kind), Some(link)) || !cx.net.is_open(link) {
+                        return;
+                    }
+                }
                 cx.trace.mix_bytes(&packet);
                 let me = Endpoint::Server(self.sid);
                 cx.send(link, me, Payload::Bytes(packet.to_vec()));
@@ -148,6 +157,7 @@ impl Server {
                 }
                 self.peers().dialling.remove(&link);
                 self.peers().commits_received.remove(&link);
+                self.sync_link_gone(link);
                 cx.send(link, Endpoint::Server(self.sid), Payload::Fin);
                 let (server, boot) = (self.sid, self.boot);
                 cx.after(Duration::ZERO, Event::PeerClosed { server, boot, link });
@@ -309,6 +319,13 @@ impl Server {
                         if let Err(violation) = self.check_commit_order(link, sid, &packet) {
                             return cx.violation(violation);
                         }
+                        let kind = Packet::of(&packet);
+                        if self.scripted(cx, When::Received(kind), Some(link))
+                            || !cx.net.is_open(link)
+                        {
+                            return;
+                        }
+                        self.follow_received(link, kind);
                         self.step(cx, Input::PeerReceived { link, packet })
                     }
                     Err(err) => self.peer_garbage(cx, format!("a quorum packet: {err}")),
@@ -371,6 +388,8 @@ impl Server {
         let peers = self.peers();
         peers.election_in.remove(&link);
         peers.commits_received.remove(&link);
+        self.sync_link_gone(link);
+        let peers = self.peers();
         for outbox in peers.outboxes.values_mut() {
             if outbox.link == Some(link) {
                 outbox.link = None;
@@ -412,6 +431,10 @@ impl Server {
         if let Some((power_cut, false)) = armed {
             return self.crash_and_restart(cx, power_cut);
         }
+        let when = |written| When::EpochWrite { kind, written };
+        if self.scripted(cx, when(false), None) {
+            return;
+        }
         let which = match kind {
             EpochKind::Accepted => wal::EpochFile::Accepted,
             EpochKind::Current => wal::EpochFile::Current,
@@ -429,6 +452,9 @@ impl Server {
         }
         if let Some((power_cut, true)) = armed {
             return self.crash_and_restart(cx, power_cut);
+        }
+        if self.scripted(cx, when(true), None) {
+            return;
         }
         self.step(cx, Input::EpochPersisted);
     }
