@@ -48,7 +48,7 @@ struct Args {
     /// slow-disk, clock, reset, silent, partition; or all, or none.
     #[arg(long, default_value = "all")]
     faults: Faults,
-    /// What the clients mostly do: standard, or many-ephemerals.
+    /// What the clients mostly do: standard, many-ephemerals, or big-tree.
     #[arg(long, default_value = "standard")]
     mix: Mix,
     /// Print the event trace of the run (with --seed).

@@ -207,6 +207,9 @@ pub enum Mix {
     /// with small log segments, so that closing or expiring a session
     /// takes more than one txn.
     ManyEphemerals,
+    /// Mostly writes of kilobyte values over the bulk nodes: a tree of a
+    /// megabyte or more, so that a SNAP to a learner spans many chunks.
+    BigTree,
 }
 
 impl FromStr for Mix {
@@ -216,7 +219,10 @@ impl FromStr for Mix {
         match name {
             "standard" => Ok(Mix::Standard),
             "many-ephemerals" => Ok(Mix::ManyEphemerals),
-            _ => Err(format!("unknown mix {name:?} (standard, many-ephemerals)")),
+            "big-tree" => Ok(Mix::BigTree),
+            _ => Err(format!(
+                "unknown mix {name:?} (standard, many-ephemerals, big-tree)"
+            )),
         }
     }
 }
@@ -226,6 +232,7 @@ impl Mix {
         match self {
             Mix::Standard => "standard",
             Mix::ManyEphemerals => "many-ephemerals",
+            Mix::BigTree => "big-tree",
         }
     }
 }

@@ -156,6 +156,8 @@ pub struct SyncView {
     pub txns: u64,
     /// SNAP received, its end not yet.
     pub snapshot_open: bool,
+    /// Chunks of the SNAP received so far.
+    pub snapshot_chunks: u64,
     pub newleader_received: bool,
     pub newleader_acked: bool,
     pub uptodate: bool,
@@ -174,6 +176,7 @@ impl SyncView {
             kind,
             txns: 0,
             snapshot_open: kind == SyncKind::Snap,
+            snapshot_chunks: 0,
             newleader_received: false,
             newleader_acked: false,
             uptodate: false,
@@ -189,6 +192,7 @@ impl SyncView {
                     self.kind = SyncKind::DiffWithTxns;
                 }
             }
+            Packet::SnapChunk => self.snapshot_chunks += 1,
             Packet::SnapEnd => self.snapshot_open = false,
             Packet::NewLeader => self.newleader_received = true,
             Packet::UpToDate => self.uptodate = true,
@@ -241,6 +245,9 @@ pub enum Then {
         power_cut: bool,
         leader_down_ms: u64,
     },
+    /// Its quorum link (the packet's, or its synchronisation's) is reset:
+    /// both ends see the connection drop, whatever was in flight is lost.
+    ResetLink,
     /// Every server of its ensemble crashes, this one last.
     CrashAll { power_cut: bool },
     /// Its quorum links are reset and it is cut from every peer for `ms`.

@@ -136,6 +136,8 @@ pub struct ServerStats {
     /// SNAP streams a learner saw cut before their end (the link reset or
     /// closed, or the learner's process died, mid-stream).
     pub snapshots_interrupted: u64,
+    /// The most chunks of one SNAP a learner received whole.
+    pub snapshot_stream_chunks_max: u64,
     /// Leaders that stepped down because their zxid counter reached
     /// `zxid_counter_max` (ZOOKEEPER-1277's rollover to a new epoch).
     pub zxid_rollovers: u64,
@@ -319,7 +321,9 @@ impl Server {
     fn writer_config(&self, cx: &mut Context) -> WriterConfig {
         WriterConfig {
             segment_bytes: match self.mix {
-                Mix::Standard => *cx.rng.pick(&[16u64 << 10, 32 << 10, 64 << 10, 256 << 10]),
+                Mix::Standard | Mix::BigTree => {
+                    *cx.rng.pick(&[16u64 << 10, 32 << 10, 64 << 10, 256 << 10])
+                }
                 Mix::ManyEphemerals => wal::SEGMENT_BYTES_MIN,
             },
             force_sync: self.bug != Some(Bug::NoForceSync),

@@ -857,6 +857,9 @@ impl World {
             t.reloads += s.stats.reloads;
             t.snapshots_interrupted += s.stats.snapshots_interrupted;
             t.zxid_rollovers += s.stats.zxid_rollovers;
+            t.snapshot_stream_chunks_max = t
+                .snapshot_stream_chunks_max
+                .max(s.stats.snapshot_stream_chunks_max);
         }
         summary.scripted = std::mem::take(&mut self.cx.scripted.counts);
         for c in &self.clients {

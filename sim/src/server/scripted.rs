@@ -74,6 +74,14 @@ impl Server {
                 );
                 false
             }
+            Then::ResetLink => {
+                let running = self.running.as_ref().expect("checked above");
+                let sync_link = running.peers.sync.as_ref().map(|(link, _)| *link);
+                if let Some(link) = link.or(sync_link) {
+                    cx.reset(link);
+                }
+                false
+            }
             Then::Observe => false,
         }
     }
@@ -124,6 +132,10 @@ impl Server {
         if let Some((on, view)) = &mut running.peers.sync {
             if *on == link {
                 view.received(packet);
+                if packet == Packet::SnapEnd {
+                    let most = &mut self.stats.snapshot_stream_chunks_max;
+                    *most = (*most).max(view.snapshot_chunks);
+                }
             }
         }
     }
