@@ -97,7 +97,10 @@
 //! participant or observer that had accepted an epoch from a leader that
 //! never got established refused the established one forever; and a
 //! session answered on two connections of one server followed the stale
-//! one (its watch events, then its watches, were lost).
+//! one (its watch events, then its watches, were lost). Capping the zxid
+//! counter (`--zxid-counter-max`, so that ZOOKEEPER-1277's rollover comes
+//! every few dozen txns) found an eleventh: a leader whose counter ran out
+//! while it expired several sessions on one tick panicked.
 //!
 //! # Replay, CI and soak
 //!
