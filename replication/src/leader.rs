@@ -908,6 +908,9 @@ impl Leader {
             return;
         }
         let quorum_acked = self.quorum_acked();
+        if self.config.mutation == Some(crate::Mutation::CommitOutOfOrder) {
+            return self.commit_newest_first(quorum_acked, out);
+        }
         let mut committed = None;
         while self
             .outstanding
@@ -924,6 +927,32 @@ impl Leader {
             self.zxid_committed = zxid;
             out.push(LeaderAction::Commit { zxid });
         }
+    }
+
+    /// [`crate::Mutation::CommitOutOfOrder`]: the proposals up to
+    /// `quorum_acked` are committed with their COMMITs sent newest first
+    /// (tests only; the bug the simulator must catch).
+    fn commit_newest_first(&mut self, quorum_acked: Zxid, out: &mut Vec<LeaderAction>) {
+        let mut ready = Vec::new();
+        while self
+            .outstanding
+            .front()
+            .is_some_and(|(zxid, _)| *zxid <= quorum_acked)
+        {
+            ready.push(self.outstanding.pop_front().expect("checked above"));
+        }
+        let Some((newest, _)) = ready.last().cloned() else {
+            return;
+        };
+        for (zxid, txn) in ready.iter().rev() {
+            self.commit_one(*zxid, txn.clone(), out);
+        }
+        for (zxid, txn) in ready {
+            self.remember(zxid, txn);
+        }
+        self.answer_syncs(newest, out);
+        self.zxid_committed = newest;
+        out.push(LeaderAction::Commit { zxid: newest });
     }
 
     /// The highest zxid a quorum of participants has made durable.

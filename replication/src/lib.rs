@@ -55,4 +55,12 @@ pub enum Mutation {
     /// counts in quorums) as if it held them, as ZooKeeper does (Alagappan
     /// et al., FAST 2018): protocol-aware recovery switched off.
     VoteAsIfLostRecordsHeld,
+    /// A leader commits each proposal on its own quorum and, when one ACK
+    /// brings several outstanding proposals to their quorum at once, sends
+    /// the COMMIT (INFORM to observers) of the newest first and the earlier
+    /// ones after it — as ZooKeeper's `Leader.tryToCommit` would without its
+    /// "is zxid - 1 still outstanding?" check. Learners then receive commits
+    /// out of zxid order, which ZAB forbids (a ZooKeeper follower exits on
+    /// it: "Committing zxid X but next pending txn Y").
+    CommitOutOfOrder,
 }

@@ -10,6 +10,7 @@ use crate::network::Network;
 use crate::network::{Endpoint, LinkId, Payload};
 use crate::queue::Queue;
 use crate::rng::Rng;
+use crate::script::Scripted;
 use crate::told::Told;
 use crate::trace::Trace;
 use crate::violation::{Found, Violation};
@@ -67,6 +68,18 @@ pub enum Event {
     Fault,
     /// A partition between two endpoints ends.
     Heal { a: Endpoint, b: Endpoint },
+    /// A scripted fault (`crate::script`): this server crashes now, and
+    /// restarts after `down_ms` (`None`: as after any crash).
+    ScriptedCrash {
+        server: u8,
+        power_cut: bool,
+        down_ms: Option<u64>,
+    },
+    /// A scripted fault: every server of this server's ensemble crashes,
+    /// this one last.
+    ScriptedCrashAll { server: u8, power_cut: bool },
+    /// A scripted fault: this server is cut from all its peers for `ms`.
+    ScriptedIsolate { server: u8, ms: u64 },
 }
 
 /// The shared state of one run.
@@ -88,6 +101,8 @@ pub struct Context {
     pub found: Option<Found>,
     /// Scheduler events processed so far.
     pub step: u64,
+    /// The run's scripted faults and how often each fired.
+    pub scripted: Scripted,
 }
 
 impl Context {
@@ -104,6 +119,7 @@ impl Context {
             trace: Trace::new(trace),
             found: None,
             step: 0,
+            scripted: Scripted::default(),
         }
     }
 

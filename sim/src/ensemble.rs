@@ -7,6 +7,8 @@
 //!   would DIFF from if it led) are byte for byte the txns any other
 //!   serving server applied at those zxids — committed logs are prefixes
 //!   of each other;
+//! - one predecessor per txn: every serving server applied each txn right
+//!   after the same one (no server kept a txn the others skipped);
 //! - equal tree digests at equal applied zxids, among serving servers;
 //! - no client has seen a zxid that a quorum of voters does not hold
 //!   durably (a synced log record or a sealed snapshot): what clients are
@@ -56,6 +58,9 @@ pub struct Agreement {
     /// as its serving servers applied it, for when no single disk keeps
     /// it whole (see [`final_log`]).
     applied: BTreeMap<i64, (Logged, Vec<u8>)>,
+    /// The txn applied just before each applied txn, and the first server
+    /// seen with it.
+    predecessors: BTreeMap<i64, (i64, u8)>,
     /// The tree digest at each applied zxid, and the first server seen at it.
     digests: BTreeMap<i64, (u64, u8)>,
     seen: BTreeMap<u8, Seen>,
@@ -155,7 +160,17 @@ impl Agreement {
         }
         let from = seen.txns_checked;
         seen.txns_checked = newest;
-        for (zxid, record) in node.recent_txns().rev().take_while(|(z, _)| *z > from) {
+        // Walking down from the newest: `later` is the txn this server
+        // applied right after `zxid`.
+        let mut later: Option<i64> = None;
+        for (zxid, record) in node.recent_txns().rev() {
+            if let Some(later) = later {
+                self.check_predecessor(later, zxid, server.sid)?;
+            }
+            if zxid <= from {
+                break;
+            }
+            later = Some(zxid);
             let hash = xxhash_rust::xxh3::xxh3_64(record);
             if !self.txns.contains_key(&zxid) {
                 if let Ok((header, txn)) = tree::decode_record(record) {
@@ -188,6 +203,26 @@ impl Agreement {
                     what: format!("tree digest {digest:x}, where s{first} had {first_digest:x}"),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Committed logs are prefixes of each other, so every server applies
+    /// `zxid` right after the same txn: one that applied a txn the others
+    /// skipped (a lone uncommitted txn kept through a DIFF, ZOOKEEPER-1154)
+    /// or skipped one they applied disagrees here, even when the txn
+    /// changed nothing a digest sees.
+    fn check_predecessor(&mut self, zxid: i64, before: i64, sid: u8) -> Result<(), Violation> {
+        let (first_before, first) = *self.predecessors.entry(zxid).or_insert((before, sid));
+        if first_before != before {
+            return Err(Violation::ServersDisagree {
+                zxid,
+                first,
+                second: sid,
+                what: format!(
+                    "s{sid} applied it right after 0x{before:x}, s{first} right after 0x{first_before:x}"
+                ),
+            });
         }
         Ok(())
     }

@@ -97,7 +97,10 @@
 //! participant or observer that had accepted an epoch from a leader that
 //! never got established refused the established one forever; and a
 //! session answered on two connections of one server followed the stale
-//! one (its watch events, then its watches, were lost).
+//! one (its watch events, then its watches, were lost). Capping the zxid
+//! counter (`--zxid-counter-max`, so that ZOOKEEPER-1277's rollover comes
+//! every few dozen txns) found an eleventh: a leader whose counter ran out
+//! while it expired several sessions on one tick panicked.
 //!
 //! # Replay, CI and soak
 //!
@@ -109,8 +112,8 @@
 //! and 5 servers, with observers in some, in `tests/ensemble.rs`), proves
 //! the checkers still catch reintroduced bugs (`tests/teeth.rs`: in
 //! ensembles too — ACK before durable, currentEpoch before the sync is
-//! durable, DIFF without TRUNC, the last two through the test-only
-//! `replication::Mutation`), and keeps every seed that once failed
+//! durable, DIFF without TRUNC, COMMITs out of zxid order, the last three
+//! through the test-only `replication::Mutation`), and keeps every seed that once failed
 //! (`tests/regressions.rs`; the two slowest ensemble seeds run only in
 //! `cargo test -p sim --release`). The whole of it takes about a minute in
 //! a debug build on two cores. A long soak, on all cores
@@ -159,7 +162,10 @@
 //! one established leader per epoch, one txn per zxid among what serving
 //! servers applied, equal digests at equal zxids, nothing a client saw
 //! beyond what a quorum of voters holds durably, and no acknowledged write
-//! above where a new leader's history of earlier epochs ends — and once quiet: every
+//! above where a new leader's history of earlier epochs ends; each learner
+//! checks that its leader's COMMITs and INFORMs arrive in zxid order (ZAB's
+//! order, which the learner's "commit everything up to" would otherwise
+//! hide) — and once quiet: every
 //! server at one zxid and digest, each disk recovering to it, sessions and
 //! ephemerals against the live clients. The history is then checked
 //! against the whole log of a server that replays to the final tree, under
@@ -167,6 +173,15 @@
 //! writes and syncs, each session in its own order, reads possibly stale
 //! but never going back. (A run where every server took a snapshot from a
 //! leader at some point has no such log; the summary counts it.)
+//!
+//! Scripted faults ([`script`]) land a fault in a named state instead of
+//! waiting for chance — "power-cut the learner just after it writes
+//! currentEpoch in a DIFF sync", "kill the leader as NEWLEADER reaches a
+//! learner that has the whole SNAP" — and count each firing, so a
+//! scenario proves its state was reached. `tests/zookeeper_bugs.rs`
+//! scripts ZooKeeper's replication bugs this way (1154, 1653, 2355,
+//! 2418/2846, 2872, 3104, 3642, 3911/4643/4646/4685/4785, 4394), each
+//! under the random workload and every checker.
 //!
 //! An ensemble soak, e.g.:
 //!
@@ -188,6 +203,7 @@ pub mod options;
 pub mod queue;
 pub mod recovery;
 pub mod rng;
+pub mod script;
 pub mod server;
 pub mod snapshots;
 pub mod told;

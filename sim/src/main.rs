@@ -48,7 +48,7 @@ struct Args {
     /// slow-disk, clock, reset, silent, partition; or all, or none.
     #[arg(long, default_value = "all")]
     faults: Faults,
-    /// What the clients mostly do: standard, or many-ephemerals.
+    /// What the clients mostly do: standard, many-ephemerals, or big-tree.
     #[arg(long, default_value = "standard")]
     mix: Mix,
     /// Print the event trace of the run (with --seed).
@@ -56,7 +56,8 @@ struct Args {
     trace: bool,
     /// Reintroduce a known bug (ack-before-durable, no-force-sync,
     /// reorder-sends, skip-log-replay, drop-watch-events; ensembles:
-    /// current-epoch-before-durable, diff-without-trunc) to see the
+    /// current-epoch-before-durable, diff-without-trunc,
+    /// commit-out-of-order) to see the
     /// checkers catch it.
     #[arg(long)]
     bug: Option<Bug>,
@@ -68,6 +69,14 @@ struct Args {
     /// what clients were told), leaving lost writes to the end-of-run checks.
     #[arg(long)]
     no_recovery_checks: bool,
+    /// Ensembles: the highest zxid counter a leader proposes before it
+    /// starts a new epoch (ZOOKEEPER-1277's rollover, made frequent).
+    #[arg(long)]
+    zxid_counter_max: Option<u32>,
+    /// Ensembles: the leader's window of recent txns for DIFF (small:
+    /// learners that fell behind get SNAPs).
+    #[arg(long)]
+    history_txns_max: Option<usize>,
 }
 
 impl Args {
@@ -85,6 +94,9 @@ impl Args {
             assert_reply_after_durable: !self.no_reply_assert,
             check_recovery: !self.no_recovery_checks,
             trace: self.trace && self.seed.is_some(),
+            zxid_counter_max: self.zxid_counter_max,
+            history_txns_max: self.history_txns_max,
+            ..Options::new(seed)
         }
     }
 
@@ -112,6 +124,12 @@ impl Args {
         if self.no_recovery_checks {
             command.push_str(" --no-recovery-checks");
         }
+        if let Some(max) = self.zxid_counter_max {
+            command.push_str(&format!(" --zxid-counter-max {max}"));
+        }
+        if let Some(max) = self.history_txns_max {
+            command.push_str(&format!(" --history-txns-max {max}"));
+        }
         command
     }
 }
@@ -122,7 +140,7 @@ fn report(outcome: &Outcome) -> String {
     format!(
         "seed {}: {} steps, {:.1}s simulated, {} ops ({} answered), {} sessions ({} expired), \
          {} restarts ({} power cuts, {} kills, {} log failures), {} snapshots (at most {} chunks), {} watch events, \
-         {} epoch writes, {} truncations, {} reloads, \
+         {} epoch writes, {} truncations, {} reloads, {} SNAPs interrupted, {} zxid rollovers, \
          faults [{}], checker steps {}{}{}, fingerprint {:016x}",
         outcome.seed,
         outcome.steps,
@@ -141,6 +159,8 @@ fn report(outcome: &Outcome) -> String {
         s.servers.epoch_writes,
         s.servers.truncations,
         s.servers.reloads,
+        s.servers.snapshots_interrupted,
+        s.servers.zxid_rollovers,
         faults.join(" "),
         s.linearizability_steps,
         if s.inconclusive > 0 {

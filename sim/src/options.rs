@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::script::Script;
+
 /// A kind of fault the simulator may inject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Fault {
@@ -167,10 +169,13 @@ pub enum Bug {
     /// Ensembles: a server whose log lost acknowledged records to damage
     /// votes as if it held them, as ZooKeeper does (`replication::Mutation`).
     VoteAsIfLostRecordsHeld,
+    /// Ensembles: a leader sends the COMMITs of proposals that reach their
+    /// quorum together newest first (`replication::Mutation`).
+    CommitOutOfOrder,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::AckBeforeDurable,
         Bug::NoForceSync,
         Bug::ReorderSends,
@@ -179,6 +184,7 @@ impl Bug {
         Bug::CurrentEpochBeforeDurable,
         Bug::DiffWithoutTrunc,
         Bug::VoteAsIfLostRecordsHeld,
+        Bug::CommitOutOfOrder,
     ];
 
     pub fn name(self) -> &'static str {
@@ -191,6 +197,7 @@ impl Bug {
             Bug::CurrentEpochBeforeDurable => "current-epoch-before-durable",
             Bug::DiffWithoutTrunc => "diff-without-trunc",
             Bug::VoteAsIfLostRecordsHeld => "vote-as-if-lost-records-held",
+            Bug::CommitOutOfOrder => "commit-out-of-order",
         }
     }
 
@@ -202,6 +209,7 @@ impl Bug {
             }
             Bug::DiffWithoutTrunc => Some(replication::Mutation::DiffWithoutTrunc),
             Bug::VoteAsIfLostRecordsHeld => Some(replication::Mutation::VoteAsIfLostRecordsHeld),
+            Bug::CommitOutOfOrder => Some(replication::Mutation::CommitOutOfOrder),
             _ => None,
         }
     }
@@ -227,6 +235,9 @@ pub enum Mix {
     /// with small log segments, so that closing or expiring a session
     /// takes more than one txn.
     ManyEphemerals,
+    /// Mostly writes of kilobyte values over the bulk nodes: a tree of a
+    /// megabyte or more, so that a SNAP to a learner spans many chunks.
+    BigTree,
 }
 
 impl FromStr for Mix {
@@ -236,7 +247,10 @@ impl FromStr for Mix {
         match name {
             "standard" => Ok(Mix::Standard),
             "many-ephemerals" => Ok(Mix::ManyEphemerals),
-            _ => Err(format!("unknown mix {name:?} (standard, many-ephemerals)")),
+            "big-tree" => Ok(Mix::BigTree),
+            _ => Err(format!(
+                "unknown mix {name:?} (standard, many-ephemerals, big-tree)"
+            )),
         }
     }
 }
@@ -246,6 +260,7 @@ impl Mix {
         match self {
             Mix::Standard => "standard",
             Mix::ManyEphemerals => "many-ephemerals",
+            Mix::BigTree => "big-tree",
         }
     }
 }
@@ -280,6 +295,17 @@ pub struct Options {
     pub check_recovery: bool,
     /// Keep every event's line (for `--trace`); the fingerprint is kept either way.
     pub trace: bool,
+    /// Faults scripted to land in named states (scenario tests; see
+    /// [`crate::script`]). Empty by default.
+    pub script: Script,
+    /// Ensembles: the leader's window of recent txns for DIFF, in txns
+    /// (`None`: drawn per database from 20, 200 and 10,000). A small one
+    /// makes learners that fell behind get SNAPs.
+    pub history_txns_max: Option<usize>,
+    /// The highest zxid counter a leader proposes before it starts a new
+    /// epoch (ZOOKEEPER-1277's rollover; `None`: node's default, just
+    /// below 2^32). A small value makes the rollover happen again and again.
+    pub zxid_counter_max: Option<u32>,
 }
 
 impl Options {
@@ -308,6 +334,9 @@ impl Options {
             assert_reply_after_durable: true,
             check_recovery: true,
             trace: false,
+            script: Script::default(),
+            history_txns_max: None,
+            zxid_counter_max: None,
         }
     }
 }

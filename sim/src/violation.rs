@@ -148,6 +148,13 @@ pub enum Violation {
         zxid: i64,
         quorum_durable: i64,
     },
+    #[error("s{server}: its leader s{leader} sent COMMIT 0x{zxid:x} after COMMIT 0x{after:x} on one connection (commits out of zxid order)")]
+    CommitOutOfOrder {
+        server: u8,
+        leader: u8,
+        zxid: i64,
+        after: i64,
+    },
     #[error("the run is stuck: {what}")]
     Stuck { what: String },
     #[error("the node panicked: {message}")]

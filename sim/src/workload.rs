@@ -104,10 +104,12 @@ impl Knowledge {
         format!("c{client}-{}", self.writes).into_bytes()
     }
 
-    /// A unique value, mostly small, now and then kilobytes long.
-    fn bulk_data(&mut self, client: u32, rng: &mut Rng) -> Vec<u8> {
+    /// A unique value, mostly small, now and then kilobytes long (always
+    /// kilobytes long when `large`).
+    fn bulk_data(&mut self, client: u32, large: bool, rng: &mut Rng) -> Vec<u8> {
         let mut data = self.data(client);
         let length = match rng.below(10) {
+            _ if large => rng.between(2048, 3072),
             0 => rng.between(1024, BULK_VALUE_BYTES_MAX as u64),
             1..=3 => rng.between(100, 1000),
             _ => 0,
@@ -130,7 +132,9 @@ pub fn next_op(client: u32, mix: Mix, knowledge: &mut Knowledge, rng: &mut Rng) 
     let weights = match mix {
         Mix::Standard => [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4, 1, 0],
         Mix::ManyEphemerals => [2, 2, 2, 2, 1, 2, 1, 2, 1, 1, 1, 0, 0, 0, 0, 1, 20],
+        Mix::BigTree => [4, 2, 2, 6, 3, 8, 4, 3, 3, 2, 1, 30, 16, 1, 6, 1, 0],
     };
+    let large = mix == Mix::BigTree;
     let bulk_node = |rng: &mut Rng| format!("{BULK}/n{}", rng.below(BULK_NODES));
     match rng.weighted(&weights) {
         0 => {
@@ -195,14 +199,14 @@ pub fn next_op(client: u32, mix: Mix, knowledge: &mut Knowledge, rng: &mut Rng) 
             } else {
                 bulk_node(rng)
             },
-            data: knowledge.bulk_data(client, rng),
+            data: knowledge.bulk_data(client, large, rng),
             mode: CreateMode::Persistent,
         },
         12 => {
             let path = bulk_node(rng);
             Op::SetData {
                 version: knowledge.version(&path, rng),
-                data: knowledge.bulk_data(client, rng),
+                data: knowledge.bulk_data(client, large, rng),
                 path,
             }
         }

@@ -68,6 +68,8 @@ pub struct Summary {
     /// whole log replays to the final tree (each took a snapshot from a
     /// leader at some point).
     pub no_whole_log: u64,
+    /// Scripted faults that fired, by rule name (`Options::script`).
+    pub scripted: BTreeMap<&'static str, u64>,
 }
 
 struct World {
@@ -111,6 +113,7 @@ impl World {
             "observers need an ensemble"
         );
         let mut cx = Context::new(options.seed, options.databases, options.trace);
+        cx.scripted = crate::script::Scripted::new(&options.script);
         let per = options.servers_per_database();
         let mut servers = Vec::with_capacity(options.databases * per);
         for database in 0..options.databases {
@@ -410,6 +413,41 @@ impl World {
                 }
             }
             Event::Heal { a, b } => cx.net.heal(a, b),
+            Event::ScriptedCrash {
+                server,
+                power_cut,
+                down_ms: None,
+            } => self.crash(server, power_cut),
+            Event::ScriptedCrash {
+                server,
+                power_cut,
+                down_ms: Some(ms),
+            } => {
+                if self.servers[usize::from(server) - 1].crash(&mut self.cx, power_cut) {
+                    let restart = Event::Restart { server };
+                    self.cx.after(Duration::from_millis(ms), restart);
+                }
+            }
+            Event::ScriptedCrashAll { server, power_cut } => {
+                let database = self.servers[usize::from(server) - 1].database;
+                let mut sids: Vec<u8> = self.servers_of(database).iter().map(|s| s.sid).collect();
+                sids.retain(|s| *s != server);
+                sids.push(server);
+                for sid in sids {
+                    self.crash(sid, power_cut);
+                }
+            }
+            Event::ScriptedIsolate { server, ms } => {
+                let database = self.servers[usize::from(server) - 1].database;
+                let me = Endpoint::Server(server);
+                let peers: Vec<u8> = self.servers_of(database).iter().map(|s| s.sid).collect();
+                for peer in peers.into_iter().filter(|p| *p != server) {
+                    let other = Endpoint::Server(peer);
+                    self.cx.net.partition(me, other);
+                    self.cx
+                        .after(Duration::from_millis(ms), Event::Heal { a: me, b: other });
+                }
+            }
         }
     }
 
@@ -657,6 +695,7 @@ impl World {
 
     fn wind_down(&mut self) {
         self.winding_down = true;
+        self.cx.scripted.stopped = true;
         self.cx.net.heal_all();
         for client in &mut self.clients {
             client.winding_down = true;
@@ -926,7 +965,13 @@ impl World {
             t.epoch_writes += s.stats.epoch_writes;
             t.truncations += s.stats.truncations;
             t.reloads += s.stats.reloads;
+            t.snapshots_interrupted += s.stats.snapshots_interrupted;
+            t.zxid_rollovers += s.stats.zxid_rollovers;
+            t.snapshot_stream_chunks_max = t
+                .snapshot_stream_chunks_max
+                .max(s.stats.snapshot_stream_chunks_max);
         }
+        summary.scripted = std::mem::take(&mut self.cx.scripted.counts);
         for c in &self.clients {
             let t = &mut summary.clients;
             t.sessions += c.stats.sessions;
@@ -965,7 +1010,8 @@ fn members(options: &Options, database: usize, cx: &mut Context) -> Vec<Option<M
     let ensemble = replication::Ensemble::new(specs).expect("a valid ensemble");
     // Small windows of recent txns make a leader send whole snapshots
     // (SNAP) to learners that fell behind, large ones DIFFs.
-    let history_txns_max = *cx.rng.pick(&[20usize, 200, 10_000]);
+    let drawn = *cx.rng.pick(&[20usize, 200, 10_000]);
+    let history_txns_max = options.history_txns_max.unwrap_or(drawn);
     (1..=per as u64)
         .map(|sid| {
             let mut settings = node::EnsembleSettings::new(sid, ensemble.clone());

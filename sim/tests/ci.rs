@@ -92,3 +92,23 @@ fn a_seed_replays_bit_for_bit() {
     let other = run(&ci_options(8));
     assert_ne!(a.fingerprint, other.fingerprint);
 }
+
+#[test]
+fn the_zxid_counter_rolls_over_to_a_new_epoch_again_and_again_under_faults() {
+    // ZOOKEEPER-1277 made frequent: with the zxid counter capped at 40, a
+    // leader steps down for a new epoch every 40 txns; under every fault,
+    // the rollovers happen again and again and every check passes.
+    let mut rollovers = 0;
+    for seed in 300..302 {
+        let options = Options {
+            servers: 3,
+            steps: 6_000,
+            zxid_counter_max: Some(40),
+            ..ci_options(seed)
+        };
+        let outcome = run(&options);
+        assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
+        rollovers += outcome.summary.servers.zxid_rollovers;
+    }
+    assert!(rollovers >= 4, "{rollovers} rollovers");
+}

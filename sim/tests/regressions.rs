@@ -393,3 +393,20 @@ fn a_session_keeps_one_connection_per_server() {
     let outcome = run(&options);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &options));
 }
+
+/// FIXED (node): a leader expiring several sessions on one tick prepared
+/// a closeSession that hit the zxid counter's end (`zxid_counter_max`,
+/// ZOOKEEPER-1277): it went looking and dropped its sessions, and the next
+/// expired session's lookup panicked ("just expired"). Found with seed
+/// 1106 of `fk-sim --servers 3 --steps 6000 --zxid-counter-max 30`. node
+/// now stops expiring once its role no longer expires sessions; the next
+/// leader expires the rest.
+#[test]
+fn a_leader_whose_zxid_counter_runs_out_while_expiring_sessions() {
+    passes(&Options {
+        servers: 3,
+        steps: 6_000,
+        zxid_counter_max: Some(30),
+        ..ci_options(1106)
+    });
+}

@@ -191,10 +191,13 @@ fn ack_before_durable_in_an_ensemble_is_caught_by_the_quorum_check_in_every_seed
 fn diff_without_trunc_is_caught_by_the_agreement_checks() {
     // ZOOKEEPER-1154 reintroduced (replication::Mutation::DiffWithoutTrunc):
     // a learner holding a txn no leader committed is synced by DIFF and
-    // keeps it. 4 of the first 30 crash-only seeds of 8,000 steps catch it
-    // (3, 15, 26, 27: `fk-sim --seed S --servers 3 --steps 8000 --faults
-    // crash --bug diff-without-trunc`); seed 3 at step 4,887, as two
-    // servers' digests at one zxid differ. Which seeds catch it moves with
+    // keeps it. Crash-only seeds of 8,000 steps that catch it: 3, 15, 26,
+    // 27 of the first 30 before the predecessor check, now also 8 (`fk-sim
+    // --seed S --servers 3 --steps 8000 --faults crash --bug
+    // diff-without-trunc`); seed 3 at step 4,887, as two servers applied
+    // the new epoch's first txn after different txns (the scripted
+    // scenario in tests/zookeeper_bugs.rs catches it in every seed). Which
+    // seeds catch it moves with
     // any change to the node's timing, so this asks for one within the
     // first four. The control: seed 3 passes without the bug.
     let found = violations(0..4, |seed| ensemble_with_bug(seed, Bug::DiffWithoutTrunc));
@@ -277,4 +280,33 @@ fn voting_as_if_lost_records_were_held_is_caught_as_a_lost_write() {
     };
     let outcome = run(&control);
     assert!(outcome.found.is_none(), "{}", failure(&outcome, &control));
+}
+
+#[test]
+fn commit_out_of_order_is_caught_by_the_commit_order_check_in_every_seed() {
+    // Commits out of zxid order reintroduced (Mutation::CommitOutOfOrder):
+    // when one ACK brings several proposals to their quorum, the leader
+    // sends the newest one's COMMIT first. The learner commits "everything
+    // up to", so no tree, digest or client check sees it; the wire check
+    // of every learner's COMMIT order does, in every one of the first 10
+    // crash-only seeds of 8,000 steps (seed 0 at step 1,186, before any
+    // fault: `fk-sim --seed 0 --servers 3 --steps 8000 --faults crash
+    // --bug commit-out-of-order`). This asks for each of the first three.
+    // The control: the same seeds pass without the bug.
+    let found = violations(0..3, |seed| ensemble_with_bug(seed, Bug::CommitOutOfOrder));
+    assert_eq!(found.len(), 3, "{found:?}");
+    for (seed, violation) in found {
+        assert!(
+            matches!(violation, Violation::CommitOutOfOrder { .. }),
+            "seed {seed}: {violation}"
+        );
+    }
+    for seed in 0..3 {
+        let control = Options {
+            bug: None,
+            ..ensemble_with_bug(seed, Bug::CommitOutOfOrder)
+        };
+        let outcome = run(&control);
+        assert!(outcome.found.is_none(), "{}", failure(&outcome, &control));
+    }
 }

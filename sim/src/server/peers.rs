@@ -30,11 +30,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use node::{Action, EnsembleSettings, EpochKind, Input};
-use replication::{Notification, QuorumPacket, Sid};
+use replication::{Notification, PacketType, QuorumPacket, Sid};
 
 use super::{CrashPoint, Server};
 use crate::context::{Context, Event};
 use crate::network::{Endpoint, LinkId, Payload, PeerPort};
+use crate::script::{Packet, SyncView, When};
 use crate::violation::Violation;
 
 /// A server's place in an ensemble.
@@ -75,6 +76,12 @@ pub(super) struct Peers {
     quorum: BTreeMap<LinkId, Sid>,
     /// Quorum links this server dialled whose dial has not completed.
     dialling: BTreeSet<LinkId>,
+    /// The highest COMMIT (or INFORM) received on each quorum link from a
+    /// leader: ZAB commits in zxid order, so each one must be higher.
+    commits_received: BTreeMap<LinkId, i64>,
+    /// A learner's synchronisation with its leader, as the packets on
+    /// that quorum link show it (see `scripted`).
+    pub(super) sync: Option<(LinkId, SyncView)>,
     /// The epoch write in flight.
     epoch: Option<(EpochKind, i64)>,
     reload_pending: bool,
@@ -128,6 +135,11 @@ impl Server {
                 if !self.peers().quorum.contains_key(&link) || !cx.net.is_open(link) {
                     return;
                 }
+                if let Some(kind) = self.follow_sent(cx, link, &packet) {
+                    if self.scripted(cx, When::Sent(kind), Some(link)) || !cx.net.is_open(link) {
+                        return;
+                    }
+                }
                 cx.trace.mix_bytes(&packet);
                 let me = Endpoint::Server(self.sid);
                 cx.send(link, me, Payload::Bytes(packet.to_vec()));
@@ -144,6 +156,8 @@ impl Server {
                     return;
                 }
                 self.peers().dialling.remove(&link);
+                self.peers().commits_received.remove(&link);
+                self.sync_link_gone(link);
                 cx.send(link, Endpoint::Server(self.sid), Payload::Fin);
                 let (server, boot) = (self.sid, self.boot);
                 cx.after(Duration::ZERO, Event::PeerClosed { server, boot, link });
@@ -317,7 +331,19 @@ impl Server {
             }
             Payload::Bytes(bytes) if peers.quorum.contains_key(&link) => {
                 match QuorumPacket::decode(&Bytes::from(bytes)) {
-                    Ok(packet) => self.step(cx, Input::PeerReceived { link, packet }),
+                    Ok(packet) => {
+                        if let Err(violation) = self.check_commit_order(link, sid, &packet) {
+                            return cx.violation(violation);
+                        }
+                        let kind = Packet::of(&packet);
+                        if self.scripted(cx, When::Received(kind), Some(link))
+                            || !cx.net.is_open(link)
+                        {
+                            return;
+                        }
+                        self.follow_received(link, kind);
+                        self.step(cx, Input::PeerReceived { link, packet })
+                    }
                     Err(err) => self.peer_garbage(cx, format!("a quorum packet: {err}")),
                 }
             }
@@ -326,6 +352,38 @@ impl Server {
             Payload::Bytes(_) => cx.reset(link),
             Payload::Fin => self.peer_link_gone(cx, link),
         }
+    }
+
+    /// ZAB's order: a learner hears COMMITs (and INFORMs) in zxid order
+    /// from its leader; ZooKeeper's follower exits on any other order. The
+    /// learner here commits "everything up to", so a commit out of order
+    /// would pass unseen by every other check — the reason this one exists
+    /// (`replication::Mutation::CommitOutOfOrder`).
+    fn check_commit_order(
+        &mut self,
+        link: LinkId,
+        leader: Sid,
+        packet: &QuorumPacket,
+    ) -> Result<(), Violation> {
+        let kind = packet.packet_type();
+        if !matches!(kind, Some(PacketType::Commit | PacketType::Inform)) {
+            return Ok(());
+        }
+        let server = self.sid;
+        let base = self.member().base;
+        let received = &mut self.peers().commits_received;
+        if let Some(after) = received.get(&link).copied() {
+            if packet.zxid <= after {
+                return Err(Violation::CommitOutOfOrder {
+                    server,
+                    leader: base + u8::try_from(leader).expect("sids fit endpoints"),
+                    zxid: packet.zxid,
+                    after,
+                });
+            }
+        }
+        received.insert(link, packet.zxid);
+        Ok(())
     }
 
     /// A server sent bytes its peer cannot decode: node's own encoders
@@ -345,6 +403,9 @@ impl Server {
     fn peer_link_gone(&mut self, cx: &mut Context, link: LinkId) {
         let peers = self.peers();
         peers.election_in.remove(&link);
+        peers.commits_received.remove(&link);
+        self.sync_link_gone(link);
+        let peers = self.peers();
         for outbox in peers.outboxes.values_mut() {
             if outbox.link == Some(link) {
                 outbox.link = None;
@@ -386,6 +447,10 @@ impl Server {
         if let Some((power_cut, false)) = armed {
             return self.crash_and_restart(cx, power_cut);
         }
+        let when = |written| When::EpochWrite { kind, written };
+        if self.scripted(cx, when(false), None) {
+            return;
+        }
         let which = match kind {
             EpochKind::Accepted => wal::EpochFile::Accepted,
             EpochKind::Current => wal::EpochFile::Current,
@@ -403,6 +468,9 @@ impl Server {
         }
         if let Some((power_cut, true)) = armed {
             return self.crash_and_restart(cx, power_cut);
+        }
+        if self.scripted(cx, when(true), None) {
+            return;
         }
         self.step(cx, Input::EpochPersisted);
     }

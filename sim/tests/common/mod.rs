@@ -37,6 +37,15 @@ pub fn failure(outcome: &Outcome, options: &Options) -> String {
     if options.mix != sim::Mix::Standard {
         replay.push_str(&format!(" --mix {}", options.mix.name()));
     }
+    if let Some(max) = options.zxid_counter_max {
+        replay.push_str(&format!(" --zxid-counter-max {max}"));
+    }
+    if let Some(max) = options.history_txns_max {
+        replay.push_str(&format!(" --history-txns-max {max}"));
+    }
+    if !options.script.rules.is_empty() {
+        replay.push_str(" (and the test's scripted faults)");
+    }
     if let Some(bug) = options.bug {
         replay.push_str(&format!(" --bug {}", bug.name()));
     }
