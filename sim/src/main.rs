@@ -45,7 +45,8 @@ struct Args {
     #[arg(long, default_value_t = 20_000)]
     steps: u64,
     /// Faults to inject: a comma-separated list of crash, fsync, disk-full,
-    /// slow-disk, clock, reset, silent, partition; or all, or none.
+    /// slow-disk, clock, reset, silent, partition; or all, or none; and
+    /// bit-flip (not in all: `all,bit-flip`).
     #[arg(long, default_value = "all")]
     faults: Faults,
     /// What the clients mostly do: standard, many-ephemerals, or big-tree.
@@ -57,7 +58,7 @@ struct Args {
     /// Reintroduce a known bug (ack-before-durable, no-force-sync,
     /// reorder-sends, skip-log-replay, drop-watch-events; ensembles:
     /// current-epoch-before-durable, diff-without-trunc,
-    /// commit-out-of-order) to see the
+    /// commit-out-of-order, vote-as-if-lost-records-held) to see the
     /// checkers catch it.
     #[arg(long)]
     bug: Option<Bug>,
