@@ -175,6 +175,7 @@ pub mod context;
 pub mod disk;
 pub mod ensemble;
 pub mod history;
+pub mod history_file;
 pub mod linearizability;
 pub mod model;
 pub mod network;

@@ -1,0 +1,972 @@
+//! Histories recorded by real clients against real servers, judged by the
+//! simulator's own checkers (`fk-sim check-history FILE.json`).
+//!
+//! `tests/test_netns_faults.py` runs an ensemble of real processes (either
+//! ferrokeeper or Apache ZooKeeper), drives it with kazoo clients while it
+//! kills servers and cuts links, and writes down what each client asked and
+//! what it was told. This module turns that file into the simulator's
+//! [`OpRecord`]s and checks them as `world` checks an ensemble's history:
+//!
+//! 1. replies leave each session in request order (FIFO);
+//! 2. sequential consistency, exactly the simulator's
+//!    [`Consistency::Sequential`]: every write (acknowledged ones at the zxid
+//!    their reply carried) in one zxid order that respects real time, each
+//!    read at its reply's zxid, each session's ops in the order it issued
+//!    them, and every answer the [`Model`]'s answer at its place;
+//! 3. the final tree — read by the test from every server once the faults
+//!    healed and the servers agreed — is the model's tree after all those
+//!    writes: no acknowledged write lost, nothing nobody wrote.
+//!
+//! # Placing the writes whose replies never came
+//!
+//! The simulator places an unanswered write by the server's log (see
+//! `checks`). A real client has no log to read, so the test makes every
+//! write leave a *receipt*: a znode it creates and that nothing ever
+//! deletes — a plain create of a unique path is its own receipt, and every
+//! other write is a multi that also creates `<root>/r/<client>-<n>`. An
+//! unanswered write whose receipt is in the final tree took effect at the
+//! receipt's czxid (all of a multi shares one zxid); one whose receipt is
+//! absent never took effect (a multi is all or nothing), and is left out.
+//! An unanswered read says nothing and is left out too.
+//!
+//! # The file format
+//!
+//! One JSON object (serde field names; every number a JSON integer):
+//!
+//! ```text
+//! {
+//!   "format": "fk-history-1",
+//!   "root":   "/netns",            the subtree the test owns; "final" is all of it
+//!   "ops": [ {                     every op any client invoked, in any order
+//!     "client":  0,                the client (one kazoo instance): u32
+//!     "session": 72057594037927936,  the session the op went out on (i64)
+//!     "xid":     12,               the request's xid, or null when not known
+//!     "call":    5,                position of the invocation in real-time order
+//!     "op":      OP,
+//!     "receipt": "/netns/r/0-3",   a path only this op creates (writes), or null
+//!     "ret": null                  no reply: indeterminate; or
+//!          | {"at": 9,             position of the reply in real-time order
+//!             "zxid": 4294967299,  the reply header's zxid, or null when unknown
+//!             "outcome": OUTCOME}
+//!   } ],
+//!   "final": [ {"path": "/netns/c/0-1", "data": "0-1", "version": 0,
+//!               "czxid": 4294967300, "num_children": 0, "ephemeral_owner": 0} ]
+//! }
+//! ```
+//!
+//! `call` and `at` come from one counter shared by all clients, bumped
+//! before a request is sent and when a reply is read: op A happened before
+//! op B iff A's `at` is below B's `call`. Data are UTF-8 strings (the bytes
+//! of the znode). OP is tagged by `kind`:
+//!
+//! ```text
+//! {"kind": "create", "path", "data", "mode"}   mode: ZooKeeper's CreateMode flag (0..3)
+//! {"kind": "delete", "path", "version"}       {"kind": "set_data", "path", "data", "version"}
+//! {"kind": "check", "path", "version"}        (inside a multi only)
+//! {"kind": "multi", "ops": [OP, ...]}          create, delete, set_data, check
+//! {"kind": "get_data", "path"}  {"kind": "exists", "path"}  {"kind": "get_children", "path"}
+//! {"kind": "sync"}
+//! ```
+//!
+//! OUTCOME is tagged by `kind` as well; STAT is `{"version", "ephemeral_owner",
+//! "num_children", "data_length"}`:
+//!
+//! ```text
+//! {"kind": "created", "path"}      {"kind": "deleted"}     {"kind": "data_set", "version"}
+//! {"kind": "multi", "results": [{"kind": "created", "path"} | {"kind": "deleted"}
+//!                               | {"kind": "data_set", "version"} | {"kind": "checked"}]}
+//! {"kind": "multi_failed", "codes": [0, -103, -2]}   a multi refused as a whole
+//! {"kind": "data", "data", "stat": STAT}   {"kind": "stat", "stat": STAT}
+//! {"kind": "children", "children": ["a", "b"]}       {"kind": "done"}
+//! {"kind": "error", "code": -101}          any error reply (KeeperException.Code)
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use proto::{CreateMode, ErrorCode};
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::history::{OpRecord, Pin, Return};
+use crate::linearizability::{check_ops_with, CheckOp, Consistency, Verdict};
+use crate::model::{Model, NodeStat, Op, Outcome, SubOp, SubResult};
+
+/// The value of the file's `format` field this parser reads.
+pub const FORMAT: &str = "fk-history-1";
+
+/// Why a file could not be read as a history (not a verdict on the servers).
+#[derive(Debug, Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("not a history file: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("format {found:?}, expected {FORMAT:?}")]
+    UnknownFormat { found: String },
+    #[error("op {op}: unknown create mode {mode}")]
+    UnknownCreateMode { op: usize, mode: i32 },
+    #[error("op {op}: unknown error code {code}")]
+    UnknownErrorCode { op: usize, code: i32 },
+    #[error("op {op}: a {kind} inside a multi (only create, delete, set_data, check)")]
+    NotASubOp { op: usize, kind: &'static str },
+    #[error("op {op}: a check outside a multi")]
+    CheckOutsideMulti { op: usize },
+    #[error("op {op}: its reply (at {at}) is not after its call (at {call})")]
+    ReplyBeforeCall { op: usize, call: u64, at: u64 },
+    #[error("ops {first} and {second} share the real-time position {at}")]
+    PositionReused {
+        first: usize,
+        second: usize,
+        at: u64,
+    },
+    #[error("op {op}: an unanswered write without a receipt cannot be placed")]
+    NoReceipt { op: usize },
+    #[error("ops {first} and {second} name the same receipt {path}")]
+    ReceiptShared {
+        first: usize,
+        second: usize,
+        path: String,
+    },
+    #[error("final node {path} is outside the root {root}")]
+    OutsideRoot { path: String, root: String },
+}
+
+/// A property the recorded history breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HistoryViolation {
+    #[error("client {client} session 0x{session:x}: the reply of {later} came before the reply of {earlier}, issued first (replies out of request order)")]
+    RepliesOutOfOrder {
+        client: u32,
+        session: i64,
+        earlier: String,
+        later: String,
+    },
+    #[error("no order of the ops explains {op}: the model answers {model_answer} there (after {linearized} ops in zxid order)")]
+    NotSequentiallyConsistent {
+        op: String,
+        model_answer: String,
+        linearized: usize,
+    },
+    #[error("{first} and {second} both claim txn 0x{zxid:x}")]
+    ZxidReused {
+        zxid: i64,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "{earlier} completed before {later} was invoked, yet their zxids order them the other way"
+    )]
+    RealTimeBroken { earlier: String, later: String },
+    #[error(
+        "one session issued {earlier} before {later}, yet their zxids order them the other way"
+    )]
+    SessionOrderBroken { earlier: String, later: String },
+    #[error(
+        "the check was inconclusive after {steps} steps (an answered op without a reply zxid?)"
+    )]
+    Inconclusive { steps: u64 },
+    #[error("final tree at {path}: the writes in the history leave {expected}, the servers hold {found}")]
+    FinalTreeDiffers {
+        path: String,
+        expected: String,
+        found: String,
+    },
+}
+
+/// One znode of the final tree as the test read it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FinalNode {
+    pub path: String,
+    pub data: String,
+    pub version: i32,
+    pub czxid: i64,
+    pub num_children: i32,
+    pub ephemeral_owner: i64,
+}
+
+/// A history file, converted.
+#[derive(Debug, Clone)]
+pub struct RecordedHistory {
+    pub root: String,
+    pub ops: Vec<OpRecord>,
+    /// Per op: the path only it creates (see the module docs).
+    pub receipts: Vec<Option<String>>,
+    pub final_tree: BTreeMap<String, FinalNode>,
+}
+
+/// What a passing check looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub ops: usize,
+    pub answered: usize,
+    /// Unanswered writes placed at their receipt's czxid.
+    pub placed_by_receipt: usize,
+    /// Unanswered writes whose receipt is absent: they never happened.
+    pub never_happened: usize,
+    /// Unanswered reads, left out.
+    pub unanswered_reads: usize,
+    pub final_nodes: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHistory {
+    format: String,
+    root: String,
+    ops: Vec<FileOp>,
+    #[serde(rename = "final")]
+    final_tree: Vec<FinalNode>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOp {
+    client: u32,
+    session: i64,
+    xid: Option<i32>,
+    call: u64,
+    op: FileOpKind,
+    receipt: Option<String>,
+    ret: Option<FileReturn>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum FileOpKind {
+    Create {
+        path: String,
+        data: String,
+        mode: i32,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: String,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+    Multi {
+        ops: Vec<FileOpKind>,
+    },
+    GetData {
+        path: String,
+    },
+    Exists {
+        path: String,
+    },
+    GetChildren {
+        path: String,
+    },
+    Sync,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReturn {
+    at: u64,
+    zxid: Option<i64>,
+    outcome: FileOutcome,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStat {
+    version: i32,
+    ephemeral_owner: i64,
+    num_children: i32,
+    data_length: i32,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum FileSubResult {
+    Created { path: String },
+    Deleted,
+    DataSet { version: i32 },
+    Checked,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum FileOutcome {
+    Created { path: String },
+    Deleted,
+    DataSet { version: i32 },
+    Multi { results: Vec<FileSubResult> },
+    MultiFailed { codes: Vec<i32> },
+    Data { data: String, stat: FileStat },
+    Stat { stat: FileStat },
+    Children { children: Vec<String> },
+    Done,
+    Error { code: i32 },
+}
+
+/// Reads and converts a history file.
+pub fn load(path: &Path) -> Result<RecordedHistory, FileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text)
+}
+
+/// Converts a history from its JSON text.
+pub fn parse(text: &str) -> Result<RecordedHistory, FileError> {
+    let file: FileHistory = serde_json::from_str(text)?;
+    if file.format != FORMAT {
+        return Err(FileError::UnknownFormat { found: file.format });
+    }
+    let mut ops = Vec::with_capacity(file.ops.len());
+    let mut receipts = Vec::with_capacity(file.ops.len());
+    for (index, op) in file.ops.into_iter().enumerate() {
+        let ret = match op.ret {
+            Some(ret) if ret.at <= op.call => {
+                return Err(FileError::ReplyBeforeCall {
+                    op: index,
+                    call: op.call,
+                    at: ret.at,
+                })
+            }
+            Some(ret) => Some(Return {
+                at: ret.at,
+                time: Duration::ZERO,
+                zxid: ret.zxid,
+                outcome: outcome(index, ret.outcome)?,
+            }),
+            None => None,
+        };
+        ops.push(OpRecord {
+            client: op.client,
+            session: op.session,
+            xid: op.xid.unwrap_or(-1),
+            op: convert_op(index, op.op)?,
+            call: op.call,
+            call_time: Duration::ZERO,
+            ret,
+        });
+        receipts.push(op.receipt);
+    }
+    let mut final_tree = BTreeMap::new();
+    for node in file.final_tree {
+        if !within(&node.path, &file.root) {
+            return Err(FileError::OutsideRoot {
+                path: node.path,
+                root: file.root,
+            });
+        }
+        final_tree.insert(node.path.clone(), node);
+    }
+    let history = RecordedHistory {
+        root: file.root,
+        ops,
+        receipts,
+        final_tree,
+    };
+    history.validate()?;
+    Ok(history)
+}
+
+fn within(path: &str, root: &str) -> bool {
+    path == root || path.starts_with(&format!("{}/", root.trim_end_matches('/')))
+}
+
+fn mode(op: usize, mode: i32) -> Result<CreateMode, FileError> {
+    CreateMode::from_code(mode).ok_or(FileError::UnknownCreateMode { op, mode })
+}
+
+fn error_code(op: usize, code: i32) -> Result<ErrorCode, FileError> {
+    ErrorCode::from_code(code).ok_or(FileError::UnknownErrorCode { op, code })
+}
+
+fn convert_op(index: usize, op: FileOpKind) -> Result<Op, FileError> {
+    Ok(match op {
+        FileOpKind::Create {
+            path,
+            data,
+            mode: m,
+        } => Op::Create {
+            path,
+            data: data.into_bytes(),
+            mode: mode(index, m)?,
+        },
+        FileOpKind::Delete { path, version } => Op::Delete { path, version },
+        FileOpKind::SetData {
+            path,
+            data,
+            version,
+        } => Op::SetData {
+            path,
+            data: data.into_bytes(),
+            version,
+        },
+        FileOpKind::Check { .. } => return Err(FileError::CheckOutsideMulti { op: index }),
+        FileOpKind::Multi { ops } => Op::Multi(
+            ops.into_iter()
+                .map(|sub| convert_sub_op(index, sub))
+                .collect::<Result<_, _>>()?,
+        ),
+        FileOpKind::GetData { path } => Op::GetData { path, watch: false },
+        FileOpKind::Exists { path } => Op::Exists { path, watch: false },
+        FileOpKind::GetChildren { path } => Op::GetChildren { path, watch: false },
+        FileOpKind::Sync => Op::Sync,
+    })
+}
+
+fn convert_sub_op(index: usize, op: FileOpKind) -> Result<SubOp, FileError> {
+    let not = |kind| Err(FileError::NotASubOp { op: index, kind });
+    Ok(match op {
+        FileOpKind::Create {
+            path,
+            data,
+            mode: m,
+        } => SubOp::Create {
+            path,
+            data: data.into_bytes(),
+            mode: mode(index, m)?,
+        },
+        FileOpKind::Delete { path, version } => SubOp::Delete { path, version },
+        FileOpKind::SetData {
+            path,
+            data,
+            version,
+        } => SubOp::SetData {
+            path,
+            data: data.into_bytes(),
+            version,
+        },
+        FileOpKind::Check { path, version } => SubOp::Check { path, version },
+        FileOpKind::Multi { .. } => return not("multi"),
+        FileOpKind::GetData { .. } => return not("get_data"),
+        FileOpKind::Exists { .. } => return not("exists"),
+        FileOpKind::GetChildren { .. } => return not("get_children"),
+        FileOpKind::Sync => return not("sync"),
+    })
+}
+
+fn stat(stat: FileStat) -> NodeStat {
+    NodeStat {
+        version: stat.version,
+        ephemeral_owner: stat.ephemeral_owner,
+        num_children: stat.num_children,
+        data_length: stat.data_length,
+    }
+}
+
+fn outcome(index: usize, outcome: FileOutcome) -> Result<Outcome, FileError> {
+    Ok(match outcome {
+        FileOutcome::Created { path } => Outcome::Created { path },
+        FileOutcome::Deleted => Outcome::Deleted,
+        FileOutcome::DataSet { version } => Outcome::DataSet { version },
+        FileOutcome::Multi { results } => Outcome::Multi(
+            results
+                .into_iter()
+                .map(|r| match r {
+                    FileSubResult::Created { path } => SubResult::Created(path),
+                    FileSubResult::Deleted => SubResult::Deleted,
+                    FileSubResult::DataSet { version } => SubResult::DataSet { version },
+                    FileSubResult::Checked => SubResult::Checked,
+                })
+                .collect(),
+        ),
+        FileOutcome::MultiFailed { codes } => {
+            for code in &codes {
+                error_code(index, *code)?;
+            }
+            Outcome::MultiFailed(codes)
+        }
+        FileOutcome::Data { data, stat: s } => Outcome::Data {
+            data: data.into_bytes(),
+            stat: stat(s),
+        },
+        FileOutcome::Stat { stat: s } => Outcome::Stat(stat(s)),
+        FileOutcome::Children { mut children } => {
+            // The model lists children in name order; servers in any.
+            children.sort();
+            Outcome::Children(children)
+        }
+        FileOutcome::Done => Outcome::Done,
+        FileOutcome::Error { code } => Outcome::Error(error_code(index, code)?),
+    })
+}
+
+impl RecordedHistory {
+    /// The structural rules a recorder must keep (bad files, not bad servers).
+    fn validate(&self) -> Result<(), FileError> {
+        let mut positions: BTreeMap<u64, usize> = BTreeMap::new();
+        for (index, op) in self.ops.iter().enumerate() {
+            let ats = std::iter::once(op.call).chain(op.ret.as_ref().map(|r| r.at));
+            for at in ats {
+                if let Some(first) = positions.insert(at, index) {
+                    return Err(FileError::PositionReused {
+                        first,
+                        second: index,
+                        at,
+                    });
+                }
+            }
+            if op.is_indeterminate() && op.op.is_write() && self.receipts[index].is_none() {
+                return Err(FileError::NoReceipt { op: index });
+            }
+        }
+        let mut named: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, receipt) in self.receipts.iter().enumerate() {
+            if let Some(path) = receipt {
+                if let Some(first) = named.insert(path, index) {
+                    return Err(FileError::ReceiptShared {
+                        first,
+                        second: index,
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A line naming op `index` for reports.
+    pub fn describe(&self, index: usize) -> String {
+        let op = &self.ops[index];
+        let answer = match &op.ret {
+            Some(ret) => format!(
+                "-> {:?} at zxid {}",
+                ret.outcome,
+                ret.zxid.map_or("?".into(), |z| format!("0x{z:x}"))
+            ),
+            None => "(no reply)".into(),
+        };
+        format!(
+            "op {index} [client {} session 0x{:x} xid {}: {} {answer}]",
+            op.client,
+            op.session,
+            op.xid,
+            op.op.describe()
+        )
+    }
+
+    /// The ops placed for the checker (see "Placing" in the module docs),
+    /// with the index of each in `self.ops`.
+    fn place(&self, report: &mut Report) -> (Vec<CheckOp<'_>>, Vec<usize>) {
+        let mut placed = Vec::with_capacity(self.ops.len());
+        let mut index_of = Vec::with_capacity(self.ops.len());
+        for (index, record) in self.ops.iter().enumerate() {
+            if !record.is_indeterminate() {
+                report.answered += 1;
+                placed.push(CheckOp::of(record));
+                index_of.push(index);
+                continue;
+            }
+            if !record.op.is_write() {
+                report.unanswered_reads += 1;
+                continue;
+            }
+            let receipt = self.receipts[index].as_deref().expect("validated");
+            match self.final_tree.get(receipt) {
+                Some(node) => {
+                    report.placed_by_receipt += 1;
+                    placed.push(CheckOp {
+                        record: std::borrow::Cow::Borrowed(record),
+                        pin: Pin::Txn(node.czxid),
+                        accept_any: true,
+                    });
+                    index_of.push(index);
+                }
+                None => report.never_happened += 1,
+            }
+        }
+        (placed, index_of)
+    }
+
+    /// Replies in request order on every session.
+    fn check_fifo(&self) -> Result<(), HistoryViolation> {
+        let mut sessions: BTreeMap<(u32, i64), Vec<usize>> = BTreeMap::new();
+        for (index, op) in self.ops.iter().enumerate() {
+            if op.ret.is_some() {
+                sessions
+                    .entry((op.client, op.session))
+                    .or_default()
+                    .push(index);
+            }
+        }
+        for ((client, session), mut issued) in sessions {
+            issued.sort_by_key(|i| self.ops[*i].call);
+            for pair in issued.windows(2) {
+                let at = |i: usize| self.ops[i].ret.as_ref().expect("answered").at;
+                if at(pair[1]) < at(pair[0]) {
+                    return Err(HistoryViolation::RepliesOutOfOrder {
+                        client,
+                        session,
+                        earlier: self.describe(pair[0]),
+                        later: self.describe(pair[1]),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The model's tree after every placed write, in zxid order.
+    fn replay(placed: &[CheckOp<'_>]) -> Model {
+        let mut writes: Vec<(i64, u64, usize)> = placed
+            .iter()
+            .enumerate()
+            .filter_map(|(i, op)| match op.pin {
+                Pin::Txn(zxid) => Some((zxid, op.record.call, i)),
+                _ => None,
+            })
+            .collect();
+        writes.sort();
+        let mut model = Model::new();
+        for (_, _, i) in writes {
+            model.apply(placed[i].record.session, &placed[i].record.op);
+        }
+        model
+    }
+
+    /// The final tree against the model's subtree at the root.
+    fn check_final_tree(&self, model: &Model) -> Result<(), HistoryViolation> {
+        // Reads change nothing: one copy answers them all.
+        let mut model = model.clone();
+        let mut in_model = BTreeSet::new();
+        let mut pending = vec![self.root.clone()];
+        while let Some(path) = pending.pop() {
+            let list = Op::GetChildren {
+                path: path.clone(),
+                watch: false,
+            };
+            if let Outcome::Children(children) = model.apply(0, &list) {
+                for child in children {
+                    pending.push(format!("{}/{child}", path.trim_end_matches('/')));
+                }
+                in_model.insert(path);
+            }
+        }
+        if let Some(path) = in_model.iter().find(|p| !self.final_tree.contains_key(*p)) {
+            return Err(HistoryViolation::FinalTreeDiffers {
+                path: path.clone(),
+                expected: describe_model_node(&mut model, path),
+                found: "no such node".into(),
+            });
+        }
+        for (path, node) in &self.final_tree {
+            let found = NodeStat {
+                version: node.version,
+                ephemeral_owner: node.ephemeral_owner,
+                num_children: node.num_children,
+                data_length: node.data.len() as i32,
+            };
+            let found = Outcome::Data {
+                data: node.data.clone().into_bytes(),
+                stat: found,
+            };
+            let expected = model.apply(
+                0,
+                &Op::GetData {
+                    path: path.clone(),
+                    watch: false,
+                },
+            );
+            if expected != found {
+                return Err(HistoryViolation::FinalTreeDiffers {
+                    path: path.clone(),
+                    expected: describe_model_node(&mut model, path),
+                    found: format!("{found:?}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every check (see the module docs).
+    pub fn check(&self) -> Result<Report, HistoryViolation> {
+        let mut report = Report {
+            ops: self.ops.len(),
+            final_nodes: self.final_tree.len(),
+            ..Report::default()
+        };
+        self.check_fifo()?;
+        let (placed, index_of) = self.place(&mut report);
+        let name = |i: usize| self.describe(index_of[i]);
+        match check_ops_with(&placed, u64::MAX, Consistency::Sequential) {
+            Verdict::Linearizable { .. } => {}
+            Verdict::NotLinearizable(cx) => {
+                return Err(HistoryViolation::NotSequentiallyConsistent {
+                    op: name(cx.op),
+                    model_answer: format!("{:?}", cx.model_answer),
+                    linearized: cx.linearized.len(),
+                })
+            }
+            Verdict::Inconclusive { steps } => {
+                return Err(HistoryViolation::Inconclusive { steps })
+            }
+            Verdict::ZxidReused {
+                zxid,
+                first,
+                second,
+            } => {
+                return Err(HistoryViolation::ZxidReused {
+                    zxid,
+                    first: name(first),
+                    second: name(second),
+                })
+            }
+            Verdict::RealTimeBroken { earlier, later } => {
+                return Err(HistoryViolation::RealTimeBroken {
+                    earlier: name(earlier),
+                    later: name(later),
+                })
+            }
+            Verdict::SessionOrderBroken { earlier, later } => {
+                return Err(HistoryViolation::SessionOrderBroken {
+                    earlier: name(earlier),
+                    later: name(later),
+                })
+            }
+        }
+        self.check_final_tree(&Self::replay(&placed))?;
+        Ok(report)
+    }
+}
+
+fn describe_model_node(model: &mut Model, path: &str) -> String {
+    let read = Op::GetData {
+        path: path.to_string(),
+        watch: false,
+    };
+    match model.apply(0, &read) {
+        Outcome::Error(ErrorCode::NoNode) => "no such node".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// Zxids of the history below: the root's create, then one per write.
+    const Z: i64 = 0x1_0000_0000;
+
+    fn create(path: &str, data: &str) -> Value {
+        json!({"kind": "create", "path": path, "data": data, "mode": 0})
+    }
+
+    fn op(client: u32, call: u64, op: Value, receipt: Option<&str>, ret: Value) -> Value {
+        json!({"client": client, "session": 100 + i64::from(client), "xid": call, "call": call,
+               "op": op, "receipt": receipt, "ret": ret})
+    }
+
+    fn ret(at: u64, zxid: i64, outcome: Value) -> Value {
+        json!({"at": at, "zxid": zxid, "outcome": outcome})
+    }
+
+    fn node(path: &str, data: &str, version: i32, czxid: i64, children: i32) -> Value {
+        json!({"path": path, "data": data, "version": version, "czxid": czxid,
+               "num_children": children, "ephemeral_owner": 0})
+    }
+
+    fn data(value: &str, version: i32) -> Value {
+        json!({"kind": "data", "data": value,
+               "stat": {"version": version, "ephemeral_owner": 0, "num_children": 0,
+                        "data_length": value.len()}})
+    }
+
+    /// Client 0 makes /t, /t/r and /t/k; client 0 sets /t/k in a multi with
+    /// a receipt; client 1 reads the new value; client 1's multi gets no reply
+    /// but its receipt is in the final tree, and client 0's second one gets
+    /// none and left no receipt.
+    fn valid() -> Value {
+        let set = |value: &str, receipt: &str| {
+            json!({"kind": "multi", "ops": [
+                {"kind": "set_data", "path": "/t/k", "data": value, "version": -1},
+                {"kind": "create", "path": receipt, "data": "", "mode": 0}]})
+        };
+        let multi_done = |version: i32, receipt: &str| {
+            json!({"kind": "multi", "results": [
+                {"kind": "data_set", "version": version}, {"kind": "created", "path": receipt}]})
+        };
+        let ops = vec![
+            op(
+                0,
+                1,
+                create("/t", ""),
+                Some("/t"),
+                ret(2, Z, json!({"kind": "created", "path": "/t"})),
+            ),
+            op(
+                0,
+                3,
+                create("/t/r", ""),
+                Some("/t/r"),
+                ret(4, Z + 1, json!({"kind": "created", "path": "/t/r"})),
+            ),
+            op(
+                0,
+                5,
+                create("/t/k", "a"),
+                Some("/t/k"),
+                ret(6, Z + 2, json!({"kind": "created", "path": "/t/k"})),
+            ),
+            op(
+                0,
+                7,
+                set("b", "/t/r/0-1"),
+                Some("/t/r/0-1"),
+                ret(8, Z + 3, multi_done(1, "/t/r/0-1")),
+            ),
+            op(
+                1,
+                9,
+                json!({"kind": "get_data", "path": "/t/k"}),
+                None,
+                ret(10, Z + 3, data("b", 1)),
+            ),
+            op(1, 11, set("c", "/t/r/1-1"), Some("/t/r/1-1"), Value::Null),
+            op(0, 12, set("d", "/t/r/0-2"), Some("/t/r/0-2"), Value::Null),
+            op(
+                1,
+                13,
+                json!({"kind": "get_data", "path": "/t/k"}),
+                None,
+                Value::Null,
+            ),
+        ];
+        let tree = vec![
+            node("/t", "", 0, Z, 2),
+            node("/t/r", "", 0, Z + 1, 2),
+            node("/t/k", "c", 2, Z + 2, 0),
+            node("/t/r/0-1", "", 0, Z + 3, 0),
+            node("/t/r/1-1", "", 0, Z + 4, 0),
+        ];
+        json!({"format": FORMAT, "root": "/t", "ops": ops, "final": tree})
+    }
+
+    fn check(history: &Value) -> Result<Report, HistoryViolation> {
+        parse(&history.to_string())
+            .expect("a well-formed file")
+            .check()
+    }
+
+    #[test]
+    fn a_valid_history_passes_and_unanswered_writes_are_placed_by_receipt() {
+        // Proves the conversion and the checks accept what a correct
+        // ensemble produces, placing or dropping the unanswered writes.
+        let report = check(&valid()).expect("valid");
+        assert_eq!(
+            report,
+            Report {
+                ops: 8,
+                answered: 5,
+                placed_by_receipt: 1,
+                never_happened: 1,
+                unanswered_reads: 1,
+                final_nodes: 5,
+            }
+        );
+    }
+
+    #[test]
+    fn a_lost_acknowledged_write_fails() {
+        // The final tree lacks the acknowledged create of /t/k's receipt:
+        // the servers lost an acknowledged write.
+        let mut history = valid();
+        let tree = history["final"].as_array_mut().unwrap();
+        tree.retain(|n| n["path"] != "/t/r/0-1");
+        tree[1]["num_children"] = json!(1);
+        let violation = check(&history).unwrap_err();
+        assert!(
+            matches!(&violation, HistoryViolation::FinalTreeDiffers { path, .. } if path == "/t/r/0-1"),
+            "{violation}"
+        );
+        // And a final tree whose data went back to an older value.
+        let mut history = valid();
+        history["final"][2]["data"] = json!("b");
+        assert!(matches!(
+            check(&history),
+            Err(HistoryViolation::FinalTreeDiffers { .. })
+        ));
+    }
+
+    #[test]
+    fn stale_reads_fail() {
+        // A read claiming the set's zxid but answering the old value.
+        let mut history = valid();
+        history["ops"][4]["ret"] = ret(10, Z + 3, data("a", 0));
+        let violation = check(&history).unwrap_err();
+        assert!(
+            matches!(
+                violation,
+                HistoryViolation::NotSequentiallyConsistent { .. }
+            ),
+            "{violation}"
+        );
+        // A session that read the new value and then an older one.
+        let mut history = valid();
+        history["ops"][7]["ret"] = ret(14, Z + 2, data("a", 0));
+        let violation = check(&history).unwrap_err();
+        assert!(
+            matches!(violation, HistoryViolation::SessionOrderBroken { .. }),
+            "{violation}"
+        );
+        // A stale read by another session is sequentially consistent.
+        let mut history = valid();
+        history["ops"][4]["ret"] = ret(10, Z + 2, data("a", 0));
+        assert!(check(&history).is_ok());
+    }
+
+    #[test]
+    fn replies_out_of_request_order_fail() {
+        // Client 0's second op answered before its first.
+        let mut history = valid();
+        history["ops"][1]["ret"]["at"] = json!(20);
+        assert!(matches!(
+            check(&history),
+            Err(HistoryViolation::RepliesOutOfOrder { client: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn an_unanswered_write_whose_receipt_names_an_acknowledged_txn_fails() {
+        // The receipt of client 1's unanswered multi claims the zxid the
+        // server acknowledged to client 0's set: one txn, two writes.
+        let mut history = valid();
+        history["final"][4]["czxid"] = json!(Z + 3);
+        assert!(matches!(
+            check(&history),
+            Err(HistoryViolation::ZxidReused { zxid, .. }) if zxid == Z + 3
+        ));
+    }
+
+    #[test]
+    fn malformed_files_are_refused() {
+        // An unanswered write needs a receipt; a reply comes after its call.
+        let mut history = valid();
+        history["ops"][5]["receipt"] = Value::Null;
+        assert!(matches!(
+            parse(&history.to_string()),
+            Err(FileError::NoReceipt { op: 5 })
+        ));
+        let mut history = valid();
+        history["ops"][0]["ret"]["at"] = json!(1);
+        assert!(matches!(
+            parse(&history.to_string()),
+            Err(FileError::ReplyBeforeCall { op: 0, .. })
+        ));
+        let mut history = valid();
+        history["format"] = json!("other");
+        assert!(matches!(
+            parse(&history.to_string()),
+            Err(FileError::UnknownFormat { .. })
+        ));
+    }
+}
