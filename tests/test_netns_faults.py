@@ -70,6 +70,8 @@ def net():
     reason = netns.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
+    if shutil.which("nft") is None:
+        pytest.fail("nft (nftables) is not installed: run tests/prereqs.sh install (as root)", pytrace=False)
     network = netns.Net(server_ids=(1, 2, 3))
     try:
         yield network.up()
