@@ -162,6 +162,19 @@ pub enum HistoryViolation {
         "{earlier} completed before {later} was invoked, yet their zxids order them the other way"
     )]
     RealTimeBroken { earlier: String, later: String },
+    #[error("{op} was told it is txn 0x{zxid:x}, but its receipt {receipt} is {found}")]
+    AcknowledgedWriteMoved {
+        op: String,
+        zxid: i64,
+        receipt: String,
+        found: String,
+    },
+    #[error("{op} was told it failed, yet its receipt {receipt} is in the final tree (created at 0x{czxid:x})")]
+    RefusedWriteApplied {
+        op: String,
+        receipt: String,
+        czxid: i64,
+    },
     #[error(
         "one session issued {earlier} before {later}, yet their zxids order them the other way"
     )]
@@ -539,8 +552,8 @@ impl RecordedHistory {
         let op = &self.ops[index];
         let answer = match &op.ret {
             Some(ret) => format!(
-                "-> {:?} at zxid {}",
-                ret.outcome,
+                "-> {} at zxid {}",
+                show(&ret.outcome),
                 ret.zxid.map_or("?".into(), |z| format!("0x{z:x}"))
             ),
             None => "(no reply)".into(),
@@ -615,6 +628,41 @@ impl RecordedHistory {
         Ok(())
     }
 
+    /// Every answered write against its receipt: a write told it is txn
+    /// Z left its receipt at czxid Z (the sim's "logged as told"); a write
+    /// told it failed left none.
+    fn check_receipts(&self) -> Result<(), HistoryViolation> {
+        for (index, op) in self.ops.iter().enumerate() {
+            let (Some(ret), Some(receipt)) = (&op.ret, &self.receipts[index]) else {
+                continue;
+            };
+            let found = self.final_tree.get(receipt);
+            match (&ret.outcome, op.pin(), found) {
+                (Outcome::Created { .. } | Outcome::Multi(_), Pin::Txn(zxid), found) => {
+                    if found.is_none_or(|node| node.czxid != zxid) {
+                        return Err(HistoryViolation::AcknowledgedWriteMoved {
+                            op: self.describe(index),
+                            zxid,
+                            receipt: receipt.clone(),
+                            found: found.map_or("absent".into(), |node| {
+                                format!("created at 0x{:x}", node.czxid)
+                            }),
+                        });
+                    }
+                }
+                (Outcome::Error(_) | Outcome::MultiFailed(_), _, Some(node)) => {
+                    return Err(HistoryViolation::RefusedWriteApplied {
+                        op: self.describe(index),
+                        receipt: receipt.clone(),
+                        czxid: node.czxid,
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The model's tree after every placed write, in zxid order.
     fn replay(placed: &[CheckOp<'_>]) -> Model {
         let mut writes: Vec<(i64, u64, usize)> = placed
@@ -680,7 +728,7 @@ impl RecordedHistory {
                 return Err(HistoryViolation::FinalTreeDiffers {
                     path: path.clone(),
                     expected: describe_model_node(&mut model, path),
-                    found: format!("{found:?}"),
+                    found: show(&found),
                 });
             }
         }
@@ -695,6 +743,7 @@ impl RecordedHistory {
             ..Report::default()
         };
         self.check_fifo()?;
+        self.check_receipts()?;
         let (placed, index_of) = self.place(&mut report);
         let name = |i: usize| self.describe(index_of[i]);
         match check_ops_with(&placed, u64::MAX, Consistency::Sequential) {
@@ -702,7 +751,7 @@ impl RecordedHistory {
             Verdict::NotLinearizable(cx) => {
                 return Err(HistoryViolation::NotSequentiallyConsistent {
                     op: name(cx.op),
-                    model_answer: format!("{:?}", cx.model_answer),
+                    model_answer: cx.model_answer.as_ref().map_or("nothing".into(), show),
                     linearized: cx.linearized.len(),
                 })
             }
@@ -745,6 +794,16 @@ fn describe_model_node(model: &mut Model, path: &str) -> String {
     };
     match model.apply(0, &read) {
         Outcome::Error(ErrorCode::NoNode) => "no such node".into(),
+        other => show(&other),
+    }
+}
+
+/// An outcome for reports, with data as text (the tests write UTF-8).
+fn show(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Data { data, stat } => {
+            format!("Data {:?} {stat:?}", String::from_utf8_lossy(data))
+        }
         other => format!("{other:?}"),
     }
 }
@@ -877,7 +936,7 @@ mod tests {
 
     #[test]
     fn a_lost_acknowledged_write_fails() {
-        // The final tree lacks the acknowledged create of /t/k's receipt:
+        // The final tree lacks the receipt of the acknowledged set of /t/k:
         // the servers lost an acknowledged write.
         let mut history = valid();
         let tree = history["final"].as_array_mut().unwrap();
@@ -885,7 +944,8 @@ mod tests {
         tree[1]["num_children"] = json!(1);
         let violation = check(&history).unwrap_err();
         assert!(
-            matches!(&violation, HistoryViolation::FinalTreeDiffers { path, .. } if path == "/t/r/0-1"),
+            matches!(&violation, HistoryViolation::AcknowledgedWriteMoved { receipt, found, .. }
+                if receipt == "/t/r/0-1" && found == "absent"),
             "{violation}"
         );
         // And a final tree whose data went back to an older value.
@@ -894,6 +954,15 @@ mod tests {
         assert!(matches!(
             check(&history),
             Err(HistoryViolation::FinalTreeDiffers { .. })
+        ));
+        // And one holding a node no write made.
+        let mut history = valid();
+        history["final"][0]["num_children"] = json!(3);
+        let tree = history["final"].as_array_mut().unwrap();
+        tree.push(node("/t/ghost", "", 0, Z + 9, 0));
+        assert!(matches!(
+            check(&history),
+            Err(HistoryViolation::FinalTreeDiffers { path, .. }) if path == "/t"
         ));
     }
 
@@ -944,6 +1013,24 @@ mod tests {
         assert!(matches!(
             check(&history),
             Err(HistoryViolation::ZxidReused { zxid, .. }) if zxid == Z + 3
+        ));
+    }
+
+    #[test]
+    fn receipts_must_agree_with_what_writes_were_told() {
+        // A write told it is txn Z whose receipt was created at another
+        // zxid, and a write told it failed whose receipt exists.
+        let mut history = valid();
+        history["final"][3]["czxid"] = json!(Z + 5);
+        assert!(matches!(
+            check(&history),
+            Err(HistoryViolation::AcknowledgedWriteMoved { zxid, .. }) if zxid == Z + 3
+        ));
+        let mut history = valid();
+        history["ops"][3]["ret"]["outcome"] = json!({"kind": "multi_failed", "codes": [-103, -2]});
+        assert!(matches!(
+            check(&history),
+            Err(HistoryViolation::RefusedWriteApplied { .. })
         ));
     }
 
