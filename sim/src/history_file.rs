@@ -638,17 +638,17 @@ impl RecordedHistory {
             };
             let found = self.final_tree.get(receipt);
             match (&ret.outcome, op.pin(), found) {
-                (Outcome::Created { .. } | Outcome::Multi(_), Pin::Txn(zxid), found) => {
-                    if found.is_none_or(|node| node.czxid != zxid) {
-                        return Err(HistoryViolation::AcknowledgedWriteMoved {
-                            op: self.describe(index),
-                            zxid,
-                            receipt: receipt.clone(),
-                            found: found.map_or("absent".into(), |node| {
-                                format!("created at 0x{:x}", node.czxid)
-                            }),
-                        });
-                    }
+                (Outcome::Created { .. } | Outcome::Multi(_), Pin::Txn(zxid), found)
+                    if found.is_none_or(|node| node.czxid != zxid) =>
+                {
+                    return Err(HistoryViolation::AcknowledgedWriteMoved {
+                        op: self.describe(index),
+                        zxid,
+                        receipt: receipt.clone(),
+                        found: found.map_or("absent".into(), |node| {
+                            format!("created at 0x{:x}", node.czxid)
+                        }),
+                    });
                 }
                 (Outcome::Error(_) | Outcome::MultiFailed(_), _, Some(node)) => {
                     return Err(HistoryViolation::RefusedWriteApplied {
