@@ -2,7 +2,8 @@
 (ferrokeeper, or Apache ZooKeeper 3.8 with FK_TARGET=zookeeper), each
 server in a network namespace of its own (tests/netns.py), while kazoo
 clients write and read concurrently and a seeded nemesis kills servers
-with SIGKILL and restarts them, isolates the leader, splits one server
+with SIGKILL (one, the leader, or all three at once) and restarts them,
+isolates the leader, splits one server
 from the other two, drops one direction of a link, and drops a share of a
 server's packets at random (nftables `numgen random`). Every op is recorded
 (tests/kazoo_history.py) and the history is judged by the simulator's own
@@ -187,10 +188,18 @@ class Nemesis:
 
     def inject(self):
         members = sorted(self.ensemble.members)
-        kind = self.rng.choices(["isolate-leader", "split", "one-way", "lossy", "kill", "kill-leader"],
-                                weights=[20, 15, 15, 15, 20, 15])[0]
-        if kind in ("kill", "kill-leader") and self.killed:
+        kind = self.rng.choices(["isolate-leader", "split", "one-way", "lossy", "kill", "kill-leader", "kill-all"],
+                                weights=[20, 15, 15, 15, 20, 15, 5])[0]
+        if kind.startswith("kill") and self.killed:
             kind = "split"
+        if kind == "kill-all":
+            # Every disk recovers at once: nothing acknowledged may be missing.
+            for sid in members:
+                self.ensemble.members[sid].stop()
+                self.killed.add(sid)
+            self.note("SIGKILL every server")
+            self.active += 1
+            return
         if kind in ("isolate-leader", "kill-leader"):
             sid = self.ensemble.leader()
             if sid is None:
