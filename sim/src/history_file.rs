@@ -29,6 +29,14 @@
 //! absent never took effect (a multi is all or nothing), and is left out.
 //! An unanswered read says nothing and is left out too.
 //!
+//! Plain writes of a node that one client owns may name *evidence* instead,
+//! kept only for when no reply comes: the client touches that node no more
+//! after an unanswered write, so the final tree tells what became of it —
+//! `created` (the node exists: at its czxid), `data` (the node holds this
+//! setData's data, unique to it: at its mzxid) or `deleted` (the node is
+//! gone: at its parent's pzxid, the parent's children changing no more).
+//! Otherwise the write never took effect (or was refused: the same).
+//!
 //! # The file format
 //!
 //! One JSON object (serde field names; every number a JSON integer):
@@ -44,13 +52,15 @@
 //!     "call":    5,                position of the invocation in real-time order
 //!     "op":      OP,
 //!     "receipt": "/netns/r/0-3",   a path only this op creates (writes), or null
+//!     "evidence": {"kind": "created" | "data" | "deleted", "path": P},  or null/absent
 //!     "ret": null                  no reply: indeterminate; or
 //!          | {"at": 9,             position of the reply in real-time order
 //!             "zxid": 4294967299,  the reply header's zxid, or null when unknown
 //!             "outcome": OUTCOME}
 //!   } ],
 //!   "final": [ {"path": "/netns/c/0-1", "data": "0-1", "version": 0,
-//!               "czxid": 4294967300, "num_children": 0, "ephemeral_owner": 0} ]
+//!               "czxid": 4294967300, "num_children": 0, "ephemeral_owner": 0,
+//!               "mzxid": 4294967300, "pzxid": 4294967300} ]   (mzxid, pzxid: optional)
 //! }
 //! ```
 //!
@@ -126,6 +136,12 @@ pub enum FileError {
     },
     #[error("op {op}: an unanswered write without a receipt cannot be placed")]
     NoReceipt { op: usize },
+    #[error("op {op}: evidence {kind} needs {needs}")]
+    EvidenceUnusable {
+        op: usize,
+        kind: &'static str,
+        needs: &'static str,
+    },
     #[error("ops {first} and {second} name the same receipt {path}")]
     ReceiptShared {
         first: usize,
@@ -200,6 +216,22 @@ pub struct FinalNode {
     pub czxid: i64,
     pub num_children: i32,
     pub ephemeral_owner: i64,
+    /// Needed by `data` evidence.
+    #[serde(default)]
+    pub mzxid: Option<i64>,
+    /// Needed by `deleted` evidence (on the parent).
+    #[serde(default)]
+    pub pzxid: Option<i64>,
+}
+
+/// What the final tree says about an unanswered plain write (see the
+/// module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Evidence {
+    Created { path: String },
+    Data { path: String },
+    Deleted { path: String },
 }
 
 /// A history file, converted.
@@ -209,6 +241,8 @@ pub struct RecordedHistory {
     pub ops: Vec<OpRecord>,
     /// Per op: the path only it creates (see the module docs).
     pub receipts: Vec<Option<String>>,
+    /// Per op: what the final tree says of it if no reply came.
+    pub evidence: Vec<Option<Evidence>>,
     pub final_tree: BTreeMap<String, FinalNode>,
 }
 
@@ -219,6 +253,8 @@ pub struct Report {
     pub answered: usize,
     /// Unanswered writes placed at their receipt's czxid.
     pub placed_by_receipt: usize,
+    /// Unanswered writes placed by their evidence.
+    pub placed_by_evidence: usize,
     /// Unanswered writes whose receipt is absent: they never happened.
     pub never_happened: usize,
     /// Unanswered reads, left out.
@@ -245,6 +281,8 @@ struct FileOp {
     call: u64,
     op: FileOpKind,
     receipt: Option<String>,
+    #[serde(default)]
+    evidence: Option<Evidence>,
     ret: Option<FileReturn>,
 }
 
@@ -342,6 +380,7 @@ pub fn parse(text: &str) -> Result<RecordedHistory, FileError> {
     }
     let mut ops = Vec::with_capacity(file.ops.len());
     let mut receipts = Vec::with_capacity(file.ops.len());
+    let mut evidence = Vec::with_capacity(file.ops.len());
     for (index, op) in file.ops.into_iter().enumerate() {
         let ret = match op.ret {
             Some(ret) if ret.at <= op.call => {
@@ -369,6 +408,7 @@ pub fn parse(text: &str) -> Result<RecordedHistory, FileError> {
             ret,
         });
         receipts.push(op.receipt);
+        evidence.push(op.evidence);
     }
     let mut final_tree = BTreeMap::new();
     for node in file.final_tree {
@@ -384,6 +424,7 @@ pub fn parse(text: &str) -> Result<RecordedHistory, FileError> {
         root: file.root,
         ops,
         receipts,
+        evidence,
         final_tree,
     };
     history.validate()?;
@@ -528,8 +569,22 @@ impl RecordedHistory {
                     });
                 }
             }
-            if op.is_indeterminate() && op.op.is_write() && self.receipts[index].is_none() {
+            let unplaced = self.receipts[index].is_none() && self.evidence[index].is_none();
+            if op.is_indeterminate() && op.op.is_write() && unplaced {
                 return Err(FileError::NoReceipt { op: index });
+            }
+            if let Some(evidence) = &self.evidence[index] {
+                if matches!(evidence, Evidence::Data { .. }) && !matches!(op.op, Op::SetData { .. })
+                {
+                    return Err(FileError::EvidenceUnusable {
+                        op: index,
+                        kind: "data",
+                        needs: "a set_data op",
+                    });
+                }
+                if op.is_indeterminate() {
+                    self.by_evidence(index, evidence)?;
+                }
             }
         }
         let mut named: BTreeMap<&str, usize> = BTreeMap::new();
@@ -583,13 +638,24 @@ impl RecordedHistory {
                 report.unanswered_reads += 1;
                 continue;
             }
-            let receipt = self.receipts[index].as_deref().expect("validated");
-            match self.final_tree.get(receipt) {
-                Some(node) => {
-                    report.placed_by_receipt += 1;
+            let zxid = match (&self.receipts[index], &self.evidence[index]) {
+                (Some(receipt), _) => {
+                    let zxid = self.final_tree.get(receipt).map(|node| node.czxid);
+                    report.placed_by_receipt += usize::from(zxid.is_some());
+                    zxid
+                }
+                (None, Some(evidence)) => {
+                    let zxid = self.by_evidence(index, evidence).expect("validated");
+                    report.placed_by_evidence += usize::from(zxid.is_some());
+                    zxid
+                }
+                (None, None) => unreachable!("validated: an unanswered write names one"),
+            };
+            match zxid {
+                Some(zxid) => {
                     placed.push(CheckOp {
                         record: std::borrow::Cow::Borrowed(record),
-                        pin: Pin::Txn(node.czxid),
+                        pin: Pin::Txn(zxid),
                         accept_any: true,
                     });
                     index_of.push(index);
@@ -598,6 +664,48 @@ impl RecordedHistory {
             }
         }
         (placed, index_of)
+    }
+
+    /// Where the final tree puts an unanswered write by its evidence, or
+    /// None when it never took effect.
+    fn by_evidence(&self, index: usize, evidence: &Evidence) -> Result<Option<i64>, FileError> {
+        let unusable = |kind, needs| FileError::EvidenceUnusable {
+            op: index,
+            kind,
+            needs,
+        };
+        Ok(match evidence {
+            Evidence::Created { path } => self.final_tree.get(path).map(|node| node.czxid),
+            Evidence::Data { path } => {
+                let Op::SetData { data, .. } = &self.ops[index].op else {
+                    unreachable!("validated: data evidence is a set_data's");
+                };
+                match self.final_tree.get(path) {
+                    Some(node) if node.data.as_bytes() == data.as_slice() => {
+                        Some(node.mzxid.ok_or(unusable("data", "the node's mzxid"))?)
+                    }
+                    _ => None,
+                }
+            }
+            Evidence::Deleted { path } => {
+                if self.final_tree.contains_key(path) {
+                    return Ok(None);
+                }
+                let parent = match path.rfind('/') {
+                    Some(0) => "/",
+                    Some(slash) => &path[..slash],
+                    None => return Err(unusable("deleted", "an absolute path")),
+                };
+                let node = self
+                    .final_tree
+                    .get(parent)
+                    .ok_or(unusable("deleted", "the parent in the final tree"))?;
+                Some(
+                    node.pzxid
+                        .ok_or(unusable("deleted", "the parent's pzxid"))?,
+                )
+            }
+        })
     }
 
     /// Replies in request order on every session.
@@ -809,251 +917,4 @@ fn show(outcome: &Outcome) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::{json, Value};
-
-    /// Zxids of the history below: the root's create, then one per write.
-    const Z: i64 = 0x1_0000_0000;
-
-    fn create(path: &str, data: &str) -> Value {
-        json!({"kind": "create", "path": path, "data": data, "mode": 0})
-    }
-
-    fn op(client: u32, call: u64, op: Value, receipt: Option<&str>, ret: Value) -> Value {
-        json!({"client": client, "session": 100 + i64::from(client), "xid": call, "call": call,
-               "op": op, "receipt": receipt, "ret": ret})
-    }
-
-    fn ret(at: u64, zxid: i64, outcome: Value) -> Value {
-        json!({"at": at, "zxid": zxid, "outcome": outcome})
-    }
-
-    fn node(path: &str, data: &str, version: i32, czxid: i64, children: i32) -> Value {
-        json!({"path": path, "data": data, "version": version, "czxid": czxid,
-               "num_children": children, "ephemeral_owner": 0})
-    }
-
-    fn data(value: &str, version: i32) -> Value {
-        json!({"kind": "data", "data": value,
-               "stat": {"version": version, "ephemeral_owner": 0, "num_children": 0,
-                        "data_length": value.len()}})
-    }
-
-    /// Client 0 makes /t, /t/r and /t/k; client 0 sets /t/k in a multi with
-    /// a receipt; client 1 reads the new value; client 1's multi gets no reply
-    /// but its receipt is in the final tree, and client 0's second one gets
-    /// none and left no receipt.
-    fn valid() -> Value {
-        let set = |value: &str, receipt: &str| {
-            json!({"kind": "multi", "ops": [
-                {"kind": "set_data", "path": "/t/k", "data": value, "version": -1},
-                {"kind": "create", "path": receipt, "data": "", "mode": 0}]})
-        };
-        let multi_done = |version: i32, receipt: &str| {
-            json!({"kind": "multi", "results": [
-                {"kind": "data_set", "version": version}, {"kind": "created", "path": receipt}]})
-        };
-        let ops = vec![
-            op(
-                0,
-                1,
-                create("/t", ""),
-                Some("/t"),
-                ret(2, Z, json!({"kind": "created", "path": "/t"})),
-            ),
-            op(
-                0,
-                3,
-                create("/t/r", ""),
-                Some("/t/r"),
-                ret(4, Z + 1, json!({"kind": "created", "path": "/t/r"})),
-            ),
-            op(
-                0,
-                5,
-                create("/t/k", "a"),
-                Some("/t/k"),
-                ret(6, Z + 2, json!({"kind": "created", "path": "/t/k"})),
-            ),
-            op(
-                0,
-                7,
-                set("b", "/t/r/0-1"),
-                Some("/t/r/0-1"),
-                ret(8, Z + 3, multi_done(1, "/t/r/0-1")),
-            ),
-            op(
-                1,
-                9,
-                json!({"kind": "get_data", "path": "/t/k"}),
-                None,
-                ret(10, Z + 3, data("b", 1)),
-            ),
-            op(1, 11, set("c", "/t/r/1-1"), Some("/t/r/1-1"), Value::Null),
-            op(0, 12, set("d", "/t/r/0-2"), Some("/t/r/0-2"), Value::Null),
-            op(
-                1,
-                13,
-                json!({"kind": "get_data", "path": "/t/k"}),
-                None,
-                Value::Null,
-            ),
-        ];
-        let tree = vec![
-            node("/t", "", 0, Z, 2),
-            node("/t/r", "", 0, Z + 1, 2),
-            node("/t/k", "c", 2, Z + 2, 0),
-            node("/t/r/0-1", "", 0, Z + 3, 0),
-            node("/t/r/1-1", "", 0, Z + 4, 0),
-        ];
-        json!({"format": FORMAT, "root": "/t", "ops": ops, "final": tree})
-    }
-
-    fn check(history: &Value) -> Result<Report, HistoryViolation> {
-        parse(&history.to_string())
-            .expect("a well-formed file")
-            .check()
-    }
-
-    #[test]
-    fn a_valid_history_passes_and_unanswered_writes_are_placed_by_receipt() {
-        // Proves the conversion and the checks accept what a correct
-        // ensemble produces, placing or dropping the unanswered writes.
-        let report = check(&valid()).expect("valid");
-        assert_eq!(
-            report,
-            Report {
-                ops: 8,
-                answered: 5,
-                placed_by_receipt: 1,
-                never_happened: 1,
-                unanswered_reads: 1,
-                final_nodes: 5,
-            }
-        );
-    }
-
-    #[test]
-    fn a_lost_acknowledged_write_fails() {
-        // The final tree lacks the receipt of the acknowledged set of /t/k:
-        // the servers lost an acknowledged write.
-        let mut history = valid();
-        let tree = history["final"].as_array_mut().unwrap();
-        tree.retain(|n| n["path"] != "/t/r/0-1");
-        tree[1]["num_children"] = json!(1);
-        let violation = check(&history).unwrap_err();
-        assert!(
-            matches!(&violation, HistoryViolation::AcknowledgedWriteMoved { receipt, found, .. }
-                if receipt == "/t/r/0-1" && found == "absent"),
-            "{violation}"
-        );
-        // And a final tree whose data went back to an older value.
-        let mut history = valid();
-        history["final"][2]["data"] = json!("b");
-        assert!(matches!(
-            check(&history),
-            Err(HistoryViolation::FinalTreeDiffers { .. })
-        ));
-        // And one holding a node no write made.
-        let mut history = valid();
-        history["final"][0]["num_children"] = json!(3);
-        let tree = history["final"].as_array_mut().unwrap();
-        tree.push(node("/t/ghost", "", 0, Z + 9, 0));
-        assert!(matches!(
-            check(&history),
-            Err(HistoryViolation::FinalTreeDiffers { path, .. }) if path == "/t"
-        ));
-    }
-
-    #[test]
-    fn stale_reads_fail() {
-        // A read claiming the set's zxid but answering the old value.
-        let mut history = valid();
-        history["ops"][4]["ret"] = ret(10, Z + 3, data("a", 0));
-        let violation = check(&history).unwrap_err();
-        assert!(
-            matches!(
-                violation,
-                HistoryViolation::NotSequentiallyConsistent { .. }
-            ),
-            "{violation}"
-        );
-        // A session that read the new value and then an older one.
-        let mut history = valid();
-        history["ops"][7]["ret"] = ret(14, Z + 2, data("a", 0));
-        let violation = check(&history).unwrap_err();
-        assert!(
-            matches!(violation, HistoryViolation::SessionOrderBroken { .. }),
-            "{violation}"
-        );
-        // A stale read by another session is sequentially consistent.
-        let mut history = valid();
-        history["ops"][4]["ret"] = ret(10, Z + 2, data("a", 0));
-        assert!(check(&history).is_ok());
-    }
-
-    #[test]
-    fn replies_out_of_request_order_fail() {
-        // Client 0's second op answered before its first.
-        let mut history = valid();
-        history["ops"][1]["ret"]["at"] = json!(20);
-        assert!(matches!(
-            check(&history),
-            Err(HistoryViolation::RepliesOutOfOrder { client: 0, .. })
-        ));
-    }
-
-    #[test]
-    fn an_unanswered_write_whose_receipt_names_an_acknowledged_txn_fails() {
-        // The receipt of client 1's unanswered multi claims the zxid the
-        // server acknowledged to client 0's set: one txn, two writes.
-        let mut history = valid();
-        history["final"][4]["czxid"] = json!(Z + 3);
-        assert!(matches!(
-            check(&history),
-            Err(HistoryViolation::ZxidReused { zxid, .. }) if zxid == Z + 3
-        ));
-    }
-
-    #[test]
-    fn receipts_must_agree_with_what_writes_were_told() {
-        // A write told it is txn Z whose receipt was created at another
-        // zxid, and a write told it failed whose receipt exists.
-        let mut history = valid();
-        history["final"][3]["czxid"] = json!(Z + 5);
-        assert!(matches!(
-            check(&history),
-            Err(HistoryViolation::AcknowledgedWriteMoved { zxid, .. }) if zxid == Z + 3
-        ));
-        let mut history = valid();
-        history["ops"][3]["ret"]["outcome"] = json!({"kind": "multi_failed", "codes": [-103, -2]});
-        assert!(matches!(
-            check(&history),
-            Err(HistoryViolation::RefusedWriteApplied { .. })
-        ));
-    }
-
-    #[test]
-    fn malformed_files_are_refused() {
-        // An unanswered write needs a receipt; a reply comes after its call.
-        let mut history = valid();
-        history["ops"][5]["receipt"] = Value::Null;
-        assert!(matches!(
-            parse(&history.to_string()),
-            Err(FileError::NoReceipt { op: 5 })
-        ));
-        let mut history = valid();
-        history["ops"][0]["ret"]["at"] = json!(1);
-        assert!(matches!(
-            parse(&history.to_string()),
-            Err(FileError::ReplyBeforeCall { op: 0, .. })
-        ));
-        let mut history = valid();
-        history["format"] = json!("other");
-        assert!(matches!(
-            parse(&history.to_string()),
-            Err(FileError::UnknownFormat { .. })
-        ));
-    }
-}
+mod tests;

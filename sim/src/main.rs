@@ -105,11 +105,12 @@ fn check_history(file: &std::path::Path) -> ExitCode {
         Ok(r) => {
             println!(
                 "{}: passed: {} ops ({} answered; unanswered: {} writes placed by their receipts, \
-                 {} writes that never happened, {} reads), final tree of {} nodes",
+                 {} by their evidence, {} writes that never happened, {} reads), final tree of {} nodes",
                 file.display(),
                 r.ops,
                 r.answered,
                 r.placed_by_receipt,
+                r.placed_by_evidence,
                 r.never_happened,
                 r.unanswered_reads,
                 r.final_nodes
