@@ -15,8 +15,9 @@ session it went out on. So each client gets two small hooks:
 
 An op whose reply header was never read is unanswered (`ret` null): its
 connection broke, its session expired, it was never sent, or the caller
-gave up waiting. Every write names a receipt, a znode only it creates
-(see history_file.rs), so the checker can tell whether it took effect.
+gave up waiting. Every write names a receipt, a znode only it creates, or
+evidence, what the final tree shows if it took effect (see
+history_file.rs), so the checker can tell whether it did.
 """
 
 import json
@@ -29,13 +30,14 @@ FORMAT = "fk-history-1"
 
 
 class Record:
-    __slots__ = ("client", "session", "op", "receipt", "call", "reply", "outcome")
+    __slots__ = ("client", "session", "op", "receipt", "evidence", "call", "reply", "outcome")
 
-    def __init__(self, client, session, op, receipt):
+    def __init__(self, client, session, op, receipt, evidence=None):
         self.client = client
         self.session = session
         self.op = op
         self.receipt = receipt
+        self.evidence = evidence
         self.call = None
         # (at, zxid, err, session, xid) from the reply header
         self.reply = None
@@ -50,7 +52,7 @@ class Record:
         if self.reply is not None:
             session, xid = self.reply[3], self.reply[4]
         return {"client": self.client, "session": session, "xid": xid, "call": self.call,
-                "op": self.op, "receipt": self.receipt, "ret": ret}
+                "op": self.op, "receipt": self.receipt, "evidence": self.evidence, "ret": ret}
 
 
 def _stat(stat):
@@ -139,10 +141,10 @@ class History:
         client._call = tagged_call
         connection._read_response = stamped_read_response
 
-    def run(self, client, index, op, receipt, issue, timeout):
+    def run(self, client, index, op, receipt, issue, timeout, evidence=None):
         """Runs one op: `issue()` hands it to kazoo (e.g. a `*_async` call).
         Returns (record, value); value is None unless the op succeeded."""
-        record = Record(index, client._session_id or 0, op, receipt)
+        record = Record(index, client._session_id or 0, op, receipt, evidence)
         record.call = self.tick()
         self._local.record = record
         value, result = None, None

@@ -249,7 +249,8 @@ class Nemesis:
 
 class Client:
     """One kazoo client running a seeded mix of writes and reads, each
-    recorded; every write leaves a receipt (a znode only it creates)."""
+    recorded; every write leaves a receipt (a znode only it creates) or
+    names evidence (see `owned`)."""
 
     def __init__(self, index, hosts, history, seed, stop):
         self.index = index
@@ -261,6 +262,10 @@ class Client:
         self.versions = {}
         self.created = []
         self.n = 0
+        self.generation = 0
+        self.clients = [self]
+        self.parent_made = False
+        self.owned_version = None
         self.thread = threading.Thread(target=self.loop, daemon=True, name=f"client-{index}")
         self.error = None
 
@@ -268,8 +273,44 @@ class Client:
         self.n += 1
         return f"{self.index}-{self.n}"
 
-    def op(self, op, receipt, issue):
-        return self.history.run(self.zk, self.index, op, receipt, issue, OP_TIMEOUT_S)
+    def op(self, op, receipt, issue, evidence=None):
+        return self.history.run(self.zk, self.index, op, receipt, issue, OP_TIMEOUT_S, evidence)
+
+    def owned(self, token):
+        """Plain create, setData and delete of a node only this client
+        touches, `<ROOT>/p/<client>-<generation>/x`. A write without a reply
+        ends the generation (the node is touched no more), so the final
+        tree shows whether it took effect: the evidence it names."""
+        zk, parent = self.zk, f"{ROOT}/p/{self.index}-{self.generation}"
+        x = f"{parent}/x"
+        if self.owned_version is None and not self.parent_made:
+            record, value = self.op({"kind": "create", "path": parent, "data": "", "mode": 0}, parent,
+                                    lambda: zk.create_async(parent, b""))
+            self.parent_made = value is not None
+        elif self.owned_version is None:
+            record, value = self.op({"kind": "create", "path": x, "data": token, "mode": 0}, None,
+                                    lambda: zk.create_async(x, token.encode()), {"kind": "created", "path": x})
+            if value is not None:
+                self.owned_version = 0
+        elif self.rng.random() < 0.75:
+            version = self.rng.choice([self.owned_version] * 6 + [-1, self.owned_version + 1])
+            record, value = self.op({"kind": "set_data", "path": x, "data": token, "version": version}, None,
+                                    lambda: zk.set_async(x, token.encode(), version), {"kind": "data", "path": x})
+            if value is not None:
+                self.owned_version = value.version
+        else:
+            version = self.rng.choice([self.owned_version] * 4 + [-1, self.owned_version + 1])
+            record, value = self.op({"kind": "delete", "path": x, "version": version}, None,
+                                    lambda: zk.delete_async(x, version), {"kind": "deleted", "path": x})
+            if value is not None:
+                self.next_generation()
+        if record.outcome is None:
+            self.next_generation()
+
+    def next_generation(self):
+        self.generation += 1
+        self.parent_made = False
+        self.owned_version = None
 
     def multi(self, ops, token):
         """`ops` plus the receipt's create, as one multi."""
@@ -309,35 +350,42 @@ class Client:
         token = self.token()
         key = rng.choice(KEYS)
         roll = rng.random()
-        if roll < 0.18:
+        if roll < 0.20:
+            self.owned(token)
+        elif roll < 0.32:
             path = f"{ROOT}/c/{token}"
             _, value = self.op({"kind": "create", "path": path, "data": token, "mode": 0}, path,
                                lambda: zk.create_async(path, token.encode()))
             if value is not None:
                 self.created.append(path)
-        elif roll < 0.28:
+        elif roll < 0.38:
             seq = {"kind": "create", "path": f"{ROOT}/s/n-", "data": token, "mode": 2}
             self.multi([seq], token)
-        elif roll < 0.43:
-            self.multi([{"kind": "set_data", "path": key, "data": token, "version": self.version(key)}], token)
         elif roll < 0.50:
+            self.multi([{"kind": "set_data", "path": key, "data": token, "version": self.version(key)}], token)
+        elif roll < 0.55:
             self.multi([{"kind": "create", "path": key, "data": token, "mode": 0}], token)
-        elif roll < 0.57:
+        elif roll < 0.60:
             self.multi([{"kind": "delete", "path": key, "version": self.version(key)}], token)
-        elif roll < 0.62:
+        elif roll < 0.64:
             check = {"kind": "check", "path": key, "version": self.version(key)}
             self.multi([check, {"kind": "set_data", "path": key, "data": token, "version": -1}], token)
-        elif roll < 0.80:
+        elif roll < 0.78:
             _, value = self.op({"kind": "get_data", "path": key}, None, lambda: zk.get_async(key))
             if value is not None:
                 self.versions[key] = value[1].version
-        elif roll < 0.86:
+        elif roll < 0.83:
             self.op({"kind": "exists", "path": key}, None, lambda: zk.exists_async(key))
-        elif roll < 0.92:
+        elif roll < 0.88:
             parent = rng.choice([f"{ROOT}/k", f"{ROOT}/s"])
             self.op({"kind": "get_children", "path": parent}, None, lambda: zk.get_children_async(parent))
-        elif roll < 0.97 and self.created:
+        elif roll < 0.92 and self.created:
             path = rng.choice(self.created)
+            self.op({"kind": "get_data", "path": path}, None, lambda: zk.get_async(path))
+        elif roll < 0.97:
+            # An owned node, another client's or this one's.
+            other = rng.choice(self.clients)
+            path = f"{ROOT}/p/{other.index}-{other.generation}/x"
             self.op({"kind": "get_data", "path": path}, None, lambda: zk.get_async(path))
         else:
             self.op({"kind": "sync"}, None, lambda: zk.sync_async(ROOT))
@@ -365,7 +413,7 @@ def setup_tree(hosts, history):
     history.attach(zk)
     zk.start(timeout=30)
     try:
-        for path in (ROOT, f"{ROOT}/c", f"{ROOT}/s", f"{ROOT}/r", f"{ROOT}/k"):
+        for path in (ROOT, f"{ROOT}/c", f"{ROOT}/s", f"{ROOT}/r", f"{ROOT}/k", f"{ROOT}/p"):
             record, value = history.run(zk, CLIENTS, {"kind": "create", "path": path, "data": "", "mode": 0},
                                         path, lambda p=path: zk.create_async(p, b""), OP_TIMEOUT_S)
             assert value == path, f"setup create {path} failed: {record.outcome}"
@@ -376,7 +424,7 @@ def setup_tree(hosts, history):
 
 def read_tree(member):
     """Every node under ROOT as `member` holds it (after a sync), as the
-    history's final tree, plus mzxid and pzxid for the cross-server compare."""
+    history's final tree (mzxid and pzxid for the evidence of owned nodes)."""
     zk = kazoo(member.hosts)
     zk.start(timeout=30)
     try:
@@ -434,6 +482,8 @@ def test_ensemble_under_partitions_kills_and_drops_keeps_its_history_consistent(
             setup_tree(ensemble.hosts(), history)
             clients = [Client(i, ensemble.hosts(), history, rng.randrange(2**32), stop) for i in range(CLIENTS)]
             for client in clients:
+                client.clients = clients
+            for client in clients:
                 client.zk.start(timeout=30)
                 client.thread.start()
             nemesis = Nemesis(net, ensemble, random.Random(rng.randrange(2**32)), time.monotonic())
@@ -449,7 +499,7 @@ def test_ensemble_under_partitions_kills_and_drops_keeps_its_history_consistent(
             final = agreed_tree(ensemble, timeout=20)
         counts = history.counts()
         path = os.path.join(workdir, "history.json")
-        history.dump(path, [{k: v for k, v in node.items() if k not in ("mzxid", "pzxid")} for node in final])
+        history.dump(path, final)
         with open(os.path.join(workdir, "faults.log"), "w") as f:
             f.write("\n".join(nemesis.log) + "\n")
         checked = subprocess.run([fk_sim, "check-history", path], capture_output=True, text=True, timeout=300)
