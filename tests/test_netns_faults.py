@@ -3,15 +3,23 @@
 server in a network namespace of its own (tests/netns.py), while kazoo
 clients write and read concurrently and a seeded nemesis kills servers
 with SIGKILL (one, the leader, or all three at once) and restarts them,
-isolates the leader, splits one server
-from the other two, drops one direction of a link, and drops a share of a
-server's packets at random (nftables `numgen random`). Every op is recorded
-(tests/kazoo_history.py) and the history is judged by the simulator's own
-checkers, `fk-sim check-history` (sim/src/history_file.rs): replies in
-request order per session, writes linearizable in zxid order, each
-session's reads in its own order and each answer the model's, and the
-final tree (read from every server once all is healed; all three must
-agree) equal to what the writes leave — no acknowledged write lost.
+isolates the leader, splits one server from the other two, drops one
+direction of a link, and drops a share of a server's packets at random
+(nftables `numgen random`). Every op is recorded (tests/kazoo_history.py)
+and the history is judged by the simulator's own checkers, `fk-sim
+check-history` (sim/src/history_file.rs): replies in request order per
+session, writes linearizable in zxid order, each session's reads in its
+own order and each answer the model's, and the final tree (read from every
+server once all is healed; all three must agree) equal to what the writes
+leave — no acknowledged write lost, none told it failed applied.
+
+The workload: plain creates of unique nodes, and multis that create
+sequential nodes, create, setData (with versions, often stale), delete and
+check six shared keys, each multi also creating a receipt node; plain
+create, setData and delete of a node each client owns (see
+`Client.owned`); getData, exists, getChildren and sync. A write whose reply
+never came is placed (or found never to have happened) by its receipt or
+by what the final tree shows of its owned node.
 
 ZooKeeper passing the same checker shows the checker expects what
 ZooKeeper does.
