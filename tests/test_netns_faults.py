@@ -45,7 +45,7 @@ from kazoo.retry import KazooRetry
 
 import netns
 import zkwire
-from conftest import IS_ZK, REPO, TARGET, Server, _live_processes
+from conftest import IS_FK, IS_ZK, REPO, TARGET, Server, _live_processes
 from kazoo_history import History
 
 pytestmark = pytest.mark.fresh
@@ -467,6 +467,24 @@ def agreed_tree(ensemble, timeout):
         time.sleep(0.2)
 
 
+def assert_equal_digests(ensemble, timeout):
+    """ferrokeeper's `hash` word (the whole tree's digest at a zxid) agrees
+    on every server, once the last closeSession has reached them all."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hashes = {}
+        for m in ensemble.members.values():
+            try:
+                hashes[m.sid] = zkwire.four_letter_word(m.port, "hash", timeout=1.0, host=m.host).strip()
+            except (OSError, zkwire.ConnectionClosed, TimeoutError):
+                hashes[m.sid] = None
+        if None not in hashes.values() and len(set(hashes.values())) == 1:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the servers' tree digests differ: {hashes}")
+        time.sleep(0.1)
+
+
 @pytest.mark.deadline(170 if IS_ZK else 140)
 def test_ensemble_under_partitions_kills_and_drops_keeps_its_history_consistent(net, fk_sim):
     """Kills, partitions, one-way and random drops under concurrent kazoo
@@ -505,6 +523,8 @@ def test_ensemble_under_partitions_kills_and_drops_keeps_its_history_consistent(
             for client in clients:
                 client.close()
             final = agreed_tree(ensemble, timeout=20)
+            if IS_FK:
+                assert_equal_digests(ensemble, timeout=15)
         counts = history.counts()
         path = os.path.join(workdir, "history.json")
         history.dump(path, final)
