@@ -54,15 +54,13 @@ impl Node {
         // ZooKeeper touches a session for every packet it reads; a client that
         // keeps sending is alive even while its requests wait.
         let session_id = c.session_id;
-        if self
-            .sessions
-            .get(session_id)
-            .is_some_and(|session| !session.closing)
-        {
-            self.sessions.touch(session_id, now);
-        }
         c.parked.extend(requests.into_iter().map(|r| (now, r)));
         self.parked_conns.insert(conn);
+        if let Some(session) = self.sessions.get(session_id).filter(|s| !s.closing) {
+            let timeout_ms = session.timeout_ms;
+            self.sessions.touch(session_id, now);
+            self.learner_touch(session_id, timeout_ms);
+        }
     }
 
     /// The connection wrote `bytes` of what it was handed: its credit grows.

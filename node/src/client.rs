@@ -254,7 +254,6 @@ impl Node {
             return;
         }
         let session_id = c.session_id;
-        let peer = c.peer.clone();
         let RequestFrame {
             xid,
             op,
@@ -265,16 +264,23 @@ impl Node {
             // After closeSession nothing more is answered; the connection
             // closes once that reply is out, as ZooKeeper's does.
             Some(session) if session.closing => return,
-            Some(session) => {
+            // A request taken in the step it arrived in was counted as
+            // activity on arrival (`on_requests`); one that waited is
+            // counted again now, as ZooKeeper touches at each packet it
+            // processes.
+            Some(session) if received != self.now.monotonic => {
                 let timeout_ms = session.timeout_ms;
                 self.sessions.touch(session_id, self.now.monotonic);
                 self.learner_touch(session_id, timeout_ms);
             }
-            None => {}
+            Some(_) | None => {}
         }
         let request = match body {
             Ok(request) => request,
-            Err(err) => return self.on_undecodable(conn, &peer, session_id, xid, op, err),
+            Err(err) => {
+                let peer = self.conns.get(conn).expect("looked up above").peer.clone();
+                return self.on_undecodable(conn, &peer, session_id, xid, op, err);
+            }
         };
         let op = request.op_code();
         // Nulls whose answer depends on the request alone (proto's table).
@@ -318,6 +324,13 @@ impl Node {
             request => match requests::classify(request) {
                 Classified::Write(shape, write) => self.on_write(conn, xid, shape, write, &nulls),
                 Classified::Malformed(code) => self.push_error(conn, xid, code),
+                // Nothing ahead of it: answered now, as the queue would
+                // answer it at once (this saves moving it in and out).
+                Classified::Read(request)
+                    if self.conns.get(conn).is_some_and(|c| c.queue.is_empty()) =>
+                {
+                    self.answer_read(conn, xid, op, request, &nulls, received)
+                }
                 Classified::Read(request) => self.push(
                     conn,
                     Pending::Read {
@@ -572,7 +585,6 @@ impl Node {
             if matches!(ready, Pending::Read { .. }) {
                 c.reads_queued -= 1;
             }
-            let session_id = c.session_id;
             match ready {
                 Pending::Ready(frame) => {
                     self.stats.packets_sent += 1;
@@ -589,30 +601,7 @@ impl Node {
                     request,
                     nulls,
                     received,
-                } => {
-                    let auth = c.auth.clone();
-                    let answer = requests::answer_read(
-                        &mut self.tree,
-                        session_id,
-                        &auth,
-                        xid,
-                        op,
-                        request,
-                        &nulls,
-                    );
-                    self.deliver(&answer.events);
-                    if answer.error == Some(ErrorCode::BadArguments) {
-                        let peer = &self.conns.get(conn).expect("looked up above").peer;
-                        let line = format!(
-                            "{peer} session 0x{session_id:x} xid {xid} {op:?}: answering BADARGUMENTS: invalid path or argument"
-                        );
-                        self.out.log(Level::Info, line);
-                    }
-                    self.stats
-                        .record_latency(self.now.monotonic.saturating_sub(received));
-                    self.stats.packets_sent += 1;
-                    self.conns.send(conn, answer.frame, true, applied);
-                }
+                } => self.answer_read(conn, xid, op, request, &nulls, received),
                 Pending::Sync {
                     xid,
                     path,
@@ -636,6 +625,37 @@ impl Node {
                 Pending::Write { .. } | Pending::Connecting => unreachable!("handled above"),
             }
         }
+    }
+
+    /// Answers a read from the tree as it stands and sends the reply.
+    fn answer_read(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+        request: Request,
+        nulls: &Nulls,
+        received: Duration,
+    ) {
+        let applied = self.zxid_applied();
+        let Some(c) = self.conns.get(conn) else {
+            return;
+        };
+        let session_id = c.session_id;
+        let answer =
+            requests::answer_read(&mut self.tree, session_id, &c.auth, xid, op, request, nulls);
+        self.deliver(&answer.events);
+        if answer.error == Some(ErrorCode::BadArguments) {
+            let peer = &self.conns.get(conn).expect("looked up above").peer;
+            let line = format!(
+                "{peer} session 0x{session_id:x} xid {xid} {op:?}: answering BADARGUMENTS: invalid path or argument"
+            );
+            self.out.log(Level::Info, line);
+        }
+        self.stats
+            .record_latency(self.now.monotonic.saturating_sub(received));
+        self.stats.packets_sent += 1;
+        self.conns.send(conn, answer.frame, true, applied);
     }
 
     /// Sends watch events to the connections of the sessions they belong to.

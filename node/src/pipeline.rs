@@ -19,7 +19,7 @@
 //! forwarded. The waiting index maps that pair to the connection whose queue
 //! holds the reply slot.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 use tree::{Txn, TxnHeader};
@@ -60,8 +60,10 @@ pub(crate) struct Pipeline {
     append_in_flight: Option<(i64, usize)>,
     /// (session, cxid) → the connection waiting for that txn's reply, and
     /// how many replies it waits for under that pair (a client that reuses
-    /// an xid while the first is in flight).
-    waiting: BTreeMap<(i64, i32), (ConnId, u32)>,
+    /// an xid while the first is in flight). A hash map: every write
+    /// inserts and removes an entry, and nothing iterates it but the
+    /// invariant check.
+    waiting: tree::HashMap<(i64, i32), (ConnId, u32)>,
     /// The log failed: nothing more is prepared, ever.
     failed: Option<StorageFailure>,
     append_records_max: usize,
@@ -81,7 +83,7 @@ impl Pipeline {
             batches: VecDeque::new(),
             bytes_not_durable: 0,
             append_in_flight: None,
-            waiting: BTreeMap::new(),
+            waiting: tree::HashMap::with_hasher(tree::hasher(0)),
             failed: None,
             append_records_max,
             append_bytes_max,

@@ -40,8 +40,9 @@ pub type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 pub type HashSet<K> = std::collections::HashSet<K, ahash::RandomState>;
 
 /// The hasher for every map of a tree with this seed. The other three ahash
-/// keys are fixed: the seed alone decides the hashes.
-pub(crate) fn hasher(seed: u64) -> ahash::RandomState {
+/// keys are fixed: the seed alone decides the hashes (node's maps keyed by
+/// values a client cannot choose freely use it with a fixed seed).
+pub fn hasher(seed: u64) -> ahash::RandomState {
     const KEYS: [u64; 3] = [
         0x243f_6a88_85a3_08d3,
         0x1319_8a2e_0370_7344,
