@@ -144,16 +144,27 @@ class History:
     def run(self, client, index, op, receipt, issue, timeout, evidence=None):
         """Runs one op: `issue()` hands it to kazoo (e.g. a `*_async` call).
         Returns (record, value); value is None unless the op succeeded."""
+        return self.finish(self.start(client, index, op, receipt, issue, evidence), timeout)
+
+    def start(self, client, index, op, receipt, issue, evidence=None):
+        """Hands one op to kazoo without waiting for it (several started in
+        a row are pipelined on the session); `finish` waits for it."""
         record = Record(index, client._session_id or 0, op, receipt, evidence)
         record.call = self.tick()
         self._local.record = record
-        value, result = None, None
+        result = None
         try:
             result = issue()
         except KazooException:
             pass
         finally:
             self._local.record = None
+        return record, result
+
+    def finish(self, started, timeout):
+        """Waits for a started op; returns (record, value) as `run` does."""
+        record, result = started
+        value = None
         if result is not None:
             try:
                 value = result.get(timeout=timeout)
@@ -168,7 +179,7 @@ class History:
                     record.outcome = {"kind": "error", "code": err}
                     value = None
                 elif result.ready() and result.successful():
-                    record.outcome = outcome(op, result.value)
+                    record.outcome = outcome(record.op, result.value)
                     value = result.value
         with self._lock:
             self._records.append(record)

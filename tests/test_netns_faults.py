@@ -322,6 +322,11 @@ class Client:
 
     def multi(self, ops, token):
         """`ops` plus the receipt's create, as one multi."""
+        record, value = self.history.finish(self.start_multi(ops, token), OP_TIMEOUT_S)
+        self.learn(record.op["ops"], value)
+        return record
+
+    def start_multi(self, ops, token):
         receipt = f"{ROOT}/r/{token}"
         ops = ops + [{"kind": "create", "path": receipt, "data": "", "mode": 0}]
 
@@ -338,7 +343,10 @@ class Client:
                     tx.check(op["path"], op["version"])
             return tx.commit_async()
 
-        record, value = self.op({"kind": "multi", "ops": ops}, receipt, issue)
+        return self.history.start(self.zk, self.index, {"kind": "multi", "ops": ops}, receipt, issue)
+
+    def learn(self, ops, value):
+        """The versions of the shared keys a successful multi tells."""
         if value is not None and all(not isinstance(r, Exception) for r in value):
             for sub, result in zip(ops, value):
                 if sub["kind"] == "set_data":
@@ -347,7 +355,22 @@ class Client:
                     self.versions.pop(sub["path"], None)
                 elif sub["kind"] == "create" and sub["path"] in KEYS:
                     self.versions[sub["path"]] = 0
-        return record
+
+    def burst(self, token, key):
+        """A write and reads of its key sent back to back on the session
+        (pipelined): the reads must see the write (FIFO client order) and
+        the replies come back in request order."""
+        zk = self.zk
+        started = [self.start_multi([{"kind": "set_data", "path": key, "data": token, "version": -1}], token)]
+        for _ in range(self.rng.randint(1, 3)):
+            if self.rng.random() < 0.7:
+                started.append(self.history.start(zk, self.index, {"kind": "get_data", "path": key}, None,
+                                                  lambda: zk.get_async(key)))
+            else:
+                started.append(self.history.start(zk, self.index, {"kind": "exists", "path": key}, None,
+                                                  lambda: zk.exists_async(key)))
+        for started_op in started:
+            self.history.finish(started_op, OP_TIMEOUT_S)
 
     def version(self, key):
         known = self.versions.get(key)
@@ -375,7 +398,9 @@ class Client:
             self.multi([{"kind": "create", "path": key, "data": token, "mode": 0}], token)
         elif roll < 0.60:
             self.multi([{"kind": "delete", "path": key, "version": self.version(key)}], token)
-        elif roll < 0.64:
+        elif roll < 0.65:
+            self.burst(token, key)
+        elif roll < 0.68:
             check = {"kind": "check", "path": key, "version": self.version(key)}
             self.multi([check, {"kind": "set_data", "path": key, "data": token, "version": -1}], token)
         elif roll < 0.78:
