@@ -17,7 +17,8 @@ The workload: plain creates of unique nodes, and multis that create
 sequential nodes, create, setData (with versions, often stale), delete and
 check six shared keys, each multi also creating a receipt node; plain
 create, setData and delete of a node each client owns (see
-`Client.owned`); getData, exists, getChildren and sync. A write whose reply
+`Client.owned`); getData, exists, getChildren and sync; and bursts, a
+write and reads of its key pipelined on one session. A write whose reply
 never came is placed (or found never to have happened) by its receipt or
 by what the final tree shows of its owned node.
 
