@@ -16,6 +16,8 @@
 #   default-jdk-headless       javac, to compile the Curator and Java-client driver
 #   libzookeeper-mt-dev, gcc   the C client for test_c_client.py
 #   openssl                    X.509 v1 certificates for test_tls.py
+#   iproute2, nftables         network namespaces, veth pairs and packet-drop
+#                              rules for test_netns_faults.py (runs as root)
 # Python packages: kazoo (the client most tests drive), pytest,
 # cryptography (test_tls.py reads the keystores it makes) and pure-sasl
 # (kazoo's SASL DIGEST-MD5 client, for test_sasl.py).
@@ -37,6 +39,8 @@ APT_CHECKS=(
     "/usr/include/zookeeper/zookeeper.h libzookeeper-mt-dev"
     "gcc gcc"
     "openssl openssl"
+    "/sbin/ip iproute2"
+    "/usr/sbin/nft nftables"
 )
 PIP_PACKAGES=("kazoo==2.11.0" "pytest>=7" "cryptography" "pure-sasl")
 PY_MODULES=(kazoo pytest cryptography puresasl)

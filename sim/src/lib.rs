@@ -35,6 +35,9 @@
 //! - [`client`] and [`workload`]: clients that speak the client protocol
 //!   and record what they asked and what they were told ([`history`]).
 //! - [`model`], [`linearizability`], [`checks`]: the judges.
+//! - [`history_file`]: the same judges for histories that real clients
+//!   recorded against real servers (`fk-sim check-history FILE.json`;
+//!   `tests/test_netns_faults.py` writes them).
 //! - [`world`]: one run from start to verdict.
 //!
 //! # What is checked
@@ -196,6 +199,7 @@ pub mod context;
 pub mod disk;
 pub mod ensemble;
 pub mod history;
+pub mod history_file;
 pub mod linearizability;
 pub mod model;
 pub mod network;

@@ -6,20 +6,30 @@
 //!        [--servers N] [--observers K] [--databases D] [--clients C] [--steps M]
 //!        [--faults crash,fsync,...|all|none]
 //! fk-sim --servers 3 --seeds 10000    an ensemble soak: 3 voters, elections, ZAB
+//! fk-sim check-history FILE.json      judge a history recorded by real clients
 //! ```
 //!
 //! Exit status: 0 when every seed passed, 1 when one broke a property (its
 //! seed and the command that replays it are printed), 2 on bad arguments.
+//! `check-history` (see `sim::history_file` for the file format): 0 when the
+//! history passes, 1 with the violation printed, 2 when the file cannot be
+//! read as a history.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use sim::{Bug, Faults, Mix, Options, Outcome};
 
 #[derive(Debug, Parser)]
-#[command(name = "fk-sim", about = "ferrokeeper's deterministic simulator")]
+#[command(
+    name = "fk-sim",
+    about = "ferrokeeper's deterministic simulator",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Run this one seed.
     #[arg(long, conflicts_with = "seeds")]
     seed: Option<u64>,
@@ -78,6 +88,50 @@ struct Args {
     /// learners that fell behind get SNAPs).
     #[arg(long)]
     history_txns_max: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a history recorded by real clients against real servers (the
+    /// JSON format is documented in sim/src/history_file.rs) with the
+    /// simulator's checkers: FIFO replies, sequential consistency over the
+    /// model, and the final tree against every write.
+    CheckHistory {
+        /// The history file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// `fk-sim check-history FILE`.
+fn check_history(file: &std::path::Path) -> ExitCode {
+    let history = match sim::history_file::load(file) {
+        Ok(history) => history,
+        Err(error) => {
+            eprintln!("fk-sim check-history: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match history.check() {
+        Ok(r) => {
+            println!(
+                "{}: passed: {} ops ({} answered; unanswered: {} writes placed by their receipts, \
+                 {} by their evidence, {} writes that never happened, {} reads), final tree of {} nodes",
+                file.display(),
+                r.ops,
+                r.answered,
+                r.placed_by_receipt,
+                r.placed_by_evidence,
+                r.never_happened,
+                r.unanswered_reads,
+                r.final_nodes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(violation) => {
+            println!("{}: VIOLATION: {violation}", file.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 impl Args {
@@ -180,6 +234,9 @@ fn report(outcome: &Outcome) -> String {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::CheckHistory { file }) = &args.command {
+        return check_history(file);
+    }
     let seeds: Vec<u64> = match (args.seed, args.seeds) {
         (Some(seed), _) => vec![seed],
         (None, Some(n)) => (args.first_seed..args.first_seed.saturating_add(n)).collect(),
