@@ -69,8 +69,6 @@ use crate::writer::{LogWriter, WriterConfig};
 pub const RECOVERING_FILE: &str = "recovering";
 /// What a set-aside segment's name ends with.
 pub const DAMAGED_SUFFIX: &str = ".damaged";
-/// A marker file is a handful of bytes; anything longer is not one.
-const MARKER_BYTES_MAX: usize = 32;
 
 /// Whether `name` is a temp file of this module (removed at start-up).
 pub(crate) fn is_damage_temp_file(name: &str) -> bool {
@@ -199,46 +197,23 @@ fn sync_directory<F: WriteFs>(fs: &F) -> Result<(), WalError> {
         .map_err(|e| WalError::io("fsync directory", fs.display(""), e))
 }
 
-/// Durably writes the marker: records after `zxid_good` were lost.
+/// Durably writes the marker: records after `zxid_good` were lost. Written
+/// and read as the epoch files are (one decimal number, replaced atomically).
 pub fn write_recovering_in<F: WriteFs>(fs: &F, zxid_good: i64) -> Result<(), WalError> {
-    let tmp = format!("{RECOVERING_FILE}{TEMP_SUFFIX}");
-    let io = |op, e| WalError::io(op, fs.display(&tmp), e);
-    let mut file = fs.create_file(&tmp).map_err(|e| io("create", e))?;
-    file.append(format!("{zxid_good}\n").as_bytes())
-        .map_err(|e| io("write", e))?;
-    file.sync().map_err(|e| io("fsync", e))?;
-    drop(file);
-    fs.rename_file(&tmp, RECOVERING_FILE)
-        .map_err(|e| io("rename", e))?;
-    sync_directory(fs)
+    crate::epoch::write_decimal_in(fs, RECOVERING_FILE, zxid_good)
 }
 
 /// The marker: `Ok(Some(Z))` while records after Z are being recovered
 /// from peers, `Ok(None)` without one, an error if it is not a number.
 pub fn read_recovering_in<R: ReadFs>(fs: &R) -> Result<Option<i64>, WalError> {
-    let file = fs.display(RECOVERING_FILE);
-    let reader = match fs.open_read(RECOVERING_FILE) {
-        Ok(reader) => reader,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(WalError::io("open", &file, e)),
-    };
-    let damaged = |reason: &str| WalError::MarkerCorrupt {
-        file: file.clone(),
-        reason: reason.into(),
-    };
-    if reader.len() > MARKER_BYTES_MAX as u64 {
-        return Err(damaged("too long"));
-    }
-    let mut bytes = vec![0u8; reader.len() as usize];
-    let n = reader
-        .read_at(0, &mut bytes)
-        .map_err(|e| WalError::io("read", &file, e))?;
-    bytes.truncate(n);
-    let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not text"))?;
-    text.trim()
-        .parse::<i64>()
-        .map(Some)
-        .map_err(|_| damaged("not a decimal zxid"))
+    use crate::epoch::{read_decimal_in, DecimalFileError};
+    read_decimal_in(fs, RECOVERING_FILE).map_err(|e| match e {
+        DecimalFileError::Io(error) => error,
+        DecimalFileError::Damaged { file, reason } => WalError::MarkerCorrupt {
+            file,
+            reason: reason.into(),
+        },
+    })
 }
 
 /// Removes the marker durably (the server synchronised from an established

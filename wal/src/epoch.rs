@@ -32,9 +32,6 @@ impl EpochFile {
     }
 }
 
-/// An epoch file is a handful of bytes; anything longer is not one.
-const EPOCH_FILE_BYTES_MAX: usize = 32;
-
 /// Durably replaces the epoch file in `dir` with `epoch` (≥ 0).
 pub fn write_epoch(dir: &Path, which: EpochFile, epoch: i64) -> Result<(), WalError> {
     write_epoch_in(&StdDir::new(dir), which, epoch)
@@ -45,31 +42,39 @@ pub fn write_epoch(dir: &Path, which: EpochFile, epoch: i64) -> Result<(), WalEr
 /// file is removed and the old value stays.
 pub fn write_epoch_in<F: WriteFs>(fs: &F, which: EpochFile, epoch: i64) -> Result<(), WalError> {
     assert!(epoch >= 0, "epochs are not negative");
-    let tmp = which.temp_name();
+    write_decimal_in(fs, which.file_name(), epoch)
+}
+
+/// Durably replaces the file `name` in `fs` with `value` (≥ 0) in decimal
+/// text: temp file, sync, rename over the old one, sync the directory. On
+/// an error the temp file is removed and the old value stays. The epoch
+/// files and protocol-aware recovery's marker (`damage.rs`) are written so.
+pub(crate) fn write_decimal_in<F: WriteFs>(fs: &F, name: &str, value: i64) -> Result<(), WalError> {
+    assert!(value >= 0, "decimal files hold non-negative numbers");
+    let tmp = format!("{name}{TEMP_SUFFIX}");
     let io = |op, e| WalError::io(op, fs.display(&tmp), e);
     let written = fs
         .create_file(&tmp)
         .map_err(|e| io("create", e))
         .and_then(|mut file| {
-            file.append(format!("{epoch}\n").as_bytes())
+            file.append(format!("{value}\n").as_bytes())
                 .map_err(|e| io("write", e))?;
             file.sync().map_err(|e| io("fsync", e))?;
             drop(file);
-            fs.rename_file(&tmp, which.file_name())
-                .map_err(|e| io("rename", e))
+            fs.rename_file(&tmp, name).map_err(|e| io("rename", e))
         });
     if let Err(error) = written {
         match fs.remove_file(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
-                tracing::warn!(file = %fs.display(&tmp), error = %e, "could not remove an epoch temp file")
+                tracing::warn!(file = %fs.display(&tmp), error = %e, "could not remove a temp file")
             }
         }
         return Err(error);
     }
     fs.sync_directory()
-        .map_err(|e| WalError::io("fsync directory", fs.display(which.file_name()), e))
+        .map_err(|e| WalError::io("fsync directory", fs.display(name), e))
 }
 
 /// Reads an epoch file: `Ok(None)` if it does not exist, an error if it holds
@@ -80,24 +85,53 @@ pub fn read_epoch(dir: &Path, which: EpochFile) -> Result<Option<i64>, WalError>
 
 /// [`read_epoch`] in any directory.
 pub fn read_epoch_in<R: ReadFs>(fs: &R, which: EpochFile) -> Result<Option<i64>, WalError> {
-    let name = which.file_name();
+    read_decimal_in(fs, which.file_name()).map_err(|e| match e {
+        DecimalFileError::Io(error) => error,
+        DecimalFileError::Damaged { file, reason } => WalError::EpochCorrupt {
+            file,
+            reason: reason.into(),
+        },
+    })
+}
+
+/// A file of this kind is a handful of bytes; anything longer is not one.
+const DECIMAL_FILE_BYTES_MAX: usize = 32;
+
+/// Why a file written by [`write_decimal_in`] could not be read back.
+#[derive(Debug)]
+pub(crate) enum DecimalFileError {
+    Io(WalError),
+    /// It holds something else than one non-negative decimal number; the
+    /// caller names the damage (which file it is decides what it means).
+    Damaged {
+        file: String,
+        reason: &'static str,
+    },
+}
+
+/// Reads a file written by [`write_decimal_in`]: `Ok(None)` if it does not
+/// exist.
+pub(crate) fn read_decimal_in<R: ReadFs>(
+    fs: &R,
+    name: &str,
+) -> Result<Option<i64>, DecimalFileError> {
     let file = fs.display(name);
     let reader = match fs.open_read(name) {
         Ok(reader) => reader,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(WalError::io("open", &file, e)),
+        Err(e) => return Err(DecimalFileError::Io(WalError::io("open", &file, e))),
     };
-    let damaged = |reason: &str| WalError::EpochCorrupt {
+    let damaged = |reason| DecimalFileError::Damaged {
         file: file.clone(),
-        reason: reason.into(),
+        reason,
     };
-    if reader.len() > EPOCH_FILE_BYTES_MAX as u64 {
+    if reader.len() > DECIMAL_FILE_BYTES_MAX as u64 {
         return Err(damaged("too long"));
     }
     let mut bytes = vec![0u8; reader.len() as usize];
     let n = reader
         .read_at(0, &mut bytes)
-        .map_err(|e| WalError::io("read", &file, e))?;
+        .map_err(|e| DecimalFileError::Io(WalError::io("read", &file, e)))?;
     bytes.truncate(n);
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| damaged("not text"))?
