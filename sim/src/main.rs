@@ -68,7 +68,8 @@ struct Args {
     /// Reintroduce a known bug (ack-before-durable, no-force-sync,
     /// reorder-sends, skip-log-replay, drop-watch-events; ensembles:
     /// current-epoch-before-durable, diff-without-trunc,
-    /// commit-out-of-order, vote-as-if-lost-records-held) to see the
+    /// commit-out-of-order, vote-as-if-lost-records-held,
+    /// trunc-keeps-snapshots) to see the
     /// checkers catch it.
     #[arg(long)]
     bug: Option<Bug>,

@@ -172,10 +172,13 @@ pub enum Bug {
     /// Ensembles: a leader sends the COMMITs of proposals that reach their
     /// quorum together newest first (`replication::Mutation`).
     CommitOutOfOrder,
+    /// Ensembles: a TRUNC cuts the log only, and snapshots above the cut
+    /// stay — ZOOKEEPER-1549's dirty snapshot survives its truncation.
+    TruncKeepsSnapshots,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeDurable,
         Bug::NoForceSync,
         Bug::ReorderSends,
@@ -185,6 +188,7 @@ impl Bug {
         Bug::DiffWithoutTrunc,
         Bug::VoteAsIfLostRecordsHeld,
         Bug::CommitOutOfOrder,
+        Bug::TruncKeepsSnapshots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -198,6 +202,7 @@ impl Bug {
             Bug::DiffWithoutTrunc => "diff-without-trunc",
             Bug::VoteAsIfLostRecordsHeld => "vote-as-if-lost-records-held",
             Bug::CommitOutOfOrder => "commit-out-of-order",
+            Bug::TruncKeepsSnapshots => "trunc-keeps-snapshots",
         }
     }
 

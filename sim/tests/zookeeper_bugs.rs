@@ -465,3 +465,80 @@ fn zookeeper_4643_with_current_epoch_before_durable_fails_the_scenario() {
         );
     }
 }
+
+// ----- ZOOKEEPER-1549 ------------------------------------------------------------
+
+/// ZOOKEEPER-1154's schedule, and then some: the isolated old leader is
+/// killed a second after it logged its lone txn, restarts still cut off
+/// (its log replays the uncommitted txn into its tree), and at once
+/// snapshots that tree whole, as ZooKeeper did after loading its
+/// database. It rejoins to a leader that never had the txn.
+fn dirty_snapshot(seed: u64) -> Options {
+    let isolate = Rule::new(
+        "isolate-the-leader-as-it-proposes-then-kill-it",
+        When::Sent(Packet::Proposal),
+        During::Leading,
+        Then::IsolateThenCrash {
+            ms: 6_000,
+            crash_after_ms: 1_000,
+            power_cut: false,
+        },
+    )
+    .from_step(1_500);
+    // Only the scripted crash restarts a server after the first boots.
+    let snapshot = Rule::new(
+        "snapshot-the-replayed-uncommitted-txn",
+        When::Booted,
+        During::Anything,
+        Then::Snapshot,
+    )
+    .from_step(1_500);
+    Options {
+        history_txns_max: Some(10_000),
+        ..scenario(seed, "reset,silent", vec![isolate, snapshot])
+    }
+}
+
+#[test]
+fn zookeeper_1549_a_dirty_snapshot_does_not_survive_its_trunc() {
+    // ZOOKEEPER-1549: an uncommitted txn replayed into memory was
+    // snapshotted, and TRUNC cut only the log: the snapshot brought the
+    // txn back. Here both rules fired, the old leader was TRUNCated, the
+    // TRUNC removed the snapshot above its cut, and every check passes.
+    for seed in 0..2 {
+        let outcome = passes_and_fires(
+            &dirty_snapshot(seed),
+            &[
+                "isolate-the-leader-as-it-proposes-then-kill-it",
+                "snapshot-the-replayed-uncommitted-txn",
+            ],
+        );
+        let servers = outcome.summary.servers;
+        assert!(servers.truncations > 0, "seed {seed}: no TRUNC");
+        assert!(
+            servers.snapshots_truncated > 0,
+            "seed {seed}: the dirty snapshot was not above the TRUNC's cut"
+        );
+    }
+}
+
+#[test]
+fn zookeeper_1549_with_trunc_keeping_snapshots_fails_the_scenario() {
+    // The same schedule with Bug::TruncKeepsSnapshots (TRUNC cuts the log
+    // and leaves the snapshots, as ZooKeeper did): the old leader reloads
+    // the dirty snapshot after its TRUNC and holds a txn no other server
+    // has. The reload check catches it in each of the first 8 seeds;
+    // without it the end-of-run checks caught only seed 2 (the lone txn
+    // often changes nothing a digest sees).
+    for seed in 0..2 {
+        let options = Options {
+            bug: Some(Bug::TruncKeepsSnapshots),
+            ..dirty_snapshot(seed)
+        };
+        let found = run(&options).found.map(|f| f.violation);
+        assert!(
+            matches!(found, Some(Violation::SnapshotSurvivedTruncation { .. })),
+            "seed {seed}: {found:?}"
+        );
+    }
+}
