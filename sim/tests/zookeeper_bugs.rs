@@ -542,3 +542,43 @@ fn zookeeper_1549_with_trunc_keeping_snapshots_fails_the_scenario() {
         );
     }
 }
+
+// ----- ZOOKEEPER-2325 ------------------------------------------------------------
+
+/// A follower is killed as a proposal reaches it and loses every snapshot
+/// file while it is down; its log and epoch files stay.
+fn snapshots_lost(seed: u64) -> Options {
+    let lose = Rule::new(
+        "follower-loses-its-snapshots",
+        When::Received(Packet::Proposal),
+        During::Following,
+        Then::LoseSnapshots,
+    )
+    .from_step(2_000);
+    Options {
+        history_txns_max: Some(20),
+        ..scenario(seed, "reset,silent", vec![lose])
+    }
+}
+
+#[test]
+fn zookeeper_2325_a_log_without_snapshots_is_refused_not_replayed_onto_nothing() {
+    // ZOOKEEPER-2325: with its snapshots gone and its log left, a server
+    // started empty and served that. wal's recovery refuses such a disk
+    // (WalError::LogWithoutSnapshot, wal/tests/recovery.rs): the follower
+    // refuses to start (counted, not a violation), its operator moves the
+    // orphaned log aside, and it comes back empty and is synchronised by
+    // its leader; every check passes and the ensemble's servers agree.
+    // The refusal is asserted: a driver that started the follower on that
+    // disk anyway fails here (before this scenario the driver reported
+    // wal's refusal itself as a RecoveryFailed violation).
+    for seed in 0..2 {
+        let outcome = passes_and_fires(&snapshots_lost(seed), &["follower-loses-its-snapshots"]);
+        let servers = outcome.summary.servers;
+        assert!(servers.starts_refused > 0, "seed {seed}: no refused start");
+        assert!(
+            servers.restarts > servers.starts_refused,
+            "seed {seed}: the follower never started again"
+        );
+    }
+}
