@@ -59,7 +59,8 @@ struct Args {
     /// bit-flip (not in all: `all,bit-flip`).
     #[arg(long, default_value = "all")]
     faults: Faults,
-    /// What the clients mostly do: standard, many-ephemerals, or big-tree.
+    /// What the clients mostly do: standard, many-ephemerals, big-tree,
+    /// or multis.
     #[arg(long, default_value = "standard")]
     mix: Mix,
     /// Print the event trace of the run (with --seed).

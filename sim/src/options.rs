@@ -243,6 +243,11 @@ pub enum Mix {
     /// Mostly writes of kilobyte values over the bulk nodes: a tree of a
     /// megabyte or more, so that a SNAP to a learner spans many chunks.
     BigTree,
+    /// Mostly multis (compare-and-sets over the keys, and batches of
+    /// ephemeral sequential creates) beside bulk writes that keep the tree
+    /// big enough for a snapshot to take several chunks: multis are
+    /// applied while fuzzy snapshots are walked (ZOOKEEPER-3127).
+    Multis,
 }
 
 impl FromStr for Mix {
@@ -253,8 +258,9 @@ impl FromStr for Mix {
             "standard" => Ok(Mix::Standard),
             "many-ephemerals" => Ok(Mix::ManyEphemerals),
             "big-tree" => Ok(Mix::BigTree),
+            "multis" => Ok(Mix::Multis),
             _ => Err(format!(
-                "unknown mix {name:?} (standard, many-ephemerals, big-tree)"
+                "unknown mix {name:?} (standard, many-ephemerals, big-tree, multis)"
             )),
         }
     }
@@ -266,6 +272,7 @@ impl Mix {
             Mix::Standard => "standard",
             Mix::ManyEphemerals => "many-ephemerals",
             Mix::BigTree => "big-tree",
+            Mix::Multis => "multis",
         }
     }
 }

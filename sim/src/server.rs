@@ -347,7 +347,7 @@ impl Server {
     fn writer_config(&self, cx: &mut Context) -> WriterConfig {
         WriterConfig {
             segment_bytes: match self.mix {
-                Mix::Standard | Mix::BigTree => {
+                Mix::Standard | Mix::BigTree | Mix::Multis => {
                     *cx.rng.pick(&[16u64 << 10, 32 << 10, 64 << 10, 256 << 10])
                 }
                 Mix::ManyEphemerals => wal::SEGMENT_BYTES_MIN,
