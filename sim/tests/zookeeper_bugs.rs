@@ -664,9 +664,10 @@ fn a_trunc_below_a_snap_snapshot_leaves_the_learner_behind_its_cut() {
     // removes the snapshot above it (rightly), the log has nothing up to
     // the cut, and s3 reloads at 0x1000000a8 yet goes on as if at
     // 0x200000040 — its next txn follows the wrong predecessor
-    // (ServersDisagree). ZooKeeper's learner exits when its truncation
-    // cannot reach the leader's zxid; ferrokeeper should end that sync
-    // (or be sent a SNAP) instead. Fails until that is fixed.
+    // (ServersDisagree). ZooKeeper's learner exits when its truncateLog
+    // reports failure (Learner.syncWithLeader); ferrokeeper's should end
+    // that sync when its reload lands below the cut (and be DIFFed from
+    // where it is, or sent a SNAP). Fails until that is fixed.
     let options = Options {
         faults: "reset,silent,slow-disk".parse::<Faults>().unwrap(),
         ..multis_in_fuzzy_snapshots(2, 3)
