@@ -215,10 +215,12 @@ enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogDone {
     Durable(BatchDurable),
-    /// Cut after `zxid`; the log now ends at `zxid_last`.
+    /// Cut after `zxid`; the log now ends at `zxid_last`; this many
+    /// snapshots above the cut were removed first.
     Truncated {
         zxid: i64,
         zxid_last: i64,
+        snapshots_removed: usize,
     },
 }
 
@@ -508,11 +510,12 @@ async fn truncate(
     snapshots: &MemFs,
     zxid: i64,
 ) -> Result<LogDone, WalError> {
-    wal::remove_snapshots_after(snapshots, zxid)?;
+    let removed = wal::remove_snapshots_after(snapshots, zxid)?;
     let report = writer.truncate(zxid).await?;
     Ok(LogDone::Truncated {
         zxid,
         zxid_last: report.zxid_last,
+        snapshots_removed: removed.len(),
     })
 }
 

@@ -59,7 +59,8 @@ struct Args {
     /// bit-flip (not in all: `all,bit-flip`).
     #[arg(long, default_value = "all")]
     faults: Faults,
-    /// What the clients mostly do: standard, many-ephemerals, or big-tree.
+    /// What the clients mostly do: standard, many-ephemerals, big-tree,
+    /// or multis.
     #[arg(long, default_value = "standard")]
     mix: Mix,
     /// Print the event trace of the run (with --seed).
@@ -68,7 +69,8 @@ struct Args {
     /// Reintroduce a known bug (ack-before-durable, no-force-sync,
     /// reorder-sends, skip-log-replay, drop-watch-events; ensembles:
     /// current-epoch-before-durable, diff-without-trunc,
-    /// commit-out-of-order, vote-as-if-lost-records-held) to see the
+    /// commit-out-of-order, vote-as-if-lost-records-held,
+    /// trunc-keeps-snapshots) to see the
     /// checkers catch it.
     #[arg(long)]
     bug: Option<Bug>,

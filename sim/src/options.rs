@@ -172,10 +172,13 @@ pub enum Bug {
     /// Ensembles: a leader sends the COMMITs of proposals that reach their
     /// quorum together newest first (`replication::Mutation`).
     CommitOutOfOrder,
+    /// Ensembles: a TRUNC cuts the log only, and snapshots above the cut
+    /// stay — ZOOKEEPER-1549's dirty snapshot survives its truncation.
+    TruncKeepsSnapshots,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::AckBeforeDurable,
         Bug::NoForceSync,
         Bug::ReorderSends,
@@ -185,6 +188,7 @@ impl Bug {
         Bug::DiffWithoutTrunc,
         Bug::VoteAsIfLostRecordsHeld,
         Bug::CommitOutOfOrder,
+        Bug::TruncKeepsSnapshots,
     ];
 
     pub fn name(self) -> &'static str {
@@ -198,6 +202,7 @@ impl Bug {
             Bug::DiffWithoutTrunc => "diff-without-trunc",
             Bug::VoteAsIfLostRecordsHeld => "vote-as-if-lost-records-held",
             Bug::CommitOutOfOrder => "commit-out-of-order",
+            Bug::TruncKeepsSnapshots => "trunc-keeps-snapshots",
         }
     }
 
@@ -238,6 +243,11 @@ pub enum Mix {
     /// Mostly writes of kilobyte values over the bulk nodes: a tree of a
     /// megabyte or more, so that a SNAP to a learner spans many chunks.
     BigTree,
+    /// Mostly multis (compare-and-sets over the keys, and batches of
+    /// ephemeral sequential creates) beside bulk writes that keep the tree
+    /// big enough for a snapshot to take several chunks: multis are
+    /// applied while fuzzy snapshots are walked (ZOOKEEPER-3127).
+    Multis,
 }
 
 impl FromStr for Mix {
@@ -248,8 +258,9 @@ impl FromStr for Mix {
             "standard" => Ok(Mix::Standard),
             "many-ephemerals" => Ok(Mix::ManyEphemerals),
             "big-tree" => Ok(Mix::BigTree),
+            "multis" => Ok(Mix::Multis),
             _ => Err(format!(
-                "unknown mix {name:?} (standard, many-ephemerals, big-tree)"
+                "unknown mix {name:?} (standard, many-ephemerals, big-tree, multis)"
             )),
         }
     }
@@ -261,6 +272,7 @@ impl Mix {
             Mix::Standard => "standard",
             Mix::ManyEphemerals => "many-ephemerals",
             Mix::BigTree => "big-tree",
+            Mix::Multis => "multis",
         }
     }
 }

@@ -113,6 +113,8 @@ pub struct Recovered {
     pub snapshot_zxid: Option<i64>,
     /// Every txn replayed from the log, in order.
     pub replayed: Vec<Logged>,
+    /// How many of them were multis.
+    pub replayed_multis: usize,
     /// The last records replayed (at most [`HISTORY_TXNS_MAX`] and
     /// [`HISTORY_BYTES_MAX`]), for the node.
     pub history: Vec<LogRecord>,
@@ -201,6 +203,7 @@ pub fn recover_replaying(
     };
     let mut log = recovery.log;
     let mut replayed = Vec::new();
+    let mut replayed_multis = 0;
     let mut history = VecDeque::new();
     let mut history_bytes = 0usize;
     for record in log.by_ref() {
@@ -213,6 +216,7 @@ pub fn recover_replaying(
         if replay {
             tree.apply(&header, &txn);
         }
+        replayed_multis += usize::from(matches!(txn, tree::Txn::Multi(_)));
         replayed.push(Logged::of(&header, &txn));
         history_bytes += record.payload.len();
         history.push_back(LogRecord {
@@ -231,6 +235,7 @@ pub fn recover_replaying(
         tail,
         snapshot_zxid,
         replayed,
+        replayed_multis,
         history: history.into(),
         accepted_epoch,
         current_epoch,
@@ -247,8 +252,9 @@ fn read_epochs(data: &MemFs, zxid_last: i64) -> Result<(i64, i64), WalError> {
     Ok((accepted.max(current), current))
 }
 
-/// Writes a whole snapshot of a quiet tree at once (start-up only).
-fn write_whole_snapshot(data: &MemFs, tree: &DataTree) -> Result<(), WalError> {
+/// Writes a whole snapshot of a quiet tree at once, sealed and durable, at
+/// its last zxid (start-up, and a script's `Then::Snapshot`).
+pub(crate) fn write_whole_snapshot(data: &MemFs, tree: &DataTree) -> Result<(), WalError> {
     let mut writer = SnapshotWriter::create_in(data.clone(), tree.last_processed_zxid())?;
     writer.write(&tree.snapshot_bytes())?;
     writer.finish()?;

@@ -17,6 +17,7 @@
 //!  a snapshot is about to be sealed / was            SnapshotSeal { sealed }
 //!  a quorum packet arrives, before the node sees it  Received(packet)
 //!  a quorum packet is about to leave                 Sent(packet)
+//!  a server recovered from its disk and started      Booted
 //! ```
 //!
 //! `During` reads the learner's view of its current synchronisation, which
@@ -90,6 +91,10 @@ pub enum When {
     Received(Packet),
     /// This server is about to send a quorum packet.
     Sent(Packet),
+    /// The server recovered from its disk (after a crash, a scripted one
+    /// included) and its node started, before it met any peer. Runs' first
+    /// boots count too: a rule waits for them with `from_step`.
+    Booted,
 }
 
 /// Quorum packets as a scenario names them (a SNAP stream is one SNAP
@@ -252,6 +257,25 @@ pub enum Then {
     CrashAll { power_cut: bool },
     /// Its quorum links are reset and it is cut from every peer for `ms`.
     Isolate { ms: u64 },
+    /// Isolated as by `Isolate { ms }`, and `crash_after_ms` later (its
+    /// own writes in flight done by then) it crashes and restarts while
+    /// still cut off: a server that alone logged a txn replays it into
+    /// its tree (ZOOKEEPER-1549's premise).
+    IsolateThenCrash {
+        ms: u64,
+        crash_after_ms: u64,
+        power_cut: bool,
+    },
+    /// The server writes a whole snapshot of its tree as it stands, sealed
+    /// and durable at once, beside the node's own schedule — as ZooKeeper
+    /// snapshots right after loading its database, uncommitted txns the
+    /// log replayed included (ZOOKEEPER-1549's dirty snapshot).
+    Snapshot,
+    /// The server is killed and every snapshot file of its data directory
+    /// is removed while it is down (a lost or wiped snapshot directory,
+    /// ZOOKEEPER-2325); its log and epoch files stay. It restarts as
+    /// after any crash.
+    LoseSnapshots,
     /// Nothing: the state was reached (counted), the run goes on.
     Observe,
 }

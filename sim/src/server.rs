@@ -154,6 +154,14 @@ pub struct ServerStats {
     /// Leaders that stepped down because their zxid counter reached
     /// `zxid_counter_max` (ZOOKEEPER-1277's rollover to a new epoch).
     pub zxid_rollovers: u64,
+    /// Whole-tree snapshots written by a script's `Then::Snapshot`.
+    pub snapshots_scripted: u64,
+    /// Snapshots a TRUNC removed: they were above the cut (ZOOKEEPER-1549).
+    pub snapshots_truncated: u64,
+    /// Starts refused because the log had no snapshot under it
+    /// (ZOOKEEPER-2325), and multi txns replayed from the log at starts.
+    pub starts_refused: u64,
+    pub replayed_multis: u64,
 }
 
 /// Where an armed crash lands: between two persistence steps.
@@ -339,7 +347,7 @@ impl Server {
     fn writer_config(&self, cx: &mut Context) -> WriterConfig {
         WriterConfig {
             segment_bytes: match self.mix {
-                Mix::Standard | Mix::BigTree => {
+                Mix::Standard | Mix::BigTree | Mix::Multis => {
                     *cx.rng.pick(&[16u64 << 10, 32 << 10, 64 << 10, 256 << 10])
                 }
                 Mix::ManyEphemerals => wal::SEGMENT_BYTES_MIN,

@@ -38,6 +38,15 @@ pub enum Violation {
     },
     #[error("s{server}: recovery failed: {error}")]
     RecoveryFailed { server: u8, error: String },
+    /// A reload loaded a snapshot newer than any the server sealed since
+    /// its last TRUNC cut: a snapshot above the cut survived it, and with
+    /// it txns the cut removed from the log (ZOOKEEPER-1549).
+    #[error("s{server}: reloaded snapshot 0x{snapshot:x}, above 0x{sealed:x}, the newest it sealed since its last TRUNC")]
+    SnapshotSurvivedTruncation {
+        server: u8,
+        snapshot: i64,
+        sealed: i64,
+    },
     #[error("client {client} session 0x{session:x}: reply xid {got} arrived where xid {expected} was next (replies out of request order)")]
     RepliesOutOfOrder {
         client: u32,

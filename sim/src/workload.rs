@@ -133,8 +133,11 @@ pub fn next_op(client: u32, mix: Mix, knowledge: &mut Knowledge, rng: &mut Rng) 
         Mix::Standard => [10, 6, 6, 16, 8, 14, 8, 6, 6, 3, 1, 12, 4, 3, 4, 1, 0],
         Mix::ManyEphemerals => [2, 2, 2, 2, 1, 2, 1, 2, 1, 1, 1, 0, 0, 0, 0, 1, 20],
         Mix::BigTree => [4, 2, 2, 6, 3, 8, 4, 3, 3, 2, 1, 30, 16, 1, 6, 1, 0],
+        Mix::Multis => [8, 2, 2, 6, 2, 4, 2, 2, 30, 1, 1, 16, 8, 1, 2, 1, 8],
     };
-    let large = mix == Mix::BigTree;
+    // Multis too write kilobyte values: a big tree makes a snapshot's walk
+    // long enough for multis to land between its chunks.
+    let large = matches!(mix, Mix::BigTree | Mix::Multis);
     let bulk_node = |rng: &mut Rng| format!("{BULK}/n{}", rng.below(BULK_NODES));
     match rng.weighted(&weights) {
         0 => {

@@ -967,6 +967,10 @@ impl World {
             t.reloads += s.stats.reloads;
             t.snapshots_interrupted += s.stats.snapshots_interrupted;
             t.zxid_rollovers += s.stats.zxid_rollovers;
+            t.snapshots_scripted += s.stats.snapshots_scripted;
+            t.snapshots_truncated += s.stats.snapshots_truncated;
+            t.starts_refused += s.stats.starts_refused;
+            t.replayed_multis += s.stats.replayed_multis;
             t.snapshot_stream_chunks_max = t
                 .snapshot_stream_chunks_max
                 .max(s.stats.snapshot_stream_chunks_max);

@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use node::{AppendLimits, Node};
-use wal::WalError;
+use wal::{ReadFs, WalError, WriteFs};
 
 use crate::context::{Context, Event};
 use crate::disk::LogDisk;
 use crate::options::Bug;
 use crate::recovery;
+use crate::script::When;
 use crate::violation::Violation;
 
 use super::{peers, Running, Server};
@@ -32,6 +33,16 @@ impl Server {
             Err(recovery::RecoveryError::Wal(
                 err @ (WalError::Io { .. } | WalError::NoSpace { .. }),
             )) => return self.failed_start(cx, &err),
+            // A log with no snapshot under it (ZOOKEEPER-2325): the server
+            // refuses to start rather than replay it onto an empty tree.
+            // In an ensemble the operator then gives it an empty disk and
+            // it is synchronised from the leader; a standalone server has
+            // lost its data (a violation, below).
+            Err(recovery::RecoveryError::Wal(err @ WalError::LogWithoutSnapshot { .. }))
+                if self.member.is_some() =>
+            {
+                return self.refused_start(cx, &err)
+            }
             Err(err) => {
                 return cx.violation(Violation::RecoveryFailed {
                     server: self.sid,
@@ -45,6 +56,7 @@ impl Server {
             self.check_nothing_acknowledged_is_lost(cx, &recovered);
         }
         self.stats.replayed_txns += recovered.replayed.len() as u64;
+        self.stats.replayed_multis += recovered.replayed_multis as u64;
         let config = self.writer_config(cx);
         // The engine's `log_stage::append_limits`, for this writer's bounds.
         let limits = AppendLimits {
@@ -102,6 +114,30 @@ impl Server {
             batch_started: Duration::ZERO,
         });
         self.schedule_tick(cx);
+        self.scripted(cx, When::Booted, None);
+    }
+
+    /// Recovery refused the disk (a log without a snapshot): the process
+    /// exits; its operator moves the orphaned log aside — an empty disk,
+    /// epoch files kept — and starts it again a while later, to be
+    /// synchronised from its leader.
+    fn refused_start(&mut self, cx: &mut Context, err: &WalError) {
+        self.stats.starts_refused += 1;
+        let sid = self.sid;
+        cx.trace
+            .line(cx.now, || format!("s{sid} refuses to start: {err}"));
+        let names = self.log_fs.list().expect("the in-memory disk lists");
+        for name in names
+            .iter()
+            .filter(|n| wal::parse_segment_name(n).is_some())
+        {
+            self.log_fs
+                .remove_file(name)
+                .expect("the in-memory disk removes");
+        }
+        self.disk_log_zxid = 0;
+        let delay = Duration::from_millis(cx.rng.between(500, 3_000));
+        cx.after(delay, Event::Restart { server: sid });
     }
 
     /// The disk failed during start-up: the process exits and its operator

@@ -59,8 +59,13 @@ impl Server {
                     };
                 }
                 let input = match result {
-                    Ok(LogDone::Truncated { zxid, .. }) => {
+                    Ok(LogDone::Truncated {
+                        zxid,
+                        snapshots_removed,
+                        ..
+                    }) => {
                         self.stats.truncations += 1;
+                        self.stats.snapshots_truncated += snapshots_removed as u64;
                         // Snapshots above the cut went first.
                         self.disk_snapshot_zxid = self.disk_snapshot_zxid.min(zxid);
                         if let Some(running) = &mut self.running {

@@ -35,6 +35,7 @@ use replication::{Notification, PacketType, QuorumPacket, Sid};
 use super::{CrashPoint, Server};
 use crate::context::{Context, Event};
 use crate::network::{Endpoint, LinkId, Payload, PeerPort};
+use crate::options::Bug;
 use crate::script::{Packet, SyncView, When};
 use crate::violation::Violation;
 
@@ -172,7 +173,13 @@ impl Server {
                 cx.after(latency, Event::EpochOp { server, boot });
             }
             Action::TruncateLog { zxid } => {
-                let snapshots = self.snapshots.dir().clone();
+                // The reintroduced bug hands the truncation a directory
+                // with no snapshot in it: none above the cut is removed.
+                let snapshots = if self.bug == Some(Bug::TruncKeepsSnapshots) {
+                    wal::MemFs::new()
+                } else {
+                    self.snapshots.dir().clone()
+                };
                 let (sid, now) = (self.sid, cx.now);
                 cx.trace
                     .line(now, || format!("s{sid} truncates its log after 0x{zxid:x}"));
@@ -484,6 +491,15 @@ impl Server {
         let data = image.dir(self.data_dir);
         match crate::recovery::recover(&data, &image) {
             Ok(recovered) => {
+                let sealed = self.running.as_ref().map_or(0, |r| r.snapshot_sealed);
+                let snapshot = recovered.snapshot_zxid.unwrap_or(0);
+                if snapshot > sealed {
+                    return cx.violation(Violation::SnapshotSurvivedTruncation {
+                        server: self.sid,
+                        snapshot,
+                        sealed,
+                    });
+                }
                 let (sid, now, zxid) = (self.sid, cx.now, recovered.tree.last_processed_zxid());
                 cx.trace
                     .line(now, || format!("s{sid} reloads its state at 0x{zxid:x}"));

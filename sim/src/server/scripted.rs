@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use replication::QuorumPacket;
+use wal::WriteFs;
 
 use super::Server;
 use crate::context::{Context, Event};
@@ -61,18 +62,33 @@ impl Server {
                 false
             }
             Then::Isolate { ms } => {
-                let running = self.running.as_ref().expect("checked above");
-                for link in running.peers.links() {
-                    cx.reset(link);
-                }
-                cx.after(
-                    Duration::ZERO,
-                    Event::ScriptedIsolate {
-                        server: self.sid,
-                        ms,
-                    },
-                );
+                self.isolate(cx, ms);
                 false
+            }
+            Then::IsolateThenCrash {
+                ms,
+                crash_after_ms,
+                power_cut,
+            } => {
+                self.isolate(cx, ms);
+                let crash = Event::ScriptedCrash {
+                    server: self.sid,
+                    power_cut,
+                    down_ms: None,
+                };
+                cx.after(Duration::from_millis(crash_after_ms), crash);
+                false
+            }
+            Then::Snapshot => {
+                self.snapshot_whole_tree_now(cx);
+                false
+            }
+            Then::LoseSnapshots => {
+                self.crash(cx, false);
+                self.lose_snapshots(cx);
+                let down = Duration::from_millis(cx.rng.between(10, 2_000));
+                cx.after(down, Event::Restart { server: self.sid });
+                true
             }
             Then::ResetLink => {
                 let running = self.running.as_ref().expect("checked above");
@@ -84,6 +100,57 @@ impl Server {
             }
             Then::Observe => false,
         }
+    }
+
+    /// Resets this server's quorum links and cuts it from every peer for `ms`.
+    fn isolate(&mut self, cx: &mut Context, ms: u64) {
+        let running = self.running.as_ref().expect("isolate a running server");
+        for link in running.peers.links() {
+            cx.reset(link);
+        }
+        cx.after(
+            Duration::ZERO,
+            Event::ScriptedIsolate {
+                server: self.sid,
+                ms,
+            },
+        );
+    }
+
+    /// Writes a whole snapshot of the node's tree now, sealed and durable
+    /// ([`Then::Snapshot`]). A disk error leaves no snapshot (traced).
+    fn snapshot_whole_tree_now(&mut self, cx: &mut Context) {
+        let running = self.running.as_mut().expect("snapshot a running server");
+        let tree = running.node.tree();
+        let zxid = tree.last_processed_zxid();
+        let sid = self.sid;
+        if let Err(err) = crate::recovery::write_whole_snapshot(self.snapshots.dir(), tree) {
+            cx.trace.line(cx.now, || {
+                format!("s{sid} cannot write its scripted snapshot: {err}")
+            });
+            return;
+        }
+        self.stats.snapshots_scripted += 1;
+        self.disk_snapshot_zxid = self.disk_snapshot_zxid.max(zxid);
+        running.snapshot_sealed = running.snapshot_sealed.max(zxid);
+        cx.trace.line(cx.now, || {
+            format!("s{sid} snapshots its whole tree at 0x{zxid:x}")
+        });
+    }
+
+    /// Removes every snapshot file of this (stopped) server's data
+    /// directory ([`Then::LoseSnapshots`]).
+    fn lose_snapshots(&mut self, cx: &mut Context) {
+        assert!(self.running.is_none(), "snapshots are lost while down");
+        let data = self.snapshots.dir();
+        let listed = wal::list_snapshots(data).expect("the in-memory disk lists");
+        for (_, name) in &listed {
+            data.remove_file(name).expect("the in-memory disk removes");
+        }
+        self.disk_snapshot_zxid = 0;
+        let (sid, lost) = (self.sid, listed.len());
+        cx.trace
+            .line(cx.now, || format!("s{sid} loses its {lost} snapshots"));
     }
 
     /// Crashes this learner's leader (the other end of `link`, or of the
