@@ -294,6 +294,7 @@ impl Node {
         self.out.push(Action::TruncateLog { zxid });
         if reload {
             self.reloading = true;
+            self.truncate_reload_to = Some(zxid);
         }
     }
 

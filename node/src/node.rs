@@ -94,6 +94,11 @@ pub struct Node {
     pub(crate) history: History,
     /// A TRUNC is being carried out: no append until it is done.
     pub(crate) truncating: bool,
+    /// The zxid a TRUNC that reloads the state cuts to: the reload must land
+    /// there. It lands below when the txns up to the cut were only in a
+    /// snapshot above it (a SNAP of an epoch this learner never joined),
+    /// which the cut removes.
+    pub(crate) truncate_reload_to: Option<i64>,
     /// The state is being reloaded from disk.
     pub(crate) reloading: bool,
     /// The reload waits for the append in flight to finish.
@@ -237,6 +242,7 @@ impl Node {
             recovering,
             history,
             truncating: false,
+            truncate_reload_to: None,
             reloading: false,
             reload_after_append: false,
             snapshot_unsealed: None,
@@ -398,10 +404,22 @@ impl Node {
             Level::Info,
             format!("state reloaded from disk at 0x{zxid:x}"),
         );
+        let short = self.truncate_reload_to.take().filter(|to| zxid < *to);
         match &mut self.role {
             Role::Looking(looking) => {
                 looking.reloading = false;
                 self.maybe_start_election();
+            }
+            // The leader's sync assumed this learner would stand at the cut:
+            // end it and join again from where the disk is (ZooKeeper's
+            // learner exits when its truncation fails). Found by fk-sim, the
+            // ZOOKEEPER-3127 schedule with slow disks, seed 2.
+            Role::Learning(_) if short.is_some() => {
+                let to = short.expect("matched");
+                self.go_looking(&format!(
+                    "the state reloaded after the leader's TRUNC to 0x{to:x} stands at 0x{zxid:x}, below the cut \
+                     (the txns between were only in a snapshot above it): joining again from here"
+                ));
             }
             Role::Learning(_) if !self.truncating => self.release_held(),
             _ => {}

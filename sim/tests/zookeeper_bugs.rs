@@ -655,8 +655,7 @@ fn zookeeper_3127_with_the_log_after_the_snapshot_skipped_fails_the_scenario() {
 }
 
 #[test]
-#[ignore = "a ferrokeeper bug this scenario found: run it with --ignored"]
-fn a_trunc_below_a_snap_snapshot_leaves_the_learner_behind_its_cut() {
+fn a_learner_whose_reload_lands_below_a_trunc_joins_again() {
     // Found by the ZOOKEEPER-3127 schedule with slow disks, seed 2: s3
     // writes the SNAP of an epoch it never joins (0x200000041) and is
     // killed just after the seal; its log still ends at 0x1000000a8. The
@@ -665,9 +664,10 @@ fn a_trunc_below_a_snap_snapshot_leaves_the_learner_behind_its_cut() {
     // the cut, and s3 reloads at 0x1000000a8 yet goes on as if at
     // 0x200000040 — its next txn follows the wrong predecessor
     // (ServersDisagree). ZooKeeper's learner exits when its truncateLog
-    // reports failure (Learner.syncWithLeader); ferrokeeper's should end
-    // that sync when its reload lands below the cut (and be DIFFed from
-    // where it is, or sent a SNAP). Fails until that is fixed.
+    // reports failure (Learner.syncWithLeader); ferrokeeper's now ends
+    // that sync when its reload lands below the cut and joins again from
+    // where it is, to be DIFFed or sent a SNAP (`Node::on_reloaded`). This
+    // failed before that fix.
     let options = Options {
         faults: "reset,silent,slow-disk".parse::<Faults>().unwrap(),
         ..multis_in_fuzzy_snapshots(2, 3)
