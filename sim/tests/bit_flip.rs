@@ -48,11 +48,12 @@ fn two_whole_servers_elect_a_leader_while_a_damaged_former_leader_abstains() {
     // recovery promises. Diagnosed this far: s1 and s3 were partitioned
     // from each other 9.2–14.1 s; once both look again (20.4 s) s3's
     // notification reaches s1 once (21.25 s) and s1's never reach s3, while
-    // every other pair exchanges them every 200 ms. So the election
-    // connection between s1 and s3 is not re-established after that heal
-    // (ZooKeeper's rule: the larger sid keeps the connection it dials) —
-    // a connection bug the abstaining s2 exposes, since with s2 voting its
-    // notifications would carry the election.
+    // every other pair exchanges them every 200 ms. So the election link
+    // from s1 to s3 stays broken after that heal — a link bug the
+    // abstaining s2 exposes, since with s2 voting its notifications would
+    // carry the election. Whether it is in this simulator's model of
+    // election links (one link per direction, dialled on demand) or in what
+    // node asks of its driver is not yet known.
     let options = Options {
         servers: 3,
         faults: "all,bit-flip".parse::<Faults>().unwrap(),
