@@ -466,9 +466,18 @@ impl Election {
         let Phase::Looking(looking) = &mut self.phase else {
             unreachable!()
         };
-        // Any notification from a participant restarts the silence timer.
-        // An abstainer hears lookers' rounds: once they decide they fall
-        // silent, and it asks again soon, to learn whom they chose.
+        // An abstainer's notification (it names no leader at all: i64::MIN,
+        // see `notification`) says nothing about the round and leaves the
+        // silence timer alone, as an observer's does: two voters that
+        // missed each other's proposals must still resend them, however
+        // often an abstainer asks (found by fk-sim, `--seed 20041 --servers
+        // 3 --faults all,bit-flip`: they waited on its chatter for good).
+        if n.leader == i64::MIN {
+            return;
+        }
+        // Any other notification from a participant restarts the silence
+        // timer. An abstainer hears lookers' rounds: once they decide they
+        // fall silent, and it asks again soon, to learn whom they chose.
         if looking.own_vote.is_none()
             && n.state == ServerState::Looking
             && self.config.ensemble.is_voter(self.config.my_sid)

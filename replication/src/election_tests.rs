@@ -554,3 +554,23 @@ fn a_recovering_server_follows_an_established_leader_but_never_leads() {
     let actions = s.start(100);
     assert_eq!(actions[0], s.broadcast(1, ZXID, 9));
 }
+
+#[test]
+fn an_abstainers_notifications_do_not_hold_back_a_resend() {
+    // A voter resends its proposal once no vote reached it for the
+    // interval, however often an abstaining participant (one recovering
+    // records lost to damage, whose notifications name no leader) asks —
+    // else two voters that missed each other's proposals wait for good
+    // (found by fk-sim, `--seed 20041 --servers 3 --faults all,bit-flip`).
+    let mut s = Server::new(1);
+    s.start(0);
+    let mut abstainer = looking(3, ZXID, 1);
+    abstainer.leader = i64::MIN;
+    abstainer.zxid = i64::MIN;
+    abstainer.peer_epoch = i64::MIN;
+    for t in [60, 120, 180] {
+        s.receive(t, 2, abstainer.clone());
+    }
+    let actions = s.step(200, ElectionInput::Tick);
+    assert!(actions.contains(&s.broadcast(1, ZXID, 1)), "{actions:?}");
+}
