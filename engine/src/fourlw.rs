@@ -37,6 +37,8 @@ pub struct Snapshot {
     /// Bytes of the files in dataDir and dataLogDir (`dirs`).
     pub data_dir_bytes: u64,
     pub log_dir_bytes: u64,
+    /// Live client connections per executor (`mntr`).
+    pub executor_connections: Vec<usize>,
 }
 
 /// What the host part of a report needs, fixed at start-up.
@@ -45,10 +47,14 @@ pub struct HostContext {
     pub config: Vec<(String, String)>,
     pub data_dir: std::path::PathBuf,
     pub data_log_dir: std::path::PathBuf,
+    pub loads: std::sync::Arc<crate::placement::ExecutorLoads>,
 }
 
 impl HostContext {
-    pub fn new(config: &crate::config::Config) -> HostContext {
+    pub fn new(
+        config: &crate::config::Config,
+        loads: std::sync::Arc<crate::placement::ExecutorLoads>,
+    ) -> HostContext {
         HostContext {
             config: vec![
                 ("clientPort".into(), config.client_port.to_string()),
@@ -74,6 +80,7 @@ impl HostContext {
             ],
             data_dir: config.data_dir.clone(),
             data_log_dir: config.data_log_dir.clone(),
+            loads,
         }
     }
 
@@ -106,6 +113,7 @@ impl HostContext {
                 snapshot.open_file_descriptors =
                     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
                 snapshot.max_file_descriptors = max_open_files();
+                snapshot.executor_connections = self.loads.live();
             }
             "dirs" => {
                 snapshot.data_dir_bytes = dir_bytes(&self.data_dir);
@@ -299,7 +307,22 @@ fn monitor(s: &Snapshot) -> String {
         rows.push(("zk_synced_observers", s.node.observers.to_string()));
         rows.push(("zk_pending_syncs", s.node.pending_syncs.to_string()));
     }
+    // ferrokeeper's own: which executor serves how many connections
+    // (engine/src/placement.rs); monitoring tools skip keys they do not know.
+    let executors: Vec<(String, String)> = s
+        .executor_connections
+        .iter()
+        .enumerate()
+        .map(|(index, live)| {
+            (
+                format!("zk_fk_connections_executor_{index}"),
+                live.to_string(),
+            )
+        })
+        .collect();
     rows.into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .chain(executors)
         .map(|(k, v)| format!("{k}\t{v}\n"))
         .collect()
 }

@@ -14,6 +14,7 @@ pub mod keystore;
 pub mod log_stage;
 pub mod messages;
 pub mod peers;
+pub mod placement;
 pub mod server;
 pub mod storage;
 pub mod tls;

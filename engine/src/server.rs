@@ -27,6 +27,7 @@ use crate::driver::{Completion, Driver, COMPLETIONS_MAX};
 use crate::log_stage::{log_channels, spawn_disk_log, DiskLogSettings, LogEnd, LogHandle};
 use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
 use crate::peers::{Peers, PEER_EVENTS_MAX};
+use crate::placement::{ExecutorLoads, Handoff, HANDOFFS_MAX};
 use crate::storage::{self, Recovered, StorageError};
 use crate::tls::{TlsError, TlsServer};
 use wal::LogTail;
@@ -134,6 +135,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let counts = Arc::new(ConnectionCounts::default());
     let secure_counts = Arc::new(ConnectionCounts::default());
     let next_conn = Arc::new(AtomicU64::new(1));
+    let loads = Arc::new(ExecutorLoads::new(config.cores));
+    let (handoffs, mut arrivals): (Vec<_>, Vec<_>) = (0..config.cores)
+        .map(|_| async_channel::bounded::<Handoff>(HANDOFFS_MAX))
+        .unzip();
+    arrivals.reverse();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Whether every listener is bound, reported once by each executor.
     let (bound_sender, bound) = std::sync::mpsc::channel::<Result<usize, ServerError>>();
@@ -154,6 +160,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             secure_counts: Arc::clone(&secure_counts),
             next_conn: Arc::clone(&next_conn),
             tls: tls.clone(),
+            index,
+            loads: Arc::clone(&loads),
+            handoffs: handoffs.clone(),
+            arrivals: arrivals.pop().expect("one handoff queue per executor"),
         };
         let bound_sender = bound_sender.clone();
         let node_part = if index == 0 { node_part.take() } else { None };
@@ -308,8 +318,8 @@ fn start_driver(
     Ok(())
 }
 
-/// What an executor's listeners share: where connections go and how many
-/// each address has.
+/// What an executor's listeners share: where connections go, how many each
+/// address has, and which executor serves each (`placement`).
 struct Listeners {
     config: Arc<Config>,
     to_sequencer: async_channel::Sender<ToSequencer>,
@@ -317,6 +327,13 @@ struct Listeners {
     secure_counts: Arc<ConnectionCounts>,
     next_conn: Arc<AtomicU64>,
     tls: Option<TlsServer>,
+    /// This executor's index.
+    index: usize,
+    loads: Arc<ExecutorLoads>,
+    /// Every executor's handoff queue, by index.
+    handoffs: Vec<async_channel::Sender<Handoff>>,
+    /// Connections other executors accepted for this one.
+    arrivals: async_channel::Receiver<Handoff>,
 }
 
 impl Listeners {
@@ -336,7 +353,8 @@ impl Listeners {
         Ok((plain, secure))
     }
 
-    /// Accepts on both ports until the executor stops.
+    /// Accepts on both ports, and serves the connections placed on this
+    /// executor, until the executor stops.
     async fn serve(self, (plain, secure): (TcpListener, Option<TcpListener>)) {
         let settings = ConnectionSettings {
             frame_bytes_max: self.config.jute_max_buffer,
@@ -347,65 +365,126 @@ impl Listeners {
                 self.config.max_session_timeout_ms,
             )),
             config: Arc::clone(&self.config),
-            host: Arc::new(crate::fourlw::HostContext::new(&self.config)),
+            host: Arc::new(crate::fourlw::HostContext::new(
+                &self.config,
+                Arc::clone(&self.loads),
+            )),
         };
         let this = Rc::new(self);
-        if let (Some(listener), Some(tls)) = (secure, this.tls.clone()) {
+        {
             let this = Rc::clone(&this);
             let settings = settings.clone();
             glommio::spawn_local(async move {
-                let counts = Arc::clone(&this.secure_counts);
-                this.accept_loop(listener, &counts, settings, Some(tls))
-                    .await;
+                while let Ok(handoff) = this.arrivals.recv().await {
+                    let stream = handoff.stream.bind_to_executor();
+                    this.spawn_connection(
+                        stream,
+                        handoff.peer,
+                        handoff.secure,
+                        handoff.conn,
+                        &settings,
+                    );
+                }
             })
             .detach();
         }
-        let counts = Arc::clone(&this.counts);
-        this.accept_loop(plain, &counts, settings, None).await;
+        if let (Some(listener), Some(_)) = (secure, &this.tls) {
+            let this = Rc::clone(&this);
+            let settings = settings.clone();
+            glommio::spawn_local(async move {
+                this.accept_loop(listener, true, &settings).await;
+            })
+            .detach();
+        }
+        this.accept_loop(plain, false, &settings).await;
     }
 
     async fn accept_loop(
         &self,
         listener: TcpListener,
-        counts: &Arc<ConnectionCounts>,
-        settings: ConnectionSettings,
-        tls: Option<TlsServer>,
+        secure: bool,
+        settings: &ConnectionSettings,
     ) {
+        let counts = if secure {
+            &self.secure_counts
+        } else {
+            &self.counts
+        };
         loop {
-            let stream = match listener.accept().await {
-                Ok(stream) => stream,
+            let accepted = match listener.shared_accept().await {
+                Ok(accepted) => accepted,
                 Err(err) => {
                     warn!(%err, "accept failed");
                     glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
             };
-            let Ok(peer) = stream.peer_addr() else {
+            // An accepted socket owns its descriptor only once bound: bind
+            // it here unless it is handed to another executor whole.
+            let Ok(peer) = accepted.peer_addr() else {
+                drop(accepted.bind_to_executor());
                 continue;
             };
             if !counts.admit(peer.ip(), self.config.max_client_cnxns) {
                 warn!(%peer, max = self.config.max_client_cnxns, "too many connections from this address: closing");
+                drop(accepted.bind_to_executor());
                 continue;
             }
             let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-            let settings = settings.clone();
-            let to_sequencer = self.to_sequencer.clone();
-            let counts = Arc::clone(counts);
-            // Latency matters more than packet count: replies go out as soon as they are queued.
-            let _ = stream.set_nodelay(true);
-            let tls = tls.clone();
-            glommio::spawn_local(async move {
-                match tls {
-                    None => {
-                        connection::serve(conn, stream, peer, Vec::new(), settings, to_sequencer)
-                            .await
+            let target = self.loads.place();
+            if target != self.index {
+                let handoff = Handoff {
+                    stream: accepted,
+                    peer,
+                    secure,
+                    conn,
+                };
+                match self.handoffs[target].send(handoff).await {
+                    Ok(()) => continue,
+                    Err(_) => {
+                        // That executor has stopped: serve it here.
+                        warn!(%peer, executor = target, "executor not taking connections: serving here");
+                        self.loads.moved(target, self.index);
                     }
-                    Some(tls) => serve_tls(conn, stream, peer, tls, settings, to_sequencer).await,
                 }
-                counts.release(peer.ip());
-            })
-            .detach();
+            }
+            self.spawn_connection(accepted.bind_to_executor(), peer, secure, conn, settings);
         }
+    }
+
+    /// Serves a connection placed on this executor until it ends, then
+    /// releases its counts.
+    fn spawn_connection(
+        &self,
+        stream: glommio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        secure: bool,
+        conn: u64,
+        settings: &ConnectionSettings,
+    ) {
+        let settings = settings.clone();
+        let to_sequencer = self.to_sequencer.clone();
+        let counts = Arc::clone(if secure {
+            &self.secure_counts
+        } else {
+            &self.counts
+        });
+        let loads = Arc::clone(&self.loads);
+        let index = self.index;
+        // Latency matters more than packet count: replies go out as soon as they are queued.
+        let _ = stream.set_nodelay(true);
+        let tls = if secure { self.tls.clone() } else { None };
+        glommio::spawn_local(async move {
+            match tls {
+                None => {
+                    connection::serve(conn, stream, peer, Vec::new(), settings, to_sequencer).await
+                }
+                Some(tls) => serve_tls(conn, stream, peer, tls, settings, to_sequencer).await,
+            }
+            counts.release(peer.ip());
+            loads.release(index);
+        })
+        .detach();
     }
 }
 

@@ -1,0 +1,75 @@
+"""Which executor serves a client connection (engine/src/placement.rs).
+
+The kernel hands each connection to one executor's listener by a hash of its
+address and port; ferrokeeper then serves it on the executor with the fewest
+live connections, executor 0 (the node's own) on a tie, so a lone client's
+requests never cross cores and many clients spread evenly. mntr reports the
+live connections per executor as zk_fk_connections_executor_N, counting the
+connection that asks. ferrokeeper's own behaviour: skipped against ZooKeeper.
+"""
+
+import time
+
+import pytest
+
+import zkwire as w
+from conftest import IS_ZK
+
+pytestmark = pytest.mark.skipif(IS_ZK, reason="connection placement is ferrokeeper's own")
+
+
+def executors(srv):
+    """Live connections per executor, as mntr reports them (the asking
+    connection included)."""
+    rows = dict(line.split("\t", 1) for line in w.four_letter_word(srv.port, "mntr").splitlines())
+    counts = []
+    while f"zk_fk_connections_executor_{len(counts)}" in rows:
+        counts.append(int(rows[f"zk_fk_connections_executor_{len(counts)}"]))
+    return counts
+
+
+def wait_for_executors(srv, expected, deadline_s=10.0):
+    """Waits until mntr shows `expected` (a closed connection is released
+    when its task ends, just after the client sees it closed)."""
+    deadline = time.monotonic() + deadline_s
+    seen = None
+    while time.monotonic() < deadline:
+        seen = executors(srv)
+        if seen == expected:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"mntr shows {seen} connections per executor, expected {expected}")
+
+
+def test_a_lone_client_is_served_beside_the_node_and_clients_spread_evenly(make_server):
+    """With two executors: a lone session lands on executor 0; each next
+    connection goes where fewer are served (ties to executor 0), whichever
+    executor the kernel had accept it; a closed connection frees its place; and
+    every session works wherever it landed, including handed-off ones."""
+    srv = make_server(**{"ferrokeeper.cores": "2"})
+    wait_for_executors(srv, [1, 0])  # the asking connection alone
+    clients = []
+    try:
+        clients.append(w.connected(srv.port, timeout_ms=30000))
+        wait_for_executors(srv, [1, 1])  # the session on 0, mntr's on 1
+        clients.append(w.connected(srv.port, timeout_ms=30000))
+        wait_for_executors(srv, [2, 1])  # sessions on 0 and 1, mntr's on 0
+        for _ in range(4):
+            clients.append(w.connected(srv.port, timeout_ms=30000))
+        wait_for_executors(srv, [4, 3])  # 3 + 3 sessions, mntr's on 0 (a tie)
+        for i, c in enumerate(clients):
+            assert c.create(f"/placed-{i}", b"v%d" % i)[0] == w.OK
+        for i, c in enumerate(clients):
+            for j in range(len(clients)):
+                rc, got = c.get_data(f"/placed-{j}")
+                assert rc == w.OK and got[0] == b"v%d" % j, (i, j, got)
+        # The second session was placed on executor 1; closing it frees a place there.
+        clients.pop(1).close()
+        wait_for_executors(srv, [3, 3])  # 3 + 2 sessions, mntr's on 1
+        clients.append(w.connected(srv.port, timeout_ms=30000))
+        wait_for_executors(srv, [4, 3])  # the new one on 1, mntr's on 0
+        assert clients[-1].create("/placed-last")[0] == w.OK
+    finally:
+        for c in clients:
+            c.close()
+    wait_for_executors(srv, [1, 0])
