@@ -1,11 +1,12 @@
 //! One client connection: framing, the handshake, four-letter words, and
 //! moving frames between the socket and the sequencer.
 //!
-//! A connection is one task on the executor that accepted it. It decodes each
-//! frame here (so decoding scales with the executors) and sends the typed
-//! request to the sequencer; replies and notifications come back through a
-//! bounded outbox and are written in the order they were queued. Reading and
-//! writing are pumped by one hand-written poll loop ([`Connection::poll_input`])
+//! A connection is one task on the executor it was placed on
+//! ([`crate::placement`]). It decodes each frame here (so decoding scales
+//! with the executors) and sends the typed request to the sequencer;
+//! replies and notifications come back through a bounded outbox and are
+//! written in the order they were queued. Reading and writing are pumped by
+//! one hand-written poll loop ([`Connection::poll_input`])
 //! so that a slow reader never stalls the writer and no future is ever dropped
 //! half-way through a socket operation. The stream is plain TCP or TLS; the
 //! loop only needs `AsyncRead + AsyncWrite`.

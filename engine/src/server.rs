@@ -1,7 +1,8 @@
 //! Starting the standalone server: one glommio executor per configured core,
 //! each accepting client connections on the shared client port
-//! (SO_REUSEPORT spreads them), and the node with its driver and the log
-//! task on executor 0.
+//! (SO_REUSEPORT) and serving those placed on it — the fewest live
+//! connections, executor 0 on a tie ([`crate::placement`]) — and the node with its
+//! driver and the log task on executor 0.
 //!
 //! ```text
 //! executor 0: listener, connections ─┐
@@ -319,7 +320,7 @@ fn start_driver(
 }
 
 /// What an executor's listeners share: where connections go, how many each
-/// address has, and which executor serves each (`placement`).
+/// address has, and which executor serves each ([`crate::placement`]).
 struct Listeners {
     config: Arc<Config>,
     to_sequencer: async_channel::Sender<ToSequencer>,
