@@ -53,6 +53,7 @@ import org.apache.curator.x.discovery.ServiceDiscoveryBuilder;
 import org.apache.curator.x.discovery.ServiceInstance;
 import org.apache.zookeeper.AddWatchMode;
 import org.apache.zookeeper.CreateMode;
+import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.Watcher;
 import org.apache.zookeeper.ZooDefs;
 import org.apache.zookeeper.ZooKeeper;
@@ -228,7 +229,16 @@ public final class CuratorChecks {
         holder.release();
         check(other.acquire(WAIT_SECONDS, TimeUnit.SECONDS), "contender acquires after release");
         other.release();
-        checkEqual(0, setup.getChildren().forPath(lockPath).size(), "lock nodes left after release");
+        // Curator creates the lock's parent as a container: once empty, the
+        // server's container reaper may already have removed it (it did,
+        // against ZooKeeper 3.8, with znode.container.checkIntervalMs=200).
+        int left;
+        try {
+            left = setup.getChildren().forPath(lockPath).size();
+        } catch (KeeperException.NoNodeException reaped) {
+            left = 0;
+        }
+        checkEqual(0, left, "lock nodes left after release");
         ok("re-entrancy and timed refusal");
     }
 
