@@ -61,14 +61,7 @@ class Member(Server):
 
     def mode(self):
         """srvr's Mode (None while not serving or not answering)."""
-        try:
-            text = zkwire.four_letter_word(self.port, "srvr", timeout=1.0)
-        except (OSError, zkwire.ConnectionClosed, TimeoutError):
-            return None
-        for line in text.splitlines():
-            if line.startswith("Mode: "):
-                return line[len("Mode: "):].strip()
-        return None
+        return zkwire.mode(self.port)
 
 
 class Ensemble:
