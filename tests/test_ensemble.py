@@ -61,14 +61,7 @@ class Member(Server):
 
     def mode(self):
         """srvr's Mode (None while not serving or not answering)."""
-        try:
-            text = zkwire.four_letter_word(self.port, "srvr", timeout=1.0)
-        except (OSError, zkwire.ConnectionClosed, TimeoutError):
-            return None
-        for line in text.splitlines():
-            if line.startswith("Mode: "):
-                return line[len("Mode: "):].strip()
-        return None
+        return zkwire.mode(self.port)
 
 
 class Ensemble:
@@ -563,6 +556,14 @@ def _flip_a_byte_of(member, needles):
     raise AssertionError(f"none of the acknowledged values is in a log of server {member.sid}")
 
 
+def _mntr(member):
+    """mntr's key-value lines, and the whole answer (a server that serves
+    nobody answers ZooKeeper's line, which has no tab, before
+    ferrokeeper's own zk_fk_recovering)."""
+    text = zkwire.four_letter_word(member.port, "mntr", timeout=2.0)
+    return dict(line.split("\t", 1) for line in text.splitlines() if "\t" in line), text
+
+
 @pytest.mark.skipif(IS_ZK, reason="ZooKeeper has no such recovery: it refuses to start on a "
                     "corrupt log, or votes as if it held the lost records (Alagappan et al., FAST 2018)")
 @pytest.mark.deadline(150)
@@ -575,7 +576,8 @@ def test_a_damaged_follower_recovers_lost_writes_from_its_peers_and_never_votes_
     formed for seconds of elections — a leader from D and T would lose the
     writes. (b) L returns: a leader is elected, every server holds every
     acknowledged write, D's marker is gone, and D is a voter again: with L
-    stopped once more, D and T elect a leader."""
+    stopped once more, D and T elect a leader. mntr's zk_fk_recovering is 1
+    on D while it cannot serve, 0 on T, and 0 on D once it has synced."""
     ens = Ensemble().start()
     try:
         leader = ens.leader()
@@ -606,6 +608,11 @@ def test_a_damaged_follower_recovers_lost_writes_from_its_peers_and_never_votes_
                 f"a leader formed without the acknowledged writes ({needle!r} damaged): {modes}\n"
                 f"{damaged.log_tail(20)}\n{paused.log_tail(20)}")
             time.sleep(0.1)
+        metrics, text = _mntr(damaged)
+        assert metrics.get("zk_fk_recovering") == "1", text
+        assert "not currently serving requests" in text, text
+        metrics, text = _mntr(paused)
+        assert metrics.get("zk_fk_recovering") == "0", text
 
         # (b) The other holder returns.
         leader.launch()
@@ -624,6 +631,9 @@ def test_a_damaged_follower_recovers_lost_writes_from_its_peers_and_never_votes_
         while os.path.exists(marker) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not os.path.exists(marker), "the recovering marker is removed"
+        metrics, text = _mntr(damaged)
+        assert metrics.get("zk_fk_recovering") == "0", text
+        assert metrics.get("zk_server_state") in ("leader", "follower"), text
         assert_equal_digests(ens.members.values())
         leader.stop()
         ens.wait_settled(timeout=40)

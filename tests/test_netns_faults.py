@@ -118,14 +118,9 @@ class NsMember(Server):
         _live_processes.append(self.proc)
 
     def mode(self):
-        try:
-            text = zkwire.four_letter_word(self.port, "srvr", timeout=1.0, host=self.host)
-        except (OSError, zkwire.ConnectionClosed, TimeoutError):
-            return None
-        for line in text.splitlines():
-            if line.startswith("Mode: "):
-                return line[len("Mode: "):].strip()
-        return None
+        """srvr's Mode at the member's namespace address (None while not
+        serving or not answering)."""
+        return zkwire.mode(self.port, host=self.host)
 
 
 class Ensemble:

@@ -690,3 +690,18 @@ def four_letter_word(port, word, timeout=5.0, host="127.0.0.1"):
                 break
             out += chunk
         return out.decode("utf-8", errors="replace")
+
+
+def mode(port, host="127.0.0.1", timeout=1.0):
+    """srvr's "Mode:" (standalone, leader, follower, observer...), or None
+    while the server does not serve (srvr then has no Mode line) or does not
+    answer at all (refused, reset, or silent for `timeout` seconds): tests
+    poll it while servers start, stop and elect."""
+    try:
+        text = four_letter_word(port, "srvr", timeout=timeout, host=host)
+    except (OSError, ConnectionClosed, TimeoutError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("Mode: "):
+            return line[len("Mode: "):].strip()
+    return None

@@ -365,18 +365,12 @@ impl Driver {
                 Level::Warn => warn!("{line}"),
                 Level::Error => error!("{line}"),
             },
-            action @ (Action::ElectionSend { .. }
-            | Action::ConnectToLeader { .. }
-            | Action::PeerSend { .. }
-            | Action::PeerClose { .. }
-            | Action::PersistEpoch { .. }
-            | Action::TruncateLog { .. }
-            | Action::Reload
-            | Action::ClearRecovering) => self.carry_out_peer(action),
+            action if action.is_ensemble_only() => self.carry_out_peer(action),
+            other => unreachable!("a standalone action without its arm above: {other:?}"),
         }
     }
 
-    /// Ensemble actions.
+    /// Ensemble actions ([`Action::is_ensemble_only`]).
     fn carry_out_peer(&mut self, action: Action) {
         let Some(peers) = self.peers.clone() else {
             error!(

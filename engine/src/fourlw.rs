@@ -184,6 +184,13 @@ pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving 
 pub fn render(word: &str, s: &Snapshot) -> String {
     let needs_a_serving_server = !matches!(word, "ruok" | "conf" | "envi" | "isro");
     if needs_a_serving_server && !s.node.serving {
+        // ZooKeeper's line first, for tools that look for it; then mntr's
+        // zk_fk_recovering, which is why a server recovering lost records
+        // (protocol-aware recovery) serves nobody: operators must see it
+        // while it lasts, not once the server serves again.
+        if word == "mntr" {
+            return format!("{NOT_SERVING}{}", recovering_line(s));
+        }
         return NOT_SERVING.to_string();
     }
     match word {
@@ -320,11 +327,21 @@ fn monitor(s: &Snapshot) -> String {
             )
         })
         .collect();
-    rows.into_iter()
+    let mut out: String = rows
+        .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .chain(executors)
         .map(|(k, v)| format!("{k}\t{v}\n"))
-        .collect()
+        .collect();
+    out.push_str(&recovering_line(s));
+    out
+}
+
+/// ferrokeeper's own mntr line: 1 while the server recovers records its
+/// log lost to damage (wal's "recovering" marker, until it has synchronised
+/// from an established leader; it neither votes nor serves meanwhile), else 0.
+fn recovering_line(s: &Snapshot) -> String {
+    format!("zk_fk_recovering\t{}\n", u8::from(s.node.recovering))
 }
 
 fn key_values(rows: &[(String, String)]) -> String {
@@ -417,5 +434,33 @@ mod tests {
         assert!(text.contains("zk_znode_count\t4\n"), "{text}");
         assert!(text.contains("zk_server_state\tstandalone\n"));
         assert!(text.lines().all(|l| l.split('\t').count() == 2));
+    }
+
+    #[test]
+    fn mntr_says_whether_the_server_recovers_lost_records_serving_or_not() {
+        // zk_fk_recovering is 0 on a serving server, 1 while a damaged one
+        // recovers (and so does not serve: ZooKeeper's line comes first),
+        // and 0 on one that merely has no quorum.
+        let report = |serving, recovering| Snapshot {
+            node: NodeReport {
+                mode: if serving { "follower" } else { "looking" },
+                serving,
+                recovering,
+                ..NodeReport::default()
+            },
+            ..Snapshot::default()
+        };
+        let serving = render("mntr", &report(true, false));
+        assert!(serving.ends_with("zk_fk_recovering\t0\n"), "{serving}");
+        assert!(serving.contains("zk_server_state\tfollower\n"));
+        assert_eq!(
+            render("mntr", &report(false, true)),
+            format!("{NOT_SERVING}zk_fk_recovering\t1\n")
+        );
+        assert_eq!(
+            render("mntr", &report(false, false)),
+            format!("{NOT_SERVING}zk_fk_recovering\t0\n")
+        );
+        assert_eq!(render("srvr", &report(false, true)), NOT_SERVING);
     }
 }

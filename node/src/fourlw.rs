@@ -35,6 +35,11 @@ pub struct NodeReport {
     pub observers: usize,
     pub synced_followers: usize,
     pub pending_syncs: usize,
+    /// Protocol-aware recovery: the log lost records to damage (wal's
+    /// "recovering" marker) and the node has not yet synchronised from an
+    /// established leader, so it counts in no quorum and serves nobody.
+    /// False again from the sync on ([`crate::Node::recovering`]).
+    pub recovering: bool,
     pub server_id: u8,
     pub latency_min_ms: u64,
     pub latency_avg_ms: f64,
@@ -127,6 +132,7 @@ pub(crate) fn gather(node: &Node, word: &str) -> NodeReport {
         observers,
         synced_followers,
         pending_syncs,
+        recovering: node.recovering().is_some(),
         server_id: node.settings().server_id,
         latency_min_ms: stats.latency_min_ms(),
         latency_avg_ms: stats.latency_avg_ms(),

@@ -271,3 +271,113 @@ pub enum Action {
     /// it: until it is durable, a restart only abstains once more.
     ClearRecovering,
 }
+
+impl Action {
+    /// Whether only a member of an ensemble is ever asked for this action:
+    /// the election and quorum-port traffic, the epoch files, and the log
+    /// surgery a learner's sync needs (truncate, reload, the recovering
+    /// marker). A standalone node never asks for one; its drivers hold it to
+    /// that (the engine logs and ignores such an action, the simulator
+    /// reports a contract violation) and hand the rest to their peer code.
+    ///
+    /// The one list of ensemble actions: the match has no wildcard, so a new
+    /// action must be classified here before anything compiles.
+    pub fn is_ensemble_only(&self) -> bool {
+        match self {
+            Action::ElectionSend { .. }
+            | Action::ConnectToLeader { .. }
+            | Action::PeerSend { .. }
+            | Action::PeerClose { .. }
+            | Action::PersistEpoch { .. }
+            | Action::TruncateLog { .. }
+            | Action::Reload
+            | Action::ClearRecovering => true,
+            Action::Send { .. }
+            | Action::Close { .. }
+            | Action::Append { .. }
+            | Action::SnapshotBegin { .. }
+            | Action::SnapshotChunk { .. }
+            | Action::SnapshotEnd
+            | Action::Purge { .. }
+            | Action::FourLetterWord { .. }
+            | Action::Log { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replication::ServerState;
+
+    /// Proves `is_ensemble_only` names exactly the peer, epoch and sync
+    /// actions, and none a standalone server carries out.
+    #[test]
+    fn only_peer_epoch_and_sync_actions_are_ensemble_only() {
+        let notification = Notification {
+            state: ServerState::Looking,
+            leader: 1,
+            zxid: 0x1_0000_0005,
+            election_epoch: 1,
+            peer_epoch: 1,
+            version: 2,
+            config: Bytes::new(),
+        };
+        let ensemble = [
+            Action::ElectionSend {
+                to: 2,
+                notification,
+            },
+            Action::ConnectToLeader { sid: 1 },
+            Action::PeerSend {
+                link: 7,
+                packet: Bytes::from_static(b"packet"),
+            },
+            Action::PeerClose { link: 7 },
+            Action::PersistEpoch {
+                kind: EpochKind::Accepted,
+                epoch: 3,
+            },
+            Action::TruncateLog {
+                zxid: 0x1_0000_0002,
+            },
+            Action::Reload,
+            Action::ClearRecovering,
+        ];
+        let standalone = [
+            Action::Send {
+                conn: 1,
+                bytes: vec![0; 16],
+                replies: 1,
+            },
+            Action::Close { conn: 1 },
+            Action::Append {
+                records: vec![LogRecord {
+                    zxid: 0x1_0000_0001,
+                    payload: Bytes::from_static(b"txn"),
+                }],
+                roll_first: false,
+            },
+            Action::SnapshotBegin {
+                zxid: 0x1_0000_0001,
+            },
+            Action::SnapshotChunk { bytes: vec![1, 2] },
+            Action::SnapshotEnd,
+            Action::Purge { retain: 3 },
+            Action::FourLetterWord {
+                request: 4,
+                report: Box::default(),
+            },
+            Action::Log {
+                level: Level::Info,
+                line: "hello".into(),
+            },
+        ];
+        for action in &ensemble {
+            assert!(action.is_ensemble_only(), "{action:?}");
+        }
+        for action in &standalone {
+            assert!(!action.is_ensemble_only(), "{action:?}");
+        }
+    }
+}

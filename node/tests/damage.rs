@@ -99,11 +99,16 @@ fn voting_as_if_the_lost_records_were_held_loses_acknowledged_writes() {
 fn the_damaged_server_recovers_from_a_leader_the_others_elect_and_votes_again() {
     // Server 3 returns: 2 and 3 elect 3 (1 abstains), 1 synchronises from
     // it, clears its marker at UPTODATE and holds every acknowledged write.
-    // Then 3 stops: 1 and 2 elect a leader — 1 is a voter again.
+    // Then 3 stops: 1 and 2 elect a leader — 1 is a voter again. The
+    // four-letter-word report (mntr's zk_fk_recovering) says recovering
+    // exactly while the marker holds.
     let (mut cluster, acked) = damaged_ensemble();
     cluster.start(1);
     cluster.start(2);
     cluster.advance(Duration::from_secs(2), Duration::from_millis(50));
+    let report = cluster.four_letter_word(1, "mntr");
+    assert!(report.recovering && !report.serving, "{report:?}");
+    assert!(!cluster.four_letter_word(2, "mntr").recovering);
     cluster.start(3);
     assert!(
         cluster.until(SECONDS_10, Cluster::settled),
@@ -126,6 +131,8 @@ fn the_damaged_server_recovers_from_a_leader_the_others_elect_and_votes_again() 
         cluster.servers[&1].disk.recovering, None,
         "marker cleared on disk"
     );
+    let report = cluster.four_letter_word(1, "mntr");
+    assert!(!report.recovering && report.serving, "{report:?}");
     assert!(cluster
         .log_lines
         .iter()

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
+use node::fourlw::NodeReport;
 use node::{
     Action, AppendLimits, ConnId, EnsembleSettings, EpochKind, Input, LinkId, LogRecord, Node, Now,
     Peer, Recovered, RequestFrame, Settings,
@@ -126,6 +127,9 @@ pub struct Cluster {
     pub refuse_next_learner: bool,
     /// A replication bug reintroduced in every node started from now on.
     pub mutation: Option<replication::Mutation>,
+    /// Four-letter-word reports answered and not yet taken: (server, request).
+    reports: BTreeMap<(Sid, u64), NodeReport>,
+    next_report: u64,
 }
 
 pub fn ensemble(voters: u64, observers: u64) -> Ensemble {
@@ -172,6 +176,8 @@ impl Cluster {
             crash_queue: Vec::new(),
             refuse_next_learner: false,
             mutation: None,
+            reports: BTreeMap::new(),
+            next_report: 1,
         };
         for sid in 1..=voters + observers {
             cluster.servers.insert(
@@ -363,10 +369,25 @@ impl Cluster {
                     result: Ok(node::PurgeReport::default()),
                 },
             )),
-            Action::FourLetterWord { .. } => {}
+            Action::FourLetterWord { request, report } => {
+                self.reports.insert((sid, request), *report);
+            }
             Action::Log { line, .. } => self.log_lines.push((sid, line)),
             other => self.carry_out_peer(sid, other),
         }
+    }
+
+    /// What server `sid` (up) reports for four-letter word `word`: asked and
+    /// answered within the step (not for the watch words, whose copy takes
+    /// several turns).
+    pub fn four_letter_word(&mut self, sid: Sid, word: &str) -> NodeReport {
+        let request = self.next_report;
+        self.next_report += 1;
+        let word = word.to_string();
+        self.feed(sid, Input::FourLetterWord { request, word });
+        self.reports
+            .remove(&(sid, request))
+            .expect("the node answers a four-letter word in the same step")
     }
 
     /// The snapshot being written reaches the disk and is reported sealed.

@@ -37,16 +37,23 @@ impl Server {
         }
         running.snapshot.push_back(work);
         if !running.snapshot_event_pending {
-            running.snapshot_event_pending = true;
-            let latency = snapshot_latency(self.slow_disk, cx);
-            cx.after(
-                latency,
-                Event::SnapshotOp {
-                    server: self.sid,
-                    boot: self.boot,
-                },
-            );
+            self.schedule_snapshot_op(cx);
         }
+    }
+
+    /// Schedules the writer's next piece of work (one `SnapshotOp` event
+    /// pending at a time), after a disk latency drawn now.
+    fn schedule_snapshot_op(&mut self, cx: &mut Context) {
+        let running = self.running.as_mut().expect("acting while up");
+        running.snapshot_event_pending = true;
+        let latency = snapshot_latency(self.slow_disk, cx);
+        cx.after(
+            latency,
+            Event::SnapshotOp {
+                server: self.sid,
+                boot: self.boot,
+            },
+        );
     }
 
     /// The snapshot writer finished its next piece of work.
@@ -109,15 +116,7 @@ impl Server {
             return;
         };
         if !running.snapshot.is_empty() {
-            running.snapshot_event_pending = true;
-            let latency = snapshot_latency(self.slow_disk, cx);
-            cx.after(
-                latency,
-                Event::SnapshotOp {
-                    server: self.sid,
-                    boot: self.boot,
-                },
-            );
+            self.schedule_snapshot_op(cx);
         }
         self.step(cx, input);
     }

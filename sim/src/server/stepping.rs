@@ -126,16 +126,7 @@ impl Server {
             }
             // A standalone node has no peers: the engine logs and ignores
             // these, the simulator holds the node to its contract.
-            action @ (Action::ElectionSend { .. }
-            | Action::ConnectToLeader { .. }
-            | Action::PeerSend { .. }
-            | Action::PeerClose { .. }
-            | Action::PersistEpoch { .. }
-            | Action::TruncateLog { .. }
-            | Action::Reload
-            | Action::ClearRecovering)
-                if self.member.is_none() =>
-            {
+            action if action.is_ensemble_only() && self.member.is_none() => {
                 cx.violation(Violation::ActionContract {
                     server: sid,
                     rule: format!(
