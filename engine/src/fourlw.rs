@@ -184,11 +184,11 @@ pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving 
 pub fn render(word: &str, s: &Snapshot) -> String {
     let needs_a_serving_server = !matches!(word, "ruok" | "conf" | "envi" | "isro");
     if needs_a_serving_server && !s.node.serving {
-        // ZooKeeper's line first, for tools that look for it; then mntr's
-        // zk_fk_recovering, which is why a server recovering lost records
-        // (protocol-aware recovery) serves nobody: operators must see it
-        // while it lasts, not once the server serves again.
-        if word == "mntr" {
+        // ZooKeeper's answer, exactly, unless the server recovers lost
+        // records (protocol-aware recovery): then mntr adds
+        // zk_fk_recovering 1 after ZooKeeper's line, since that is why it
+        // serves nobody and operators must see it while it lasts.
+        if word == "mntr" && s.node.recovering {
             return format!("{NOT_SERVING}{}", recovering_line(s));
         }
         return NOT_SERVING.to_string();
@@ -439,8 +439,8 @@ mod tests {
     #[test]
     fn mntr_says_whether_the_server_recovers_lost_records_serving_or_not() {
         // zk_fk_recovering is 0 on a serving server, 1 while a damaged one
-        // recovers (and so does not serve: ZooKeeper's line comes first),
-        // and 0 on one that merely has no quorum.
+        // recovers (and so does not serve: ZooKeeper's line comes first);
+        // one that merely has no quorum answers exactly as ZooKeeper does.
         let report = |serving, recovering| Snapshot {
             node: NodeReport {
                 mode: if serving { "follower" } else { "looking" },
@@ -457,10 +457,7 @@ mod tests {
             render("mntr", &report(false, true)),
             format!("{NOT_SERVING}zk_fk_recovering\t1\n")
         );
-        assert_eq!(
-            render("mntr", &report(false, false)),
-            format!("{NOT_SERVING}zk_fk_recovering\t0\n")
-        );
+        assert_eq!(render("mntr", &report(false, false)), NOT_SERVING);
         assert_eq!(render("srvr", &report(false, true)), NOT_SERVING);
     }
 }
