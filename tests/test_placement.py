@@ -8,6 +8,7 @@ live connections per executor as zk_fk_connections_executor_N, counting the
 connection that asks. ferrokeeper's own behaviour: skipped against ZooKeeper.
 """
 
+import os
 import time
 
 import pytest
@@ -73,3 +74,45 @@ def test_a_lone_client_is_served_beside_the_node_and_clients_spread_evenly(make_
         for c in clients:
             c.close()
     wait_for_executors(srv, [1, 0])
+
+
+def executor_cpus(pid):
+    """The CPUs each fk-core-N thread of the process may run on, by N."""
+    cpus = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/comm") as f:
+            name = f.read().strip()
+        if not name.startswith("fk-core-"):
+            continue
+        with open(f"/proc/{pid}/task/{task}/status") as f:
+            allowed = next(line.split(":", 1)[1].strip() for line in f if line.startswith("Cpus_allowed_list"))
+        cpus[int(name.split("-")[2])] = allowed
+    return cpus
+
+
+def cpu_list(cpus):
+    """/proc's Cpus_allowed_list form of a set of CPUs ("0-1", "0,2")."""
+    ranges, cpus = [], sorted(cpus)
+    start = prev = cpus[0]
+    for cpu in cpus[1:] + [None]:
+        if cpu is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        ranges.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if cpu is not None:
+            start = prev = cpu
+    return ",".join(ranges)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or len(os.sched_getaffinity(0)) != os.cpu_count(),
+                    reason="needs two or more CPUs, all of them allowed to this process")
+def test_executors_are_pinned_only_when_they_take_the_whole_machine(make_server):
+    """One executor per CPU (cores = CPUs): executor N is pinned to CPU N.
+    Fewer executors (several servers on one host, cores=1 each): they float on
+    every CPU — pinned, three such servers once all ran on CPU 0 while CPU 1
+    idled."""
+    machine = sorted(os.sched_getaffinity(0))
+    whole = make_server(**{"ferrokeeper.cores": str(len(machine))})
+    assert executor_cpus(whole.proc.pid) == {i: str(cpu) for i, cpu in enumerate(machine)}
+    small = make_server(**{"ferrokeeper.cores": "1"})
+    assert executor_cpus(small.proc.pid) == {0: cpu_list(machine)}

@@ -1,8 +1,9 @@
 //! Starting the standalone server: one glommio executor per configured core,
 //! each accepting client connections on the shared client port
 //! (SO_REUSEPORT) and serving those placed on it — the fewest live
-//! connections, executor 0 on a tie ([`crate::placement`]) — and the node with its
-//! driver and the log task on executor 0.
+//! connections, executor 0 on a tie ([`crate::placement`]) — and the node
+//! with its driver and the log task on executor 0. Executors are pinned to
+//! CPUs only when they take the whole machine (`placement::pinned_cpu`).
 //!
 //! ```text
 //! executor 0: listener, connections ─┐
@@ -28,7 +29,7 @@ use crate::driver::{Completion, Driver, COMPLETIONS_MAX};
 use crate::log_stage::{log_channels, spawn_disk_log, DiskLogSettings, LogEnd, LogHandle};
 use crate::messages::{ToSequencer, INBOX_MESSAGES_MAX};
 use crate::peers::{Peers, PEER_EVENTS_MAX};
-use crate::placement::{ExecutorLoads, Handoff, HANDOFFS_MAX};
+use crate::placement::{pinned_cpu, ExecutorLoads, Handoff, HANDOFFS_MAX};
 use crate::storage::{self, Recovered, StorageError};
 use crate::tls::{TlsError, TlsServer};
 use wal::LogTail;
@@ -141,15 +142,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .map(|_| async_channel::bounded::<Handoff>(HANDOFFS_MAX))
         .unzip();
     arrivals.reverse();
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The CPUs this process may run on (its affinity mask) and the machine's.
+    let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let online = glommio::CpuSet::online().map_or(allowed, |cpus| cpus.len());
     // Whether every listener is bound, reported once by each executor.
     let (bound_sender, bound) = std::sync::mpsc::channel::<Result<usize, ServerError>>();
     let mut handles = Vec::new();
     for index in 0..config.cores {
-        let placement = if config.cores <= cpus {
-            Placement::Fixed(index)
-        } else {
-            Placement::Unbound
+        let placement = match pinned_cpu(index, config.cores, allowed, online) {
+            Some(cpu) => Placement::Fixed(cpu),
+            None => Placement::Unbound,
         };
         let config = Arc::clone(&config);
         let to_sequencer = to_sequencer.clone();
