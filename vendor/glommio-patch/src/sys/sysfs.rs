@@ -139,7 +139,14 @@ impl BlockDevice {
             max_sectors_size: max_sectors_kb << 10,
             max_segment_size,
             cache,
-            iopoll: None,
+            // ferrokeeper patch (PATCH.md): a device without poll queues
+            // (queue/io_poll 0) gets no poll ring. The kernel accepts
+            // IOPOLL there and completes by interrupt, so polling would only
+            // keep the executor spinning for the whole I/O. Unknown: probe.
+            iopoll: match read_to_string(queue.join("io_poll")) {
+                Ok(v) if v.trim() == "0" => Some(false),
+                _ => None,
+            },
             subcomponents,
         }
     }
