@@ -145,6 +145,11 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     // The CPUs this process may run on (its affinity mask) and the machine's.
     let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
     let online = glommio::CpuSet::online().map_or(allowed, |cpus| cpus.len());
+    // A pinned executor owns its CPU and may poll the disk for completions;
+    // floating ones share CPUs (other servers, the kernel worker finishing
+    // the write) and must sleep instead (vendor/glommio-patch/PATCH.md).
+    let pinned = pinned_cpu(0, config.cores, allowed, online).is_some();
+    glommio::allow_io_polling_without_poll_queues(pinned);
     // Whether every listener is bound, reported once by each executor.
     let (bound_sender, bound) = std::sync::mpsc::channel::<Result<usize, ServerError>>();
     let mut handles = Vec::new();

@@ -457,6 +457,23 @@ pub use crate::{
     sys::hardware_topology::CpuLocation,
 };
 pub use enclose::enclose;
+
+// ferrokeeper patch (PATCH.md): whether a block device without poll queues
+// may still get the poll ring (glommio's own behaviour, the default).
+static IO_POLLING_WITHOUT_POLL_QUEUES: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
+
+/// Whether executors created from now on may poll (IOPOLL) files on block
+/// devices that have no poll queues (`queue/io_poll` 0). Polling there spins
+/// the executor for the whole I/O, since the kernel completes it by
+/// interrupt: worth it only on a CPU the executor owns. Default: allowed.
+pub fn allow_io_polling_without_poll_queues(allowed: bool) {
+    IO_POLLING_WITHOUT_POLL_QUEUES.store(allowed, std::sync::atomic::Ordering::Relaxed);
+}
+
+pub(crate) fn io_polling_without_poll_queues() -> bool {
+    IO_POLLING_WITHOUT_POLL_QUEUES.load(std::sync::atomic::Ordering::Relaxed)
+}
 pub use scopeguard::defer;
 use sketches_ddsketch::DDSketch;
 use std::{

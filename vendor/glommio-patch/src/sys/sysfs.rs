@@ -139,12 +139,15 @@ impl BlockDevice {
             max_sectors_size: max_sectors_kb << 10,
             max_segment_size,
             cache,
-            // ferrokeeper patch (PATCH.md): a device without poll queues
-            // (queue/io_poll 0) gets no poll ring. The kernel accepts
-            // IOPOLL there and completes by interrupt, so polling would only
-            // keep the executor spinning for the whole I/O. Unknown: probe.
+            // ferrokeeper patch (PATCH.md): unless allowed, a device without
+            // poll queues (queue/io_poll 0) gets no poll ring. The kernel
+            // accepts IOPOLL there and completes by interrupt, so polling
+            // only keeps the executor spinning for the whole I/O. Unknown:
+            // probe, as glommio does.
             iopoll: match read_to_string(queue.join("io_poll")) {
-                Ok(v) if v.trim() == "0" => Some(false),
+                Ok(v) if v.trim() == "0" && !crate::io_polling_without_poll_queues() => {
+                    Some(false)
+                }
                 _ => None,
             },
             subcomponents,
