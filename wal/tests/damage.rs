@@ -36,20 +36,6 @@ fn recover<R: ReadFs>(data: &MemFs, log: R) -> Result<(Vec<LogRecord>, wal::LogT
     Ok((records, reader.finish()?))
 }
 
-fn check_run(
-    records: &[LogRecord],
-    run_id: u8,
-    zxids: std::ops::RangeInclusive<i64>,
-    base_len: usize,
-) {
-    let expected: Vec<(i64, Vec<u8>)> = zxids.map(|z| (z, payload(run_id, z, base_len))).collect();
-    let got: Vec<(i64, Vec<u8>)> = records
-        .iter()
-        .map(|r| (r.zxid, r.payload.clone()))
-        .collect();
-    assert_eq!(got, expected);
-}
-
 fn segments(fs: &MemFs) -> Vec<String> {
     let mut names: Vec<String> = LogFs::list(fs)
         .unwrap()

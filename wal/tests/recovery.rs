@@ -5,20 +5,6 @@ mod common;
 use common::*;
 use wal::{LogFs, MemFs, StdFs, WalError, SEGMENT_HEADER_BYTES};
 
-fn check_run(
-    records: &[wal::LogRecord],
-    run_id: u8,
-    zxids: std::ops::RangeInclusive<i64>,
-    base_len: usize,
-) {
-    let expected: Vec<(i64, Vec<u8>)> = zxids.map(|z| (z, payload(run_id, z, base_len))).collect();
-    let got: Vec<(i64, Vec<u8>)> = records
-        .iter()
-        .map(|r| (r.zxid, r.payload.clone()))
-        .collect();
-    assert_eq!(got, expected);
-}
-
 // Records written across many segments come back in order on a real
 // directory, and the writer continues where recovery says.
 #[test]

@@ -30,6 +30,22 @@ pub fn payload(run: u8, zxid: i64, base_len: usize) -> Vec<u8> {
     bytes
 }
 
+/// Asserts that `records` are exactly run `run_id`'s records `zxids`, in
+/// order, with the payloads [`payload`] gives them.
+pub fn check_run(
+    records: &[wal::LogRecord],
+    run_id: u8,
+    zxids: std::ops::RangeInclusive<i64>,
+    base_len: usize,
+) {
+    let expected: Vec<(i64, Vec<u8>)> = zxids.map(|z| (z, payload(run_id, z, base_len))).collect();
+    let got: Vec<(i64, Vec<u8>)> = records
+        .iter()
+        .map(|r| (r.zxid, r.payload.clone()))
+        .collect();
+    assert_eq!(got, expected);
+}
+
 /// Small segments (4 KiB header + 12 KiB of records) so runs cross many.
 pub fn small_config(seed: u64) -> WriterConfig {
     WriterConfig {
