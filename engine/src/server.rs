@@ -361,6 +361,16 @@ impl Listeners {
         Ok((plain, secure))
     }
 
+    /// The per-address counts of the port a connection came in on
+    /// (ZooKeeper's plain and secure factories count apart).
+    fn counts(&self, secure: bool) -> &Arc<ConnectionCounts> {
+        if secure {
+            &self.secure_counts
+        } else {
+            &self.counts
+        }
+    }
+
     /// Accepts on both ports, and serves the connections placed on this
     /// executor, until the executor stops.
     async fn serve(self, (plain, secure): (TcpListener, Option<TcpListener>)) {
@@ -413,11 +423,7 @@ impl Listeners {
         secure: bool,
         settings: &ConnectionSettings,
     ) {
-        let counts = if secure {
-            &self.secure_counts
-        } else {
-            &self.counts
-        };
+        let counts = self.counts(secure);
         loop {
             let accepted = match listener.shared_accept().await {
                 Ok(accepted) => accepted,
@@ -472,11 +478,7 @@ impl Listeners {
     ) {
         let settings = settings.clone();
         let to_sequencer = self.to_sequencer.clone();
-        let counts = Arc::clone(if secure {
-            &self.secure_counts
-        } else {
-            &self.counts
-        });
+        let counts = Arc::clone(self.counts(secure));
         let loads = Arc::clone(&self.loads);
         let index = self.index;
         // Latency matters more than packet count: replies go out as soon as they are queued.
