@@ -95,6 +95,36 @@ pub fn pinned_cpu(index: usize, executors: usize, allowed: usize, online: usize)
     (executors == online && allowed == online).then_some(index)
 }
 
+/// How many CPUs this process's affinity mask allows, from
+/// /proc/self/status (`Cpus_allowed_list`). Not `available_parallelism`,
+/// which also counts a cgroup CPU quota: a quota limits time, not which
+/// CPUs a pinned executor may use.
+pub fn allowed_cpus() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let list = status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))?;
+    count_cpu_list(list.trim())
+}
+
+/// The CPUs in a kernel CPU list ("0-3,8,10-11"), or `None` if it is not one.
+fn count_cpu_list(list: &str) -> Option<usize> {
+    let mut count = 0;
+    for part in list.split(',') {
+        count += match part.split_once('-') {
+            Some((first, last)) => {
+                let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
+                last.checked_sub(first)? + 1
+            }
+            None => {
+                part.parse::<usize>().ok()?;
+                1
+            }
+        };
+    }
+    Some(count)
+}
+
 /// An accepted connection on its way to the executor that will serve it.
 #[derive(Debug)]
 pub struct Handoff {
@@ -156,6 +186,20 @@ mod tests {
         // taskset narrowed the process: CPU 0 may be outside the mask.
         assert_eq!(pinned_cpu(0, 1, 1, 2), None);
         assert_eq!(pinned_cpu(0, 2, 2, 4), None);
+    }
+
+    #[test]
+    fn cpu_lists_are_counted_as_the_kernel_writes_them() {
+        assert_eq!(count_cpu_list("0"), Some(1));
+        assert_eq!(count_cpu_list("0-1"), Some(2));
+        assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
+        assert_eq!(count_cpu_list(""), None);
+        assert_eq!(count_cpu_list("3-1"), None);
+        assert_eq!(count_cpu_list("x"), None);
+        assert!(
+            allowed_cpus().is_some_and(|n| n >= 1),
+            "this process's own mask"
+        );
     }
 
     #[test]

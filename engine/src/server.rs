@@ -143,7 +143,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .unzip();
     arrivals.reverse();
     // The CPUs this process may run on (its affinity mask) and the machine's.
-    let allowed = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let allowed = crate::placement::allowed_cpus()
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let online = glommio::CpuSet::online().map_or(allowed, |cpus| cpus.len());
     // A pinned executor owns its CPU and may poll the disk for completions;
     // floating ones share CPUs (other servers, the kernel worker finishing
