@@ -42,8 +42,8 @@ def wait_for_executors(srv, expected, deadline_s=10.0):
     raise AssertionError(f"mntr shows {seen} connections per executor, expected {expected}")
 
 
-def test_a_lone_client_is_served_beside_the_node_and_clients_spread_evenly(make_server):
-    """With two executors: a lone session lands on executor 0; each next
+def test_a_lone_client_is_served_beside_the_node_and_clients_spread_evenly(make_server, make_kazoo):
+    """With two executors: a lone kazoo session lands on executor 0; each next
     connection goes where fewer are served (ties to executor 0), whichever
     executor the kernel had accept it; a closed connection frees its place; and
     every session works wherever it landed, including handed-off ones."""
@@ -51,27 +51,29 @@ def test_a_lone_client_is_served_beside_the_node_and_clients_spread_evenly(make_
     wait_for_executors(srv, [1, 0])  # the asking connection alone
     clients = []
     try:
-        clients.append(w.connected(srv.port, timeout_ms=30000))
+        clients.append(make_kazoo(srv))
         wait_for_executors(srv, [1, 1])  # the session on 0, mntr's on 1
-        clients.append(w.connected(srv.port, timeout_ms=30000))
+        clients.append(make_kazoo(srv))
         wait_for_executors(srv, [2, 1])  # sessions on 0 and 1, mntr's on 0
         for _ in range(4):
-            clients.append(w.connected(srv.port, timeout_ms=30000))
+            clients.append(make_kazoo(srv))
         wait_for_executors(srv, [4, 3])  # 3 + 3 sessions, mntr's on 0 (a tie)
         for i, c in enumerate(clients):
-            assert c.create(f"/placed-{i}", b"v%d" % i)[0] == w.OK
+            c.create(f"/placed-{i}", b"v%d" % i)
         for i, c in enumerate(clients):
             for j in range(len(clients)):
-                rc, got = c.get_data(f"/placed-{j}")
-                assert rc == w.OK and got[0] == b"v%d" % j, (i, j, got)
+                assert c.get(f"/placed-{j}")[0] == b"v%d" % j, (i, j)
         # The second session was placed on executor 1; closing it frees a place there.
-        clients.pop(1).close()
+        closed = clients.pop(1)
+        closed.stop()
+        closed.close()
         wait_for_executors(srv, [3, 3])  # 3 + 2 sessions, mntr's on 1
-        clients.append(w.connected(srv.port, timeout_ms=30000))
+        clients.append(make_kazoo(srv))
         wait_for_executors(srv, [4, 3])  # the new one on 1, mntr's on 0
-        assert clients[-1].create("/placed-last")[0] == w.OK
+        clients[-1].create("/placed-last")
     finally:
         for c in clients:
+            c.stop()
             c.close()
     wait_for_executors(srv, [1, 0])
 

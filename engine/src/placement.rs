@@ -24,7 +24,8 @@
 //! ensemble of three servers with one executor each on a 2-CPU host had
 //! every executor pinned to CPU 0 while CPU 1 idled: each hop of a write
 //! waited for the CPU (scheduling delays of 0.15–0.4 ms in `perf sched
-//! timehist`), serial create through the leader p50 ≈ 790 µs. Floating
+//! timehist`); `fk-sidebyside --ensemble 3` measured serial create through
+//! the leader at p50 940–963 µs then, 580–668 µs after both fixes. Floating
 //! executors also sleep through their disk writes instead of polling for
 //! them (`server.rs`, vendor/glommio-patch/PATCH.md): a poller on a shared
 //! CPU spins for the whole write.
