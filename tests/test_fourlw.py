@@ -10,6 +10,7 @@ getWatchCount).
 """
 
 import re
+import time
 
 import pytest
 
@@ -211,9 +212,17 @@ def test_connection_counters_count_the_handshake(make_server):
     try:
         assert c.exists("/")[0] == w.OK and c.get_data("/")[0] == w.OK
         local_port = c.sock.getsockname()[1]
+        # ZooKeeper counts a response as sent after writing it, so the client
+        # can hold the reply before the counter moves (sent=2 was seen once):
+        # wait for the count, with a deadline.
         for word in ("cons", "stat"):
-            line = next((l for l in w.four_letter_word(srv.port, word).splitlines()
-                         if f"/127.0.0.1:{local_port}[" in l), None)
+            deadline = time.monotonic() + 5
+            while True:
+                line = next((l for l in w.four_letter_word(srv.port, word).splitlines()
+                             if f"/127.0.0.1:{local_port}[" in l), None)
+                if (line is not None and "recved=3,sent=3" in line) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             assert line is not None and "recved=3,sent=3" in line, (word, line)
     finally:
         c.close()
